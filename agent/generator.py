@@ -1,0 +1,285 @@
+"""Generation backends behind one seam, the ``Generator`` protocol.
+
+* ``LocalGenerator``: a transformers causal LM (optionally with a PEFT adapter) on this
+  machine. One generation runs at a time per generator (a lock), so one ``Agent`` can serve
+  several conversations from several threads; each call honours a deadline and a cancel event.
+* ``OpenAIGenerator``: any OpenAI-compatible chat-completions server (vLLM, a hosted API).
+* ``ScriptedGenerator``: replies queued with ``enqueue()``, for tests and demos without a model.
+
+``stream()`` yields text deltas; afterwards ``last_usage`` holds the token counts of that call
+(per thread). Chat templates always come from the tokenizer or the server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from agent.errors import GenerationError
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    repetition_penalty: float = 1.1
+    timeout_s: float = 120.0
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What the agent needs from a model backend."""
+
+    version: str  # the model version served (registry name or path)
+    adapter: str | None
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]: ...
+
+    @property
+    def last_usage(self) -> Usage: ...
+
+
+class _UsageMixin:
+    def __init__(self) -> None:
+        self._usage = threading.local()
+
+    @property
+    def last_usage(self) -> Usage:
+        usage: Usage = getattr(self._usage, "value", None) or Usage()
+        return usage
+
+    def _set_usage(self, usage: Usage) -> None:
+        self._usage.value = usage
+
+
+class LocalGenerator(_UsageMixin):
+    """A transformers model on this machine; generation serialized by a lock."""
+
+    def __init__(self, model: Any, tokenizer: Any, version: str = "local", adapter: str | None = None):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.version = version
+        self.adapter = adapter
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, spec: str | None, *, home: Any = None, device: str = "cpu") -> LocalGenerator:
+        from agent.config import default_home
+        from agent.models import load_resolved, resolve_spec
+
+        resolved = resolve_spec(spec, home=home or default_home(), progress=True)
+        model, tokenizer = load_resolved(resolved, device=_pick_device(device))
+        return cls(model, tokenizer, version=resolved.version, adapter=resolved.adapter)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, messages: Sequence[Message]) -> Any:
+        encoded = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return encoded["input_ids"].to(self.model.device)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop_event = cancel or threading.Event()
+        halt = threading.Event()  # set when the consumer stops reading early
+        deadline = time.monotonic() + options.timeout_s
+        usage = Usage()
+        self._set_usage(usage)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                usage.timed_out = time.monotonic() > deadline
+                usage.cancelled = stop_event.is_set()
+                return usage.timed_out or usage.cancelled or halt.is_set()
+
+        acquired = self._lock.acquire(timeout=max(0.0, options.timeout_s))
+        if not acquired:
+            raise GenerationError("the model is busy: timed out waiting for a free generation slot")
+        try:
+            input_ids = self.prompt_ids(messages)
+            usage.prompt_tokens = int(input_ids.shape[1])
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            kwargs: dict[str, Any] = {
+                "input_ids": input_ids,
+                "attention_mask": input_ids.new_ones(input_ids.shape),
+                "max_new_tokens": options.max_new_tokens,
+                "streamer": streamer,
+                "stopping_criteria": StoppingCriteriaList([_Stop()]),
+                "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                "repetition_penalty": options.repetition_penalty,
+            }
+            if options.temperature > 0:
+                kwargs.update(do_sample=True, temperature=options.temperature, top_p=0.95)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            failure: list[BaseException] = []
+            output: list[Any] = []
+
+            def run() -> None:
+                import torch
+
+                try:
+                    with torch.inference_mode():
+                        output.append(self.model.generate(**kwargs))
+                except BaseException as exc:  # surfaced in the caller's thread below
+                    failure.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, name="supportloop-generate", daemon=True)
+            worker.start()
+            try:
+                yield from streamer
+            finally:
+                halt.set()
+                worker.join()
+            if failure:
+                raise GenerationError(f"generation failed: {failure[0]}") from failure[0]
+            if output:
+                usage.completion_tokens = int(output[0].shape[1] - input_ids.shape[1])
+        finally:
+            self._lock.release()
+
+
+class OpenAIGenerator(_UsageMixin):
+    """Any OpenAI-compatible chat-completions endpoint (vLLM, TGI, hosted APIs)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, adapter: str | None = None):
+        super().__init__()
+        from openai import OpenAI
+
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed")
+        self.version = model
+        self.adapter = adapter
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)  # the server tokenizes; this is only for windowing
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        usage = Usage()
+        self._set_usage(usage)
+        try:
+            response = self.client.chat.completions.create(  # type: ignore[call-overload]
+                model=self.version,
+                messages=list(messages),  # type: ignore[arg-type]
+                max_tokens=options.max_new_tokens,
+                temperature=options.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                timeout=options.timeout_s,
+            )
+            for chunk in response:
+                if cancel is not None and cancel.is_set():
+                    usage.cancelled = True
+                    response.close()
+                    break
+                if chunk.usage is not None:
+                    usage.prompt_tokens = chunk.usage.prompt_tokens
+                    usage.completion_tokens = chunk.usage.completion_tokens
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except Exception as exc:
+            if isinstance(exc, GenerationError):
+                raise
+            raise GenerationError(f"the remote model at {self.client.base_url} failed: {exc}") from exc
+
+
+class ScriptedGenerator(_UsageMixin):
+    """Returns queued replies (``enqueue``) or echoes a default; for tests and UI demos."""
+
+    def __init__(self, replies: Sequence[str] = (), default: str = "Thanks for your message. [1]"):
+        super().__init__()
+        self.version = "scripted"
+        self.adapter = None
+        self.replies: deque[str] = deque(replies)
+        self.default = default
+        self.prompts: list[list[Message]] = []
+        self.delay_s = 0.0
+
+    def enqueue(self, *replies: str) -> None:
+        self.replies.extend(replies)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        text = self.replies.popleft() if self.replies else self.default
+        usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
+        self._set_usage(usage)
+        for word in text.split(" "):
+            if cancel is not None and cancel.is_set():
+                usage.cancelled = True
+                return
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            usage.completion_tokens += 1
+            yield word if usage.completion_tokens == 1 else " " + word
+
+
+def _pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def build_generator(config: Any, model: str | None = None) -> Generator:
+    """The generator a config asks for: local transformers, or a remote OpenAI-compatible server."""
+    import os
+
+    settings = config.generation
+    spec = model or config.model
+    if settings.backend == "openai":
+        if not settings.base_url:
+            from agent.errors import ConfigError
+
+            raise ConfigError("generation.backend is 'openai' but generation.base_url is not set")
+        return OpenAIGenerator(
+            settings.base_url,
+            settings.remote_model or spec,
+            api_key=os.environ.get(settings.api_key_env),
+        )
+    return LocalGenerator.load(spec, home=config.home, device=settings.device)

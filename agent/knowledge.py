@@ -1,0 +1,42 @@
+"""The agent's view of the knowledge base: built from the agent config, sample ingested once.
+
+``knowledge`` stays ignorant of supportloop's config; this module translates. With the
+default config and an empty index, the first chat/ask/ui ingests the shipped sample documents
+(``agent/sample/docs``), so a newcomer gets a working agent with no set-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from knowledge import KnowledgeBase, KnowledgeConfig
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_DOCS = SAMPLE_DIR / "docs"
+
+
+def knowledge_config(config: AgentConfig) -> KnowledgeConfig:
+    from knowledge import KnowledgeConfig
+
+    settings = config.retrieval
+    return KnowledgeConfig(
+        persist_dir=config.index_dir,
+        collection=settings.collection,
+        embedding_model=settings.embedding_model,
+        chroma_url=settings.chroma_url,
+        entity_fields=tuple(settings.entity_fields),
+        rerank=settings.rerank,
+    )
+
+
+def open_knowledge(config: AgentConfig, *, progress: bool = False, embeddings: Any = None) -> KnowledgeBase:
+    """The configured knowledge base; ingests the shipped sample when it is empty and allowed."""
+    from knowledge import KnowledgeBase
+
+    kb = KnowledgeBase(knowledge_config(config), embeddings=embeddings)
+    if config.retrieval.ingest_sample and kb.count() == 0 and SAMPLE_DOCS.is_dir():
+        kb.ingest([SAMPLE_DOCS], progress=progress)
+    return kb

@@ -1,0 +1,391 @@
+"""The Agent: the one place that orchestrates a turn.
+
+A turn, top to bottom (``Agent.stream``):
+
+1. check the message (empty/oversize -> ``InputError``, nothing logged);
+2. **log the customer's message** (committed before anything else can fail);
+3. if a person already handles the conversation, say so and stop;
+4. hand off when the customer asks for a person;
+5. refuse injection attempts, abuse and off-topic requests;
+6. retrieve passages with the conversation as context; hand off when none is relevant enough;
+7. generate, streaming only text the output guard has cleared;
+8. derive citations from the passages the answer used; hand off after N unhelpful turns;
+9. log the agent's turn (model version, chunks and scores, passages, latency, tokens).
+
+One ``Agent`` serves many conversations from many threads: the store and the knowledge base are
+thread-safe, and the local generator runs one generation at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from agent import escalation, guardrails
+from agent.citations import says_unknown, used_passages
+from agent.config import AgentConfig, load_config
+from agent.errors import GenerationError
+from agent.generator import GenerationOptions, Generator, build_generator
+from agent.prompt import Passage, build_messages, system_message
+from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
+
+if TYPE_CHECKING:
+    from agent.store import LogStore
+    from knowledge import KnowledgeBase
+
+HANDOFF = {
+    "customer_request": "Of course. I'm connecting you with a member of the {company} support team; "
+    "they'll reply right here as soon as they can.",
+    "low_confidence": "I'm not sure about that one, so I've asked a member of the {company} support team "
+    "to join. They'll reply right here as soon as they can.",
+    "unhelpful_streak": "I'm sorry I haven't been able to help. I've asked a member of the {company} support "
+    "team to take over; they'll reply right here.",
+}
+WITH_PERSON = "A member of our support team has your conversation and will reply here shortly."
+_STOP_MARKERS = ("\nCustomer:", "Customer:", "\nPassages:", "<|im_end|>", "<|im_start|>")
+
+
+class Agent:
+    """Answers customers with a model plus retrieved passages, and logs every turn."""
+
+    def __init__(
+        self,
+        model: Generator,
+        knowledge: KnowledgeBase | None = None,
+        store: LogStore | None = None,
+        config: AgentConfig | None = None,
+    ):
+        from agent.store import LogStore
+
+        self.config = config or load_config()
+        self.generator = model
+        self.knowledge = knowledge
+        self.store = store or LogStore.from_config(self.config)
+        self._cancels: dict[str, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: AgentConfig | None = None, *, model: str | None = None, progress: bool = False
+    ) -> Agent:
+        """The agent a config describes: the production model unless ``model`` names another."""
+        from agent.knowledge import open_knowledge
+        from agent.store import LogStore
+
+        config = config or load_config()
+        knowledge = open_knowledge(config, progress=progress)
+        return cls(build_generator(config, model), knowledge, LogStore.from_config(config), config)
+
+    # ------------------------------------------------------------------ public API
+    def reply(self, conversation_id: str, text: str) -> Reply:
+        """Answer one customer message; see ``stream`` for the steps."""
+        for item in self.stream(conversation_id, text):
+            if isinstance(item, Reply):
+                return item
+        raise GenerationError("the turn ended without a reply")  # pragma: no cover - invariant
+
+    def stream(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
+        """Yield text deltas as they are cleared, then the complete ``Reply``."""
+        started = time.perf_counter()
+        message = guardrails.check_input(text, self.config.guardrails.max_input_chars)
+        conversation = self.store.ensure_conversation(conversation_id)
+        history = [(t.role, t.text) for t in conversation.turns if t.role != "system"]
+        self.store.add_turn(conversation_id, "customer", message)
+        persona = self.config.persona
+
+        if conversation.status == "escalated":
+            yield self._note(conversation_id, WITH_PERSON, started, escalated=True)
+            return
+        if escalation.wants_human(message):
+            yield self._handoff(conversation_id, "customer_request", started)
+            return
+        verdict = guardrails.classify_input(message, self.config.guardrails.refuse_off_topic)
+        if not verdict.ok:
+            answer = guardrails.refusal(verdict.kind, persona.company, persona.product)
+            yield answer
+            yield self._log_reply(conversation_id, answer, started, refused=verdict.kind)
+            return
+
+        hits = self._retrieve(message, history)
+        passages = [p for p in (self._passage(h) for h in hits) if p.text]
+        best = max((h.relevance for h in hits), default=None)
+        if escalation.low_confidence(best, self.config.escalation.min_relevance):
+            yield self._handoff(conversation_id, "low_confidence", started, hits=hits)
+            return
+
+        messages = build_messages(
+            message,
+            passages,
+            persona,
+            history,
+            budget_tokens=self.config.generation.context_tokens - self.config.generation.max_new_tokens,
+            count_tokens=self.generator.count_tokens,
+        )
+        guard = guardrails.OutputGuard(
+            [system_message(persona)],
+            secrets=self.config.guardrails.secrets,
+            allowed=[message, *(t for _, t in history), *(p.text for p in passages)],
+        )
+        state: dict[str, Any] = {}
+        yield from self._generate(conversation_id, messages, guard, state)
+        answer = state["text"]
+        if state.get("violation"):
+            answer = guardrails.refusal("output", persona.company, persona.product)
+            yield "\n" + answer if state.get("sent") else answer
+        cited = used_passages(answer, passages)
+        citations = [self._citation(passages[n - 1], n) for n in cited]
+        unhelpful = says_unknown(answer) or not answer
+        reply = self._log_reply(
+            conversation_id,
+            answer,
+            started,
+            hits=hits,
+            passages=passages,
+            citations=citations,
+            unhelpful=unhelpful,
+            refused="output" if state.get("violation") else None,
+            ttft=state.get("ttft"),
+            extra={"violation": state.get("violation"), "timed_out": state.get("timed_out")},
+        )
+        if unhelpful and self._unhelpful_streak(conversation_id):
+            self.store.escalate(conversation_id, "unhelpful_streak", turn_id=reply.turn_id)
+            note = HANDOFF["unhelpful_streak"].format(company=persona.company)
+            yield "\n\n" + note
+            reply = _replace(reply, text=f"{reply.text}\n\n{note}", escalated=True, reason="unhelpful_streak")
+        yield reply
+
+    def cancel(self, conversation_id: str) -> bool:
+        """Stop the generation in flight for a conversation; True if there was one."""
+        with self._cancels_lock:
+            event = self._cancels.get(conversation_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def feedback(
+        self,
+        turn_id: str,
+        *,
+        thumbs: int | None = None,
+        rating: int | None = None,
+        comment: str | None = None,
+        correction: str | None = None,
+        labels: tuple[str, ...] | list[str] = (),
+        reviewer: str | None = None,
+        mark_for_training: bool = False,
+    ) -> Feedback:
+        return self.store.add_feedback(
+            turn_id,
+            thumbs=thumbs,
+            rating=rating,
+            comment=comment,
+            correction=correction,
+            labels=tuple(labels),
+            reviewer=reviewer,
+            mark_for_training=mark_for_training,
+        )
+
+    def escalate(self, conversation_id: str, reason: str = "customer_request") -> Reply:
+        """Hand a conversation to a person on the customer's request (the UI's button)."""
+        self.store.ensure_conversation(conversation_id)
+        return self._handoff(conversation_id, reason, time.perf_counter())
+
+    def human_reply(self, conversation_id: str, text: str, *, author: str) -> Turn:
+        """A support-team member answers in the conversation (live handoff); logged as ``human``."""
+        message = guardrails.check_input(text, max(self.config.guardrails.max_input_chars, 10_000))
+        self.store.get_conversation(conversation_id)
+        return self.store.add_turn(conversation_id, "human", message, author=author)
+
+    def resolve(self, conversation_id: str, *, by: str | None = None, note: str | None = None) -> None:
+        """Close a handoff: the conversation is resolved and the agent may answer again."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation.status == "escalated":
+            self.store.resolve_escalation(conversation_id, resolved_by=by, note=note)
+        else:
+            self.store.set_status(conversation_id, "resolved")
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ steps
+    def _retrieve(self, message: str, history: list[tuple[str, str]]) -> list[Any]:
+        if self.knowledge is None:
+            return []
+        return list(self.knowledge.search(message, k=self.config.retrieval.k, history=history))
+
+    @staticmethod
+    def _passage(hit: Any) -> Passage:
+        return Passage(
+            doc_id=hit.doc_id,
+            source=hit.source,
+            text=guardrails.clean_passage(hit.text),
+            title=getattr(hit, "title", None),
+            score=float(hit.score),
+            chunk_id=hit.chunk_id,
+        )
+
+    @staticmethod
+    def _citation(passage: Passage, number: int) -> Citation:
+        snippet = " ".join(passage.text.split())
+        return Citation(
+            doc_id=passage.doc_id,
+            source=passage.source,
+            snippet=snippet[:300] + (" ..." if len(snippet) > 300 else ""),
+            index=number,
+            score=passage.score,
+            chunk_id=passage.chunk_id,
+        )
+
+    def _generate(
+        self,
+        conversation_id: str,
+        messages: list[dict[str, str]],
+        guard: guardrails.OutputGuard,
+        state: dict[str, Any],
+    ) -> Iterator[str]:
+        settings = self.config.generation
+        options = GenerationOptions(
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            repetition_penalty=settings.repetition_penalty,
+            timeout_s=settings.timeout_s,
+        )
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels[conversation_id] = cancel
+        started = time.perf_counter()
+        text, sent = "", 0
+        try:
+            stream = self.generator.stream(messages, options, cancel)
+            for delta in stream:
+                text += delta
+                cut = _stop_at(text)
+                if cut is not None:
+                    text = text[:cut]
+                if violation := guard.violation(text):
+                    state["violation"] = violation
+                    cancel.set()
+                    break
+                safe = guard.safe_prefix_length(text, final=cut is not None)
+                if safe > sent:
+                    state.setdefault("ttft", (time.perf_counter() - started) * 1000)
+                    yield text[sent:safe]
+                    sent = safe
+                if cut is not None:
+                    break
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        except GenerationError as exc:
+            self.store.add_turn(conversation_id, "system", f"generation failed: {exc}")
+            raise
+        finally:
+            with self._cancels_lock:
+                self._cancels.pop(conversation_id, None)
+        usage = self.generator.last_usage
+        state.update(sent=sent, usage=usage, timed_out=usage.timed_out)
+        text = text.strip()
+        if not state.get("violation") and (violation := guard.violation(text)):
+            state["violation"] = violation
+        if not state.get("violation") and len(text) > sent:
+            state.setdefault("ttft", (time.perf_counter() - started) * 1000)
+            yield text[sent:]
+        if not text and usage.timed_out:
+            raise GenerationError(f"the model did not answer within {options.timeout_s:.0f} s")
+        state["text"] = text
+
+    def _handoff(self, conversation_id: str, reason: str, started: float, hits: list[Any] = ()) -> Reply:  # type: ignore[assignment]
+        text = HANDOFF[reason].format(company=self.config.persona.company)
+        reply = self._log_reply(conversation_id, text, started, hits=list(hits), escalation_reason=reason)
+        self.store.escalate(conversation_id, reason, turn_id=reply.turn_id)
+        return reply
+
+    def _note(self, conversation_id: str, text: str, started: float, escalated: bool) -> Reply:
+        turn = self.store.add_turn(conversation_id, "system", text)
+        return Reply(
+            text=text,
+            conversation_id=conversation_id,
+            turn_id=str(turn.id),
+            escalated=escalated,
+            escalation_reason="with_person",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _log_reply(
+        self,
+        conversation_id: str,
+        text: str,
+        started: float,
+        *,
+        hits: list[Any] | None = None,
+        passages: list[Passage] | None = None,
+        citations: list[Citation] | None = None,
+        unhelpful: bool = False,
+        refused: str | None = None,
+        escalation_reason: str | None = None,
+        ttft: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Reply:
+        generated = passages is not None
+        usage = self.generator.last_usage if generated else None
+        latency = (time.perf_counter() - started) * 1000
+        metadata: dict[str, Any] = {
+            "unhelpful": unhelpful,
+            "refused": refused,
+            "escalation_reason": escalation_reason,
+            "passages": [
+                {"doc_id": p.doc_id, "source": p.source, "title": p.title, "text": p.text}
+                for p in passages or []
+            ],
+            **{k: v for k, v in (extra or {}).items() if v},
+        }
+        turn: Turn = self.store.add_turn(
+            conversation_id,
+            "agent",
+            text,
+            model_version=self.generator.version if generated else None,
+            adapter=self.generator.adapter if generated else None,
+            retrieved=[
+                RetrievedChunk(chunk_id=h.chunk_id, doc_id=h.doc_id, score=float(h.score), source=h.source)
+                for h in hits or []
+            ],
+            citations=citations or [],
+            latency_ms=latency,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            metadata=metadata,
+        )
+        return Reply(
+            text=text,
+            conversation_id=conversation_id,
+            turn_id=str(turn.id),
+            citations=tuple(citations or ()),
+            escalated=escalation_reason is not None,
+            escalation_reason=escalation_reason,
+            refused=refused is not None,
+            model_version=self.generator.version if generated else "",
+            latency_ms=latency,
+            time_to_first_token_ms=ttft,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    def _unhelpful_streak(self, conversation_id: str) -> bool:
+        turns = [t for t in self.store.turns(conversation_id) if t.role == "agent"]
+        down = {f.turn_id for f in self.store.feedback_for_conversation(conversation_id) if f.thumbs == -1}
+        flags = [bool(t.metadata.get("unhelpful")) or t.id in down for t in turns]
+        return escalation.unhelpful_streak(flags, self.config.escalation.unhelpful_turns)
+
+
+def _stop_at(text: str) -> int | None:
+    positions = [i for i in (text.find(m) for m in _STOP_MARKERS) if i >= 0]
+    return min(positions) if positions else None
+
+
+def _replace(reply: Reply, *, text: str, escalated: bool, reason: str) -> Reply:
+    import dataclasses
+
+    return dataclasses.replace(reply, text=text, escalated=escalated, escalation_reason=reason)

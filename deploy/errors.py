@@ -1,0 +1,79 @@
+"""Errors at the HTTP edge, always in the OpenAI error shape.
+
+Every error response the service sends has the body
+``{"error": {"message": str, "type": str, "param": str | None, "code": str | None}}``, so the
+official OpenAI clients raise their usual exceptions (``AuthenticationError`` for 401,
+``PermissionDeniedError`` for 403, ``NotFoundError`` for 404, ``RateLimitError`` for 429...).
+
+Library errors (``agent.errors``) are converted here and nowhere else (``from_library``).
+A failure after the customer's message was logged carries ``x-should-retry: false``: the
+OpenAI clients retry 5xx answers by default, and a retry would log the message twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import errors as lib
+
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "server_error",
+    503: "service_unavailable_error",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error with an OpenAI-shaped body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.message, code=self.code, param=self.param)
+
+
+def error_body(status: int, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    kind = TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def from_library(exc: lib.SupportloopError) -> ApiError:
+    """The HTTP status and body for a library error; the message is already meant for users."""
+    message = str(exc)
+    no_retry = {"x-should-retry": "false"}
+    if isinstance(exc, lib.ModelNotFoundError):
+        return ApiError(404, message, code="model_not_found", param="model")
+    if isinstance(exc, lib.NotFoundError):
+        return ApiError(404, message, code="not_found")
+    if isinstance(exc, lib.InputError):
+        return ApiError(400, message, code="invalid_input")
+    if isinstance(exc, lib.GenerationError):
+        busy = "busy" in message
+        return ApiError(503 if busy else 502, message, code="generation_failed", headers=no_retry)
+    if isinstance(exc, lib.StoreError):
+        unavailable = "the log store is unavailable; try again shortly"
+        return ApiError(503, unavailable, code="store_unavailable", headers=no_retry)
+    return ApiError(500, message, code=type(exc).__name__, headers=no_retry)

@@ -1,0 +1,56 @@
+"""Console users and API keys, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from agent.errors import InputError, NotFoundError, StoreError
+from agent.store import LogStore, check_password, hash_password
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[LogStore]:
+    with LogStore(store_url) as opened:
+        yield opened
+
+
+def test_password_hashing_is_salted_and_verifiable() -> None:
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first != second and "correct horse" not in first
+    assert check_password("correct horse", first) and not check_password("wrong", first)
+    assert not check_password("x", "garbage")
+
+
+def test_users_authenticate_by_hashed_password(store: LogStore) -> None:
+    user = store.create_user("ana", "s3cret-pass", role="admin")
+    assert user.role == "admin"
+    assert store.authenticate("ana", "s3cret-pass") == store.authenticate(" ana ", "s3cret-pass")
+    assert store.authenticate("ana", "wrong-pass") is None
+    assert store.authenticate("nobody", "s3cret-pass") is None
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_user("ana", "another-pass")
+    with pytest.raises(InputError):
+        store.create_user("bo", "short")
+    with pytest.raises(InputError):
+        store.create_user("bo", "long-enough", role="owner")
+    store.set_user_disabled("ana")
+    assert store.authenticate("ana", "s3cret-pass") is None
+    assert [u.username for u in store.list_users()] == ["ana"]
+
+
+def test_api_keys_are_hashed_scoped_and_revocable(store: LogStore) -> None:
+    key, secret = store.create_api_key("shop frontend", scope="customer")
+    _admin, admin_secret = store.create_api_key("ops", scope="admin")
+    assert secret.startswith("sl-cust-") and admin_secret.startswith("sl-admi")
+    assert store.verify_api_key(secret).id == key.id  # type: ignore[union-attr]
+    assert store.verify_api_key(admin_secret).scope == "admin"  # type: ignore[union-attr]
+    assert store.verify_api_key(secret + "x") is None
+    store.revoke_api_key(key.id)
+    assert store.verify_api_key(secret) is None
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("missing")
+    with pytest.raises(InputError):
+        store.create_api_key("x", scope="root")
+    assert {k.name for k in store.list_api_keys()} == {"shop frontend", "ops"}

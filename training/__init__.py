@@ -1,0 +1,36 @@
+"""Training: compile support history into TRL datasets and fine-tune, evaluate and promote models.
+
+Public API (imported lazily, so ``import training`` pulls in neither torch nor TRL)::
+
+    from training import compile_dataset, load_rows, redact
+    dataset = compile_dataset([Path("conversations.jsonl")], docs=Path("docs/"))
+    paths = dataset.write(Path("runs/data"))   # sft/pref/kto _train/_val .jsonl + manifest.json
+
+``training`` may import ``agent`` and ``knowledge``, never ``ui`` or ``deploy``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "compile_dataset": "training.data",
+    "CompiledDataset": "training.data",
+    "detect_format": "training.data",
+    "load_rows": "training.data",
+    "find_pii": "training.pii",
+    "redact": "training.pii",
+    "PiiSpan": "training.pii",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,156 @@
+"""A reward model: a thin entry point over ``trl.RewardTrainer``, and the scoring around it.
+
+Invariants:
+
+* The model is ``AutoModelForSequenceClassification(num_labels=1)`` on the base, with
+  ``pad_token_id`` set (the score is read at the last non-pad token); LoRA on the body with the
+  ``score`` head trained in full, or the whole model with ``model.freeze_layers``.
+* It is registered as kind ``reward``: **never servable** (``supportloop models promote`` and
+  the gate refuse it); it only scores.
+* Pure measures beside it: ``pairwise_accuracy`` and ``length_baseline`` (prefer the longer
+  answer), so a reward model is always reported next to the trivial ranking it must beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.common import (
+    TrainResult,
+    apply_overrides,
+    freeze_layers,
+    load_recipe,
+    load_tokenizer,
+    lora_config,
+    new_run_dir,
+    resolve_base,
+    run_training,
+    save_and_register,
+    training_rows,
+    trl_config,
+)
+
+
+def train_reward(
+    data: str | Path | Sequence[dict[str, Any]] | Any,
+    *,
+    base: str | Path = "production",
+    recipe: str | Path = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+    out_dir: Path | None = None,
+    home: Path | None = None,
+    docs: Path | None = None,
+    persona: Any = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a scalar reward model on preference pairs and register it (kind ``reward``)."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from agent.config import default_home
+
+    home = home or default_home()
+    # 1. Recipe + overrides, run folder.
+    config = apply_overrides(load_recipe(recipe, "reward"), "reward", overrides or {})
+    if not progress:
+        config["reward"]["disable_tqdm"] = True
+    out_dir = out_dir or new_run_dir(home, "reward")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 2. Pairs.
+    train, _val, data_info = training_rows(
+        data, "reward", docs=docs, persona=persona, max_examples=config["data"].get("max_examples")
+    )
+
+    # 3. The base body with a fresh scalar head (the base's own adapter, if any, is merged first).
+    start = resolve_base(base, home)
+    tokenizer = load_tokenizer(start.model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(start.model_dir, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if start.adapter:
+        model = _with_merged_adapter(model, start.adapter)
+    freeze = config["model"].get("freeze_layers")
+    peft_config = None if freeze is not None else lora_config(config)
+    if freeze is not None:
+        model = freeze_layers(model, int(freeze))
+        for param in model.score.parameters():
+            param.requires_grad = True
+    trainer = RewardTrainer(
+        model=model,
+        args=trl_config(RewardConfig, config, "reward", out_dir),
+        train_dataset=Dataset.from_list(train),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+    # 4. Train, plot, register (kind reward: never served).
+    metrics = run_training(trainer, out_dir, title=f"reward model on {len(train)} pairs")
+    metrics.update(train_rows=len(train), data=data_info["source"], recipe=config["source"])
+    version, adapter_dir = save_and_register(
+        trainer.model, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
+    )
+    return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
+
+
+def _with_merged_adapter(model: Any, adapter: str) -> Any:
+    """A causal-LM adapter merged into the classifier's body (its LM-head weights do not apply)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+
+
+# ------------------------------------------------------------------------------- scoring
+
+
+def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tuple[Any, Any]:
+    """A trained reward model (adapter on ``base_dir``, or a full model directory), in eval mode."""
+    import json
+
+    from transformers import AutoModelForSequenceClassification
+
+    directory = Path(directory)
+    tokenizer = load_tokenizer(str(directory))
+    if (directory / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base_dir = base_dir or json.loads((directory / "adapter_config.json").read_text())["base_model_name_or_path"]
+        body = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+        body.config.pad_token_id = tokenizer.pad_token_id
+        model = PeftModel.from_pretrained(body, str(directory))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(str(directory), num_labels=1)
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer
+
+
+def reward_scores(
+    model: Any, tokenizer: Any, prompt: list[dict[str, str]], answers: Sequence[str], max_length: int = 1024
+) -> list[float]:
+    """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit)."""
+    import torch
+
+    scores = []
+    for answer in answers:
+        text = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": answer}], tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][-max_length:]
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+        scores.append(float(out.logits[0, 0]))
+    return scores
+
+
+def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[float]) -> float:
+    """Share of pairs where the chosen answer scores strictly higher (ties count as wrong)."""
+    pairs = list(zip(chosen_scores, rejected_scores, strict=True))
+    return sum(c > r for c, r in pairs) / len(pairs) if pairs else float("nan")
+
+
+def length_baseline(pairs: Sequence[Mapping[str, Any]]) -> float:
+    """Pairwise accuracy of "the longer answer is better" (characters; ties count as wrong)."""
+    chosen = [float(len(p["chosen"][-1]["content"])) for p in pairs]
+    rejected = [float(len(p["rejected"][-1]["content"])) for p in pairs]
+    return pairwise_accuracy(chosen, rejected)

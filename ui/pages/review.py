@@ -1,0 +1,249 @@
+"""Review one conversation: every turn with the passages retrieved for it and their scores, and
+the actions: rate, label, write the corrected answer, mark for training, answer or resolve a
+handoff. The URL names the conversation (``?id=...``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from agent.errors import NotFoundError, SupportloopError
+from agent.store import User
+from agent.types import Conversation, Feedback, Turn
+from ui import services
+
+ROLE_LABEL = {"customer": "Customer", "agent": "Assistant", "human": "Support team", "system": "Note"}
+STATUS_BADGE = {"open": ":blue[open]", "escalated": ":orange[escalated]", "resolved": ":green[resolved]"}
+
+st.set_page_config(layout="wide")
+user = services.require_user()
+agent = services.console_agent()
+store = agent.store
+
+
+def pick_conversation() -> str | None:
+    cid = st.query_params.get("id") or st.session_state.get("review-id")
+    if cid:
+        st.session_state["review-id"] = cid
+        if st.query_params.get("id") != cid:
+            st.query_params["id"] = cid
+        return cid
+    st.title("🔍 Review a conversation")
+    recent = store.list_conversations(limit=20)
+    if not recent:
+        st.info("No conversations yet.", icon="💬")
+        return None
+    labels = {r.id: f"{services.short_id(r.id)} · {r.status} · {(r.first_message or '')[:80]}" for r in recent}
+    choice = st.selectbox("Recent conversations", list(labels), format_func=labels.get, index=None)
+    st.page_link("pages/conversations.py", label="Search and filter all conversations", icon="🗂️")
+    return choice
+
+
+# ------------------------------------------------------------------------------- actions
+
+
+def answer_customer(conversation: Conversation, reviewer: User) -> None:
+    with st.container(border=True):
+        st.markdown("#### 🙋 The customer is waiting for a person")
+        st.caption(f"Handed off because: {conversation.escalation_reason}. Your reply appears live in their chat.")
+        with st.form("human-reply", clear_on_submit=True, border=False):
+            text = st.text_area("Your reply to the customer", key="human-reply-text", height=110)
+            send, resolve = st.columns(2)
+            sent = send.form_submit_button("Send to customer", icon="📨", type="primary", use_container_width=True)
+            done = resolve.form_submit_button("Send and resolve", icon="✅", use_container_width=True)
+        if sent or done:
+            if text.strip():
+                try:
+                    agent.human_reply(conversation.id, text, author=reviewer.username)
+                except SupportloopError as exc:
+                    st.error(f"Not sent: {exc}")
+                    return
+                st.toast("Reply sent to the customer", icon="📨")
+            elif sent:
+                st.warning("Write a reply first.")
+                return
+            if done:
+                agent.resolve(conversation.id, by=reviewer.username, note="resolved from the console")
+                st.toast("Conversation resolved", icon="✅")
+            st.rerun()
+    if st.button("Resolve without replying", icon="✔️", key="resolve-only"):
+        agent.resolve(conversation.id, by=reviewer.username, note="resolved from the console")
+        st.toast("Conversation resolved", icon="✅")
+        st.rerun()
+
+
+def review_form(turn: Turn, reviewer: User) -> None:
+    with st.form(f"review-{turn.id}", border=False):
+        left, right = st.columns([1, 2])
+        with left:
+            rating = st.feedback("stars", key=f"review-rating-{turn.id}")
+            mark = st.checkbox("Mark for training", key=f"review-train-{turn.id}")
+        with right:
+            labels = st.multiselect(
+                "Labels", services.LABELS, key=f"review-labels-{turn.id}", accept_new_options=True
+            )
+        correction = st.text_area(
+            "Corrected answer",
+            key=f"review-correction-{turn.id}",
+            placeholder="What the assistant should have said. Saved as a correction; training turns it into "
+            "a preference pair (corrected answer preferred over this one).",
+            height=110,
+        )
+        comment = st.text_input("Note for the team (optional)", key=f"review-comment-{turn.id}")
+        saved = st.form_submit_button("Save review", icon="💾", type="primary")
+    if saved:
+        if rating is None and not (labels or correction.strip() or mark or comment.strip()):
+            st.warning("Nothing to save: rate, label, correct or mark the answer first.")
+            return
+        agent.feedback(
+            turn.id or "",
+            rating=None if rating is None else rating + 1,
+            labels=labels,
+            correction=correction.strip() or None,
+            comment=comment.strip() or None,
+            reviewer=reviewer.username,
+            mark_for_training=mark,
+        )
+        st.toast("Correction saved" if correction.strip() else "Review saved", icon="💾")
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------- turns
+
+
+def retrieved_passages(turn: Turn) -> None:
+    cited = {c.doc_id for c in turn.citations}
+    passages = turn.metadata.get("passages") or []
+    label = f"Retrieved passages ({len(turn.retrieved)})" if turn.retrieved else "No passages retrieved"
+    with st.expander(label, icon="📚", expanded=False):
+        if turn.retrieved:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "rank": rank,
+                            "score": chunk.score,
+                            "doc": chunk.doc_id,
+                            "source": chunk.source,
+                            "chunk": chunk.chunk_id,
+                            "cited": chunk.doc_id in cited,
+                        }
+                        for rank, chunk in enumerate(turn.retrieved, start=1)
+                    ]
+                ),
+                hide_index=True,
+                use_container_width=True,
+                column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+            )
+        for number, passage in enumerate(passages, start=1):
+            title = passage.get("title") or passage.get("doc_id")
+            st.markdown(f"**[{number}] {title}** · `{passage.get('source')}`")
+            st.markdown(f"<small>{_escape(passage.get('text', ''))[:1500]}</small>", unsafe_allow_html=True)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def feedback_lines(items: list[Feedback]) -> None:
+    for item in items:
+        who = f"reviewer **{item.reviewer}**" if item.reviewer else "customer"
+        parts = []
+        if item.thumbs is not None:
+            parts.append("👍" if item.thumbs > 0 else "👎")
+        if item.rating is not None:
+            parts.append("★" * item.rating + "☆" * (5 - item.rating))
+        if item.labels:
+            parts.append(" ".join(f"`{label}`" for label in item.labels))
+        if item.mark_for_training:
+            parts.append("🎯 marked for training")
+        if item.comment:
+            parts.append(f"“{item.comment}”")
+        st.caption(f"{who}: {' · '.join(parts) or 'feedback'} · {services.ago(item.created_at)}")
+        if item.correction:
+            st.success(f"**Correction by {item.reviewer or 'customer'}:** {item.correction}", icon="✏️")
+
+
+def render_turn(turn: Turn, feedback: list[Feedback], reviewer: User, last_agent: bool) -> None:
+    avatar = services.ROLE_ICONS.get(turn.role)
+    if turn.role == "system":
+        st.caption(f"ℹ️ {turn.text}")  # noqa: RUF001
+        return
+    with st.chat_message(turn.role, avatar=avatar):
+        meta = [ROLE_LABEL.get(turn.role, turn.role), services.ago(turn.created_at)]
+        if turn.role == "human" and turn.author:
+            meta[0] = f"Support team ({turn.author})"
+        if turn.role == "agent":
+            if turn.model_version:
+                meta.append(f"model `{turn.model_version}`")
+            if turn.latency_ms is not None:
+                meta.append(f"{turn.latency_ms / 1000:.1f} s")
+            if reason := turn.metadata.get("escalation_reason"):
+                meta.append(f":orange[handoff: {reason}]")
+            if refused := turn.metadata.get("refused"):
+                meta.append(f":red[refused: {refused}]")
+        st.caption(" · ".join(meta))
+        st.markdown(turn.text)
+        if turn.role != "agent":
+            return
+        if turn.citations:
+            st.caption("Cited: " + ", ".join(f"[{c.index}] {c.source}" for c in turn.citations))
+        retrieved_passages(turn)
+        feedback_lines(feedback)
+        with st.expander("Review this answer", icon="✍️", expanded=last_agent and not feedback):
+            review_form(turn, reviewer)
+
+
+# ------------------------------------------------------------------------------- the page
+
+cid = pick_conversation()
+if cid is None:
+    st.stop()
+try:
+    conversation = store.get_conversation(cid)
+except NotFoundError:
+    st.error(f"No conversation `{cid}`. It may have been deleted, or the link is wrong.", icon="🚫")
+    st.session_state.pop("review-id", None)
+    st.page_link("pages/conversations.py", label="Back to conversations", icon="🗂️")
+    st.stop()
+
+st.title(f"🔍 Conversation `{services.short_id(conversation.id)}`")
+badge = STATUS_BADGE.get(conversation.status, conversation.status)
+facts = [f"status {badge}", f"started {services.ago(conversation.created_at)}", f"{len(conversation.turns)} turns"]
+if conversation.escalation_reason:
+    facts.append(f"escalated: {conversation.escalation_reason}")
+st.markdown(" · ".join(facts) + f"  \n`{conversation.id}`")
+top_left, top_right, _ = st.columns([1, 1, 4])
+top_left.page_link("pages/conversations.py", label="All conversations", icon="🗂️")
+if conversation.status == "escalated":
+    top_right.page_link("pages/handoffs.py", label="Live handoffs", icon="🙋")
+
+by_turn: dict[str, list[Feedback]] = {}
+for item in store.feedback_for_conversation(conversation.id):
+    by_turn.setdefault(item.turn_id, []).append(item)
+agent_turns = [t for t in conversation.turns if t.role == "agent"]
+last_agent_id = agent_turns[-1].id if agent_turns else None
+if not conversation.turns:
+    st.info("This conversation has no messages yet.", icon="💬")
+for turn in conversation.turns:
+    render_turn(turn, by_turn.get(turn.id or "", []), user, turn.id == last_agent_id)
+
+if conversation.status == "escalated":
+    answer_customer(conversation, user)
+
+    @st.fragment(run_every=3)
+    def watch(cid: str, seen: int) -> None:
+        """New customer messages arrive while the console is open: redraw when they do."""
+        try:
+            current = store.turns(cid)
+        except NotFoundError:
+            return
+        if len(current) != seen:
+            st.rerun(scope="app")
+
+    watch(conversation.id, len(conversation.turns))
+elif conversation.status != "resolved":
+    if st.button("Mark resolved", icon="✅", key="mark-resolved"):
+        agent.resolve(conversation.id, by=user.username, note="resolved from the console")
+        st.toast("Conversation resolved", icon="✅")
+        st.rerun()
