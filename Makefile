@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 .PHONY: run test lint format setup system-deps bench clean help
 
 help:
-	@echo "make run    chat with the support agent (sets everything up on first use)"
+	@echo "make run    the customer chat and support console at http://localhost:8501 (sets up on first use)"
 	@echo "make test   run the test suite (sets everything up on first use)"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 
@@ -33,7 +33,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 run: setup
-	$(BIN)/supportloop chat
+	$(BIN)/supportloop ui
 
 test: setup system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

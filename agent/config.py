@@ -66,7 +66,7 @@ class RetrievalSettings:
 
 @dataclass
 class EscalationSettings:
-    min_relevance: float = 0.25  # best passage relevance under this -> hand off
+    min_relevance: float = 0.3  # best passage relevance (0-1) under this -> hand off
     unhelpful_turns: int = 2  # consecutive unhelpful agent turns before handing off
 
 

@@ -274,9 +274,8 @@ class _RowStop(StoppingCriteria):
             if row.stop_step is None:
                 row.cancelled = row.cancelled or row.cancel.is_set()
                 row.timed_out = row.timed_out or now > row.deadline
-                if row.closed or row.halt.is_set() or row.cancelled or row.timed_out:
-                    row.stop_step = step
-                elif step >= row.options.max_new_tokens:
+                over = step >= row.options.max_new_tokens
+                if over or row.closed or row.halt.is_set() or row.cancelled or row.timed_out:
                     row.stop_step = step
             flags.append(row.stop_step is not None)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)

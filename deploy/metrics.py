@@ -75,7 +75,9 @@ class Metrics:
         name = f"{prefix}http_request_duration_seconds"
         lines += [f"# HELP {name} {HELP['http_request_duration_seconds']}", f"# TYPE {name} histogram"]
         for key, row in sorted(hist.items()):
-            for bound, count in zip((*self.buckets, math.inf), (*row[: len(self.buckets)], row[-1]), strict=True):
+            for bound, count in zip(
+                (*self.buckets, math.inf), (*row[: len(self.buckets)], row[-1]), strict=True
+            ):
                 lines.append(f"{name}_bucket{_labels((*key, ('le', _num(bound))))} {_num(count)}")
             lines.append(f"{name}_sum{_labels(key)} {_num(row[-2])}")
             lines.append(f"{name}_count{_labels(key)} {_num(row[-1])}")

@@ -6,6 +6,10 @@ Public API (imported lazily, so ``import training`` pulls in neither torch nor T
     dataset = compile_dataset([Path("conversations.jsonl")], docs=Path("docs/"))
     paths = dataset.write(Path("runs/data"))   # sft/pref/kto _train/_val .jsonl + manifest.json
 
+    from training import train_sft, train_dpo, evaluate_versions, EvalPlan, decide, promote
+    sft = train_sft(dataset, base="production")             # -> TrainResult(version="v1", ...)
+    dpo = train_dpo(dataset, base=sft.version)              # parent: the SFT version
+
 ``training`` may import ``agent`` and ``knowledge``, never ``ui`` or ``deploy``.
 """
 
@@ -22,6 +26,18 @@ _EXPORTS = {
     "find_pii": "training.pii",
     "redact": "training.pii",
     "PiiSpan": "training.pii",
+    "TrainResult": "training.common",
+    "train_sft": "training.sft",
+    "train_dpo": "training.preference",
+    "train_kto": "training.preference",
+    "train_reward": "training.reward",
+    "evaluate_versions": "training.evaluate",
+    "EvalPlan": "training.evaluate",
+    "GateConfig": "training.gate",
+    "GateDecision": "training.gate",
+    "decide": "training.gate",
+    "promote": "training.gate",
+    "run_round": "training.round",
 }
 __all__ = sorted(_EXPORTS)
 

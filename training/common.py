@@ -97,7 +97,9 @@ def load_recipe(recipe: str | Path, kind: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: a {kind} recipe needs a `{kind}:` mapping of TRL config fields")
     unknown = sorted(set(data) - {kind, *SECTIONS})
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(SECTIONS)}"
+        )
     recipe_data = {name: dict(data.get(name) or {}) for name in (kind, *SECTIONS)}
     recipe_data["source"] = str(path)
     return recipe_data
@@ -110,8 +112,18 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        out[key.strip()] = _scalar(yaml.safe_load(raw)) if raw.strip() else None
     return out
+
+
+def _scalar(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` as a string; a learning rate written that way is still a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(recipe: dict[str, Any], kind: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,7 +135,9 @@ def apply_overrides(recipe: dict[str, Any], kind: str, overrides: Mapping[str, A
         section, _, name = key.rpartition(".")
         section = section or kind
         if section not in (kind, *SECTIONS):
-            raise ConfigError(f"override {key!r}: unknown section {section!r} (use {kind}, lora, model, data)")
+            raise ConfigError(
+                f"override {key!r}: unknown section {section!r} (use {kind}, lora, model, data)"
+            )
         out[section][name] = value
     return out
 
@@ -249,7 +263,9 @@ def freeze_layers(model: Any, top: int) -> Any:
     """Train only the top ``top`` decoder blocks, the final norm and the LM head."""
     layers = model.model.layers
     if not 1 <= top <= len(layers):
-        raise ConfigError(f"freeze_layers must be between 1 and {len(layers)} (the model's layers), got {top}")
+        raise ConfigError(
+            f"freeze_layers must be between 1 and {len(layers)} (the model's layers), got {top}"
+        )
     for param in model.parameters():
         param.requires_grad = False
     keep = [*layers[len(layers) - top :], model.model.norm, model.lm_head]
@@ -423,4 +439,3 @@ def _next_name(registry: Any) -> str:
     while f"v{n}" in taken:
         n += 1
     return f"v{n}"
-

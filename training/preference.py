@@ -55,6 +55,7 @@ def _train_preference(
     docs: Path | None = None,
     persona: Any = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
@@ -86,6 +87,7 @@ def _train_preference(
         train_dataset=Dataset.from_list(train),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks),
     )
 
     # 4. Train, plot, register as a candidate child of the SFT version.
@@ -104,9 +106,9 @@ def completion_logprob(model: Any, tokenizer: Any, prompt: list[dict[str, str]],
     """log p(answer | prompt) under the chat template, summed over the answer's tokens."""
     import torch
 
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
+    prompt_ids = tokenizer.apply_chat_template(
+        prompt, add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
     full_ids = tokenizer.apply_chat_template(
         [*prompt, {"role": "assistant", "content": answer}], tokenize=True, return_dict=True
     )["input_ids"]

@@ -62,7 +62,9 @@ def plot_metric_bars(report: Mapping[str, Any], metric: str, path: Path, title: 
         bars = ax.bar(xs, [v or 0 for v in values], width, label=setting)
         for bar, value in zip(bars, values, strict=True):
             label = "n/a" if value is None else f"{value:.3g}"
-            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+            ax.annotate(
+                label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
+            )
     ax.set_xticks([j + width * (len(settings) - 1) / 2 for j in range(len(models))], models)
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} (n={report.get('n')})")

@@ -44,6 +44,7 @@ def train_reward(
     docs: Path | None = None,
     persona: Any = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train a scalar reward model on preference pairs and register it (kind ``reward``)."""
     from datasets import Dataset
@@ -84,6 +85,7 @@ def train_reward(
         train_dataset=Dataset.from_list(train),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks),
     )
 
     # 4. Train, plot, register (kind reward: never served).
@@ -116,7 +118,9 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base_dir = base_dir or json.loads((directory / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base_dir = (
+            base_dir or json.loads((directory / "adapter_config.json").read_text())["base_model_name_or_path"]
+        )
         body = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
         body.config.pad_token_id = tokenizer.pad_token_id
         model = PeftModel.from_pretrained(body, str(directory))
@@ -135,10 +139,14 @@ def reward_scores(
 
     scores = []
     for answer in answers:
-        text = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": answer}], tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [*prompt, {"role": "assistant", "content": answer}], tokenize=False
+        )
         ids = tokenizer(text, add_special_tokens=False)["input_ids"][-max_length:]
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+            out = model(
+                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)
+            )
         scores.append(float(out.logits[0, 0]))
     return scores
 

@@ -43,9 +43,11 @@ def train_sft(
     docs: Path | None = None,
     persona: Any = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Fine-tune ``base`` on ``data`` (any importable conversation file, compiled rows or a
-    ``CompiledDataset``) and register the result as a candidate version."""
+    ``CompiledDataset``) and register the result as a candidate version. ``callbacks``: extra
+    ``transformers.TrainerCallback`` objects (the tests snapshot parameters with one)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -83,12 +85,17 @@ def train_sft(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks),
     )
 
     # 4. Train, plot the loss, register the candidate.
     metrics = run_training(trainer, out_dir, title=f"SFT on {len(train)} rows")
     metrics.update(train_rows=len(train), data=data_info["source"], recipe=config["source"])
-    mode = f"freeze_layers={config['model']['freeze_layers']}" if config["model"].get("freeze_layers") else "lora"
+    mode = (
+        f"freeze_layers={config['model']['freeze_layers']}"
+        if config["model"].get("freeze_layers")
+        else "lora"
+    )
     version, adapter_dir = save_and_register(
         trainer.model, tokenizer, home=home, base=start, kind="sft", metrics=metrics, notes=f"sft ({mode})"
     )

@@ -19,41 +19,66 @@ if ROOT not in sys.path:
 
 from ui import services  # noqa: E402
 
-st.set_page_config(page_title="Support", page_icon="💬", layout="centered")
+st.set_page_config(page_icon="💬")
 
 user = services.current_user()
 signed_in = user is not None
 console = "visible" if signed_in else "hidden"
 
-chat = st.Page("pages/chat.py", title="Chat with support", icon="💬", url_path="chat", default=True)
+chat = st.Page(
+    "pages/chat.py", title="Chat with support", icon=":material/chat:", url_path="chat", default=True
+)
 sign_in = st.Page(
     "pages/sign_in.py",
     title="Team sign-in",
-    icon="🔐",
+    icon=":material/login:",
     url_path="sign-in",
     visibility="hidden" if signed_in else "visible",
 )
 console_pages = [
-    st.Page("pages/handoffs.py", title="Live handoffs", icon="🙋", url_path="handoffs", visibility=console),
     st.Page(
-        "pages/conversations.py", title="Conversations", icon="🗂️", url_path="conversations", visibility=console
+        "pages/handoffs.py",
+        title="Live handoffs",
+        icon=":material/support_agent:",
+        url_path="handoffs",
+        visibility=console,
     ),
-    st.Page("pages/review.py", title="Review a conversation", icon="🔍", url_path="review", visibility=console),
-    st.Page("pages/dashboard.py", title="Dashboard", icon="📈", url_path="dashboard", visibility=console),
+    st.Page(
+        "pages/conversations.py",
+        title="Conversations",
+        icon=":material/forum:",
+        url_path="conversations",
+        visibility=console,
+    ),
+    st.Page(
+        "pages/review.py",
+        title="Review a conversation",
+        icon=":material/rate_review:",
+        url_path="review",
+        visibility=console,
+    ),
+    st.Page(
+        "pages/dashboard.py",
+        title="Dashboard",
+        icon=":material/monitoring:",
+        url_path="dashboard",
+        visibility=console,
+    ),
     st.Page(
         "pages/training.py",
         title="Training",
-        icon="🧪",
+        icon=":material/model_training:",
         url_path="training",
         visibility="visible" if signed_in and user.role == "admin" else "hidden",
     ),
 ]
 page = st.navigation({"Customers": [chat], "Support team": [sign_in, *console_pages]})
+st.set_page_config(layout="centered" if page.url_path in (chat.url_path, sign_in.url_path) else "wide")
 
 if user is not None:
     with st.sidebar:
         st.caption(f"Signed in as **{user.username}** ({user.role})")
-        if st.button("Sign out", icon="🚪", key="sign-out"):
+        if st.button("Sign out", icon=":material/logout:", key="sign-out"):
             services.sign_out()
             st.switch_page(chat)
 

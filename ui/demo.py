@@ -23,9 +23,60 @@ from agent.generator import ScriptedGenerator, Usage
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "agent" / "sample" / "docs"
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "a an and are as at be but by can could do does for from have how i if in is it its me my of on "
-    "or our should so than that the their them then there this to was what when where which who why "
-    "will with would you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 NO_ANSWER = "I'm not sure about that one. Could you tell me a little more?"
 
@@ -106,7 +157,7 @@ def _split(path: Path) -> Iterator[_Section]:
     text = path.read_text(encoding="utf-8")
     doc_title = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), path.stem)
     parts = re.split(r"^## +(.+)$", text, flags=re.MULTILINE)
-    chunks = [(doc_title, parts[0])] + list(zip(parts[1::2], parts[2::2], strict=True))
+    chunks = [(doc_title, parts[0]), *zip(parts[1::2], parts[2::2], strict=True)]
     for number, (heading, body) in enumerate(chunks):
         body = "\n".join(line for line in body.splitlines() if not line.startswith("# ")).strip()
         if not body:

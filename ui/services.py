@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from agent.config import AgentConfig, default_home, load_config
+from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Usage
 
@@ -37,7 +37,12 @@ FAKE_MODEL_ENV = "SUPPORTLOOP_UI_FAKE_MODEL"
 FAKE_DELAY_ENV = "SUPPORTLOOP_UI_FAKE_DELAY"
 KEYWORD_KNOWLEDGE_ENV = "SUPPORTLOOP_UI_KEYWORD_KNOWLEDGE"
 USER_KEY = "console_user"
-ROLE_ICONS = {"customer": "👤", "agent": "🤖", "human": "🧑‍💼", "system": "ℹ️"}  # noqa: RUF001
+ROLE_ICONS = {
+    "customer": ":material/person:",
+    "agent": ":material/smart_toy:",
+    "human": ":material/support_agent:",
+    "system": ":material/info:",
+}
 LABELS = (
     "correct",
     "wrong answer",
@@ -60,7 +65,7 @@ def _flag(name: str) -> bool:
 
 
 def mode() -> str:
-    """"demo" (no model), "keyword" (real model, keyword knowledge) or "real"."""
+    """ "demo" (no model), "keyword" (real model, keyword knowledge) or "real"."""
     if _flag(FAKE_MODEL_ENV):
         return "demo"
     return "keyword" if _flag(KEYWORD_KNOWLEDGE_ENV) else "real"
@@ -162,26 +167,27 @@ def sign_out() -> None:
     st.session_state.pop(USER_KEY, None)
 
 
-def login_form(key: str = "login") -> None:
+def login_form(key: str = "login", *, heading: bool = True) -> None:
     """The sign-in form; reruns the page once the user is in."""
     with st.form(key, border=True):
-        st.markdown("#### 🔐 Support console sign-in")
+        if heading:
+            st.markdown("#### :material/login: Support console sign-in")
         username = st.text_input("Username", key=f"{key}-username", autocomplete="username")
         password = st.text_input("Password", type="password", key=f"{key}-password")
-        submitted = st.form_submit_button("Sign in", type="primary", use_container_width=True)
+        submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
     if submitted:
         if not username.strip() or not password:
             st.error("Enter your username and password.")
         elif sign_in(username, password) is None:
             st.error("Wrong username or password, or the account is disabled.")
         else:
-            st.toast(f"Signed in as {username.strip()}", icon="✅")
+            st.toast(f"Signed in as {username.strip()}", icon=":material/check_circle:")
             st.rerun()
     if not store().list_users():
         st.info(
             "No console accounts exist yet. Create the first one on the server:\n\n"
             "```\nsupportloop users create YOUR_NAME --role admin\n```",
-            icon="ℹ️",
+            icon=":material/info:",
         )
 
 
@@ -189,11 +195,14 @@ def require_user(role: str | None = None) -> User:
     """The signed-in user; otherwise a refusal with the sign-in form, and the page stops here."""
     user = current_user()
     if user is None:
-        st.warning("The review console is for the support team. Sign in to continue.", icon="🔒")
+        st.warning("The review console is for the support team. Sign in to continue.", icon=":material/lock:")
         login_form()
         st.stop()
     if role is not None and user.role != role:
-        st.error(f"This page needs the **{role}** role; you are signed in as a {user.role}.", icon="⛔")
+        st.error(
+            f"This page needs the **{role}** role; you are signed in as a {user.role}.",
+            icon=":material/block:",
+        )
         st.stop()
     return user
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import streamlit as st
 
-from agent.errors import GenerationError, InputError, NotFoundError, SupportloopError
 from agent.config import Persona
+from agent.errors import GenerationError, InputError, NotFoundError, SupportloopError
 from agent.runtime import WITH_PERSON, Agent
 from agent.types import Citation, Conversation, Feedback, Reply, Turn
 from ui import services
@@ -23,6 +23,7 @@ SUGGESTIONS = (
     "What does a red blinking light mean?",
     "How do I connect the purifier to Wi-Fi?",
 )
+FAILED = "Sorry, I couldn't answer that just now ({}). Please try again, or ask for a person."
 CSAT = "CSAT"  # the comment that marks a customer's end-of-conversation rating
 
 
@@ -65,16 +66,16 @@ def _store_feedback(agent: Agent, turn_id: str, key: str, kind: str) -> None:
         else:
             agent.feedback(turn_id, rating=int(value) + 1)
     except SupportloopError as exc:
-        st.toast(f"Sorry, your feedback could not be saved: {exc}", icon="⚠️")
+        st.toast(f"Sorry, your feedback could not be saved: {exc}", icon=":material/warning:")
         return
-    st.toast("Thanks for the feedback!", icon="🙏")
+    st.toast("Thanks for the feedback!", icon=":material/favorite:")
 
 
 def _store_csat(agent: Agent, turn_id: str, key: str) -> None:
     value = st.session_state.get(key)
     if value is not None:
         agent.feedback(turn_id, rating=int(value) + 1, comment=CSAT)
-        st.toast("Thank you! Your rating helps us improve.", icon="💚")
+        st.toast("Thank you! Your rating helps us improve.", icon=":material/favorite:")
 
 
 def feedback_widgets(agent: Agent, turn: Turn, given: list[Feedback]) -> None:
@@ -106,33 +107,33 @@ def feedback_widgets(agent: Agent, turn: Turn, given: list[Feedback]) -> None:
 
 def sources(citations: Sequence[Citation]) -> None:
     for citation in citations:
-        with st.expander(f"Source [{citation.index}] · {citation.source}", icon="📄"):
+        with st.expander(f"Source [{citation.index}] · {citation.source}", icon=":material/description:"):
             st.markdown(citation.snippet)
             st.caption(f"{citation.doc_id} · relevance score {citation.score:.2f}" if citation.score else "")
 
 
 def render_turn(agent: Agent, turn: Turn, feedback: dict[str, list[Feedback]], persona: Persona) -> None:
     if turn.role == "customer":
-        with st.chat_message("user", avatar="👤"):
+        with st.chat_message("user", avatar=":material/person:"):
             st.markdown(turn.text)
     elif turn.role == "human":
-        with st.chat_message("human", avatar="🧑‍💼"):
+        with st.chat_message("human", avatar=":material/support_agent:"):
             st.markdown(f"**{turn.author or 'Support team'}** · {persona.company} support team · _a person_")
             st.markdown(turn.text)
     elif turn.role == "agent":
-        with st.chat_message("assistant", avatar="🤖"):
+        with st.chat_message("assistant", avatar=":material/smart_toy:"):
             st.markdown(turn.text)
             sources(turn.citations)
             if turn.model_version and not turn.metadata.get("escalation_reason"):
                 feedback_widgets(agent, turn, feedback.get(turn.id or "", []))
     elif turn.text == WITH_PERSON:  # other system turns are internal notes
-        st.caption(f"ℹ️ {turn.text}")  # noqa: RUF001
+        st.caption(f":material/info: {turn.text}")
 
 
 def stream_turn(agent: Agent, cid: str, text: str) -> None:
     """Show the customer's message, stream the answer into the page as it is generated."""
     bubble = st.empty()
-    with bubble.container(), st.chat_message("user", avatar="👤"):
+    with bubble.container(), st.chat_message("user", avatar=":material/person:"):
         st.markdown(text)
     items = agent.stream(cid, text)
     try:
@@ -142,7 +143,7 @@ def stream_turn(agent: Agent, cid: str, text: str) -> None:
         notify("warning", str(exc))
         return
     except GenerationError as exc:
-        notify("error", f"Sorry, I couldn't answer that just now ({exc}). Please try again in a moment.")
+        notify("error", FAILED.format(exc))
         return
     result: list[Reply] = []
 
@@ -153,7 +154,7 @@ def stream_turn(agent: Agent, cid: str, text: str) -> None:
             else:
                 yield item
 
-    with st.chat_message("assistant", avatar="🤖"):
+    with st.chat_message("assistant", avatar=":material/smart_toy:"):
         try:
             if isinstance(first, Reply):
                 result.append(first)
@@ -161,7 +162,10 @@ def stream_turn(agent: Agent, cid: str, text: str) -> None:
             else:
                 st.write_stream(deltas())
         except GenerationError as exc:
-            notify("error", f"Sorry, I couldn't finish that answer ({exc}). Please try again, or ask for a person.")
+            notify(
+                "error",
+                f"Sorry, I couldn't finish that answer ({exc}). Please try again, or ask for a person.",
+            )
             return
         if result:
             sources(result[0].citations)
@@ -180,22 +184,29 @@ def watch_for_person(agent: Agent, cid: str, seen: int, status: str) -> None:
     conversation = load(agent, cid)
     if conversation is not None and (len(conversation.turns) != seen or conversation.status != status):
         st.rerun(scope="app")
-    st.caption("🟢 A member of our support team has this conversation and will reply here.")
+    st.caption(
+        ":green[:material/radio_button_checked:] A member of our support team has this conversation and will reply here."
+    )
 
 
 def csat(agent: Agent, conversation: Conversation, feedback: dict[str, list[Feedback]]) -> None:
     agent_turns = [t for t in conversation.turns if t.role == "agent"]
-    if not agent_turns:
-        return
     given = [f for items in feedback.values() for f in items if f.comment == CSAT]
     with st.container(border=True):
         if given:
             st.markdown(f"**Thanks for rating this conversation {'★' * (given[-1].rating or 0)}.**")
+        elif not agent_turns:
+            st.markdown("**This conversation is closed.**")
         else:
             st.markdown("**This conversation is closed. How satisfied are you with the help you got?**")
             key = f"csat-{conversation.id}"
             st.feedback("stars", key=key, on_change=_store_csat, args=(agent, agent_turns[-1].id, key))
-        st.button("Start a new conversation", icon="➕", on_click=start_over, key="new-after-csat")
+        st.button(
+            "Start a new conversation",
+            icon=":material/add_comment:",
+            on_click=start_over,
+            key="new-after-csat",
+        )
 
 
 # ------------------------------------------------------------------------------- the page
@@ -205,10 +216,12 @@ def main() -> None:
     try:
         agent = services.chat_agent()
     except SupportloopError as exc:
-        st.error(f"The support assistant could not start: {exc}", icon="🚫")
+        st.error(f"The support assistant could not start: {exc}", icon=":material/error:")
         st.stop()
     except ImportError as exc:
-        st.error(f"The support assistant could not start: a component is missing ({exc}).", icon="🚫")
+        st.error(
+            f"The support assistant could not start: a component is missing ({exc}).", icon=":material/error:"
+        )
         st.stop()
     persona = agent.config.persona
     cid = conversation_id()
@@ -216,8 +229,10 @@ def main() -> None:
     turns = conversation.turns if conversation else ()
     status = conversation.status if conversation else "new"
 
-    st.title(f"💬 {persona.company} support")
-    st.caption(f"Chat with {persona.agent_name}, our assistant for the {persona.product}. A person is one click away.")
+    st.title(f":material/chat: {persona.company} support")
+    st.caption(
+        f"Chat with {persona.agent_name}, our assistant for the {persona.product}. A person is one click away."
+    )
 
     feedback: dict[str, list[Feedback]] = {}
     if conversation is not None:
@@ -225,7 +240,7 @@ def main() -> None:
             if item.reviewer is None:
                 feedback.setdefault(item.turn_id, []).append(item)
     if not turns:
-        with st.chat_message("assistant", avatar="🤖"):
+        with st.chat_message("assistant", avatar=":material/smart_toy:"):
             st.markdown(
                 f"Hi! I'm {persona.agent_name}. Ask me anything about your {persona.product}: "
                 "filters, lights and error codes, Wi-Fi, orders, warranty."
@@ -238,27 +253,38 @@ def main() -> None:
 
     prompt = None
     if not turns:
-        prompt = st.pills("Popular questions", SUGGESTIONS, key=f"suggest-{cid}", label_visibility="collapsed")
+        prompt = st.pills(
+            "Popular questions", SUGGESTIONS, key=f"suggest-{cid}", label_visibility="collapsed"
+        )
     if status == "escalated":
         watch_for_person(agent, cid, len(turns), status)
     elif status in ("resolved", "closed"):
         csat(agent, conversation, feedback)
 
-    left, right, _ = st.columns([1.3, 1.1, 2])
-    with left:
-        if st.button(
-            "Talk to a person", icon="🙋", disabled=status == "escalated", help="Hand this chat to our support team"
-        ):
+    ended = status in ("resolved", "closed")
+    if not ended:
+        with st.container(horizontal=True):
+            person = st.button(
+                "Talk to a person",
+                icon=":material/support_agent:",
+                disabled=status == "escalated",
+                help="Hand this chat to our support team",
+            )
+            finish = status != "new" and st.button("End chat", icon=":material/check_circle:")
+        if person:
             agent.escalate(cid)
             notify("info", "A member of our support team will reply here. You can keep this page open.")
             st.rerun()
-    with right:
-        if status not in ("new", "resolved", "closed") and st.button("End chat", icon="✅"):
+        if finish:
             agent.resolve(cid, by="customer", note="ended by the customer")
             st.rerun()
 
-    placeholder = "Write to our support team…" if status == "escalated" else f"Ask {persona.agent_name} a question…"
-    typed = st.chat_input(placeholder, key="chat-input")
+    placeholder = f"Ask {persona.agent_name} a question…"
+    if status == "escalated":
+        placeholder = "Write to our support team…"
+    elif ended:
+        placeholder = "This chat has ended. Start a new conversation to ask something else."
+    typed = st.chat_input(placeholder, key="chat-input", disabled=ended)
     if text := typed or prompt:
         stream_turn(agent, cid, text)
         st.rerun()

@@ -15,10 +15,9 @@ from ui import services
 PAGE_SIZE = 50
 ROLE_NAMES = {"customer": "customer", "agent": "assistant", "human": "support team", "system": "note"}
 
-st.set_page_config(layout="wide")
 services.require_user()
 store = services.store()
-st.title("🗂️ Conversations")
+st.title(":material/forum: Conversations")
 
 # ------------------------------------------------------------------------------- search
 query = st.text_input(
@@ -27,7 +26,7 @@ query = st.text_input(
     key="search",
     label_visibility="collapsed",
     help='Ranked full-text search. Terms are ANDed; "a phrase", `or`, and `-term` work.',
-    icon="🔎",
+    icon=":material/search:",
 )
 if query.strip():
     results = store.search(query, limit=60)
@@ -35,38 +34,56 @@ if query.strip():
     for hit in results:
         grouped.setdefault(hit.conversation_id, []).append(hit)
     if not grouped:
-        st.info(f"No message matches **{query}**. Try fewer or different words.", icon="🔍")
+        st.info(
+            f"No message matches **{query}**. Try fewer or different words.", icon=":material/rate_review:"
+        )
     else:
         st.caption(f"{len(grouped)} conversation(s), best match first")
     for cid, hits in grouped.items():
         with st.container(border=True):
             left, right = st.columns([6, 1], vertical_alignment="center")
             with left:
-                st.markdown(f"**`{services.short_id(cid)}`** · rank {hits[0].rank:.2f}")
+                st.markdown(f"**`{services.short_id(cid)}`**")
                 for hit in hits[:3]:
                     st.markdown(f"- _{ROLE_NAMES.get(hit.role, hit.role)}:_ {hit.snippet}")
             with right:
-                st.page_link("pages/review.py", label="Open", icon="🔍", query_params={"id": cid})
+                st.page_link(
+                    "pages/review.py", label="Open", icon=":material/rate_review:", query_params={"id": cid}
+                )
     st.divider()
 
 # ------------------------------------------------------------------------------- filters
-versions = sorted({str(row["model_version"]) for row in store.kpis(by="model_version") if row["model_version"]})
+
+
+def first_page() -> None:
+    st.session_state["conversations-page"] = 0
+
+
+versions = sorted(
+    {str(row["model_version"]) for row in store.kpis(by="model_version") if row["model_version"]}
+)
 with st.container(border=True):
     c1, c2, c3, c4, c5, c6 = st.columns([2.2, 1.5, 1.6, 1.3, 1.2, 1.2], vertical_alignment="bottom")
     with c1:
         today = date.today()
-        window = st.date_input("Created", value=(today - timedelta(days=30), today), key="f-dates")
+        window = st.date_input(
+            "Created", value=(today - timedelta(days=30), today), key="f-dates", on_change=first_page
+        )
     with c2:
-        version = st.selectbox("Model version", ["any", *versions], key="f-version")
+        version = st.selectbox("Model version", ["any", *versions], key="f-version", on_change=first_page)
     with c3:
-        ratings = st.select_slider("Lowest rating", options=[1, 2, 3, 4, 5], value=(1, 5), key="f-rating")
+        ratings = st.select_slider(
+            "Lowest rating", options=[1, 2, 3, 4, 5], value=(1, 5), key="f-rating", on_change=first_page
+        )
         rated_only = ratings != (1, 5)
     with c4:
-        escalated = st.selectbox("Escalated", ["any", "escalated", "not escalated"], key="f-escalated")
+        escalated = st.selectbox(
+            "Escalated", ["any", "escalated", "not escalated"], key="f-escalated", on_change=first_page
+        )
     with c5:
-        status = st.selectbox("Status", ["any", *STATUSES], key="f-status")
+        status = st.selectbox("Status", ["any", *STATUSES], key="f-status", on_change=first_page)
     with c6:
-        unreviewed = st.toggle("Unreviewed only", key="f-unreviewed")
+        unreviewed = st.toggle("Unreviewed only", key="f-unreviewed", on_change=first_page)
 
 since = until = None
 if isinstance(window, tuple) and window:
@@ -96,9 +113,15 @@ rows = rows[:PAGE_SIZE]
 if not rows:
     counts = store.counts()
     if counts["conversations"] == 0:
-        st.info("No conversations yet. They appear here as soon as customers start chatting.", icon="💬")
+        st.info(
+            "No conversations yet. They appear here as soon as customers start chatting.",
+            icon=":material/chat:",
+        )
     else:
-        st.info("No conversation matches these filters. Widen the date range or clear a filter.", icon="🧹")
+        st.info(
+            "No conversation matches these filters. Widen the date range or clear a filter.",
+            icon=":material/filter_alt_off:",
+        )
     st.stop()
 
 table = pd.DataFrame(
@@ -117,11 +140,13 @@ table = pd.DataFrame(
         for row in rows
     ]
 )
-st.caption(f"Conversations {page * PAGE_SIZE + 1}–{page * PAGE_SIZE + len(rows)}, most recent first. Select a row to review it.")
+st.caption(
+    f"Conversations {page * PAGE_SIZE + 1}–{page * PAGE_SIZE + len(rows)}, most recent first. Select a row to review it."
+)
 picked = st.dataframe(
     table,
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
     on_select="rerun",
     selection_mode="single-row",
     key="conversation-table",

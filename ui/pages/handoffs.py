@@ -13,10 +13,11 @@ REASONS = {
     "unhelpful_streak": "the assistant could not help",
 }
 
-st.set_page_config(page_title="Live handoffs", layout="wide")
 services.require_user()
-st.title("🙋 Live handoffs")
-st.caption("Conversations handed to the support team. Answer them from the review page; the customer sees it live.")
+st.title(":material/support_agent: Live handoffs")
+st.caption(
+    "Conversations handed to the support team. Answer them from the review page; the customer sees it live."
+)
 
 
 @st.fragment(run_every=5)
@@ -24,7 +25,7 @@ def queue() -> None:
     store = services.store()
     waiting = store.escalations(open_only=True)
     if not waiting:
-        st.success("No customer is waiting for a person right now.", icon="🎉")
+        st.success("No customer is waiting for a person right now.", icon=":material/celebration:")
         return
     st.markdown(f"**{len(waiting)} waiting**, oldest first")
     for item in waiting:
@@ -38,7 +39,11 @@ def queue() -> None:
             left, right = st.columns([5, 1], vertical_alignment="center")
             with left:
                 reason = REASONS.get(item["reason"], item["reason"])
-                badge = " · :green[answered, not resolved]" if answered else " · :orange[waiting for a first reply]"
+                badge = (
+                    " · :green[answered, not resolved]"
+                    if answered
+                    else " · :orange[waiting for a first reply]"
+                )
                 st.markdown(
                     f"**`{services.short_id(conversation.id)}`** · {reason} · "
                     f"{services.ago(item['created_at'])}{badge}"
@@ -51,7 +56,7 @@ def queue() -> None:
                 st.page_link(
                     "pages/review.py",
                     label="Answer",
-                    icon="✍️",
+                    icon=":material/edit_note:",
                     query_params={"id": conversation.id},
                 )
 

@@ -15,7 +15,6 @@ from ui import services
 ROLE_LABEL = {"customer": "Customer", "agent": "Assistant", "human": "Support team", "system": "Note"}
 STATUS_BADGE = {"open": ":blue[open]", "escalated": ":orange[escalated]", "resolved": ":green[resolved]"}
 
-st.set_page_config(layout="wide")
 user = services.require_user()
 agent = services.console_agent()
 store = agent.store
@@ -28,14 +27,18 @@ def pick_conversation() -> str | None:
         if st.query_params.get("id") != cid:
             st.query_params["id"] = cid
         return cid
-    st.title("🔍 Review a conversation")
+    st.title(":material/rate_review: Review a conversation")
     recent = store.list_conversations(limit=20)
     if not recent:
-        st.info("No conversations yet.", icon="💬")
+        st.info("No conversations yet.", icon=":material/chat:")
         return None
-    labels = {r.id: f"{services.short_id(r.id)} · {r.status} · {(r.first_message or '')[:80]}" for r in recent}
+    labels = {
+        r.id: f"{services.short_id(r.id)} · {r.status} · {(r.first_message or '')[:80]}" for r in recent
+    }
     choice = st.selectbox("Recent conversations", list(labels), format_func=labels.get, index=None)
-    st.page_link("pages/conversations.py", label="Search and filter all conversations", icon="🗂️")
+    st.page_link(
+        "pages/conversations.py", label="Search and filter all conversations", icon=":material/forum:"
+    )
     return choice
 
 
@@ -44,13 +47,19 @@ def pick_conversation() -> str | None:
 
 def answer_customer(conversation: Conversation, reviewer: User) -> None:
     with st.container(border=True):
-        st.markdown("#### 🙋 The customer is waiting for a person")
-        st.caption(f"Handed off because: {conversation.escalation_reason}. Your reply appears live in their chat.")
+        st.markdown("#### :material/support_agent: The customer is waiting for a person")
+        st.caption(
+            f"Handed off because: {conversation.escalation_reason}. Your reply appears live in their chat."
+        )
         with st.form("human-reply", clear_on_submit=True, border=False):
             text = st.text_area("Your reply to the customer", key="human-reply-text", height=110)
             send, resolve = st.columns(2)
-            sent = send.form_submit_button("Send to customer", icon="📨", type="primary", use_container_width=True)
-            done = resolve.form_submit_button("Send and resolve", icon="✅", use_container_width=True)
+            sent = send.form_submit_button(
+                "Send to customer", icon=":material/send:", type="primary", width="stretch"
+            )
+            done = resolve.form_submit_button(
+                "Send and resolve", icon=":material/check_circle:", width="stretch"
+            )
         if sent or done:
             if text.strip():
                 try:
@@ -58,17 +67,17 @@ def answer_customer(conversation: Conversation, reviewer: User) -> None:
                 except SupportloopError as exc:
                     st.error(f"Not sent: {exc}")
                     return
-                st.toast("Reply sent to the customer", icon="📨")
+                st.toast("Reply sent to the customer", icon=":material/send:")
             elif sent:
                 st.warning("Write a reply first.")
                 return
             if done:
                 agent.resolve(conversation.id, by=reviewer.username, note="resolved from the console")
-                st.toast("Conversation resolved", icon="✅")
+                st.toast("Conversation resolved", icon=":material/check_circle:")
             st.rerun()
-    if st.button("Resolve without replying", icon="✔️", key="resolve-only"):
+    if st.button("Resolve without replying", icon=":material/done:", key="resolve-only"):
         agent.resolve(conversation.id, by=reviewer.username, note="resolved from the console")
-        st.toast("Conversation resolved", icon="✅")
+        st.toast("Conversation resolved", icon=":material/check_circle:")
         st.rerun()
 
 
@@ -90,7 +99,7 @@ def review_form(turn: Turn, reviewer: User) -> None:
             height=110,
         )
         comment = st.text_input("Note for the team (optional)", key=f"review-comment-{turn.id}")
-        saved = st.form_submit_button("Save review", icon="💾", type="primary")
+        saved = st.form_submit_button("Save review", icon=":material/save:", type="primary")
     if saved:
         if rating is None and not (labels or correction.strip() or mark or comment.strip()):
             st.warning("Nothing to save: rate, label, correct or mark the answer first.")
@@ -104,7 +113,7 @@ def review_form(turn: Turn, reviewer: User) -> None:
             reviewer=reviewer.username,
             mark_for_training=mark,
         )
-        st.toast("Correction saved" if correction.strip() else "Review saved", icon="💾")
+        st.toast("Correction saved" if correction.strip() else "Review saved", icon=":material/save:")
         st.rerun()
 
 
@@ -115,7 +124,7 @@ def retrieved_passages(turn: Turn) -> None:
     cited = {c.doc_id for c in turn.citations}
     passages = turn.metadata.get("passages") or []
     label = f"Retrieved passages ({len(turn.retrieved)})" if turn.retrieved else "No passages retrieved"
-    with st.expander(label, icon="📚", expanded=False):
+    with st.expander(label, icon=":material/library_books:", expanded=False):
         if turn.retrieved:
             st.dataframe(
                 pd.DataFrame(
@@ -132,17 +141,14 @@ def retrieved_passages(turn: Turn) -> None:
                     ]
                 ),
                 hide_index=True,
-                use_container_width=True,
+                width="stretch",
                 column_config={"score": st.column_config.NumberColumn(format="%.3f")},
             )
         for number, passage in enumerate(passages, start=1):
             title = passage.get("title") or passage.get("doc_id")
-            st.markdown(f"**[{number}] {title}** · `{passage.get('source')}`")
-            st.markdown(f"<small>{_escape(passage.get('text', ''))[:1500]}</small>", unsafe_allow_html=True)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            with st.container(border=True):
+                st.caption(f"**[{number}] {title}** · `{passage.get('source')}`")
+                st.markdown(passage.get("text", "")[:2000])
 
 
 def feedback_lines(items: list[Feedback]) -> None:
@@ -150,24 +156,28 @@ def feedback_lines(items: list[Feedback]) -> None:
         who = f"reviewer **{item.reviewer}**" if item.reviewer else "customer"
         parts = []
         if item.thumbs is not None:
-            parts.append("👍" if item.thumbs > 0 else "👎")
+            parts.append(":material/thumb_up:" if item.thumbs > 0 else ":material/thumb_down:")
         if item.rating is not None:
             parts.append("★" * item.rating + "☆" * (5 - item.rating))
         if item.labels:
             parts.append(" ".join(f"`{label}`" for label in item.labels))
         if item.mark_for_training:
-            parts.append("🎯 marked for training")
+            parts.append(":material/target: marked for training")
+        if item.correction:
+            parts.append("wrote a correction")
         if item.comment:
             parts.append(f"“{item.comment}”")
         st.caption(f"{who}: {' · '.join(parts) or 'feedback'} · {services.ago(item.created_at)}")
         if item.correction:
-            st.success(f"**Correction by {item.reviewer or 'customer'}:** {item.correction}", icon="✏️")
+            st.success(
+                f"**Correction by {item.reviewer or 'customer'}:** {item.correction}", icon=":material/edit:"
+            )
 
 
 def render_turn(turn: Turn, feedback: list[Feedback], reviewer: User, last_agent: bool) -> None:
     avatar = services.ROLE_ICONS.get(turn.role)
     if turn.role == "system":
-        st.caption(f"ℹ️ {turn.text}")  # noqa: RUF001
+        st.caption(f":material/info: {turn.text}")
         return
     with st.chat_message(turn.role, avatar=avatar):
         meta = [ROLE_LABEL.get(turn.role, turn.role), services.ago(turn.created_at)]
@@ -190,7 +200,11 @@ def render_turn(turn: Turn, feedback: list[Feedback], reviewer: User, last_agent
             st.caption("Cited: " + ", ".join(f"[{c.index}] {c.source}" for c in turn.citations))
         retrieved_passages(turn)
         feedback_lines(feedback)
-        with st.expander("Review this answer", icon="✍️", expanded=last_agent and not feedback):
+        with st.expander(
+            "Review this answer",
+            icon=":material/edit_note:",
+            expanded=last_agent and not any(f.reviewer for f in feedback),
+        ):
             review_form(turn, reviewer)
 
 
@@ -202,21 +216,27 @@ if cid is None:
 try:
     conversation = store.get_conversation(cid)
 except NotFoundError:
-    st.error(f"No conversation `{cid}`. It may have been deleted, or the link is wrong.", icon="🚫")
+    st.error(
+        f"No conversation `{cid}`. It may have been deleted, or the link is wrong.", icon=":material/error:"
+    )
     st.session_state.pop("review-id", None)
-    st.page_link("pages/conversations.py", label="Back to conversations", icon="🗂️")
+    st.page_link("pages/conversations.py", label="Back to conversations", icon=":material/forum:")
     st.stop()
 
-st.title(f"🔍 Conversation `{services.short_id(conversation.id)}`")
+st.title(f":material/rate_review: Conversation `{services.short_id(conversation.id)}`")
 badge = STATUS_BADGE.get(conversation.status, conversation.status)
-facts = [f"status {badge}", f"started {services.ago(conversation.created_at)}", f"{len(conversation.turns)} turns"]
+facts = [
+    f"status {badge}",
+    f"started {services.ago(conversation.created_at)}",
+    f"{len(conversation.turns)} turns",
+]
 if conversation.escalation_reason:
     facts.append(f"escalated: {conversation.escalation_reason}")
 st.markdown(" · ".join(facts) + f"  \n`{conversation.id}`")
 top_left, top_right, _ = st.columns([1, 1, 4])
-top_left.page_link("pages/conversations.py", label="All conversations", icon="🗂️")
+top_left.page_link("pages/conversations.py", label="All conversations", icon=":material/forum:")
 if conversation.status == "escalated":
-    top_right.page_link("pages/handoffs.py", label="Live handoffs", icon="🙋")
+    top_right.page_link("pages/handoffs.py", label="Live handoffs", icon=":material/support_agent:")
 
 by_turn: dict[str, list[Feedback]] = {}
 for item in store.feedback_for_conversation(conversation.id):
@@ -224,7 +244,7 @@ for item in store.feedback_for_conversation(conversation.id):
 agent_turns = [t for t in conversation.turns if t.role == "agent"]
 last_agent_id = agent_turns[-1].id if agent_turns else None
 if not conversation.turns:
-    st.info("This conversation has no messages yet.", icon="💬")
+    st.info("This conversation has no messages yet.", icon=":material/chat:")
 for turn in conversation.turns:
     render_turn(turn, by_turn.get(turn.id or "", []), user, turn.id == last_agent_id)
 
@@ -242,8 +262,9 @@ if conversation.status == "escalated":
             st.rerun(scope="app")
 
     watch(conversation.id, len(conversation.turns))
-elif conversation.status != "resolved":
-    if st.button("Mark resolved", icon="✅", key="mark-resolved"):
-        agent.resolve(conversation.id, by=user.username, note="resolved from the console")
-        st.toast("Conversation resolved", icon="✅")
-        st.rerun()
+elif conversation.status != "resolved" and st.button(
+    "Mark resolved", icon=":material/check_circle:", key="mark-resolved"
+):
+    agent.resolve(conversation.id, by=user.username, note="resolved from the console")
+    st.toast("Conversation resolved", icon=":material/check_circle:")
+    st.rerun()

@@ -9,6 +9,6 @@ from ui import services
 if services.current_user() is not None:
     st.switch_page("pages/handoffs.py")
 
-st.title("🔐 Support team sign-in")
+st.title(":material/login: Support team sign-in")
 st.caption("The review console: live handoffs, conversation review, training and the KPI dashboard.")
-services.login_form()
+services.login_form(heading=False)

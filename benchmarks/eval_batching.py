@@ -1,0 +1,71 @@
+"""Does batched, left-padded greedy generation give the same answers as one-at-a-time?
+
+Generates the answers to ``--rows`` DSTC11 held-out prompts with the default model twice under
+the evaluation protocol (greedy, <= 96 new tokens): batch size 1 and batch size ``--batch``.
+Prints the share of identical answers, the ROUGE-L of the two sets against the references, and
+the time each took.
+
+    .venv/bin/python benchmarks/eval_batching.py [--rows 16] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+
+    from agent.models import ensure_default_model, load_resolved, resolve_spec
+    from training.data import compile_dataset
+    from training.evaluate import Protocol, examples_from_rows, generate, rouge_l
+
+    home = REPO / ".cache" / "test-home"
+    ensure_default_model(home)
+    model, tokenizer = load_resolved(resolve_spec("smollm2-135m-instruct", home=home))
+    data = compile_dataset(
+        [DSTC11 / "conversations.jsonl"],
+        docs=DSTC11 / "knowledge_docs.jsonl",
+        turns="last",
+        val_fraction=0.15,
+    )
+    examples = examples_from_rows(data.sft_val[: args.rows])
+    prompts = [list(e.prompt) for e in examples]
+    runs = {}
+    for size in (1, args.batch):
+        started = time.perf_counter()
+        answers = generate(model, tokenizer, prompts, Protocol(batch_size=size))
+        runs[size] = (answers, time.perf_counter() - started)
+    single, batched = runs[1][0], runs[args.batch][0]
+    refs = [e.reference for e in examples]
+    out = {
+        "benchmark": "eval_batching",
+        "rows": len(prompts),
+        "batch_size": args.batch,
+        "identical_share": sum(a == b for a, b in zip(single, batched, strict=True)) / len(prompts),
+        "rougeL_single": round(rouge_l(single, refs), 4),
+        "rougeL_batched": round(rouge_l(batched, refs), 4),
+        "seconds_single": round(runs[1][1], 1),
+        "seconds_batched": round(runs[args.batch][1], 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "eval_batching.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

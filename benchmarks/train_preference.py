@@ -1,0 +1,110 @@
+"""DPO and KTO from an SFT parent: does the held-out chosen-minus-rejected margin rise?
+
+* Pairs: MT-RAG rated responses through the compiler (rating = mean over annotators of the mean
+  of the four criteria, ties dropped, split by task, 30% held out), passages cut to 300 characters
+  as in ``reward_mtrag.py`` so rows fit ``max_length`` on this CPU.
+* SFT parent: the default model + LoRA trained on ``prompt -> chosen`` of the training pairs.
+* DPO: from the SFT adapter (TRL's frozen ``ref`` copy of it is the reference) on the pairs.
+* KTO: from the same SFT adapter on the pairs unpaired (chosen -> desirable, rejected -> not).
+* Measure: mean over held-out pairs of log p(chosen) - log p(rejected) (summed over answer
+  tokens) and the share of pairs ranked right, for the SFT parent, DPO and KTO.
+
+    .venv/bin/python benchmarks/train_preference.py [--train-pairs 64] [--epochs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "mtrag" / "rated_responses.jsonl"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-pairs", type=int, default=64)
+    parser.add_argument("--eval-pairs", type=int, default=None, help="default: every held-out pair")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    args = parser.parse_args()
+
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reward_mtrag import shorten
+
+    from agent.models import ensure_default_model, load_resolved, resolve_spec
+    from training.data import compile_dataset
+    from training.preference import logprob_margin, train_dpo, train_kto
+    from training.sft import train_sft
+
+    home = Path(tempfile.mkdtemp(prefix="bench-pref-"))
+    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
+    (home / "models").mkdir(parents=True)
+    if cache.exists():
+        (home / "models" / cache.name).symlink_to(cache)
+    ensure_default_model(home)
+
+    # 1. Pairs split by task; a seeded training subset.
+    data = compile_dataset([DATA], val_fraction=0.3)
+    pairs = random.Random(0).sample(data.pref_train, min(args.train_pairs, len(data.pref_train)))
+    pairs = [shorten(r, 300) for r in pairs]
+    held_out = [shorten(r, 300) for r in data.pref_val][: args.eval_pairs]
+    print(f"{len(pairs)} training pairs, {len(held_out)} held-out pairs", flush=True)
+
+    # 2. SFT parent on the chosen answers, then DPO and KTO from it.
+    common = {"num_train_epochs": args.epochs, "learning_rate": args.learning_rate, "data.max_examples": None}
+    sft = train_sft(
+        [{"prompt": p["prompt"], "completion": p["chosen"]} for p in pairs],
+        base="production",
+        home=home,
+        overrides={**common, "learning_rate": 2e-4},
+    )
+    dpo = train_dpo(pairs, base=sft.version, home=home, overrides=common)
+    unpaired = [
+        {"prompt": p["prompt"], "completion": p[k], "label": k == "chosen"}
+        for p in pairs
+        for k in ("chosen", "rejected")
+    ]
+    kto = train_kto(unpaired, base=sft.version, home=home, overrides=common)
+
+    # 3. Held-out margins.
+    results = {}
+    for name, version in (("sft", sft.version), ("dpo", dpo.version), ("kto", kto.version)):
+        model, tokenizer = load_resolved(resolve_spec(version, home=home))
+        results[name] = {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in logprob_margin(model, tokenizer, held_out).items()
+        }
+        print(name, version, results[name], flush=True)
+    out = {
+        "benchmark": "train_preference",
+        "train_pairs": len(pairs),
+        "held_out_pairs": len(held_out),
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "train_metrics": {"sft": sft.metrics, "dpo": dpo.metrics, "kto": kto.metrics},
+        "versions": {"sft": sft.version, "dpo": dpo.version, "kto": kto.version},
+        "parents": {"dpo": dpo.parent, "kto": kto.parent},
+        "held_out": results,
+        "margin_rise": {k: round(results[k]["margin"] - results["sft"]["margin"], 4) for k in ("dpo", "kto")},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_preference.json").write_text(json.dumps(out, indent=2))
+    for stage in (dpo, kto):
+        if stage.loss_png and stage.loss_png.is_file():
+            (RESULTS / f"preference_{stage.kind}_loss.png").write_bytes(stage.loss_png.read_bytes())
+    print(json.dumps(out["margin_rise"]))
+
+
+if __name__ == "__main__":
+    main()

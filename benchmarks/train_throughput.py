@@ -1,0 +1,137 @@
+"""Training throughput and peak memory: our CPU SFT recipe vs TRL's defaults, same data, same run.
+
+Both train SmolLM2-135M-Instruct on the same DSTC11 rows (compiled with the serving prompt) for
+the same number of optimizer steps; each configuration runs in its own subprocess so its peak
+resident memory (``ru_maxrss``) is its own. Tokens are TRL's count of non-padding tokens seen.
+
+* ``recipe``: ``training/recipes/sft-cpu.yaml`` (LoRA r16 on all linear layers, batch 4 x 2,
+  max_length 512, no gradient checkpointing), through ``training.sft.train_sft``;
+* ``trl-defaults``: ``SFTTrainer(model=<dir>, args=SFTConfig(output_dir, use_cpu=True,
+  max_steps=N))``: a full fine-tune with TRL's default batch size (8), max_length (1024) and
+  gradient checkpointing setting.
+
+    .venv/bin/python benchmarks/train_throughput.py [--rows 64] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
+RESULTS = REPO / "benchmarks" / "results"
+CONFIGS = ("recipe", "trl-defaults")
+
+
+def rows_file(n: int, out: Path) -> Path:
+    from training.data import compile_dataset, write_rows
+
+    data = compile_dataset(
+        [DSTC11 / "conversations.jsonl"], docs=DSTC11 / "knowledge_docs.jsonl", turns="last"
+    )
+    write_rows(out, [{"prompt": r["prompt"], "completion": r["completion"]} for r in data.sft_train[:n]])
+    return out
+
+
+def run_one(config: str, data: Path, steps: int, home: Path) -> dict:
+    from training.common import peak_rss_mb
+
+    base = str(home / "models" / "smollm2-135m-instruct")
+    started = time.perf_counter()
+    if config == "recipe":
+        from training.sft import train_sft
+
+        result = train_sft(data, base=base, home=home, overrides={"max_steps": steps}, progress=False)
+        tokens, steps_done = result.metrics.get("train_tokens"), result.metrics["train_steps"]
+        seconds = result.metrics["train_seconds"]
+    else:
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        from training.data import load_rows
+
+        args = SFTConfig(
+            output_dir=str(home / "runs" / "trl-defaults"),
+            use_cpu=True,
+            max_steps=steps,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(load_rows(data)))
+        t0 = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - t0
+        tokens, steps_done = trainer._total_train_tokens, trainer.state.global_step
+    return {
+        "config": config,
+        "steps": steps_done,
+        "train_tokens": int(tokens or 0),
+        "train_seconds": round(seconds, 1),
+        "tokens_per_s": round((tokens or 0) / seconds, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # child process: one configuration, JSON on the last line
+        print(json.dumps(run_one(args.one, args.data, args.steps, args.home)))
+        return
+
+    from agent.models import ensure_default_model
+
+    home = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
+    (home / "models").mkdir(parents=True)
+    if cache.exists():
+        (home / "models" / cache.name).symlink_to(cache)
+    ensure_default_model(home)
+    data = rows_file(args.rows, home / "rows.jsonl")
+    results = []
+    for config in CONFIGS:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            config,
+            "--data",
+            str(data),
+            "--steps",
+            str(args.steps),
+            "--home",
+            str(home),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), flush=True)
+    summary = {"benchmark": "train_throughput", "rows": args.rows, "steps": args.steps, "results": results}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_throughput.json").write_text(json.dumps(summary, indent=2))
+    print("| config | steps | tokens | s | tokens/s | peak RSS MB |")
+    for r in results:
+        print(
+            f"| {r['config']} | {r['steps']} | {r['train_tokens']} | {r['train_seconds']} | {r['tokens_per_s']} "
+            f"| {r['peak_rss_mb']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Request models and response shapes of the HTTP API. Pure: no I/O, no agent.
+
+The chat endpoint speaks the OpenAI chat-completions format. Requests are validated with
+pydantic and unknown fields are accepted and ignored (clients send ``temperature``, ``top_p``...;
+the agent's generation settings come from its configuration). Responses are plain dicts in
+the OpenAI shape plus one extra top-level field, ``supportloop``, that standard clients ignore
+(the OpenAI Python client exposes it as ``response.model_extra["supportloop"]``).
+
+Mapping of a stateless OpenAI request onto the log: ``messages[-1]`` (role ``user``) is the new
+customer message; earlier ``user``/``assistant`` messages are history, logged as ``customer`` /
+``agent`` turns when the request starts a new conversation and ignored when it continues one
+(the log is the history then). ``system``/``developer`` messages never reach the model: the
+persona comes from the configuration.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.types import Reply
+from deploy.errors import ApiError
+
+ROLE_TO_LOG = {"user": "customer", "assistant": "agent", "system": "system", "developer": "system"}
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ContentPart(_Loose):
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(_Loose):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        if any(part.type != "text" for part in self.content):
+            raise ApiError(400, "only text content parts are supported", param="messages", code="unsupported")
+        return "".join(part.text or "" for part in self.content)
+
+
+class StreamOptions(_Loose):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Loose):
+    model: str = "production"
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = 1
+    conversation_id: str | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only n=1 is supported")
+        return value
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    turn_id: str
+    thumbs: Literal[-1, 1] | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=5000)
+    correction: str | None = Field(default=None, max_length=20_000)
+    labels: list[str] = Field(default_factory=list, max_length=50)
+    reviewer: str | None = None  # admin keys only
+    mark_for_training: bool = False  # admin keys only
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    scope: Literal["customer", "admin"] = "customer"
+
+
+# -- request -> conversation ----------------------------------------------------------------------
+
+
+def split_messages(
+    request: ChatCompletionRequest, *, max_messages: int, max_content_chars: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """(the new customer message, earlier messages as (log role, text)). ApiError 400 if unusable."""
+    if len(request.messages) > max_messages:
+        raise ApiError(
+            400,
+            f"{len(request.messages)} messages; the limit is {max_messages} (send a conversation_id "
+            "to continue a logged conversation instead of resending its history)",
+            param="messages",
+            code="too_many_messages",
+        )
+    last = request.messages[-1]
+    if last.role != "user":
+        raise ApiError(400, "the last message must have role 'user'", param="messages", code="invalid_role")
+    history = []
+    for number, message in enumerate(request.messages[:-1]):
+        if message.role not in ROLE_TO_LOG:
+            raise ApiError(
+                400, f"messages[{number}]: role {message.role!r} is not supported", param="messages"
+            )
+        text = message.text()
+        if len(text) > max_content_chars:
+            raise ApiError(
+                400,
+                f"messages[{number}] is {len(text)} characters long; the limit is {max_content_chars}",
+                param="messages",
+                code="content_too_long",
+            )
+        if text.strip():
+            history.append((ROLE_TO_LOG[message.role], text))
+    return last.text(), history
+
+
+def conversation_id_of(request: ChatCompletionRequest, header: str | None) -> str | None:
+    body = request.conversation_id
+    if body and header and body != header:
+        raise ApiError(
+            400,
+            "conversation_id in the body and the X-Conversation-Id header differ",
+            param="conversation_id",
+            code="conflicting_conversation_id",
+        )
+    return body or header or None
+
+
+# -- responses --------------------------------------------------------------------------------------
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def extra(reply: Reply) -> dict[str, Any]:
+    """The ``supportloop`` field: what an OpenAI response has no place for."""
+    return {
+        "conversation_id": reply.conversation_id,
+        "turn_id": reply.turn_id,
+        "citations": [c.to_dict() for c in reply.citations],
+        "escalated": reply.escalated,
+        "escalation_reason": reply.escalation_reason,
+        "refused": reply.refused,
+        "model_version": reply.model_version or None,
+        "latency_ms": round(reply.latency_ms, 1),
+    }
+
+
+def usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
+
+
+def finish_reason(reply: Reply, max_new_tokens: int) -> str:
+    return "length" if reply.completion_tokens >= max_new_tokens else "stop"
+
+
+def completion(reply: Reply, *, model: str, max_new_tokens: int) -> dict[str, Any]:
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(reply, max_new_tokens),
+            }
+        ],
+        "usage": usage(reply),
+        "supportloop": extra(reply),
+    }
+
+
+def chunk(
+    cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None, **more: Any
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **more,
+    }
+
+
+def usage_chunk(cid: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [],
+        "usage": usage(reply),
+    }
+
+
+def public_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    """What a customer-app key sees of a logged turn (no retrieval internals, no staff names)."""
+    return {k: turn.get(k) for k in ("id", "role", "text", "created_at", "citations")}

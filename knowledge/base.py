@@ -1,0 +1,314 @@
+"""``KnowledgeBase``: ingest documents, keep the index in sync with them, and search it.
+
+Invariants:
+- Construction is cheap; the index, the embedding model and the search snapshot load on first use,
+  once, under a lock.
+- Ingest compares content-hash chunk ids with the ids already stored before embedding anything:
+  unchanged documents cost no embedding; a changed document's new chunks are added and its old ones
+  deleted (none left stale); rows that vanished from a re-ingested JSON Lines file are removed.
+- Every mutation (ingest, remove) invalidates the search snapshot; the next search rebuilds it.
+- ``search`` is safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from knowledge.chunking import chunk_document
+from knowledge.loaders import discover, load_file
+from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, KnowledgeConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+
+    from knowledge.index import ChromaIndex
+    from knowledge.retrieval import Query, Snapshot
+
+
+@dataclass
+class _Plan:
+    """What an ingest will write: chunks to embed and add, ids to delete, per-document outcome."""
+
+    add: list[Chunk] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_unchanged: int = 0
+
+
+class KnowledgeBase:
+    """Product documents in a Chroma index, searchable with hybrid, conversation-aware retrieval."""
+
+    def __init__(self, config: KnowledgeConfig, embeddings: Embeddings | None = None):
+        self.config = config
+        self._embeddings = embeddings
+        self._index: ChromaIndex | None = None
+        self._snapshot: Snapshot | None = None
+        self._reranker: Any = None
+        self._lock = threading.RLock()
+
+    # -- lazy resources -------------------------------------------------------------------------
+
+    @property
+    def embeddings(self) -> Embeddings:
+        if self._embeddings is None:
+            with self._lock:
+                if self._embeddings is None:
+                    from knowledge.embeddings import load_embeddings
+
+                    self._embeddings = load_embeddings(
+                        self.config.embedding_model,
+                        batch_size=self.config.embed_batch_size,
+                        max_seq_length=self.config.max_seq_length,
+                    )
+        return self._embeddings
+
+    @property
+    def index(self) -> ChromaIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    from knowledge.embeddings import model_id
+                    from knowledge.index import ChromaIndex
+
+                    self._index = ChromaIndex(self.config, self.embeddings, model_id(self.embeddings))
+        return self._index
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Normalised vectors for ``texts`` through whichever ``Embeddings`` this base uses."""
+        import numpy as np
+
+        encode = getattr(self.embeddings, "encode", None)
+        if callable(encode):
+            return np.asarray(encode(texts, progress=progress), dtype=np.float32)
+        vectors = np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32).reshape(len(texts), -1)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    # -- ingestion --------------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[str | Path], *, progress: bool = False) -> IngestReport:
+        """Ingest files, folders (recursively) and globs; unreadable documents are reported, not fatal."""
+        started = time.perf_counter()
+        refs, failures = discover(paths)
+        docs: list[Document] = []
+        complete_files: set[str] = set()
+        for ref in _progress(refs, progress, "loading"):
+            result = load_file(ref)
+            docs.extend(result.documents)
+            failures.extend(result.failures)
+            if not result.failures:
+                complete_files.add(ref.source)
+        return self._ingest(docs, failures, complete_files, progress, started)
+
+    def ingest_documents(self, docs: Iterable[Document], *, progress: bool = False) -> IngestReport:
+        """Ingest documents built by the caller (each replaces the document of the same source)."""
+        return self._ingest(list(docs), [], set(), progress, time.perf_counter())
+
+    def _ingest(
+        self, docs: list[Document], failures: list[Failure], complete_files: set[str], progress: bool, started: float
+    ) -> IngestReport:
+        docs, dupes = _unique_sources(docs)
+        failures.extend(dupes)
+        chunks = {d.source: chunk_document(d, self.config.chunk_size, self.config.chunk_overlap) for d in docs}
+        with self._lock:
+            plan = self._plan(chunks, complete_files)
+            self._write(plan, progress)
+            if plan.add or plan.delete:
+                self._snapshot = None
+        return IngestReport(
+            added=plan.added,
+            updated=plan.updated,
+            unchanged=plan.unchanged,
+            removed=plan.removed,
+            chunks_added=len(plan.add),
+            chunks_removed=len(plan.delete),
+            chunks_unchanged=plan.chunks_unchanged,
+            failures=tuple(failures),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _plan(self, chunks: dict[str, list[Chunk]], complete_files: set[str]) -> _Plan:
+        stored, files = self._stored_ids()
+        plan = _Plan()
+        for source, new in chunks.items():
+            old = stored.get(source, set())
+            new_ids = {c.chunk_id for c in new}
+            plan.add.extend(c for c in new if c.chunk_id not in old)
+            plan.delete.extend(sorted(old - new_ids))
+            plan.chunks_unchanged += len(old & new_ids)
+            if not old:
+                plan.added += 1
+            elif old == new_ids:
+                plan.unchanged += 1
+            else:
+                plan.updated += 1
+        for file in complete_files:
+            for source in files.get(file, set()) - set(chunks):
+                plan.delete.extend(sorted(stored[source]))
+                plan.removed += 1
+        return plan
+
+    def _stored_ids(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Stored chunk ids by source, and the sources of each file (one pass over metadata only)."""
+        by_source: dict[str, set[str]] = defaultdict(set)
+        by_file: dict[str, set[str]] = defaultdict(set)
+        for ids, metas in self.index.metadata_pages():
+            for chunk_id, meta in zip(ids, metas, strict=True):
+                source = str(meta.get("source", ""))
+                by_source[source].add(chunk_id)
+                if meta.get("file"):
+                    by_file[str(meta["file"])].add(source)
+        return by_source, by_file
+
+    def _write(self, plan: _Plan, progress: bool) -> None:
+        if plan.add:
+            texts = [c.text for c in plan.add]
+            vectors = self.embed(texts, progress=progress)
+            self.index.upsert([c.chunk_id for c in plan.add], texts, [_chunk_metadata(c) for c in plan.add], vectors)
+        if plan.delete:
+            self.index.delete(plan.delete)
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def remove(self, source: str) -> int:
+        """Remove a source (or every row of a JSON Lines file); returns the number of chunks removed."""
+        with self._lock:
+            ids = self.index.ids_where({"$or": [{"source": source}, {"file": source}]})
+            if ids:
+                self.index.delete(ids)
+                self._snapshot = None
+        return len(ids)
+
+    def count(self) -> int:
+        """Number of chunks in the index."""
+        return self.index.count()
+
+    def stats(self) -> dict[str, Any]:
+        from knowledge.embeddings import model_id
+
+        docs: set[str] = set()
+        sources: set[str] = set()
+        chunks = 0
+        for _ids, metas in self.index.metadata_pages():
+            chunks += len(metas)
+            for meta in metas:
+                sources.add(str(meta.get("file") or meta.get("source", "")))
+                docs.add(str(meta.get("source", "")))
+        return {
+            "documents": len(docs),
+            "chunks": chunks,
+            "sources": len(sources),
+            "collection": self.config.collection,
+            "persist_dir": str(self.config.persist_dir) if self.config.persist_dir else None,
+            "chroma_url": self.config.chroma_url,
+            "embedding_model": model_id(self.embeddings),
+        }
+
+    def sources(self) -> list[str]:
+        """Every stored file source (JSON Lines files once, not per row), sorted."""
+        found: set[str] = set()
+        for _ids, metas in self.index.metadata_pages():
+            found.update(str(m.get("file") or m.get("source", "")) for m in metas)
+        return sorted(found)
+
+    def close(self) -> None:
+        """Free an in-memory index (persistent ones stay on disk)."""
+        with self._lock:
+            if self._index is not None:
+                self._index.drop()
+                self._index = None
+                self._snapshot = None
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def search(self, query: str, *, k: int = 5, history: Sequence[tuple[str, str]] = ()) -> list[Hit]:
+        """At most ``k`` hits over distinct documents, best first; ``history`` holds (role, text) turns."""
+        from knowledge.retrieval import Query, search
+
+        snapshot = self.snapshot()
+        turns = tuple((str(role), str(text)) for role, text in history)
+        return search(snapshot, Query(query, turns), k, self.config, self._embed_queries, self._rerank_fn())
+
+    def snapshot(self) -> Snapshot:
+        """The current search snapshot, built from the index if a mutation invalidated it."""
+        snap = self._snapshot
+        if snap is None:
+            with self._lock:
+                if self._snapshot is None:
+                    from knowledge.retrieval import Snapshot
+
+                    self._snapshot = Snapshot.build(
+                        self.index.records(), self.config.entity_fields, self.config.entity_threshold
+                    )
+                snap = self._snapshot
+        return snap
+
+    def refresh(self) -> None:
+        """Forget the snapshot, e.g. after another process changed a shared index."""
+        with self._lock:
+            self._snapshot = None
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def _rerank_fn(self) -> Any:
+        if not self.config.rerank:
+            return None
+        if self._reranker is None:
+            with self._lock:
+                if self._reranker is None:
+                    from knowledge.rerank import load_reranker
+
+                    self._reranker = load_reranker(self.config, self.embed)
+        return self._reranker
+
+    def as_retriever(self, *, k: int = 5) -> BaseRetriever:
+        """This base as a LangChain retriever (``invoke(query, history=[...])`` also works)."""
+        from knowledge.retrieval import retriever_class
+
+        retriever: BaseRetriever = retriever_class()(knowledge=self, k=k)
+        return retriever
+
+
+def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = dict(chunk.metadata)
+    meta.update(
+        doc_id=chunk.doc_id,
+        source=chunk.source,
+        file=chunk.file,
+        chunk_index=chunk.index,
+        headings=" > ".join(chunk.headings),
+    )
+    if chunk.title:
+        meta["title"] = chunk.title
+    return meta
+
+
+def _unique_sources(docs: list[Document]) -> tuple[list[Document], list[Failure]]:
+    seen: dict[str, Document] = {}
+    failures: list[Failure] = []
+    for doc in docs:
+        if doc.source in seen:
+            failures.append(Failure(doc.source, "another document in this ingest has the same source"))
+        else:
+            seen[doc.source] = doc
+    return list(seen.values()), failures
+
+
+def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Iterable[Any]:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", leave=False)

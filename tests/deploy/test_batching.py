@@ -1,0 +1,80 @@
+"""BatchingGenerator: concurrent requests share one generate() call, and each gets the text it
+would get alone (greedy), streamed, with its own limits and usage."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from agent.generator import GenerationOptions, LocalGenerator
+from deploy.batching import BatchingGenerator
+
+PROMPTS = [
+    [{"role": "user", "content": "How often do I replace the filter?"}],
+    [{"role": "user", "content": "Hi"}],
+    [
+        {"role": "system", "content": "You are a helpful support agent for an air purifier company."},
+        {"role": "user", "content": "My purifier shows error E4 and makes a loud noise, what should I do?"},
+    ],
+]
+
+
+@pytest.fixture
+def generators(tiny_model):
+    model, tokenizer = tiny_model
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.eos_token_id = None  # a random tiny model: run to the token limit
+    local = LocalGenerator(model, tokenizer, version="tiny")
+    batching = BatchingGenerator.wrap(local, max_batch=8, window_ms=200)
+    yield local, batching
+    batching.close()
+
+
+def _run(generator, messages, options, cancel=None):
+    text = "".join(generator.stream(messages, options, cancel))
+    return text, generator.last_usage
+
+
+def test_concurrent_requests_are_batched_and_match_unbatched_greedy_output(generators) -> None:
+    local, batching = generators
+    options = GenerationOptions(max_new_tokens=12, temperature=0.0)
+    alone = [_run(local, p, options) for p in PROMPTS]
+    with ThreadPoolExecutor(len(PROMPTS)) as pool:
+        together = list(pool.map(lambda p: _run(batching, p, options), PROMPTS))
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    assert [u.completion_tokens for _, u in together] == [12, 12, 12]
+    assert [u.prompt_tokens for _, u in together] == [u.prompt_tokens for _, u in alone]
+    assert batching.batches == 1 and batching.batched_requests == 3
+    assert batching.version == "tiny" and batching.count_tokens("hello world") == local.count_tokens(
+        "hello world"
+    )
+
+
+def test_each_row_keeps_its_own_token_limit_and_cancel(generators) -> None:
+    _, batching = generators
+    cancelled = threading.Event()
+    cancelled.set()
+    jobs = [
+        (PROMPTS[0], GenerationOptions(max_new_tokens=3), None),
+        (PROMPTS[1], GenerationOptions(max_new_tokens=10), None),
+        (PROMPTS[2], GenerationOptions(max_new_tokens=10), cancelled),
+    ]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: _run(batching, *job), jobs))
+    usages = [u for _, u in results]
+    assert [u.completion_tokens for u in usages[:2]] == [3, 10]
+    assert usages[2].cancelled and usages[2].completion_tokens <= 1
+    assert batching.batches == 1
+
+
+def test_a_caller_that_stops_reading_frees_its_row(generators) -> None:
+    _, batching = generators
+    stream = batching.stream(PROMPTS[0], GenerationOptions(max_new_tokens=50))
+    first = next(stream)
+    stream.close()  # as the agent does at a stop marker
+    assert first
+    _, usage = _run(batching, PROMPTS[1], GenerationOptions(max_new_tokens=4))
+    assert usage.completion_tokens == 4 and batching.batches == 2

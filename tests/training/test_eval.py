@@ -1,0 +1,168 @@
+"""The evaluation protocol: metrics on hand-checked inputs, the few-shot prompt, both settings,
+and the report shape on a tiny model (CLI included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.prompt import Passage, build_messages
+from tests.training.trainkit import PERSONA, sft_rows
+from training.evaluate import (
+    FEW_SHOT,
+    PROTOCOL,
+    EvalExample,
+    EvalPlan,
+    Protocol,
+    behaviour_scores,
+    bleu,
+    bm25_retriever,
+    cut_at_stop,
+    evaluate_versions,
+    examples_from_rows,
+    groundedness,
+    pick_shots,
+    retrieved_prompt,
+    rouge_l,
+    score,
+    split_user_message,
+    with_shots,
+)
+
+
+def test_rouge_and_bleu_on_hand_checked_strings() -> None:
+    assert rouge_l(["the filter lasts a year"], ["the filter lasts a year"]) == 1.0
+    assert rouge_l(["completely different words"], ["the filter lasts a year"]) == 0.0
+    # stemming: "filters"/"filter" and "lasting"/"lasts" match
+    assert rouge_l(["filters lasting"], ["filter lasts"]) == 1.0
+    assert bleu(
+        ["the filter lasts a whole year here"], ["the filter lasts a whole year here"]
+    ) == pytest.approx(100)
+
+
+def test_groundedness_and_behaviour() -> None:
+    assert (
+        groundedness("Replace the filter every 12 months", "[1] (f) Replace the filter every 12 months.")
+        == 1.0
+    )
+    assert groundedness("Bananas are yellow", "[1] (f) Replace the filter.") == 0.0
+    assert groundedness("", "text") is None
+    scores = behaviour_scores(
+        [
+            "I don't know, let me connect you with a member of the support team.",
+            "Every year.",
+            "I don't know.",
+        ],
+        ["decline", "answer", "answer"],
+    )
+    assert scores == {
+        "behaviour_accuracy": pytest.approx(2 / 3),
+        "decline_precision": 0.5,
+        "decline_recall": 1.0,
+    }
+
+
+def test_score_uses_the_passages_each_prompt_showed() -> None:
+    prompt = build_messages("How long is the warranty?", [Passage("w", "w.md", "Two years.")], PERSONA)
+    example = EvalExample(tuple(prompt), "The warranty is two years.", "c1", "answer")
+    metrics = score(["The warranty is two years."], [example], [prompt], nll=(2.0, 2))
+    assert metrics["rougeL_f1"] == 1.0 and metrics["perplexity"] == pytest.approx(2.718, abs=1e-3)
+    assert metrics["groundedness"] == pytest.approx(2 / 3, abs=1e-3)  # "warranty" is not in the passage
+    assert cut_at_stop("Two years.\nCustomer: thanks") == "Two years."
+
+
+def test_example_parts_round_trip_through_the_serving_prompt() -> None:
+    history = [("customer", "hi"), ("agent", "hello, how can I help?")]
+    prompt = build_messages("Is it loud?", [Passage("n", "n.md", "22 dB")], PERSONA, history)
+    example = EvalExample(tuple(prompt), "No.")
+    assert (
+        example.question == "Is it loud?"
+        and example.history == history
+        and example.system == prompt[0]["content"]
+    )
+    assert split_user_message(prompt[-1]["content"])[0].startswith("[1] (n) 22 dB")
+    fresh = retrieved_prompt(example, lambda q, h: [Passage("n", "n.md", "22 dB")])
+    assert fresh == prompt  # same question, history, passages -> the identical serving prompt
+
+
+def test_few_shot_prompt_has_three_examples_in_build_messages_layout() -> None:
+    rows = sft_rows()
+    shots = pick_shots(rows, FEW_SHOT)
+    assert len(shots) >= 3 and len({q for q, _ in shots}) == len(shots)
+    example = examples_from_rows(rows[:1])[0]
+    shot_prompt = with_shots(example.prompt, shots)
+    assert sum(m["role"] == "assistant" for m in shot_prompt) == len(shots)
+    expected = build_messages(
+        example.question,
+        [Passage("filters", "filters.md", rows[0]["completion"][0]["content"])],
+        PERSONA,
+        examples=shots,
+    )
+    assert shot_prompt == expected
+    with pytest.raises(Exception, match="few-shot"):
+        pick_shots(rows[:2], FEW_SHOT)
+
+
+def test_bm25_retriever_uses_the_conversation() -> None:
+    docs = {
+        "a": Passage("a", "a", "Hobsons House: bathrooms are spotless and clean.", "HOBSONS HOUSE"),
+        "b": Passage("b", "b", "Acorn Guest House: bathrooms were dirty.", "ACORN GUEST HOUSE"),
+        "c": Passage("c", "c", "Parking costs extra at the Lensfield.", "LENSFIELD"),
+    }
+    retrieve = bm25_retriever(docs, k=1)
+    hits = retrieve("Are their bathrooms clean?", [("agent", "The Hobsons House has 3 stars.")])
+    assert hits[0].doc_id == "a"
+
+
+def test_report_has_every_model_and_setting_on_identical_inputs(tiny_model_dir: Path, home: Path) -> None:
+    rows = sft_rows()
+    plan = EvalPlan(
+        models={"candidate": str(tiny_model_dir), "few_shot": str(tiny_model_dir)},
+        examples=examples_from_rows(rows[:2]),
+        shot_pool=rows[2:],
+        retriever=lambda q, h: [Passage("x", "x.md", "Replace the filter every 12 months.")],
+        protocol=Protocol(max_new_tokens=6),
+    )
+    report = evaluate_versions(plan, home, progress=False)
+    assert report["n"] == 2 and set(report["models"]) == {"candidate", "few_shot"}
+    for role in report["models"]:
+        for setting in ("gold", "retrieved"):
+            metrics = report["models"][role][setting]
+            assert 0.0 <= metrics["rougeL_f1"] <= 1.0 and metrics["perplexity"] > 1
+    assert PROTOCOL.max_new_tokens == 96 and PROTOCOL.repetition_penalty == 1.1
+    assert report["protocol"]["decoding"] == "greedy"
+    assert report["protocol"]["few_shot_examples"] >= 3
+
+
+def test_eval_model_cli_prints_json_last(
+    tiny_model_dir: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import training.evaluate
+
+    monkeypatch.setattr(training.evaluate, "PROTOCOL", Protocol(max_new_tokens=6))  # the tiny model babbles
+
+    from agent.cli import cli
+    from agent.models import ModelRegistry
+    from training.data import write_rows
+
+    registry = ModelRegistry(home)
+    registry.register(name="tiny", base_model=str(tiny_model_dir), kind="sft")
+    registry.set_production("tiny")
+    data = tmp_path / "sft_val.jsonl"
+    write_rows(data, sft_rows()[:2])
+    write_rows(tmp_path / "sft_train.jsonl", sft_rows()[2:])
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "filters.md").write_text("# Filters\nReplace the filter every 12 months.\n")
+    result = CliRunner().invoke(
+        cli, ["eval", "model", "--model", "tiny", "--data", str(data), "--docs", str(docs), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert set(report["models"]) == {"candidate", "production", "few_shot"}
+    assert set(report["models"]["candidate"]) == {"gold", "retrieved"} and report["n"] == 2
+    assert ModelRegistry(home).get("tiny").metrics["eval"]["production_version"] == "tiny"

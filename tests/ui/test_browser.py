@@ -1,0 +1,303 @@
+"""Real-browser tests: headless Chromium (Debian's) driven by Playwright against ``supportloop ui``
+on a free localhost port, as a customer and as a reviewer.
+
+The server runs the demo model (``SUPPORTLOOP_UI_FAKE_MODEL=1``) slowed to a word every
+0.1 s, so the test can see the answer grow; ``test_real_model_streams_in_the_browser`` (slow)
+runs the real default model. Screenshots go to ``docs/screenshots/``. Without Chromium or
+Playwright these tests skip, except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import load_config
+from agent.store import LogStore
+from tests.conftest import REPO, require
+from tests.ui.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO / "docs" / "screenshots"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+QUESTION = "How do I reset the filter timer?"
+CORRECTION = "Hold the Filter button for 5 seconds until the icon blinks twice, or use the app."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"supportloop ui exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"supportloop ui did not become healthy at {url}")
+
+
+def start_ui(home: Path, **env: str) -> Iterator[str]:
+    port = _free_port()
+    child_env = {k: v for k, v in os.environ.items() if k != "SUPPORTLOOP_CONFIG"}
+    child_env.update(SUPPORTLOOP_HOME=str(home), PYTHONPATH=str(REPO), **env)
+    log = (home / "ui.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "ui", "--port", str(port)],
+        env=child_env,
+        cwd=home,  # no ./supportloop.yaml from wherever pytest runs
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    require(CHROMIUM.exists(), "Chromium is not installed (make system-deps)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data home for the demo server, shared by this module's tests (a server start costs
+    several seconds); each test works in its own conversation."""
+    home = tmp_path_factory.mktemp("ui-home")
+    with LogStore(home=home) as store:
+        store.create_user("riley", PASSWORD, "reviewer")
+    seed_history(home)
+    return home
+
+
+def seed_history(home: Path, days: int = 14) -> None:
+    """Two weeks of closed conversations, two model versions, for the dashboard screenshot."""
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    clock = {"now": now}
+    with LogStore(home=home, clock=lambda: clock["now"]) as store:
+        for day in range(days):
+            version = "sft-v1" if day < days // 2 else "sft-v2"
+            better = 0.15 if version == "sft-v2" else 0.0
+            for n in range(4):
+                clock["now"] = now - timedelta(days=days - day, minutes=rng.randint(0, 600))
+                cid = f"seed-{day}-{n}"
+                store.create_conversation(cid)
+                store.add_turn(cid, "customer", "Does the Aero 500 work with Alexa and Google Home?")
+                turn = store.add_turn(
+                    cid, "agent", "Yes, through the Halcyon Home skill.", model_version=version
+                )
+                store.add_feedback(turn.id, thumbs=1 if rng.random() < 0.6 + better else -1)
+                store.add_feedback(turn.id, rating=min(5, max(1, round(rng.gauss(3.4 + 5 * better, 1)))))
+                clock["now"] += timedelta(minutes=rng.randint(2, 40))
+                if rng.random() < 0.35 - better:
+                    store.escalate(cid, "low_confidence")
+                    clock["now"] += timedelta(minutes=rng.randint(5, 90))
+                    store.resolve_escalation(cid, resolved_by="riley")
+                else:
+                    store.set_status(cid, "resolved")
+
+
+@pytest.fixture(scope="module")
+def demo_ui(demo_home: Path) -> Iterator[str]:
+    require(CHROMIUM.exists(), "Chromium is not installed (make system-deps)")
+    yield from start_ui(demo_home, SUPPORTLOOP_UI_FAKE_MODEL="1", SUPPORTLOOP_UI_FAKE_DELAY="0.1")
+
+
+def expected_answer(question: str) -> str:
+    from ui.demo import KeywordKnowledge, demo_answer
+
+    return demo_answer(question, KeywordKnowledge().search(question, k=load_config().retrieval.k))
+
+
+LAST_ANSWER_JS = """([first, last]) => {
+  const bubbles = document.querySelectorAll('[data-testid="stChatMessage"]');
+  if (bubbles.length < 2) return false;
+  const text = bubbles[bubbles.length - 1].innerText;
+  return text.includes(first) && !text.includes(last);
+}"""
+
+
+def ask(page: Any, url: str, question: str) -> None:
+    page.goto(f"{url}/")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.wait_for(timeout=60_000)
+    box.fill(question)
+    box.press("Enter")
+
+
+def sign_in(context: Any, url: str) -> Any:
+    console = context.new_page()
+    console.goto(f"{url}/sign-in")
+    console.get_by_role("textbox", name="Username").fill("riley")
+    console.get_by_role("textbox", name="Password").fill(PASSWORD)
+    console.get_by_role("button", name="Sign in").click()
+    console.get_by_role("heading", name="Live handoffs").wait_for(timeout=30_000)
+    return console
+
+
+def test_customer_sees_the_answer_grow_and_a_reviewer_corrects_it(
+    browser: Any, demo_ui: str, demo_home: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    answer = expected_answer(QUESTION)
+    words = answer.split()
+    assert len(words) > 8
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    ask(page, demo_ui, QUESTION)
+
+    # Partial text: the start of the answer is on the page while its end is not yet.
+    start, end = " ".join(words[:3]), " ".join(words[-4:-1])
+    page.wait_for_function(LAST_ANSWER_JS, arg=[start, end], timeout=30_000, polling=50)
+    bubble = page.get_by_test_id("stChatMessage").last
+    expect(bubble).to_contain_text(re.sub(r" \[\d+\]$", "", answer), timeout=30_000)
+    source = page.get_by_test_id("stExpander").filter(has_text="Source [").first
+    expect(source).to_be_visible(timeout=30_000)
+    source.click()
+    expect(page.get_by_test_id("stFeedback").first).to_be_visible()
+    page.get_by_test_id("stFeedbackButton").first.click()  # thumbs up
+    expect(page.get_by_text("Thanks for the feedback!")).to_be_visible(timeout=15_000)
+    cid = re.search(r"conversation=([0-9a-f]+)", page.url).group(1)  # type: ignore[union-attr]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+
+    # A reload restores the conversation from the URL.
+    page.reload()
+    expect(page.get_by_text(QUESTION)).to_be_visible(timeout=30_000)
+
+    console = sign_in(browser.new_context(viewport={"width": 1400, "height": 1000}), demo_ui)
+    console.get_by_role("link", name="Conversations").click()
+    console.get_by_placeholder("Search every message").fill("reset filter timer")
+    console.keyboard.press("Enter")
+    console.get_by_role("link", name="Open").first.click()
+    expect(console.get_by_text(cid)).to_be_visible(timeout=30_000)
+    console.get_by_role("textbox", name="Corrected answer").fill(CORRECTION)
+    console.get_by_role("button", name="Save review").click()
+    expect(console.get_by_text("Correction saved")).to_be_visible(timeout=15_000)
+    expect(console.get_by_text(f"Correction by riley: {CORRECTION}")).to_be_visible(timeout=15_000)
+    console.screenshot(path=str(SHOTS / "console.png"), full_page=True)
+
+    with LogStore(home=demo_home) as store:
+        feedback = store.feedback_for_conversation(cid)
+    assert [(f.correction, f.reviewer) for f in feedback if f.correction] == [(CORRECTION, "riley")]
+    assert [f.thumbs for f in feedback if f.reviewer is None] == [1]
+
+
+def test_an_escalated_conversation_is_answered_live_from_the_console(browser: Any, demo_ui: str) -> None:
+    from playwright.sync_api import expect
+
+    customer = browser.new_page(viewport={"width": 1000, "height": 800})
+    customer.goto(f"{demo_ui}/")
+    customer.get_by_role("button", name="Talk to a person").click()
+    expect(customer.get_by_text("will reply here").first).to_be_visible(timeout=30_000)
+    cid = re.search(r"conversation=([0-9a-f]+)", customer.url).group(1)  # type: ignore[union-attr]
+
+    console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), demo_ui)
+    expect(console.get_by_text(cid[:8])).to_be_visible(timeout=15_000)
+    console.get_by_role("link", name="Answer").first.click()
+    reply = "Hi, I'm Riley from the support team. I'll sort this out for you right now."
+    console.get_by_role("textbox", name="Your reply to the customer").fill(reply)
+    console.get_by_role("button", name="Send to customer").click()
+    expect(console.get_by_text(reply)).to_be_visible(timeout=15_000)
+    console.screenshot(path=str(SHOTS / "console-handoff.png"), full_page=True)
+
+    # The customer's page polls every 2 s and shows the reply, marked as from a person.
+    from_person = customer.get_by_test_id("stChatMessage").filter(has_text=reply)
+    expect(from_person).to_be_visible(timeout=20_000)
+    expect(from_person).to_contain_text("riley · Halcyon Home support team · a person")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    customer.screenshot(path=str(SHOTS / "handoff.png"), full_page=True)
+
+    console.get_by_role("link", name="Dashboard").click()
+    expect(console.get_by_text("Per model version")).to_be_visible(timeout=30_000)
+    expect(console.locator("canvas, svg.marks").first).to_be_visible(timeout=30_000)
+    console.set_viewport_size({"width": 1400, "height": 1500})  # the app scrolls inside the viewport
+    console.wait_for_timeout(1_000)
+    console.screenshot(path=str(SHOTS / "dashboard.png"))
+
+
+def _answer_text(bubble: Any) -> str:
+    markdown = bubble.get_by_test_id("stMarkdownContainer")
+    return str(markdown.first.inner_text()).strip() if markdown.count() else ""
+
+
+@pytest.mark.slow
+def test_real_model_streams_in_the_browser(browser: Any, home: Path) -> None:
+    """The real default model (SmolLM2-135M) over the keyword sample knowledge, 32 new tokens."""
+    from playwright.sync_api import expect
+
+    require((home / "models" / "smollm2-135m-instruct").exists(), "default model not converted in .cache/")
+    server = start_ui(
+        home,
+        SUPPORTLOOP_UI_KEYWORD_KNOWLEDGE="1",
+        SUPPORTLOOP_GENERATION__MAX_NEW_TOKENS="32",
+        SUPPORTLOOP_MODEL=str(home / "models" / "smollm2-135m-instruct"),
+    )
+    url = next(server)
+    try:
+        page = browser.new_page()
+        ask(page, url, QUESTION)
+        seen: list[str] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not page.get_by_test_id("stFeedback").count():
+            bubbles = page.get_by_test_id("stChatMessage")
+            if bubbles.count() >= 2:
+                text = _answer_text(bubbles.last)
+                if text and (not seen or seen[-1] != text):
+                    seen.append(text)
+            time.sleep(0.05)
+        expect(page.get_by_test_id("stFeedback").first).to_be_visible(timeout=5_000)
+        final = _answer_text(page.get_by_test_id("stChatMessage").last)
+        partial = [s for s in seen if 0 < len(s) < len(final) and final.startswith(s[:10])]
+        assert partial, (seen, final)  # the answer grew on the page before the reply completed
+        page.screenshot(path=str(SHOTS / "chat-real-model.png"), full_page=True)
+    finally:
+        server.close()

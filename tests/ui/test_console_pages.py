@@ -1,0 +1,206 @@
+"""The review console pages, driven by AppTest: sign-in, list and search, review, handoff,
+training and dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import PASSWORD, open_app, texts
+
+CONSOLE = [
+    "pages/handoffs.py",
+    "pages/conversations.py",
+    "pages/review.py",
+    "pages/dashboard.py",
+    "pages/training.py",
+]
+
+
+def chat(agent: Any, cid: str, *questions: str) -> None:
+    for question in questions:
+        agent.reply(cid, question)
+
+
+@pytest.mark.parametrize("page", CONSOLE)
+def test_console_refuses_without_login(agent: Any, page: str) -> None:
+    chat(agent, "c-private", "How often should I replace the filter?")
+    at = open_app(page, query={"id": "c-private"})
+    assert any("Sign in to continue" in w.value for w in at.warning)
+    assert "How often should I replace the filter?" not in texts(at)
+    assert not at.get("arrow_data_frame") and not at.get("vega_lite_chart")
+
+
+def test_sign_in_checks_the_password(agent: Any, reviewer: Any) -> None:
+    at = open_app("pages/sign_in.py")
+    at.text_input(key="login-username").set_value("riley")
+    at.text_input(key="login-password").set_value("wrong password")
+    at.button[0].click().run()
+    assert any("Wrong username or password" in e.value for e in at.error)
+
+    at.text_input(key="login-password").set_value(PASSWORD)
+    at.button[0].click().run()
+    assert at.session_state["console_user"].username == "riley"
+    assert "Live handoffs" in texts(at)
+
+
+def test_reviewer_cannot_open_training(reviewer: Any) -> None:
+    at = open_app("pages/training.py", user=reviewer)
+    assert any("needs the **admin** role" in e.value for e in at.error)
+
+
+def test_list_filters_and_ranked_search(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-filter", "How often should I replace the filter?")
+    chat(agent, "c-wifi", "How do I connect the purifier to Wi-Fi?")
+    agent.escalate("c-person")
+
+    at = open_app("pages/conversations.py", user=reviewer)
+    table = at.dataframe[0].value
+    assert set(table["id"]) == {"c-filter", "c-wifi", "c-person"}
+
+    at.selectbox(key="f-escalated").set_value("escalated").run()
+    assert list(at.dataframe[0].value["id"]) == ["c-person"]
+
+    at.text_input(key="search").set_value("replace filter").run()
+    shown = texts(at)
+    assert "`c-filter`" in shown and "**replace**" in shown.lower() and "`c-wifi`" not in shown
+
+
+def open_review(cid: str, user: Any) -> Any:
+    return open_app("pages/review.py", user=user, query={"id": cid})
+
+
+def test_review_shows_retrieved_passages_with_scores(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-review", "How often should I replace the filter?")
+    at = open_review("c-review", reviewer)
+    assert any(e.label.startswith("Retrieved passages (") for e in at.expander)
+    passages = at.dataframe[0].value
+    assert {"rank", "score", "doc", "source", "chunk", "cited"} <= set(passages.columns)
+    assert passages["score"].is_monotonic_decreasing
+
+
+def test_correction_is_saved(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-fix", "How often should I replace the filter?")
+    turn = agent.store.turns("c-fix")[1]
+    at = open_review("c-fix", reviewer)
+    at.text_area(key=f"review-correction-{turn.id}").set_value("Every 6 to 8 months, sooner with smoke.")
+    at.multiselect(key=f"review-labels-{turn.id}").set_value(["incomplete"])
+    at.checkbox(key=f"review-train-{turn.id}").check()
+    at.feedback(key=f"review-rating-{turn.id}").set_value(1)
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+
+    [saved] = agent.store.feedback_for_turn(turn.id)
+    assert saved.correction == "Every 6 to 8 months, sooner with smoke."
+    assert (saved.reviewer, saved.labels, saved.mark_for_training, saved.rating) == (
+        "riley",
+        ("incomplete",),
+        True,
+        2,
+    )
+    assert "Correction saved" in texts(at)
+    assert agent.store.list_conversations(unreviewed=True) == []
+
+
+def test_escalation_is_answered_and_resolved_from_the_console(agent: Any, reviewer: Any) -> None:
+    agent.reply("c-help", "My purifier smells like burning plastic and I want a person")
+    assert agent.store.get_conversation("c-help").status == "escalated"
+    handoffs = open_app("pages/handoffs.py", user=reviewer)
+    assert "`c-help`" in texts(handoffs)
+
+    at = open_review("c-help", reviewer)
+    at.text_area(key="human-reply-text").set_value("Please unplug it now; I'm sending a replacement.")
+    next(b for b in at.button if b.label == "Send to customer").click().run()
+    assert not at.exception
+    human = [t for t in agent.store.turns("c-help") if t.role == "human"]
+    assert [(t.text, t.author) for t in human] == [
+        ("Please unplug it now; I'm sending a replacement.", "riley")
+    ]
+
+    customer = open_app(query={"conversation": "c-help"})
+    assert any(m.name == "human" for m in customer.chat_message)
+    assert "sending a replacement" in texts(customer)
+
+    at = open_review("c-help", reviewer)
+    next(b for b in at.button if b.label == "Resolve without replying").click().run()
+    assert agent.store.get_conversation("c-help").status == "resolved"
+    assert agent.store.escalations(open_only=True) == []
+
+
+def test_training_page_shows_what_a_round_would_build(agent: Any, admin: Any) -> None:
+    chat(agent, "c-train", "How often should I replace the filter?")
+    turn = agent.store.turns("c-train")[1]
+    agent.feedback(turn.id, rating=2, correction="Every 6 to 8 months.", reviewer="ada")
+
+    at = open_app("pages/training.py", user=admin)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Reviewed conversations"] == "1"
+    assert int(metrics["Preference pairs (DPO)"]) >= 1
+    assert int(metrics["SFT (answers to imitate)"]) >= 1
+    start = next(b for b in at.button if b.label == "Start training round")
+    from ui import jobs
+
+    assert start.disabled is not jobs.round_available()
+
+
+def test_dashboard_renders_kpis_with_data(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-d1", "How often should I replace the filter?")
+    chat(agent, "c-d2", "How do I connect the purifier to Wi-Fi?")
+    for cid, thumbs, rating in (("c-d1", 1, 5), ("c-d2", -1, 2)):
+        agent.feedback(agent.store.turns(cid)[1].id, thumbs=thumbs, rating=rating)
+    agent.resolve("c-d1")
+    agent.escalate("c-d2")
+
+    at = open_app("pages/dashboard.py", user=reviewer)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Thumbs-up"] == "50%"
+    assert metrics["Escalation"] == "50%"
+    assert metrics["Deflection"] == "50%"
+    assert metrics["CSAT"] == "3.50"
+    assert len(at.get("vega_lite_chart")) >= 1
+    table = at.dataframe[0].value.set_index("model_version")
+    assert table.at["demo", "conversations"] == 2
+
+
+def test_dashboard_empty_state(reviewer: Any) -> None:
+    at = open_app("pages/dashboard.py", user=reviewer)
+    assert any("No conversations in this period" in i.value for i in at.info)
+
+
+FAKE_ROUND = """
+import os, sys, time, pathlib
+print("round options:", " ".join(sys.argv[1:]), flush=True)
+for step in (1, 2):
+    print(f"sft step {step}/2", flush=True)
+    time.sleep(0.2)
+run = pathlib.Path(os.environ["SUPPORTLOOP_HOME"]) / "runs" / "round-test"
+run.mkdir(parents=True)
+(run / "report.md").write_text("# Round report\\n\\nCandidate **sft-test** promoted.\\n")
+print(f"report: {run / 'report.md'}", flush=True)
+"""
+
+
+def test_training_round_runs_with_live_output_and_report(
+    agent: Any, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import time
+
+    from ui import jobs
+
+    monkeypatch.setattr(jobs, "round_available", lambda: True)
+    monkeypatch.setattr(jobs, "command", lambda extra="": [sys.executable, "-c", FAKE_ROUND, *extra.split()])
+    at = open_app("pages/training.py", user=admin)
+    at.number_input(key="round-steps").set_value(3)
+    next(b for b in at.button if b.label == "Start training round").click().run()
+    assert "Training round started" in texts(at)
+
+    deadline = time.monotonic() + 30
+    while [s.label for s in at.status] != ["Training round finished"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+    shown = texts(at)
+    assert "Candidate **sft-test** promoted." in shown
+    assert any("--max-steps 3" in c.value and "sft step 2/2" in c.value for c in at.code)
+    assert [s.label for s in at.status] == ["Training round finished"]

@@ -1,0 +1,247 @@
+"""One improvement round, top to bottom: reviewed logs -> data -> SFT (+ DPO/KTO) -> evaluation
+-> gate -> promote or refuse -> a Markdown report with plots.
+
+Invariants:
+
+* Production changes only through ``training.gate.promote`` with a passed decision taken
+  against the production version of that moment; a refused round leaves everything serving as
+  before (its candidates stay in the registry, unpromoted).
+* Every stage's output lands in one folder, ``<home>/runs/round-<timestamp>/``: the compiled
+  data, each trainer's run (log history, loss curve), ``eval.json``, ``decision.json`` and
+  ``report.md``, so a round can be audited after the fact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.gate import GateConfig, GateDecision
+
+
+@dataclass
+class RoundResult:
+    run_dir: Path
+    report_md: Path
+    candidate: str | None
+    promoted: bool
+    decision: GateDecision | None
+    trained: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "report": str(self.report_md),
+            "candidate": self.candidate,
+            "promoted": self.promoted,
+            "reasons": (self.decision.failures or self.decision.reasons) if self.decision else [],
+            "decision": self.decision.to_dict() if self.decision else None,
+            "trained": self.trained,
+        }
+
+
+def run_round(
+    *,
+    home: Path,
+    persona: Any,
+    data_files: Sequence[Path] = (),
+    store: Any = None,
+    docs: Path | None = None,
+    retriever: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    recipe: str = "cpu",
+    eval_limit: int | None = 50,
+    gate: GateConfig = GateConfig(),
+    generators: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> RoundResult:
+    """Run a round; see the module docstring. ``store``: the log store to export reviewed
+    conversations from (None: only ``data_files``)."""
+    from agent.models import ModelRegistry
+    from training.common import new_run_dir
+    from training.data import compile_dataset
+    from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
+    from training.gate import promote, run_gate
+    from training.preference import train_dpo, train_kto
+    from training.sft import train_sft
+
+    run_dir = new_run_dir(home, "round")
+    registry = ModelRegistry(home)
+    production = registry.production_name()
+    overrides = dict(overrides or {})
+
+    # 1. Export reviewed logs + extra files, compile with the serving prompt and a stable split.
+    dataset = compile_dataset(list(data_files), store=store, docs=docs, persona=persona, progress=progress)
+    dataset.write(run_dir / "data")
+    counts = dataset.manifest["counts"]
+
+    # 2. SFT from production; DPO when there are pairs, KTO when there are labelled answers.
+    trained = []
+    sft = train_sft(
+        dataset,
+        base="production",
+        recipe=recipe,
+        overrides=overrides,
+        out_dir=run_dir / "sft",
+        home=home,
+        persona=persona,
+        progress=progress,
+    )
+    trained.append(sft.to_dict())
+    candidate = sft.version
+    if dataset.pref_train:
+        dpo = train_dpo(
+            dataset,
+            base=candidate,
+            recipe=recipe,
+            overrides=_for("dpo", overrides),
+            out_dir=run_dir / "dpo",
+            home=home,
+            persona=persona,
+            progress=progress,
+        )
+        trained.append(dpo.to_dict())
+        candidate = dpo.version
+    if len(dataset.kto_train) >= 2:  # KTO's KL term needs at least two rows per batch
+        kto = train_kto(
+            dataset,
+            base=candidate,
+            recipe=recipe,
+            overrides=_for("kto", overrides),
+            out_dir=run_dir / "kto",
+            home=home,
+            persona=persona,
+            progress=progress,
+        )
+        trained.append(kto.to_dict())
+        candidate = kto.version
+
+    # 3. Evaluate candidate vs production vs few-shot on the held-out answers, both settings.
+    held_out = dataset.sft_val[:eval_limit] if eval_limit else dataset.sft_val
+    if not held_out:
+        held_out = dataset.sft_train[-(eval_limit or 20) :]  # tiny rounds: say so in the report
+    few_shot_base = registry.get(candidate).base_model
+    plan = EvalPlan(
+        models={"candidate": candidate, "production": production, "few_shot": few_shot_base},
+        examples=examples_from_rows(held_out),
+        shot_pool=dataset.sft_train,
+        retriever=retriever,
+        settings=("gold", "retrieved") if retriever is not None else ("gold",),
+    )
+    if retriever is None:
+        gate = GateConfig(**{**gate.__dict__, "setting": "gold"})
+    report = evaluate_versions(plan, home, progress=progress)
+    (run_dir / "eval.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    registry.update_metrics(candidate, {"eval": _eval_summary(report, production)})
+
+    # 4. Gate, then promote or refuse.
+    decision = run_gate(
+        candidate, report, home=home, config=gate, retriever=retriever, persona=persona, generators=generators
+    )
+    (run_dir / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1), encoding="utf-8")
+    if decision.passed:
+        promote(candidate, home=home, decision=decision, reason=f"round {run_dir.name}")
+
+    # 5. The report.
+    held_out_note = (
+        "validation split" if dataset.sft_val else "TRAINING rows (no validation split: tiny data)"
+    )
+    report_md = write_report(run_dir, report, decision, trained, counts, held_out_note, gate)
+    return RoundResult(run_dir, report_md, candidate, decision.passed, decision, trained)
+
+
+def _for(kind: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The round's overrides that apply to ``kind``'s TRL config (``packing`` is SFT-only, ...);
+    ``data.``/``model.`` keys apply to every stage, ``lora.`` ones only where a LoRA is created."""
+    import dataclasses
+
+    from trl import DPOConfig, KTOConfig
+
+    fields = {f.name for f in dataclasses.fields({"dpo": DPOConfig, "kto": KTOConfig}[kind])}
+    return {k: v for k, v in overrides.items() if k in fields or k.startswith(("data.", "model."))}
+
+
+def _eval_summary(report: Mapping[str, Any], production: str) -> dict[str, Any]:
+    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later."""
+    return {
+        "production_version": production,
+        "n": report["n"],
+        "models": {
+            role: report["models"][role] for role in ("candidate", "production") if role in report["models"]
+        },
+    }
+
+
+def write_report(
+    run_dir: Path,
+    report: Mapping[str, Any],
+    decision: GateDecision,
+    trained: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, Any],
+    held_out_note: str,
+    gate: GateConfig,
+) -> Path:
+    from training.report import fmt, metrics_table, plot_metric_bars
+
+    plots = []
+    for metric in (gate.primary, "perplexity"):
+        path = plot_metric_bars(report, metric, run_dir / f"{metric}.png")
+        plots.append(path.name)
+    verdict = "PROMOTED" if decision.passed else "REFUSED"
+    lines = [
+        f"# Training round {run_dir.name}",
+        "",
+        f"**{verdict}**: candidate `{decision.candidate}` vs production `{decision.production}`.",
+        "",
+        *[
+            f"- {'fails' if r in decision.failures else 'ok'}: {r}"
+            for r in [*decision.failures, *decision.reasons]
+        ],
+        "",
+        "## Data",
+        "",
+        "| rows | train | validation |",
+        "|---|---|---|",
+        *[f"| {k} | {v['train']} | {v['val']} |" for k, v in counts.items()],
+        "",
+        f"Evaluated on {report['n']} held-out answers ({held_out_note}); protocol: {report['protocol']}.",
+        "",
+        "## Training",
+        "",
+    ]
+    for stage in trained:
+        loss = Path(stage["loss_png"])
+        target = run_dir / f"loss-{stage['kind']}.png"
+        if loss.is_file() and loss != target:
+            shutil.copyfile(loss, target)
+        m = stage["metrics"]
+        lines += [
+            f"### {stage['kind']} -> `{stage['version']}` (parent `{stage['parent']}`)",
+            "",
+            f"{m.get('train_rows')} rows, {m.get('train_steps')} steps, {fmt(m.get('train_seconds'))} s, "
+            f"final loss {fmt(m.get('train_loss'))}, {fmt(m.get('tokens_per_s'))} tokens/s.",
+            "",
+            f"![{stage['kind']} loss](loss-{stage['kind']}.png)",
+            "",
+        ]
+    lines += [
+        "## Evaluation",
+        "",
+        metrics_table(report, ["rougeL_f1", "bleu", "perplexity", "groundedness", "behaviour_accuracy"]),
+        "",
+        *[f"![{p}]({p})" for p in plots],
+        "",
+        "## Safety",
+        "",
+        "| check | candidate | production |",
+        "|---|---|---|",
+        *[f"| {k} | {fmt(v['candidate'])} | {fmt(v['production'])} |" for k, v in decision.safety.items()],
+        "",
+    ]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
