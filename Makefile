@@ -41,7 +41,7 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy agent knowledge
+	$(BIN)/mypy agent knowledge deploy
 
 format: setup
 	$(BIN)/ruff check --fix .

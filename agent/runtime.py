@@ -96,10 +96,13 @@ class Agent:
         persona = self.config.persona
 
         if conversation.status == "escalated":
+            yield WITH_PERSON
             yield self._note(conversation_id, WITH_PERSON, started, escalated=True)
             return
         if escalation.wants_human(message):
-            yield self._handoff(conversation_id, "customer_request", started)
+            handoff = self._handoff(conversation_id, "customer_request", started)
+            yield handoff.text
+            yield handoff
             return
         verdict = guardrails.classify_input(message, self.config.guardrails.refuse_off_topic)
         if not verdict.ok:
@@ -112,7 +115,9 @@ class Agent:
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         best = max((h.relevance for h in hits), default=None)
         if escalation.low_confidence(best, self.config.escalation.min_relevance):
-            yield self._handoff(conversation_id, "low_confidence", started, hits=hits)
+            handoff = self._handoff(conversation_id, "low_confidence", started, hits=hits)
+            yield handoff.text
+            yield handoff
             return
 
         messages = build_messages(
@@ -147,7 +152,11 @@ class Agent:
             unhelpful=unhelpful,
             refused="output" if state.get("violation") else None,
             ttft=state.get("ttft"),
-            extra={"violation": state.get("violation"), "timed_out": state.get("timed_out")},
+            extra={
+                "violation": state.get("violation"),
+                "timed_out": state.get("timed_out"),
+                "cancelled": state.get("cancelled"),
+            },
         )
         if unhelpful and self._unhelpful_streak(conversation_id):
             self.store.escalate(conversation_id, "unhelpful_streak", turn_id=reply.turn_id)
@@ -286,7 +295,7 @@ class Agent:
             with self._cancels_lock:
                 self._cancels.pop(conversation_id, None)
         usage = self.generator.last_usage
-        state.update(sent=sent, usage=usage, timed_out=usage.timed_out)
+        state.update(sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
         text = text.strip()
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation

@@ -804,6 +804,10 @@ class LogStore:
 
         return self._run(work)
 
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers (readiness probes)."""
+        self._run(lambda conn: conn.execute(select(1)).scalar_one())
+
     # -- users (support console) --------------------------------------------------------------
 
     def create_user(self, username: str, password: str, role: str = "reviewer") -> User:

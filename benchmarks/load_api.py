@@ -13,8 +13,9 @@ messages in order, each followed by the agent turn whose id and text that client
 (``lost`` counts expected rows that are missing, ``crossed`` rows in the wrong conversation, order
 or with another text); with the fake generator every reply must also echo its own request's tag.
 
-``real`` is the named baseline comparison: aggregate completion tokens/s at 1 client vs N
-clients, with the BatchingGenerator off (one generation at a time) and on.
+``real`` is the named baseline comparison: the same N conversations served one client at a time
+and then N clients at once, aggregate completion tokens/s, with the BatchingGenerator off (one
+generation at a time) and on. ``--torch-threads 1`` avoids OpenMP oversubscription on a busy host.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def serve(args: argparse.Namespace) -> None:
     config.generation.max_new_tokens = args.max_new_tokens
     store = LogStore(args.store_url, home=Path(args.home))
     generator: Any
+    knowledge: Any
     if args.generator == "fake":
         generator, knowledge = echo_generator(), KeywordKnowledge(FAKE_DOCS)
     else:
@@ -206,9 +208,9 @@ async def one_client(
                         extra_body=extra,
                     )
                     result.text = response.choices[0].message.content or ""
-                    info = response.model_extra["supportloop"]
+                    info = (response.model_extra or {})["supportloop"]
                     result.turn_id, result.conversation_id = info["turn_id"], info["conversation_id"]
-                    result.completion_tokens = response.usage.completion_tokens
+                    result.completion_tokens = response.usage.completion_tokens if response.usage else 0
                 result.latency_s = time.perf_counter() - started
                 result.ok = True
                 cid = cid or result.conversation_id
@@ -315,7 +317,8 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
     raise SystemExit(f"the server was not ready within {timeout_s:.0f} s")
 
 
-def run_once(args: argparse.Namespace, clients: int, batching: str, label: str) -> Run:
+def run_once(args: argparse.Namespace, clients: int, batching: str, label: str, concurrency: int = 0) -> Run:
+    """One server, ``clients`` clients; ``concurrency`` of them at a time (0: all at once)."""
     sys.path.insert(0, str(REPO))
     from agent.store import LogStore
 
@@ -350,10 +353,13 @@ def run_once(args: argparse.Namespace, clients: int, batching: str, label: str) 
             wait_ready(url, process, timeout_s=300)
             questions = FAKE_QUESTIONS if args.mode == "fake" else real_questions()
             started = time.perf_counter()
-            per_client = asyncio.run(_all_clients(url, secrets, args.turns, args.mode, questions))
+            per_client = asyncio.run(
+                _all_clients(url, secrets, args.turns, args.mode, questions, concurrency)
+            )
             run.wall_s = time.perf_counter() - started
             run.results = [r for rs in per_client for r in rs]
             run.audit = audit(store, key_ids, run.results, args.mode)
+            run.audit.update(batch_stats(url))
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -361,10 +367,32 @@ def run_once(args: argparse.Namespace, clients: int, batching: str, label: str) 
     return run
 
 
-async def _all_clients(url: str, secrets: list[str], turns: int, mode: str, questions: Sequence[str]) -> Any:
-    return await asyncio.gather(
-        *(one_client(url, s, n, turns, mode, questions) for n, s in enumerate(secrets))
+def batch_stats(url: str) -> dict[str, Any]:
+    """Mean rows per generate() call, from the server's /metrics (batching runs only)."""
+    import httpx
+
+    found = dict(
+        re.findall(
+            r"^supportloop_(batch(?:es|ed_requests)_total) (\S+)$", httpx.get(f"{url}/metrics").text, re.M
+        )
     )
+    if not found or not float(found.get("batches_total", 0)):
+        return {}
+    return {
+        "mean_batch_size": round(float(found["batched_requests_total"]) / float(found["batches_total"]), 2)
+    }
+
+
+async def _all_clients(
+    url: str, secrets: list[str], turns: int, mode: str, questions: Sequence[str], concurrency: int = 0
+) -> Any:
+    gate = asyncio.Semaphore(concurrency or len(secrets))
+
+    async def gated(n: int, secret: str) -> list[Result]:
+        async with gate:
+            return await one_client(url, secret, n, turns, mode, questions)
+
+    return await asyncio.gather(*(gated(n, s) for n, s in enumerate(secrets)))
 
 
 def real_questions() -> list[str]:
@@ -378,7 +406,9 @@ def real_questions() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["fake", "real", "serve"])
-    parser.add_argument("--clients", type=int, default=None, help="concurrent clients (fake 50, real 8)")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="clients, each with its own conversation (fake 50, real 8)"
+    )
     parser.add_argument("--turns", type=int, default=None, help="turns per client (fake 20, real 3)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batching", choices=["on", "off", "both"], default="both", help="real mode")
@@ -404,11 +434,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         modes = ["off", "on"] if args.batching == "both" else [args.batching]
         runs = []
-        for batching in modes:
-            for clients in (1, args.clients):
-                runs.append(
-                    run_once(args, clients, batching, f"real model, batching {batching}, {clients} client(s)")
-                )
+        for batching in modes:  # the same conversations, one client at a time, then all at once
+            for concurrency in (1, args.clients):
+                label = f"real model, batching {batching}, {concurrency} concurrent client(s)"
+                runs.append(run_once(args, args.clients, batching, label, concurrency))
     summaries = [r.summary() for r in runs]
     report(summaries, real)
     if args.json:
@@ -418,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def comparison(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregate tokens/s at N clients over 1 client, per batching mode."""
+    """Aggregate tokens/s with N concurrent clients over one at a time (same work), per batching mode."""
     out: dict[str, Any] = {}
     for mode in ("off", "on"):
         rows = [s for s in summaries if f"batching {mode}," in s["label"]]
@@ -431,15 +460,15 @@ def report(summaries: list[dict[str, Any]], real: bool) -> None:
     columns = ["requests", "errors", "lost_rows", "crossed_rows", "wall_s", "requests_per_s", "latency_p50_ms",
                "latency_p95_ms", "ttft_p50_ms"]  # fmt: skip
     if real:
-        columns += ["completion_tokens", "tokens_per_s"]
+        columns += ["completion_tokens", "tokens_per_s", "mean_batch_size"]
     for s in summaries:
         print(f"\n{s['label']}")
         for column in columns:
-            print(f"  {column:<18} {s[column]}")
+            print(f"  {column:<18} {s.get(column, '-')}")
         for error in s["first_errors"]:
             print(f"  error: {error}")
     for name, value in comparison(summaries).items():
-        print(f"\n{name}: {value}x aggregate tokens/s at N clients vs 1")
+        print(f"\n{name}: {value}x aggregate tokens/s, N concurrent clients vs one at a time")
 
 
 if __name__ == "__main__":

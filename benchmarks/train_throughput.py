@@ -2,10 +2,11 @@
 
 Both train SmolLM2-135M-Instruct on the same DSTC11 rows (compiled with the serving prompt) for
 the same number of optimizer steps; each configuration runs in its own subprocess so its peak
-resident memory (``ru_maxrss``) is its own. Tokens are TRL's count of non-padding tokens seen.
+resident memory (``ru_maxrss``) is its own. Tokens are the non-padding tokens of every
+micro-batch trained on (``training.common.count_tokens``), counted the same way for both.
 
 * ``recipe``: ``training/recipes/sft-cpu.yaml`` (LoRA r16 on all linear layers, batch 4 x 2,
-  max_length 512, no gradient checkpointing), through ``training.sft.train_sft``;
+  max_length 1024, no gradient checkpointing), through ``training.sft.train_sft``;
 * ``trl-defaults``: ``SFTTrainer(model=<dir>, args=SFTConfig(output_dir, use_cpu=True,
   max_steps=N))``: a full fine-tune with TRL's default batch size (8), max_length (1024) and
   gradient checkpointing setting.
@@ -68,11 +69,14 @@ def run_one(config: str, data: Path, steps: int, home: Path) -> dict:
             save_strategy="no",
             disable_tqdm=True,
         )
+        from training.common import count_tokens
+
         trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(load_rows(data)))
+        counter = count_tokens(trainer)  # the same counting as the recipe's run
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
-        tokens, steps_done = trainer._total_train_tokens, trainer.state.global_step
+        tokens, steps_done = counter[0], trainer.state.global_step
     return {
         "config": config,
         "steps": steps_done,
@@ -105,6 +109,11 @@ def main() -> None:
         (home / "models" / cache.name).symlink_to(cache)
     ensure_default_model(home)
     data = rows_file(args.rows, home / "rows.jsonl")
+    print(
+        f"{args.rows} DSTC11 rows, {args.steps} optimizer step(s) per configuration; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     results = []
     for config in CONFIGS:
         cmd = [
@@ -122,7 +131,14 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
-    summary = {"benchmark": "train_throughput", "rows": args.rows, "steps": args.steps, "results": results}
+    summary = {
+        "benchmark": "train_throughput",
+        "rows": args.rows,
+        "steps": args.steps,
+        "results": results,
+        "load_average_end": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_throughput.json").write_text(json.dumps(summary, indent=2))
     print("| config | steps | tokens | s | tokens/s | peak RSS MB |")

@@ -335,7 +335,7 @@ class Service:
     def _gauges(self) -> dict[str, float]:
         agents = self.pool.loaded()
         gauges = {"models_loaded": float(len(agents)), "ready": float(self.pool.ready)}
-        batchers = [a.generator for a in agents if hasattr(a.generator, "batched_requests")]
+        batchers: list[Any] = [a.generator for a in agents if hasattr(a.generator, "batched_requests")]
         if batchers:
             gauges["batches_total"] = float(sum(b.batches for b in batchers))
             gauges["batched_requests_total"] = float(sum(b.batched_requests for b in batchers))

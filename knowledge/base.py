@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
 
     from knowledge.index import ChromaIndex
-    from knowledge.retrieval import Query, Snapshot
+    from knowledge.retrieval import Snapshot
 
 
 @dataclass
@@ -70,6 +70,7 @@ class KnowledgeBase:
                         self.config.embedding_model,
                         batch_size=self.config.embed_batch_size,
                         max_seq_length=self.config.max_seq_length,
+                        threads=self.config.embed_threads,
                     )
         return self._embeddings
 
@@ -116,11 +117,21 @@ class KnowledgeBase:
         return self._ingest(list(docs), [], set(), progress, time.perf_counter())
 
     def _ingest(
-        self, docs: list[Document], failures: list[Failure], complete_files: set[str], progress: bool, started: float
+        self,
+        docs: list[Document],
+        failures: list[Failure],
+        complete_files: set[str],
+        progress: bool,
+        started: float,
     ) -> IngestReport:
         docs, dupes = _unique_sources(docs)
         failures.extend(dupes)
-        chunks = {d.source: chunk_document(d, self.config.chunk_size, self.config.chunk_overlap) for d in docs}
+        chunks = {
+            d.source: chunk_document(d, self.config.chunk_size, self.config.chunk_overlap) for d in docs
+        }
+        for source in [s for s, c in chunks.items() if not c]:
+            failures.append(Failure(source, "no text found in the document"))
+            del chunks[source]
         with self._lock:
             plan = self._plan(chunks, complete_files)
             self._write(plan, progress)
@@ -175,7 +186,9 @@ class KnowledgeBase:
         if plan.add:
             texts = [c.text for c in plan.add]
             vectors = self.embed(texts, progress=progress)
-            self.index.upsert([c.chunk_id for c in plan.add], texts, [_chunk_metadata(c) for c in plan.add], vectors)
+            self.index.upsert(
+                [c.chunk_id for c in plan.add], texts, [_chunk_metadata(c) for c in plan.add], vectors
+            )
         if plan.delete:
             self.index.delete(plan.delete)
 

@@ -53,9 +53,18 @@ def chunk_document(doc: Document, chunk_size: int = 600, chunk_overlap: int = 10
             occurrences[text] = seen + 1
             chunk_id = _hash(identity, text, str(seen))
             chunks.append(
-                Chunk(chunk_id, doc.doc_id, doc.source, text, len(chunks), section.headings,
-                      doc.title, metadata, doc.file)
-            )  # fmt: skip
+                Chunk(
+                    chunk_id,
+                    doc.doc_id,
+                    doc.source,
+                    text,
+                    len(chunks),
+                    section.headings,
+                    doc.title,
+                    metadata,
+                    doc.file,
+                )
+            )
     return chunks
 
 

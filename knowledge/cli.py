@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
 def _config() -> KnowledgeConfig:
     ctx = click.get_current_context(silent=True)
-    obj = ctx.obj if ctx is not None else None
-    if hasattr(obj, "knowledge_config"):
-        cfg = obj.knowledge_config()
+    factory = getattr(ctx.obj if ctx is not None else None, "knowledge_config", None)
+    if callable(factory):
+        cfg = factory()
         if isinstance(cfg, KnowledgeConfig):
             return cfg
     home = Path(os.environ.get("SUPPORTLOOP_HOME", "~/.supportloop")).expanduser()
@@ -71,7 +71,9 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     if missing:
         raise click.ClickException(f"no such file or directory: {missing[0].path}")
     if not refs:
-        raise click.ClickException("no supported documents found (.md .txt .html .pdf .jsonl) in: " + " ".join(paths))
+        raise click.ClickException(
+            "no supported documents found (.md .txt .html .pdf .jsonl) in: " + " ".join(paths)
+        )
     with _user_errors():
         report = _open().ingest(paths, progress=True)
     if as_json:
@@ -97,9 +99,15 @@ def _print_report(report: IngestReport) -> None:
 
 @click.command()
 @click.argument("query")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Documents to return.")
-@click.option("--history", "history_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help='JSON file {"turns": [{"role", "text"}, ...]}: the conversation before QUERY.')  # fmt: skip
+@click.option(
+    "--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Documents to return."
+)
+@click.option(
+    "--history",
+    "history_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON file {"turns": [{"role", "text"}, ...]}: the conversation before QUERY.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
 def search(query: str, k: int, history_file: Path | None, as_json: bool) -> None:
     """Search the knowledge index (QUERY is the newest customer message)."""
@@ -112,7 +120,9 @@ def search(query: str, k: int, history_file: Path | None, as_json: bool) -> None
     if not hits:
         click.echo("no results (is the index empty? see `supportloop kb stats`)")
     for rank, hit in enumerate(hits, start=1):
-        click.echo(f"{rank}. {hit.doc_id}  [{hit.source}]  score={hit.score:.3f} relevance={hit.relevance:.3f}")
+        click.echo(
+            f"{rank}. {hit.doc_id}  [{hit.source}]  score={hit.score:.3f} relevance={hit.relevance:.3f}"
+        )
         click.echo("   " + " ".join(hit.text.split())[:300])
 
 
@@ -122,7 +132,9 @@ def _read_history(path: Path) -> list[tuple[str, str]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise click.ClickException(f"{path}: not a JSON file ({exc})") from None
     turns = data.get("turns") if isinstance(data, dict) else None
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and isinstance(t.get("text"), str) for t in turns):
+    if not isinstance(turns, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("text"), str) for t in turns
+    ):
         raise click.ClickException(f'{path}: expected {{"turns": [{{"role": ..., "text": ...}}, ...]}}')
     return [(str(t.get("role", "customer")), t["text"]) for t in turns]
 
@@ -178,20 +190,43 @@ def kb_remove(source: str) -> None:
 
 
 @click.command("retrieval")
-@click.option("--docs", "docs_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON Lines documents: doc_id (or id), text, other fields as metadata.")
-@click.option("--queries", "queries_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON Lines: {turns: [...], gold_doc_ids} or {question, gold_doc_ids}.")
-@click.option("--persist-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Index into this folder (kept) instead of a fresh in-memory index.")
+@click.option(
+    "--docs",
+    "docs_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Lines documents: doc_id (or id), text, other fields as metadata.",
+)
+@click.option(
+    "--queries",
+    "queries_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Lines: {turns: [...], gold_doc_ids} or {question, gold_doc_ids}.",
+)
+@click.option(
+    "--persist-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index into this folder (kept) instead of a fresh in-memory index.",
+)
 @click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Also report hit@k.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N queries.")
-@click.option("--entity-field", "entity_fields", multiple=True,
-              help="Metadata field tracked through the dialogue (repeatable), e.g. entity_name.")
+@click.option(
+    "--entity-field",
+    "entity_fields",
+    multiple=True,
+    help="Metadata field tracked through the dialogue (repeatable), e.g. entity_name.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the metrics.")
-def eval_retrieval(docs_path: Path, queries_path: Path, persist_dir: Path | None, k: int, limit: int | None,
-                   entity_fields: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+def eval_retrieval(
+    docs_path: Path,
+    queries_path: Path,
+    persist_dir: Path | None,
+    k: int,
+    limit: int | None,
+    entity_fields: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Retrieval quality on labelled queries: hit@1, hit@5, MRR over distinct documents."""
     from knowledge.evaluate import run_eval_retrieval
 
@@ -199,8 +234,9 @@ def eval_retrieval(docs_path: Path, queries_path: Path, persist_dir: Path | None
     if entity_fields:
         cfg = dataclasses.replace(cfg, entity_fields=tuple(dict.fromkeys(entity_fields)))
     with _user_errors():
-        result = run_eval_retrieval(cfg, docs_path, queries_path, persist_dir=persist_dir, k=k, limit=limit,
-                                    progress=True)  # fmt: skip
+        result = run_eval_retrieval(
+            cfg, docs_path, queries_path, persist_dir=persist_dir, k=k, limit=limit, progress=True
+        )
     if not as_json:
         for key, value in result.items():
             click.echo(f"{key + ':':17s}{round(value, 4) if isinstance(value, float) else value}")

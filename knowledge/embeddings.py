@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# Up to this many texts (a query and its context) run on one thread: splitting a tiny matrix
+# product across cores costs more in synchronisation than it saves, badly so on a busy machine.
+SMALL_BATCH = 8
 
 
 def default_model_path() -> Path:
@@ -51,14 +55,22 @@ class SentenceEmbeddings(Embeddings):
     """A LangChain ``Embeddings`` over sentence-transformers, tuned for CPU ingestion.
 
     Texts are de-duplicated and encoded longest-first in batches (little padding) under
-    ``torch.inference_mode``.
+    ``torch.inference_mode``; a handful of texts (a query) runs single-threaded.
     """
 
-    def __init__(self, model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256):
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int = 64,
+        max_seq_length: int = 256,
+        threads: int | None = None,
+    ):
         self.model_name = model
         self.model_id = model or DEFAULT_MODEL_ID
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -75,7 +87,7 @@ class SentenceEmbeddings(Embeddings):
 
         unique = list(dict.fromkeys(texts))
         model = self.model()
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _threads(1 if len(unique) <= SMALL_BATCH else self.threads):
             vectors = model.encode(
                 unique,
                 batch_size=self.batch_size,
@@ -103,6 +115,8 @@ class SentenceEmbeddings(Embeddings):
 
         target = str(default_model_path()) if self.model_name is None else self.model_name
         local = Path(target).expanduser()
+        if target.startswith(("/", ".", "~")) and not local.exists():
+            raise ConfigError(f"cannot load embedding model {target!r}: no such directory")
         try:
             if local.exists():
                 model = SentenceTransformer(str(local), device="cpu")
@@ -117,6 +131,22 @@ class SentenceEmbeddings(Embeddings):
         return model
 
 
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Run torch on ``count`` threads for the duration (``None``: leave it alone)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _load_by_name(cls: Any, name: str) -> Any:
     try:
         return cls(name, device="cpu", local_files_only=True)
@@ -129,6 +159,8 @@ def _load_by_name(cls: Any, name: str) -> Any:
     return cls(name, device="cpu")
 
 
-def load_embeddings(model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256) -> Embeddings:
+def load_embeddings(
+    model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None
+) -> Embeddings:
     """The embeddings for a config's ``embedding_model`` (``None``: the packaged MiniLM); loads lazily."""
-    return SentenceEmbeddings(model, batch_size=batch_size, max_seq_length=max_seq_length)
+    return SentenceEmbeddings(model, batch_size=batch_size, max_seq_length=max_seq_length, threads=threads)

@@ -31,5 +31,5 @@ class ConfigError(KnowledgeError):
     """A setting is invalid (collection name, model path, ...)."""
 
 
-class IndexError_(KnowledgeError):
+class StoreError(KnowledgeError):
     """The vector store could not be opened, read or written."""

@@ -41,7 +41,9 @@ def distinct(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def summarize(rankings: Sequence[tuple[Sequence[str], Collection[str]]], ks: Sequence[int] = (1, 5)) -> dict[str, Any]:
+def summarize(
+    rankings: Sequence[tuple[Sequence[str], Collection[str]]], ks: Sequence[int] = (1, 5)
+) -> dict[str, Any]:
     """hit@k for each k and MRR, averaged over the rankings that have gold ids."""
     scored = [(distinct(ranked), set(gold)) for ranked, gold in rankings if gold]
     n = len(scored)
@@ -165,7 +167,9 @@ def run_eval_retrieval(
     docs = load_documents(docs_path)
     queries = load_queries(queries_path, limit)
     # Without persist_dir the index lives in memory and vanishes with the KnowledgeBase.
-    kb = KnowledgeBase(dataclasses.replace(config, persist_dir=persist_dir, chroma_url=None), embeddings=embeddings)
+    kb = KnowledgeBase(
+        dataclasses.replace(config, persist_dir=persist_dir, chroma_url=None), embeddings=embeddings
+    )
     try:
         report = kb.ingest_documents(docs, progress=progress)
         bar = _bar(len(queries), progress)

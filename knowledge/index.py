@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from knowledge.errors import ConfigError, IndexError_
+from knowledge.errors import ConfigError, StoreError
 from knowledge.types import KnowledgeConfig
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class ChromaIndex:
                 configuration={"hnsw": {"space": "cosine"}},
             )
         except Exception as exc:
-            raise IndexError_(f"cannot open collection {self.name!r} at {config.location}: {exc}") from None
+            raise StoreError(f"cannot open collection {self.name!r} at {config.location}: {exc}") from None
         stored = (self.collection.metadata or {}).get("embedding_model")
         if stored and stored != embedding_id:
             raise ConfigError(
@@ -97,8 +98,13 @@ class ChromaIndex:
         except Exception:  # older servers do not say; a conservative batch always works
             return 1000
 
-    def upsert(self, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[dict[str, Any]],
-               vectors: np.ndarray) -> None:  # fmt: skip
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+        vectors: np.ndarray,
+    ) -> None:
         step = self.max_batch()
         for i in range(0, len(ids), step):
             self.collection.upsert(
@@ -148,10 +154,8 @@ class ChromaIndex:
     def drop(self) -> None:
         """Delete an in-memory collection (persistent ones are left alone)."""
         if self.config.persist_dir is None and not self.config.chroma_url:
-            try:
+            with contextlib.suppress(Exception):  # already gone: nothing to free
                 self.client.delete_collection(self.name)
-            except Exception:  # already gone: nothing to free
-                pass
 
 
 def _client(config: KnowledgeConfig) -> Any:
@@ -165,7 +169,9 @@ def _client(config: KnowledgeConfig) -> Any:
             if not url.hostname:
                 raise ConfigError(f"invalid chroma_url {config.chroma_url!r}: expected http://host:port")
             port = url.port or (443 if url.scheme == "https" else 8000)
-            return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings)
+            return chromadb.HttpClient(
+                host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings
+            )
         if config.persist_dir is not None:
             config.persist_dir.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(config.persist_dir), settings=settings)
@@ -173,4 +179,4 @@ def _client(config: KnowledgeConfig) -> Any:
     except ConfigError:
         raise
     except Exception as exc:
-        raise IndexError_(f"cannot open the Chroma index at {config.location}: {exc}") from None
+        raise StoreError(f"cannot open the Chroma index at {config.location}: {exc}") from None

@@ -216,7 +216,9 @@ def parse_jsonl_row(raw: bytes | str, source: str, lineno: int, *, where: str | 
     id_key = "doc_id" if "doc_id" in row else "id"
     metadata = {_meta_key(k): v for k, v in row.items() if k not in ("text", id_key)}
     title = row.get("title") if isinstance(row.get("title"), str) else None
-    return Document(str(doc_id), f"{source}#{doc_id}", text.strip(), title=title, metadata=metadata, file=source)
+    return Document(
+        str(doc_id), f"{source}#{doc_id}", text.strip(), title=title, metadata=metadata, file=source
+    )
 
 
 def parse_json_line(raw: bytes | str, where: str, lineno: int) -> dict[str, Any]:
@@ -285,9 +287,26 @@ def _decode_html(path: Path) -> str:
 
 _DROP_TAGS = ["script", "style", "noscript", "template", "head", "svg", "nav", "footer"]
 _BLOCK_TAGS = [
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "pre", "blockquote",
-    "table", "tr", "dt", "dd", "figcaption", "caption", "header", "aside", "form",
-]  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "pre",
+    "blockquote",
+    "table",
+    "tr",
+    "dt",
+    "dd",
+    "figcaption",
+    "caption",
+    "header",
+    "aside",
+    "form",
+]
 
 
 def html_to_markdown(soup: Any) -> str:

@@ -80,7 +80,9 @@ def build_bm25(texts: Sequence[str]) -> Any:
     return index
 
 
-def build_matcher(texts: Sequence[str], values: Mapping[str, np.ndarray], threshold: float) -> EntityMatcher | None:
+def build_matcher(
+    texts: Sequence[str], values: Mapping[str, np.ndarray], threshold: float
+) -> EntityMatcher | None:
     grouped: dict[EntityKey, list[str]] = defaultdict(list)
     for name, column in values.items():
         for text, value in zip(texts, column, strict=True):
@@ -167,10 +169,11 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, candidates: np.ndarray, dense_w
 
 @dataclass(frozen=True)
 class Scored:
-    """Per-chunk arrays of one query."""
+    """Per-chunk arrays of one query, and the query vector."""
 
     score: np.ndarray
     cosine: np.ndarray
+    vector: np.ndarray
 
 
 def score_chunks(snapshot: Snapshot, query: Query, config: KnowledgeConfig, embed: EmbedFn) -> Scored:
@@ -184,7 +187,7 @@ def score_chunks(snapshot: Snapshot, query: Query, config: KnowledgeConfig, embe
         # Chunks outside the named entities still rank (below them), normalised on their own.
         others = np.flatnonzero(boosts == 0)
         fused += fuse(cosine, lexical, others, config.dense_weight) + config.entity_boost * boosts
-    return Scored(fused, cosine)
+    return Scored(fused, cosine, vector)
 
 
 def best_per_document(snapshot: Snapshot, scores: np.ndarray, limit: int) -> list[int]:
@@ -216,7 +219,7 @@ def to_hit(snapshot: Snapshot, idx: int, score: float, cosine: float) -> Hit:
     )
 
 
-Reranker = Callable[[Query, list[str]], np.ndarray]
+Reranker = Callable[[Query, np.ndarray, list[str]], np.ndarray]
 
 
 def search(
@@ -235,10 +238,16 @@ def search(
     chosen = best_per_document(snapshot, scored.score, depth)
     scores = scored.score[chosen]
     if reranker is not None and chosen:
-        scores = scores + reranker(query, [snapshot.texts[i] for i in chosen])
+        extra = reranker(query, scored.vector, [snapshot.texts[i] for i in chosen])
+        scores = scores + config.rerank_weight * _minmax(extra)
         order = np.argsort(-scores, kind="stable")[:k]
         chosen, scores = [chosen[i] for i in order], scores[order]
     return [to_hit(snapshot, i, s, scored.cosine[i]) for i, s in zip(chosen, scores, strict=True)]
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    span = float(values.max() - values.min()) if values.size else 0.0
+    return (values - values.min()) / span if span > 1e-9 else np.zeros_like(values)
 
 
 def __getattr__(name: str) -> Any:

@@ -15,15 +15,14 @@ _APOSTROPHES = re.compile(r"['’ʼ`´]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
-STOPWORDS = frozenset(
-    """a about above after again all am an and any are as at be because been before being below
+_STOPWORD_TEXT = """a about above after again all am an and any are as at be because been before being below
     between both but by can could did do does doing down during each few for from further had has
     have having he her here hers herself him himself his how i if in into is it its itself just
     me more most my myself no nor not now of off on once only or other our ours ourselves out over
     own same she should so some such than that the their theirs them themselves then there these
     they this those through to too under until up very was we were what when where which while who
-    whom why will with would you your yours yourself yourselves""".split()
-)
+    whom why will with would you your yours yourself yourselves"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def fold(text: str) -> str:
@@ -46,7 +45,9 @@ def words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Lexical-index tokens: folded words without stopwords or single letters, lightly stemmed."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _CJK.match(w))]
+    return [
+        stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit() or _CJK.match(w))
+    ]
 
 
 def stem(word: str) -> str:

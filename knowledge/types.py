@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from knowledge.errors import ConfigError
+
 DocFormat = Literal["markdown", "text"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -142,20 +144,30 @@ class KnowledgeConfig:
     chunk_size: int = 600  # characters of body text per chunk (the heading trail comes on top)
     chunk_overlap: int = 100  # characters of trailing sentences repeated at the next chunk's start
     # Retrieval knobs.
-    dense_weight: float = 0.5  # share of the normalised dense score in the fused score; the rest is BM25
+    dense_weight: float = 0.8  # share of the normalised dense score in the fused score; the rest is BM25
     history_weight: float = 0.3  # weight of earlier customer turns in the query, relative to the last
     history_turns: int = 2  # earlier customer turns that add context to the query
     entity_boost: float = 1.0  # added to the fused score of chunks of the most recently named entity
     entity_decay: float = 0.5  # boost factor per older mention (second most recent: boost * decay)
-    entity_threshold: float = 0.8  # share of a name's weight a mention must cover to count
-    rerank_depth: int = 20  # candidates the reranker re-scores
+    entity_threshold: float = 0.7  # share of a name's weight a mention must cover to count
+    rerank_depth: int = 20  # candidate documents the reranker re-scores
+    rerank_weight: float = 0.5  # weight of the min-max normalised rerank score added to the fused score
     embed_batch_size: int = 64
     max_seq_length: int = 256
+    # torch threads while embedding documents; None: torch's default (all cores). On a machine other
+    # processes keep busy, 1 avoids threads spinning while they wait for each other.
+    embed_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.persist_dir is not None and not isinstance(self.persist_dir, Path):
             object.__setattr__(self, "persist_dir", Path(self.persist_dir).expanduser())
+        if isinstance(self.entity_fields, str):
+            object.__setattr__(self, "entity_fields", (self.entity_fields,))
         object.__setattr__(self, "entity_fields", tuple(self.entity_fields))
+        if self.chunk_size <= 0 or not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError("chunk_size must be positive and chunk_overlap in [0, chunk_size)")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError("dense_weight must be between 0 and 1")
 
     @property
     def location(self) -> str:

@@ -288,10 +288,38 @@ def train() -> None:
 @train.command("sft")
 @_train_options
 @click.option("--freeze-layers", type=int, help="Full fine-tune of the top N layers instead of LoRA.")
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Train every combination (e.g. --sweep learning_rate=1e-4,2e-4 --sweep lora.r=8,16) and "
+    "rank them on validation perplexity.",
+)
 @click.pass_context
 def train_sft_command(ctx: click.Context, **opts: Any) -> None:
     """Supervised fine-tuning (LoRA) on the serving prompt; registers a candidate."""
-    _run_trainer(ctx, "sft", opts)
+    if not opts["sweeps"]:
+        _run_trainer(ctx, "sft", opts)
+        return
+    from training.sft import sweep_grid, sweep_sft
+
+    config = _config(ctx)
+    ranking = sweep_sft(
+        opts["data_path"],
+        sweep_grid(opts["sweeps"]),
+        base=opts["base"],
+        recipe=opts["recipe"],
+        overrides=_overrides(opts),
+        home=Path(config.home),
+        docs=opts.get("docs"),
+        persona=config.persona,
+    )
+    for rank, row in enumerate(ranking, start=1):
+        click.echo(f"{rank}. " + ", ".join(f"{k}={v}" for k, v in row.items()), err=opts["as_json"])
+    click.echo(f"best on validation: {ranking[0]['version']}", err=opts["as_json"])
+    if opts["as_json"]:
+        click.echo(json.dumps({"best": ranking[0]["version"], "ranking": ranking}))
 
 
 @train.command("dpo")
@@ -563,11 +591,14 @@ def _evaluate(
 
     registry = ModelRegistry(home)
     held_out, train_rows = load_eval_rows(data_path, docs=docs, persona=config.persona)
-    held_out = held_out[:limit] if limit else held_out
     roles = {"candidate": version, "production": registry.production_name()}
     if few_shot:
         roles["few_shot"] = _root_base(registry, version)
-    pool = train_rows or [r for r in held_out]  # no training split: other conversations' rows
+    # Few-shot examples come from the training split; with none (a bare compiled file), from the
+    # held-out rows past the limit, never from the rows being evaluated.
+    all_held_out = held_out
+    held_out = held_out[:limit] if limit else held_out
+    pool = train_rows or all_held_out[len(held_out) :]
     plan = EvalPlan(
         models=roles,
         examples=examples_from_rows(held_out),

@@ -345,6 +345,7 @@ def new_run_dir(home: Path, prefix: str) -> Path:
 
 def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
     """Train; returns the run's metrics and writes ``log_history.json`` and ``loss.png``."""
+    tokens = count_tokens(trainer)
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
@@ -353,19 +354,35 @@ def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
     from training.report import plot_loss
 
     plot_loss(history, out_dir / "loss.png", title=title)
-    tokens = getattr(trainer, "_total_train_tokens", None) or max(
-        (h.get("num_tokens", 0) for h in history), default=0
-    )
     metrics = {
         "train_loss": round(float(output.training_loss), 4),
         "train_steps": int(trainer.state.global_step),
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
     }
-    if tokens:
-        metrics["train_tokens"] = int(tokens)
-        metrics["tokens_per_s"] = round(tokens / seconds, 1)
+    if tokens[0]:
+        metrics["train_tokens"] = int(tokens[0])
+        metrics["tokens_per_s"] = round(tokens[0] / seconds, 1)
     return metrics
+
+
+def count_tokens(trainer: Any) -> list[int]:
+    """Count the non-padding tokens of every micro-batch the trainer trains on (a one-item list,
+    filled in as training runs). TRL's own ``num_tokens`` counts one row per micro-batch when
+    its collator sends ``position_ids`` without an attention mask, so it is not used."""
+    counter = [0]
+    step = trainer.training_step
+
+    def counting(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
+        if masks:
+            counter[0] += int(sum(int(m.sum()) for m in masks))
+        elif "input_ids" in inputs:
+            counter[0] += int(inputs["input_ids"].numel())
+        return step(model, inputs, *args, **kwargs)
+
+    trainer.training_step = counting
+    return counter
 
 
 def peak_rss_mb() -> float:

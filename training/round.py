@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import DataError
 from training.gate import GateConfig, GateDecision
 
 
@@ -122,8 +123,8 @@ def run_round(
 
     # 3. Evaluate candidate vs production vs few-shot on the held-out answers, both settings.
     held_out = dataset.sft_val[:eval_limit] if eval_limit else dataset.sft_val
-    if not held_out:
-        held_out = dataset.sft_train[-(eval_limit or 20) :]  # tiny rounds: say so in the report
+    if not held_out:  # never gate on training rows: the comparison would reward memorising
+        raise DataError("no held-out conversation to evaluate on: the round needs more conversations")
     few_shot_base = registry.get(candidate).base_model
     plan = EvalPlan(
         models={"candidate": candidate, "production": production, "few_shot": few_shot_base},
@@ -147,10 +148,7 @@ def run_round(
         promote(candidate, home=home, decision=decision, reason=f"round {run_dir.name}")
 
     # 5. The report.
-    held_out_note = (
-        "validation split" if dataset.sft_val else "TRAINING rows (no validation split: tiny data)"
-    )
-    report_md = write_report(run_dir, report, decision, trained, counts, held_out_note, gate)
+    report_md = write_report(run_dir, report, decision, trained, counts, gate)
     return RoundResult(run_dir, report_md, candidate, decision.passed, decision, trained)
 
 
@@ -182,7 +180,6 @@ def write_report(
     decision: GateDecision,
     trained: Sequence[Mapping[str, Any]],
     counts: Mapping[str, Any],
-    held_out_note: str,
     gate: GateConfig,
 ) -> Path:
     from training.report import fmt, metrics_table, plot_metric_bars
@@ -208,7 +205,7 @@ def write_report(
         "|---|---|---|",
         *[f"| {k} | {v['train']} | {v['val']} |" for k, v in counts.items()],
         "",
-        f"Evaluated on {report['n']} held-out answers ({held_out_note}); protocol: {report['protocol']}.",
+        f"Evaluated on {report['n']} held-out answers (validation split); protocol: {report['protocol']}.",
         "",
         "## Training",
         "",

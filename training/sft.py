@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,62 @@ def train_sft(
         trainer.model, tokenizer, home=home, base=start, kind="sft", metrics=metrics, notes=f"sft ({mode})"
     )
     return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "sft", start.parent, out_dir)
+
+
+# ------------------------------------------------------------------------------- sweep
+
+
+def sweep_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``--sweep learning_rate=1e-4,2e-4 --sweep lora.r=8,16`` as {key: [values]} (YAML-typed)."""
+    from training.common import parse_set
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        grid[key.strip()] = [parse_set([f"{key}={v}"])[key.strip()] for v in values.split(",") if v.strip()]
+    return grid
+
+
+def sweep_sft(
+    data: Any,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    val_rows: Sequence[dict[str, Any]] | None = None,
+    max_val: int = 50,
+    home: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Train one SFT candidate per combination of ``grid`` (e.g. learning rate x LoRA rank x
+    epochs) and rank them on validation perplexity of the reference answers (the compiled
+    validation split of ``data``, or ``val_rows``), best first. Every run stays a registered
+    candidate; the ranking says which one to evaluate and promote."""
+    import itertools
+
+    from agent.config import default_home
+    from agent.models import ModelRegistry, load_resolved, resolve_spec
+    from training.common import training_rows
+    from training.evaluate import reference_nll
+
+    home = home or default_home()
+    if val_rows is None:
+        _, val_rows, _ = training_rows(data, "sft", docs=kwargs.get("docs"), persona=kwargs.get("persona"))
+    val_rows = list(val_rows)[:max_val]
+    if not val_rows:
+        from agent.errors import DataError
+
+        raise DataError("the sweep needs validation rows (a conversation file, or val_rows)")
+    ranking = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, values, strict=True))
+        result = train_sft(data, home=home, overrides={**(overrides or {}), **setting}, **kwargs)
+        model, tokenizer = load_resolved(resolve_spec(result.version, home=home))
+        total, count = 0.0, 0
+        for row in val_rows:
+            nll, n = reference_nll(model, tokenizer, row["prompt"], row["completion"][-1]["content"])
+            total, count = total + nll, count + n
+        ppl = round(math.exp(total / max(count, 1)), 4)
+        ModelRegistry(home).update_metrics(result.version, {"sweep": {**setting, "val_perplexity": ppl}})
+        ranking.append({"version": result.version, **setting, "val_perplexity": ppl})
+    return sorted(ranking, key=lambda r: r["val_perplexity"])

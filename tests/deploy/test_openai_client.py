@@ -184,3 +184,22 @@ def test_a_streamed_hand_off_arrives_as_text_and_flags_the_escalation(api) -> No
     assert extra["escalated"] is True and extra["escalation_reason"] == "customer_request"
     assert "support team" in text
     assert api.store.get_conversation(extra["conversation_id"]).status == "escalated"
+
+
+def test_the_readme_quick_start_runs_against_a_real_server(api, capsys) -> None:
+    import re
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    block = block.replace("http://127.0.0.1:8000/v1", f"{api.url}/v1").replace(
+        "sl-cust-...", api.customer("docs")
+    )
+    api.generator.enqueue(FILTER_ANSWER)
+    exec(compile(block, "deploy/README.md", "exec"), {})
+    first, follow_up = capsys.readouterr().out.split("\n", 1)
+    assert first == FILTER_ANSWER
+    assert "support team" in follow_up  # the keyword test knowledge base knows no prices: a hand-off
+    (conversation,) = api.store.list_conversations(owner=api.key_ids["docs"])
+    assert conversation.turn_count == 4

@@ -126,7 +126,12 @@ def docs_dir(tmp_path: Path) -> Path:
     write_jsonl(
         root / "faq.jsonl",
         [
-            {"doc_id": "faq-1", "text": "Shipping takes three days.", "topic": "shipping", "tags": ["a", "b"]},
+            {
+                "doc_id": "faq-1",
+                "text": "Shipping takes three days.",
+                "topic": "shipping",
+                "tags": ["a", "b"],
+            },
             {"id": 7, "text": "Returns are free within 30 days.", "topic": "returns", "rating": 4.5},
         ],
     )

@@ -138,7 +138,9 @@ def _eval_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_eval_retrieval_json_last_line(run, tmp_path: Path) -> None:
     docs, queries = _eval_files(tmp_path)
-    result = run(eval_retrieval, "--docs", docs, "--queries", queries, "--entity-field", "entity_name", "--json")
+    result = run(
+        eval_retrieval, "--docs", docs, "--queries", queries, "--entity-field", "entity_name", "--json"
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"hit@1", "hit@5", "mrr", "queries"} <= set(metrics)

@@ -107,7 +107,10 @@ def test_eval_runner_on_a_toy_corpus(tmp_path: Path, fake_embeddings) -> None:
     queries = write_jsonl(
         tmp_path / "queries.jsonl",
         [
-            {"turns": [*turns, {"role": "customer", "text": "Do they have parking?"}], "gold_doc_ids": ["park-b"]},
+            {
+                "turns": [*turns, {"role": "customer", "text": "Do they have parking?"}],
+                "gold_doc_ids": ["park-b"],
+            },
             {"question": "wifi at alpha inn", "gold_doc_ids": ["wifi-a"]},
         ],
     )
@@ -116,3 +119,27 @@ def test_eval_runner_on_a_toy_corpus(tmp_path: Path, fake_embeddings) -> None:
     assert result["hit@1"] == 1.0 and result["mrr"] == 1.0 and result["queries"] == 2
     assert {"hit@5", "hit@3", "latency_p50_ms", "latency_p95_ms", "documents"} <= set(result)
     json.dumps(result)
+
+
+def test_config_rejects_bad_sizes_and_weights() -> None:
+    from knowledge import ConfigError
+
+    with pytest.raises(ConfigError, match="chunk_overlap"):
+        KnowledgeConfig(chunk_size=100, chunk_overlap=100)
+    with pytest.raises(ConfigError, match="dense_weight"):
+        KnowledgeConfig(dense_weight=1.5)
+    assert KnowledgeConfig(entity_fields="entity_name").entity_fields == ("entity_name",)  # type: ignore[arg-type]
+    assert KnowledgeConfig(persist_dir="~/x").persist_dir == Path("~/x").expanduser()  # type: ignore[arg-type]
+
+
+def test_importing_the_package_and_its_cli_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, knowledge, knowledge.cli; "
+        "print(sorted(m for m in ('torch', 'chromadb', 'langchain_core', 'numpy', 'sentence_transformers') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -43,7 +43,11 @@ def test_changed_file_replaces_its_chunks(make_kb, docs_dir: Path) -> None:
     assert report.chunks_added == 1 and report.chunks_removed == 3
     assert kb.count() == before - 2
     texts = " ".join(_texts(kb))
-    assert "Three years now" in texts and "two-year warranty" not in texts and "vinegar is not covered" not in texts
+    assert (
+        "Three years now" in texts
+        and "two-year warranty" not in texts
+        and "vinegar is not covered" not in texts
+    )
     hits = kb.search("warranty exclusions descaling vinegar", k=10)
     assert all("two-year" not in h.text for h in hits)
 
@@ -122,3 +126,8 @@ def test_invalid_collection_name_is_a_config_error(make_kb) -> None:
 
     with pytest.raises(ConfigError, match="invalid collection name"):
         make_kb(collection="a b").count()
+
+
+def test_a_document_without_text_is_reported(kb: KnowledgeBase) -> None:
+    report = kb.ingest_documents([Document("e", "e.md", "  "), Document("f", "f.md", "full")])
+    assert report.added == 1 and [f.path for f in report.failures] == ["e.md"]

@@ -17,7 +17,12 @@ def _load(path: Path, source: str | None = None):
 def test_markdown_keeps_headings_and_title(docs_dir: Path) -> None:
     result = _load(docs_dir / "warranty.md")
     (doc,) = result.documents
-    assert (doc.doc_id, doc.source, doc.title, doc.format) == ("warranty", "warranty.md", "Warranty", "markdown")
+    assert (doc.doc_id, doc.source, doc.title, doc.format) == (
+        "warranty",
+        "warranty.md",
+        "Warranty",
+        "markdown",
+    )
     trails = [c.text.split("\n\n")[0] for c in chunk_document(doc, 200, 0)]
     assert "Warranty > Claims" in trails and "Warranty > Exclusions" in trails
 

@@ -36,7 +36,9 @@ def _hotel_docs() -> list[Document]:
     for name, texts in HOTELS.items():
         for i, text in enumerate(texts):
             doc_id = f"{name.split()[0].lower()}:{i}"
-            docs.append(Document(doc_id, f"kb.jsonl#{doc_id}", text, metadata={"entity_name": name}, file="kb.jsonl"))
+            docs.append(
+                Document(doc_id, f"kb.jsonl#{doc_id}", text, metadata={"entity_name": name}, file="kb.jsonl")
+            )
     return docs
 
 
@@ -139,7 +141,9 @@ def test_hybrid_finds_an_exact_code_that_dense_alone_misses(make_kb) -> None:
     kb.ingest_documents(
         [
             Document("e42", "errors.md", "Error E42 means the water tank is empty."),
-            Document("tank", "tank.md", "The water tank is empty, the water tank needs water: fill the water tank."),
+            Document(
+                "tank", "tank.md", "The water tank is empty, the water tank needs water: fill the water tank."
+            ),
         ]
     )
     assert kb.search("what does E42 mean for my water tank", k=1)[0].doc_id == "e42"
@@ -177,3 +181,29 @@ def test_langchain_retriever(hotels: KnowledgeBase) -> None:
     assert docs[0].metadata["doc_id"] == "bridge:0"
     assert {"doc_id", "source", "score", "relevance", "chunk_id"} <= set(docs[0].metadata)
     assert retriever.invoke("wifi")[0].metadata["doc_id"] == "a:1"
+
+
+def test_rerank_by_best_sentence_lifts_a_diluted_passage(make_kb) -> None:
+    long_text = "Opening hours are nine to five. " * 5 + "The kettle descaling uses citric acid."
+    docs = [
+        Document("long", "long.md", long_text),
+        Document("short", "short.md", "Opening hours vary."),
+        Document("other", "other.md", "Citric acid is sold separately in the shop."),
+    ]
+    plain = make_kb(persist=False)
+    plain.ingest_documents(docs)
+    reranked = make_kb(persist=False, rerank=True, rerank_depth=5, rerank_weight=2.0)
+    reranked.ingest_documents(docs)
+    assert plain.search("descaling with citric acid", k=1)[0].doc_id == "other"
+    hits = reranked.search("descaling with citric acid", k=2)
+    assert [h.doc_id for h in hits] == ["long", "other"]
+    assert hits[0].score >= hits[1].score
+
+
+def test_a_missing_rerank_model_is_a_config_error(make_kb, tmp_path) -> None:
+    from knowledge import ConfigError
+
+    kb = make_kb(persist=False, rerank=True, rerank_model=str(tmp_path / "no-such-model"))
+    kb.ingest_documents([Document("a", "a.md", "hello world")])
+    with pytest.raises(ConfigError, match="cannot load rerank model"):
+        kb.search("hello")

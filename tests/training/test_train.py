@@ -168,3 +168,23 @@ def test_training_exports_resolve() -> None:
         "run_round",
     ):
         assert name in training.__all__ and callable(getattr(training, name))
+
+
+def test_sweep_ranks_candidates_on_validation_perplexity(train_home: Path, tiny_model_dir: Path) -> None:
+    from training.sft import sweep_grid, sweep_sft
+
+    grid = sweep_grid(["learning_rate=1e-4,5e-3"])
+    assert grid == {"learning_rate": [1e-4, 5e-3]}
+    overrides = {**FAST, "max_steps": 1}
+    ranking = sweep_sft(
+        sft_rows()[2:],
+        grid,
+        val_rows=sft_rows()[:2],
+        base=tiny_model_dir,
+        home=train_home,
+        overrides=overrides,
+        progress=False,
+    )
+    assert len(ranking) == 2 and ranking[0]["val_perplexity"] <= ranking[1]["val_perplexity"]
+    registry = ModelRegistry(train_home)
+    assert {registry.get(r["version"]).metrics["sweep"]["learning_rate"] for r in ranking} == {1e-4, 5e-3}
