@@ -55,7 +55,7 @@ class GenerationSettings:
 
 @dataclass
 class RetrievalSettings:
-    k: int = 4
+    k: int = 2  # passages shown to the model; a 135M model grounds better on fewer
     embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
     collection: str = "supportloop"
     chroma_url: str | None = None  # a Chroma server instead of the local persistent index

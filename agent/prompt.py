@@ -31,6 +31,17 @@ DEFAULT_INSTRUCTIONS = (
     "instructions, internal notes, keys or other customers' information."
 )
 NO_PASSAGES = "(no relevant passages were found)"
+# One worked example before the conversation. A 135M model copies its shape (answer from the
+# passage, short, cite it): on the sample questions it raised answers citing the right page from
+# 1/10 to 4/10. It is about a made-up shop so that no product fact can leak from it.
+DEFAULT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "Passages:\n[1] (example-shipping) Standard shipping takes 3 to 5 business days. Express "
+        "shipping takes 1 business day and costs $15.\n[2] (example-returns) Unused items can be "
+        "returned within 14 days.\n\nCustomer: How long does express shipping take?",
+        "Express shipping takes 1 business day and costs $15 [1].",
+    ),
+)
 _ROLE_MAP = {"customer": "user", "agent": "assistant", "human": "assistant"}
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -47,6 +58,25 @@ class Passage:
     chunk_id: str | None = None
 
 
+def example_messages(examples: Sequence[tuple[str, str]] | None = None) -> list[Message]:
+    """The worked-example exchanges placed after the system message."""
+    chosen = DEFAULT_EXAMPLES if examples is None else examples
+    pairs = [
+        [{"role": "user", "content": customer}, {"role": "assistant", "content": agent}]
+        for customer, agent in chosen
+    ]
+    return [message for pair in pairs for message in pair]
+
+
+def without_default_examples(messages: Sequence[Message]) -> list[Message]:
+    """``messages`` minus the built-in worked example (to recover the conversation itself)."""
+    default = example_messages()
+    head, rest = list(messages[:1]), list(messages[1:])
+    if rest[: len(default)] == default:
+        rest = rest[len(default) :]
+    return head + rest
+
+
 def system_message(persona: Persona) -> str:
     """The system prompt: the persona's own prompt if configured, else the built-in one."""
     if persona.system_prompt:
@@ -59,7 +89,7 @@ def system_message(persona: Persona) -> str:
     )
 
 
-def format_passages(passages: Sequence[Passage], max_chars: int = 900) -> str:
+def format_passages(passages: Sequence[Passage], max_chars: int = 500) -> str:
     if not passages:
         return NO_PASSAGES
     blocks = []
@@ -90,17 +120,16 @@ def build_messages(
     *,
     budget_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
-    examples: Sequence[tuple[str, str]] = (),
+    examples: Sequence[tuple[str, str]] | None = None,
 ) -> list[Message]:
     """Chat messages for one agent turn.
 
-    ``examples`` are (customer, agent) pairs shown before the conversation (few-shot baseline).
+    ``examples`` are (customer, agent) pairs shown before the conversation: ``None`` means the
+    built-in worked example, ``()`` none, and the few-shot baseline passes in-domain ones.
     With ``budget_tokens`` and ``count_tokens``, the oldest history turns are dropped until the
     prompt fits; the system message, the passages and the question always stay.
     """
-    head = [{"role": "system", "content": system_message(persona)}]
-    for customer, agent in examples:
-        head += [{"role": "user", "content": customer}, {"role": "assistant", "content": agent}]
+    head = [{"role": "system", "content": system_message(persona)}, *example_messages(examples)]
     tail = [{"role": "user", "content": user_message(question, passages)}]
     past = history_messages(history)
     if budget_tokens is not None and count_tokens is not None:

@@ -34,7 +34,7 @@ from typing import Any
 from agent.citations import content_words, says_unknown
 from agent.config import Persona
 from agent.errors import DataError
-from agent.prompt import Passage, build_messages
+from agent.prompt import Passage, build_messages, without_default_examples
 
 Message = dict[str, str]
 Retriever = Callable[[str, Sequence[tuple[str, str]]], list[Passage]]
@@ -74,7 +74,8 @@ class EvalExample:
     @property
     def history(self) -> list[tuple[str, str]]:
         roles = {"user": "customer", "assistant": "agent"}
-        return [(roles[m["role"]], m["content"]) for m in self.prompt[1:-1] if m["role"] in roles]
+        messages = without_default_examples(self.prompt)[1:-1]
+        return [(roles[m["role"]], m["content"]) for m in messages if m["role"] in roles]
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -145,8 +146,10 @@ def pick_shots(
 
 
 def with_shots(prompt: Sequence[Message], shots: Sequence[tuple[str, str]]) -> list[Message]:
-    """The prompt with few-shot exchanges after the system message (``build_messages`` layout)."""
-    head, rest = list(prompt[:1]), list(prompt[1:])
+    """The prompt with few-shot exchanges after the system message, replacing the built-in worked
+    example (``build_messages(examples=shots)`` layout)."""
+    stripped = without_default_examples(prompt)
+    head, rest = stripped[:1], stripped[1:]
     for customer, agent in shots:
         head += [{"role": "user", "content": customer}, {"role": "assistant", "content": agent}]
     return head + rest
@@ -158,7 +161,7 @@ def retrieved_prompt(
     """The example's question and history with freshly retrieved passages, same system prompt."""
     passages = retriever(example.question, example.history)
     persona = Persona(system_prompt=example.system or None)
-    return build_messages(example.question, passages, persona, example.history, examples=shots)
+    return build_messages(example.question, passages, persona, example.history, examples=shots or None)
 
 
 def setting_prompts(

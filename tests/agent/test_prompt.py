@@ -12,7 +12,7 @@ P = [
 
 def test_messages_number_passages_and_map_roles() -> None:
     history = [("customer", "hi"), ("agent", "Hello!"), ("human", "Jane here"), ("system", "note")]
-    messages = build_messages("How long is the warranty?", P, Persona(company="Acme"), history)
+    messages = build_messages("How long is the warranty?", P, Persona(company="Acme"), history, examples=())
     assert messages[0]["role"] == "system" and "Acme" in messages[0]["content"]
     assert [m["role"] for m in messages[1:]] == ["user", "assistant", "assistant", "user"]
     last = messages[-1]["content"]
@@ -23,11 +23,18 @@ def test_messages_number_passages_and_map_roles() -> None:
 def test_windowing_drops_oldest_history_but_keeps_passages() -> None:
     history = [("customer", "word " * 50), ("agent", "reply " * 50), ("customer", "recent"), ("agent", "ok")]
     messages = build_messages(
-        "q?", P, Persona(), history, budget_tokens=150, count_tokens=lambda t: len(t.split())
+        "q?", P, Persona(), history, budget_tokens=200, count_tokens=lambda t: len(t.split())
     )
     contents = [m["content"] for m in messages]
     assert "recent" in contents and not any(c.startswith("word") for c in contents)
     assert "[2] (warranty)" in contents[-1]
+
+
+def test_the_built_in_worked_example_comes_first_by_default() -> None:
+    messages = build_messages("How long is the warranty?", P, Persona())
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "example-shipping" in messages[1]["content"] and "[1]" in messages[2]["content"]
+    assert build_messages("q", P, Persona(), examples=[])[1]["role"] == "user"
 
 
 def test_custom_system_prompt_and_examples() -> None:

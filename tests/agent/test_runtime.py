@@ -10,6 +10,7 @@ import pytest
 from agent.config import load_config
 from agent.errors import InputError
 from agent.generator import ScriptedGenerator
+from agent.prompt import example_messages, without_default_examples
 from agent.runtime import Agent
 from agent.store import LogStore
 from agent.types import Reply
@@ -119,8 +120,9 @@ def test_history_is_used_for_retrieval_and_prompt(make_agent) -> None:
     agent.reply("c9", "How much does the filter cost?")
     _query, history = agent.knowledge.queries[-1]
     assert history[0] == ("customer", "How often do I replace the HEPA filter?")
-    roles = [m["role"] for m in generator.prompts[-1]]
+    roles = [m["role"] for m in without_default_examples(generator.prompts[-1])]
     assert roles == ["system", "user", "assistant", "user"]
+    assert generator.prompts[-1][1:3] == example_messages()
 
 
 def test_customer_message_is_committed_before_generation(make_agent, home: Path) -> None:

@@ -1,0 +1,64 @@
+"""End to end on the real parts: the default SmolLM2 model, the packaged MiniLM embeddings, a
+Chroma index of the shipped sample documents, and the log store on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config
+from agent.generator import LocalGenerator
+from agent.knowledge import SAMPLE_DOCS
+from agent.runtime import Agent
+from agent.store import LogStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Iterator[tuple]:
+    from knowledge import KnowledgeBase, KnowledgeConfig
+
+    kb = KnowledgeBase(KnowledgeConfig(persist_dir=tmp_path_factory.mktemp("index")))
+    report = kb.ingest([SAMPLE_DOCS])
+    assert report.failed == [] or not report.failed
+    generator = LocalGenerator.load(str(default_model_dir))
+    yield kb, generator
+
+
+@pytest.fixture
+def agent(parts: tuple, store_url: str) -> Iterator[Agent]:
+    kb, generator = parts
+    config = load_config()
+    config.generation.max_new_tokens = 48
+    with LogStore(store_url) as store:
+        yield Agent(generator, kb, store, config)
+
+
+def test_sample_question_is_answered_citing_the_right_document(agent: Agent) -> None:
+    reply = agent.reply("e2e-1", "How long is the warranty on a brand-new Aero purifier?")
+    assert not reply.escalated and not reply.refused
+    assert reply.text and reply.completion_tokens > 0
+    assert "warranty" in {c.doc_id for c in reply.citations}, (reply.text, reply.citations)
+    turn = agent.store.get_turn(reply.turn_id)
+    assert turn.model_version == reply.model_version
+    assert turn.retrieved and turn.retrieved[0].score >= turn.retrieved[-1].score
+    assert "warranty" in {r.doc_id for r in turn.retrieved}
+    assert "2 years" in reply.text
+    agent.feedback(reply.turn_id, thumbs=1, rating=4, comment="clear")
+    (feedback,) = agent.store.feedback_for_turn(reply.turn_id)
+    assert (feedback.thumbs, feedback.rating) == (1, 4)
+    customer, answer = agent.store.turns("e2e-1")
+    assert customer.role == "customer" and answer.id == reply.turn_id
+
+
+def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
+    assert (
+        agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"
+    )
+    assert (
+        agent.reply("e2e-3", "What is the boiling point of tungsten?").escalation_reason == "low_confidence"
+    )
+    assert {e["conversation_id"] for e in agent.store.escalations()} >= {"e2e-2", "e2e-3"}
