@@ -17,8 +17,9 @@ The protocol (``PROTOCOL``), identical for every model and every report:
   question and history with passages re-retrieved by a ``retriever`` callable: the knowledge
   index, or BM25 over a documents file).
 
-Batched generation pads on the left; greedy outputs then match one-at-a-time generation up to
-floating-point noise in near-tied logits (``benchmarks/eval_batching.py`` measures the share).
+Batched generation pads on the left. Greedy outputs should then match one-at-a-time generation
+except where floating-point noise flips a near-tied logit. ``benchmarks/eval_batching.py``
+measures how often that happens; it has not been run on the real model yet.
 Scoring functions are pure; ``evaluate_versions`` drives the models.
 """
 
