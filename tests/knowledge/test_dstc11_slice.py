@@ -14,6 +14,7 @@ import pytest
 
 from knowledge import KnowledgeConfig
 from knowledge.evaluate import run_eval_retrieval
+from tests.conftest import require
 
 from .conftest import SHARED_DATA
 
@@ -23,8 +24,7 @@ ENTITIES = 12
 
 @pytest.fixture(scope="module")
 def dstc11_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if not (DSTC11 / "knowledge_docs.jsonl").exists():
-        pytest.skip(f"shared data not found at {DSTC11}")
+    require((DSTC11 / "knowledge_docs.jsonl").exists(), f"shared data not found at {DSTC11}")
     docs = [json.loads(line) for line in (DSTC11 / "knowledge_docs.jsonl").open(encoding="utf-8")]
     names = sorted({d["entity_name"] for d in docs})[::12][:ENTITIES]
     kept = [d for d in docs if d["entity_name"] in names]
