@@ -112,6 +112,24 @@ class CliState:
         return knowledge_config(self.config())
 
 
+def context_config(ctx: click.Context) -> Any:
+    """The effective configuration for a command: the CLI's (loaded once) when run under
+    ``supportloop``, else from disk (a command invoked on its own, e.g. by CliRunner)."""
+    obj = ctx.find_root().obj
+    if obj is not None and hasattr(obj, "config"):
+        return obj.config()
+    from agent.config import load_config
+
+    return load_config()
+
+
+def context_store(ctx: click.Context) -> Any:
+    """The log store of ``context_config(ctx)``."""
+    from agent.store import LogStore
+
+    return LogStore.from_config(context_config(ctx))
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",

@@ -16,19 +16,15 @@ import click
 
 
 def _config(ctx: click.Context) -> Any:
-    """The effective configuration: the CLI's (loaded once) if run under it, else from disk."""
-    obj = ctx.find_root().obj
-    if obj is not None and hasattr(obj, "config"):
-        return obj.config()
-    from agent.config import load_config
+    from agent.cli import context_config
 
-    return load_config()
+    return context_config(ctx)
 
 
 def _store(ctx: click.Context) -> Any:
-    from agent.store import LogStore
+    from agent.cli import context_store
 
-    return LogStore.from_config(_config(ctx))
+    return context_store(ctx)
 
 
 # ---------------------------------------------------------------------------------- serve

@@ -23,18 +23,15 @@ def _config_path(ctx: click.Context) -> str | None:
 
 
 def _config(ctx: click.Context) -> Any:
-    obj = ctx.find_root().obj
-    if obj is not None and hasattr(obj, "config"):
-        return obj.config()
-    from agent.config import load_config
+    from agent.cli import context_config
 
-    return load_config()
+    return context_config(ctx)
 
 
 def _store(ctx: click.Context) -> Any:
-    from agent.store import LogStore
+    from agent.cli import context_store
 
-    return LogStore.from_config(_config(ctx))
+    return context_store(ctx)
 
 
 def streamlit_argv(port: int, host: str) -> list[str]:
