@@ -336,7 +336,12 @@ def model_info(ctx: click.Context, spec: str) -> None:
     help="JSON Lines of conversations with `turns` and `answerability`.",
 )
 @click.option("--model", default=None, help="Model version, directory or hub id (default: production).")
-@click.option("--limit", type=int, default=None, help="Only the first N conversations.")
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help="At most N conversations, taken evenly across the answerability labels.",
+)
 @click.option("--company", default=None, help="Persona company for this evaluation.")
 @click.option("--product", default=None, help="Persona product for this evaluation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")

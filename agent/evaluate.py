@@ -154,6 +154,24 @@ def run_eval(
     return report
 
 
+def balanced_subset(cases: list[EvalCase], limit: int | None) -> list[EvalCase]:
+    """At most ``limit`` cases, taken in turn from each answerability label (file order within a
+    label), so a short run still covers every behaviour; ``None``: all of them, in file order."""
+    if limit is None or limit >= len(cases):
+        return list(cases)
+    groups: dict[str, list[EvalCase]] = {}
+    for case in cases:
+        groups.setdefault(case.answerability, []).append(case)
+    picked: set[int] = set()
+    queues = [iter(g) for g in groups.values()]
+    while len(picked) < limit:
+        for queue in queues:
+            case = next(queue, None)
+            if case is not None and len(picked) < limit:
+                picked.add(id(case))
+    return [c for c in cases if id(c) in picked]
+
+
 def eval_agent_on_files(
     config: Any,
     docs: Path,
@@ -174,7 +192,7 @@ def eval_agent_on_files(
     from agent.store import LogStore
     from knowledge import Document, KnowledgeBase
 
-    cases = read_cases(conversations)[:limit]
+    cases = balanced_subset(read_cases(conversations), limit)
     documents = read_documents(docs)
     with tempfile.TemporaryDirectory(prefix="supportloop-eval-") as tmp:
         kcfg = dataclasses.replace(knowledge_config(config), persist_dir=Path(tmp) / "index", chroma_url=None)

@@ -106,6 +106,7 @@ WRITE_ATTEMPTS = 6
 FIRST_MESSAGE_CHARS = 200
 SNIPPET_MARK = "**"  # around matched terms in search snippets (bold in the console's Markdown)
 MAX_LIMIT = 1000
+KEY_USE_RESOLUTION_S = 60  # how stale an API key's last_used_at may get (see verify_api_key)
 _PAGE = 100  # conversations per round trip in the iterators
 _T = TypeVar("_T")
 _WRITE = "supportloop_write"  # execution option: this transaction writes (BEGIN IMMEDIATE)
@@ -876,7 +877,9 @@ class LogStore:
         return key, secret
 
     def verify_api_key(self, secret: str) -> ApiKey | None:
-        """The key a secret belongs to, if it exists and is not revoked."""
+        """The key a secret belongs to, if it exists and is not revoked. Records ``last_used_at``,
+        at most once per ``KEY_USE_RESOLUTION_S`` per key so that busy keys do not turn every
+        request into a write."""
         row = self._run(
             lambda conn: conn.execute(
                 select(api_keys).where(api_keys.c.key_hash == _key_hash(secret))
@@ -884,7 +887,17 @@ class LogStore:
         )
         if row is None or row.revoked:
             return None
-        return ApiKey(row.id, row.name, row.scope, row.prefix, row.revoked, row.created_at, row.last_used_at)
+        last_used = row.last_used_at
+        now = datetime.now(UTC)
+        if last_used is None or (now - last_used).total_seconds() >= KEY_USE_RESOLUTION_S:
+            self._run(
+                lambda conn: conn.execute(
+                    update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now)
+                ),
+                write=True,
+            )
+            last_used = now
+        return ApiKey(row.id, row.name, row.scope, row.prefix, row.revoked, row.created_at, last_used)
 
     def list_api_keys(self) -> list[ApiKey]:
         rows = self._run(lambda conn: conn.execute(select(api_keys).order_by(api_keys.c.created_at)).all())

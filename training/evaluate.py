@@ -17,9 +17,17 @@ The protocol (``PROTOCOL``), identical for every model and every report:
   question and history with passages re-retrieved by a ``retriever`` callable: the knowledge
   index, or BM25 over a documents file).
 
-Batched generation pads on the left. Greedy outputs should then match one-at-a-time generation
-except where floating-point noise flips a near-tied logit. ``benchmarks/eval_batching.py``
-measures how often that happens; it has not been run on the real model yet.
+How it runs (``batch_size=1``, the default): on a CPU the prompt's forward pass is nearly all
+the cost, so each row takes **one** forward pass over prompt + reference answer. Its logits give
+the reference's perplexity, and its key/value cache, cut back to the prompt, seeds greedy
+generation. The token prefix that all prompts of a (model, setting) share (system prompt, worked
+example or few-shot exchanges) is encoded once and its cache copied into every row. Generation
+stops as soon as a stop marker appears, because the answer is cut there anyway. None of this
+changes a score: ``tests/training/test_evaluate.py`` checks that this path gives the same answers
+and perplexity as a plain ``generate`` call plus a separate scoring pass.
+``batch_size > 1`` instead batches generation with left padding. Greedy outputs can then differ
+from one-at-a-time generation where floating-point noise flips a near-tied logit
+(``benchmarks/eval_batching.py`` counts how often).
 Scoring functions are pure; ``evaluate_versions`` drives the models.
 """
 
@@ -49,7 +57,7 @@ _STOP_MARKERS = ("\nCustomer:", "Customer:", "\nPassages:", "<|im_end|>", "<|im_
 class Protocol:
     max_new_tokens: int = 96
     repetition_penalty: float = 1.1
-    batch_size: int = 8
+    batch_size: int = 1  # 1: the shared-prefix path (see the module docstring)
 
 
 PROTOCOL = Protocol()
@@ -305,6 +313,23 @@ def cut_at_stop(text: str) -> str:
 # ------------------------------------------------------------------------------- model side
 
 
+def greedy_options(tokenizer: Any, protocol: Protocol, prompt_len: int) -> dict[str, Any]:
+    """``generate`` keyword arguments of the protocol's decoding: greedy, capped, stopping at a
+    stop marker (the answer is cut there anyway)."""
+    from transformers import StoppingCriteriaList
+
+    return {
+        "do_sample": False,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "max_new_tokens": protocol.max_new_tokens,
+        "repetition_penalty": protocol.repetition_penalty,
+        "pad_token_id": tokenizer.pad_token_id,
+        "stopping_criteria": StoppingCriteriaList([_StopAtMarker(tokenizer, prompt_len)]),
+    }
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -329,13 +354,7 @@ def generate(
         with torch.inference_mode():
             output = model.generate(
                 **encoded.to(model.device),
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                max_new_tokens=protocol.max_new_tokens,
-                repetition_penalty=protocol.repetition_penalty,
-                pad_token_id=tokenizer.pad_token_id,
+                **greedy_options(tokenizer, protocol, encoded["input_ids"].shape[1]),
             )
         new = output[:, encoded["input_ids"].shape[1] :]
         for i, ids in zip(batch, new, strict=True):
@@ -363,6 +382,102 @@ def reference_nll(model: Any, tokenizer: Any, prompt: Sequence[Message], referen
     return float(completion.sum()), int(completion.numel())
 
 
+def _chat_ids(tokenizer: Any, prompt: Sequence[Message], reference: str) -> tuple[list[int], list[int]]:
+    """(prompt ids with the generation prompt, prompt + reference answer ids)."""
+    prompt_text = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+    full_text = tokenizer.apply_chat_template(
+        [*prompt, {"role": "assistant", "content": reference}], tokenize=False
+    )
+    return (
+        tokenizer(prompt_text, add_special_tokens=False)["input_ids"],
+        tokenizer(full_text, add_special_tokens=False)["input_ids"],
+    )
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
+    first = list(sequences[0]) if sequences else []
+    n = len(first)
+    for seq in sequences[1:]:
+        n = min(n, len(seq))
+        i = 0
+        while i < n and seq[i] == first[i]:
+            i += 1
+        n = i
+    return first[:n]
+
+
+class _StopAtMarker:
+    """Stopping criterion: the decoded answer contains a stop marker (it is cut there anyway)."""
+
+    def __init__(self, tokenizer: Any, start: int) -> None:
+        self.tokenizer, self.start = tokenizer, start
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = [
+            any(
+                m in self.tokenizer.decode(row[self.start :], skip_special_tokens=True) for m in _STOP_MARKERS
+            )
+            for row in input_ids
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _answers_and_nll(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[EvalExample],
+    prompts: Sequence[Sequence[Message]],
+    protocol: Protocol,
+    bar: Any = None,
+) -> tuple[list[str], float, int]:
+    """Greedy answers and the references' summed NLL, one forward pass per row (module docstring)."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache
+
+    pairs = [_chat_ids(tokenizer, p, e.reference) for e, p in zip(examples, prompts, strict=True)]
+    for (p_ids, ids), example in zip(pairs, examples, strict=True):
+        if ids[: len(p_ids)] != p_ids:
+            raise DataError(f"chat template: the prompt of {example.conversation_id!r} is not a prefix")
+    shared = _common_prefix([p_ids for p_ids, _ in pairs])
+    prefix_len = min([len(shared)] + [len(p_ids) - 1 for p_ids, _ in pairs])
+    device = model.device
+    prefix_cache = None
+    with torch.inference_mode():
+        if prefix_len > 0:
+            prefix_cache = DynamicCache(config=model.config)
+            model(input_ids=torch.tensor([shared[:prefix_len]], device=device), past_key_values=prefix_cache)
+        answers: list[str] = []
+        total, count = 0.0, 0
+        for p_ids, ids in pairs:
+            cache = (
+                copy.deepcopy(prefix_cache) if prefix_cache is not None else DynamicCache(config=model.config)
+            )
+            logits = model(
+                input_ids=torch.tensor([ids[prefix_len:]], device=device), past_key_values=cache
+            ).logits
+            # logits[0, j] predicts ids[prefix_len + 1 + j]; the reference starts at len(p_ids).
+            targets = torch.tensor(ids[prefix_len + 1 :], device=device)
+            losses = torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets, reduction="none")
+            completion = losses[len(p_ids) - prefix_len - 1 :]
+            total, count = total + float(completion.sum()), count + int(completion.numel())
+            cache.crop(-(len(ids) - len(p_ids) + 1))  # keep the prompt minus its last token
+            prompt_t = torch.tensor([p_ids], device=device)
+            output = model.generate(
+                input_ids=prompt_t,
+                attention_mask=torch.ones_like(prompt_t),
+                past_key_values=cache,
+                **greedy_options(tokenizer, protocol, len(p_ids)),
+            )
+            answers.append(cut_at_stop(tokenizer.decode(output[0, len(p_ids) :], skip_special_tokens=True)))
+            if bar is not None:
+                bar.update(1)
+    return answers, total, count
+
+
 def evaluate_loaded(
     model: Any,
     tokenizer: Any,
@@ -372,6 +487,9 @@ def evaluate_loaded(
     bar: Any = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Metrics and answers of one loaded model on one setting's prompts."""
+    if protocol.batch_size == 1 and examples:
+        answers, total, count = _answers_and_nll(model, tokenizer, examples, prompts, protocol, bar)
+        return score(answers, examples, prompts, (total, count)), answers
     answers = generate(model, tokenizer, prompts, protocol, bar)
     total, count = 0.0, 0
     for example, prompt in zip(examples, prompts, strict=True):

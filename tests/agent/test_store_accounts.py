@@ -54,3 +54,23 @@ def test_api_keys_are_hashed_scoped_and_revocable(store: LogStore) -> None:
     with pytest.raises(InputError):
         store.create_api_key("x", scope="root")
     assert {k.name for k in store.list_api_keys()} == {"shop frontend", "ops"}
+
+
+def test_api_key_use_is_recorded_without_a_write_per_request(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.store as store_module
+
+    key, secret = store.create_api_key("shop frontend")
+    assert key.last_used_at is None
+    first = store.verify_api_key(secret)
+    assert first is not None and first.last_used_at is not None
+    listed = {k.id: k for k in store.list_api_keys()}[key.id]
+    assert listed.last_used_at == first.last_used_at
+    # Within the resolution window nothing is written: the stored time stays put.
+    again = store.verify_api_key(secret)
+    assert again is not None and again.last_used_at == first.last_used_at
+    # Past it, the next use moves it forward.
+    monkeypatch.setattr(store_module, "KEY_USE_RESOLUTION_S", 0)
+    later = store.verify_api_key(secret)
+    assert later is not None and later.last_used_at > first.last_used_at  # type: ignore[operator]

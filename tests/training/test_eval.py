@@ -20,10 +20,13 @@ from training.evaluate import (
     bleu,
     bm25_retriever,
     cut_at_stop,
+    evaluate_loaded,
     evaluate_versions,
     examples_from_rows,
+    generate,
     groundedness,
     pick_shots,
+    reference_nll,
     retrieved_prompt,
     rouge_l,
     score,
@@ -134,6 +137,42 @@ def test_report_has_every_model_and_setting_on_identical_inputs(tiny_model_dir: 
     assert PROTOCOL.max_new_tokens == 96 and PROTOCOL.repetition_penalty == 1.1
     assert report["protocol"]["decoding"] == "greedy"
     assert report["protocol"]["few_shot_examples"] >= 3
+
+
+def test_shared_prefix_path_scores_exactly_like_generate_plus_a_scoring_pass(
+    default_model_dir, tokenizer
+) -> None:
+    """One forward pass per row (prefix cache, cache reused for generation) changes no score.
+    On the real default model: a random tiny model's greedy answers decode to nothing."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_dir))
+    rows = sft_rows()
+    examples = examples_from_rows(rows[:1])
+    shots = pick_shots(rows[2:], FEW_SHOT)
+    prompts = [with_shots(e.prompt, shots) for e in examples] + [list(e.prompt) for e in examples]
+    examples = examples + examples
+    protocol = Protocol(max_new_tokens=16, batch_size=1)
+    fast_metrics, fast_answers = evaluate_loaded(model, tokenizer, examples, prompts, protocol)
+    plain_answers = generate(model, tokenizer, prompts, protocol)
+    nll = [reference_nll(model, tokenizer, p, e.reference) for e, p in zip(examples, prompts, strict=True)]
+    plain_metrics = score(plain_answers, examples, prompts, (sum(n for n, _ in nll), sum(c for _, c in nll)))
+    assert fast_answers == plain_answers and any(fast_answers)
+    assert fast_metrics["perplexity"] == pytest.approx(plain_metrics["perplexity"], rel=1e-4)
+    assert fast_metrics["rougeL_f1"] == plain_metrics["rougeL_f1"]
+
+
+def test_generation_stops_at_a_stop_marker(tokenizer) -> None:
+    from training.evaluate import _StopAtMarker
+
+    prompt = tokenizer("Question?", add_special_tokens=False)["input_ids"]
+    stop = _StopAtMarker(tokenizer, len(prompt))
+    for tail, expected in (("Sure, it is 2 years.", False), ("Sure.\nCustomer: and then", True)):
+        ids = prompt + tokenizer(tail, add_special_tokens=False)["input_ids"]
+        import torch
+
+        assert stop(torch.tensor([ids]), None).tolist() == [expected]
+    assert cut_at_stop("Sure.\nCustomer: and then") == "Sure."
 
 
 def test_eval_model_cli_prints_json_last(

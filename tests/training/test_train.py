@@ -136,6 +136,42 @@ def test_recipes_and_overrides() -> None:
         parse_set(["novalue"])
 
 
+def test_cpu_recipes_train_in_fp32_not_bf16_autocast(tmp_path: Path) -> None:
+    """TRL's configs default to bf16 autocast; on an AVX2-only CPU that is ~10x slower."""
+    from trl import DPOConfig, KTOConfig, RewardConfig, SFTConfig
+
+    from training.common import trl_config
+
+    for kind, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("kto", KTOConfig), ("reward", RewardConfig)):
+        recipe = load_recipe("cpu", kind)
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+        recipe[kind].pop("bf16")  # the guard, for recipes that do not say
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+
+
+def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Scoring only the answer positions in TRL's fused head is a speed-up, not a new loss."""
+    import contextlib
+
+    import trl.trainer.utils as trl_utils
+
+    import training.common as common
+    from training.sft import train_sft
+
+    original = trl_utils._use_triton
+    losses = {}
+    for compact in (True, False):
+        patch = common.compact_lm_head_on_cpu if compact else contextlib.nullcontext
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(common, "compact_lm_head_on_cpu", patch)
+            result = train_sft(
+                sft_rows(), base=tiny_model_dir, home=tmp_path / str(compact), overrides=FAST, progress=False
+            )
+        losses[compact] = result.metrics["train_loss"]
+    assert trl_utils._use_triton is original  # restored after training
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
 def test_unknown_trl_field_is_a_config_error(tmp_path: Path) -> None:
     from trl import SFTConfig
 
