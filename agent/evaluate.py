@@ -166,9 +166,9 @@ def balanced_subset(cases: list[EvalCase], limit: int | None) -> list[EvalCase]:
     queues = [iter(g) for g in groups.values()]
     while len(picked) < limit:
         for queue in queues:
-            case = next(queue, None)
-            if case is not None and len(picked) < limit:
-                picked.add(id(case))
+            item = next(queue, None)
+            if item is not None and len(picked) < limit:
+                picked.add(id(item))
     return [c for c in cases if id(c) in picked]
 
 

@@ -173,8 +173,11 @@ def resolve_spec(spec: str | os.PathLike[str] | None, *, home: Path, progress: b
     return ResolvedModel(version=text, base=text)
 
 
-def load_resolved(resolved: ResolvedModel, *, device: str = "cpu", dtype: Any = None) -> tuple[Any, Any]:
-    """Load what ``resolve_spec`` found, in eval mode on ``device``."""
+def load_resolved(
+    resolved: ResolvedModel, *, device: str = "cpu", dtype: Any = None, merge: bool = False
+) -> tuple[Any, Any]:
+    """Load what ``resolve_spec`` found, in eval mode on ``device``. ``merge``: fold a LoRA
+    adapter into the base weights (same outputs, no per-layer adapter overhead; not trainable)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -192,6 +195,8 @@ def load_resolved(resolved: ResolvedModel, *, device: str = "cpu", dtype: Any = 
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, resolved.adapter)
+        if merge and hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)

@@ -44,6 +44,7 @@ def main() -> None:
         "--lora-top-layers", type=int, default=15, help="LoRA on the top N blocks only (0: all)"
     )
     parser.add_argument("--train-only", action="store_true", help="train and register, skip evaluation")
+    parser.add_argument("--chunk", type=int, default=25, help="conversations per evaluation chunk")
     parser.add_argument("--adapter", help="skip training: evaluate this registered version (with --home)")
     parser.add_argument("--home", type=Path)
     args = parser.parse_args()
@@ -52,7 +53,6 @@ def main() -> None:
     from agent.config import Persona
     from agent.models import ensure_default_model
     from training.data import compile_dataset, load_docs
-    from training.report import metrics_table, plot_metric_bars
     from training.sft import train_sft
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-dstc11-"))
@@ -124,32 +124,77 @@ def main() -> None:
         if args.train_only:
             return
 
-    # 3. Evaluate candidate vs base (production) vs few-shot, gold and retrieved passages.
+    # 3. Evaluate candidate vs base (production) vs few-shot, gold and retrieved passages, in
+    #    chunks of rows: every chunk runs all three models in both settings, and the results are
+    #    re-scored over every finished chunk, so a run cut short still reports a complete table.
     retriever = ev.bm25_retriever(load_docs(DSTC11 / "knowledge_docs.jsonl"), k=3)
-    plan = ev.EvalPlan(
-        models={"candidate": version, "production": "production", "few_shot": "smollm2-135m-instruct"},
-        examples=ev.examples_from_rows(held_out),
-        shot_pool=data.sft_train,
-        retriever=retriever,
-        protocol=ev.Protocol(batch_size=args.batch_size),  # batching only; decoding is unchanged
-    )
+    models = {"candidate": version, "production": "production", "few_shot": "smollm2-135m-instruct"}
+    examples = ev.examples_from_rows(held_out)
+    shots = ev.pick_shots(data.sft_train, ev.FEW_SHOT)
+    answers: dict[str, dict[str, list[str]]] = {r: {s: [] for s in ev.SETTINGS} for r in models}
+    nll: dict[str, dict[str, list[float]]] = {r: {s: [0.0, 0.0] for s in ev.SETTINGS} for r in models}
     started = time.perf_counter()
-    report = ev.evaluate_versions(plan, home)
-    eval_s = time.perf_counter() - started
+    report: dict = {}
+    for first in range(0, len(examples), args.chunk):
+        part = examples[first : first + args.chunk]
+        plan = ev.EvalPlan(
+            models=models,
+            examples=part,
+            shot_pool=data.sft_train,
+            retriever=retriever,
+            protocol=ev.Protocol(batch_size=args.batch_size),  # batching only; decoding is unchanged
+        )
+        chunk_report = ev.evaluate_versions(plan, home)
+        for role in models:
+            for setting in ev.SETTINGS:
+                answers[role][setting] += chunk_report["answers"][role][setting]
+                metrics = chunk_report["models"][role][setting]
+                nll[role][setting][0] += metrics["nll_sum"]
+                nll[role][setting][1] += metrics["nll_tokens"]
+        done = examples[: first + len(part)]
+        prompts = {s: ev.setting_prompts(done, s, retriever) for s in ev.SETTINGS}
+        shot_prompts = {s: ev.setting_prompts(done, s, retriever, shots) for s in ev.SETTINGS}
+        report = {
+            "models": {
+                role: {
+                    s: ev.score(
+                        answers[role][s],
+                        done,
+                        shot_prompts[s] if role == "few_shot" else prompts[s],
+                        (nll[role][s][0], int(nll[role][s][1])),
+                    )
+                    for s in ev.SETTINGS
+                }
+                for role in models
+            },
+            "n": len(done),
+            "specs": chunk_report["specs"],
+            "protocol": chunk_report["protocol"],
+            "shots": chunk_report["shots"],
+            "answers": answers,
+        }
+        eval_s = time.perf_counter() - started
+        write_results(report, done, train_rows, held_out, train_metrics, version, home, eval_s, loss_png)
+        print(f"{len(done)} of {len(examples)} conversations evaluated in {eval_s:.0f} s", flush=True)
 
-    # 4. Results: JSON, Markdown table, plots.
+
+def write_results(report, done, train_rows, held_out, train_metrics, version, home, eval_s, loss_png) -> None:
+    """JSON, a Markdown table and plots of the report so far."""
+    from training.report import metrics_table, plot_metric_bars
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "benchmark": "train_sft_dstc11",
         "train_conversations": len(train_rows),
-        "eval_conversations": len(held_out),
+        "eval_conversations": len(done),
+        "eval_conversations_planned": len(held_out),
         "train_metrics": train_metrics,
         "eval_seconds": round(eval_s, 1),
         "version": version,
         "home": str(home),
         **{k: report[k] for k in ("models", "n", "specs", "protocol", "shots")},
         "samples": {role: report["answers"][role]["retrieved"][:5] for role in report["answers"]},
-        "references": [e.reference for e in plan.examples[:5]],
+        "references": [e.reference for e in done[:5]],
     }
     (RESULTS / "train_sft_dstc11.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
     for metric in ("rougeL_f1", "perplexity"):
@@ -163,8 +208,7 @@ def main() -> None:
         (RESULTS / "dstc11_sft_loss.png").write_bytes(loss_png.read_bytes())
     table = metrics_table(report, ["rougeL_f1", "bleu", "perplexity", "groundedness", "behaviour_accuracy"])
     (RESULTS / "train_sft_dstc11.md").write_text(table + "\n")
-    print(table)
-    print(f"evaluation took {eval_s:.0f} s")
+    print(table, flush=True)
 
 
 if __name__ == "__main__":

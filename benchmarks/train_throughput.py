@@ -5,7 +5,7 @@ the same number of optimizer steps; each configuration runs in its own subproces
 resident memory (``ru_maxrss``) is its own. Tokens are the non-padding tokens of every
 micro-batch trained on (``training.common.count_tokens``), counted the same way for both.
 
-* ``recipe``: ``training/recipes/sft-cpu.yaml`` (LoRA r16 on all linear layers, batch 4 x 2,
+* ``recipe``: ``training/recipes/sft-cpu.yaml`` (LoRA r16 on all linear layers, batch 1 x 8,
   max_length 1024, no gradient checkpointing, ``bf16: false``), through
   ``training.sft.train_sft``, which also scores only the answer tokens in TRL's fused LM head
   (``training.common.compact_lm_head_on_cpu``);

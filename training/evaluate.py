@@ -301,6 +301,8 @@ def score(
         "groundedness": sum(grounded) / len(grounded) if grounded else None,
         "answer_chars": sum(map(len, predictions)) / len(predictions) if predictions else None,
     }
+    if nll is not None:  # the sums behind perplexity, so reports over parts of a set can be merged
+        metrics.update(nll_sum=float(nll[0]), nll_tokens=int(nll[1]))
     metrics.update(behaviour_scores(predictions, [e.expected for e in examples]))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
@@ -508,6 +510,8 @@ class EvalPlan:
     retriever: Retriever | None = None
     settings: tuple[str, ...] = SETTINGS
     protocol: Protocol | None = None  # None: the module's PROTOCOL (tests shorten it)
+    # Called after each (role, setting) with (role, setting, metrics): long runs save as they go.
+    on_result: Callable[[str, str, dict[str, Any]], None] | None = None
 
 
 def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict[str, Any]:
@@ -528,7 +532,7 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
     with tqdm(total=total, desc="evaluating", disable=not progress, leave=False) as bar:
         for role, spec in plan.models.items():
             resolved = resolve_spec(spec, home=home)
-            model, tokenizer = load_resolved(resolved)
+            model, tokenizer = load_resolved(resolved, merge=True)
             report["specs"][role] = resolved.version
             report["models"][role], report["answers"][role] = {}, {}
             for setting in plan.settings:
@@ -537,6 +541,8 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
                 metrics, answers = evaluate_loaded(model, tokenizer, plan.examples, inputs, protocol, bar=bar)
                 report["models"][role][setting] = metrics
                 report["answers"][role][setting] = answers
+                if plan.on_result is not None:
+                    plan.on_result(role, setting, metrics)
             del model
 
     # 3. What was run, so the report can be reproduced.

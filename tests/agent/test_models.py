@@ -48,6 +48,37 @@ def test_version_resolves_to_base_plus_adapter(home: Path, tiny_model_dir: Path)
     assert resolve_spec("production", home=home).version == version.name
 
 
+def test_merged_adapter_computes_what_the_unmerged_one_does(
+    home: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Serving and evaluation fold LoRA into the weights; the logits must not change."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from agent.models import load_resolved
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    # init_lora_weights=False: random B too, so the adapter really changes the outputs.
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    version = ModelRegistry(home).register(
+        base_model=str(tiny_model_dir), adapter_path=str(tmp_path / "adapter")
+    )
+    resolved = resolve_spec(version.name, home=home)
+    unmerged, _ = load_resolved(resolved)
+    merged, _ = load_resolved(resolved, merge=True)
+    plain, _ = load_resolved(resolve_spec(str(tiny_model_dir), home=home))
+    ids = torch.tensor([[1, 5, 9, 42, 7]])
+    with torch.inference_mode():
+        a, b, c = (m(input_ids=ids).logits for m in (unmerged, merged, plain))
+    assert not any("lora_" in name for name, _ in merged.named_parameters())
+    assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, c, atol=1e-3)
+
+
 def test_missing_path_and_unreachable_hub_give_clear_errors(home: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         load_model("./no-such-model", home=home)
