@@ -135,8 +135,21 @@ def main() -> None:
     nll: dict[str, dict[str, list[float]]] = {r: {s: [0.0, 0.0] for s in ev.SETTINGS} for r in models}
     started = time.perf_counter()
     report: dict = {}
+    # Finished chunks are kept in the data home: the same command run again (same --home,
+    # --adapter, --eval-rows, --chunk) resumes after the last finished chunk.
+    state_file = home / f"train_sft_dstc11_eval_{version}_{args.eval_rows}_{args.chunk}.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {"chunks": {}}
     for first in range(0, len(examples), args.chunk):
         part = examples[first : first + args.chunk]
+        saved = state["chunks"].get(str(first))
+        if saved is not None:
+            for role in models:
+                for setting in ev.SETTINGS:
+                    answers[role][setting] += saved["answers"][role][setting]
+                    nll[role][setting][0] += saved["nll"][role][setting][0]
+                    nll[role][setting][1] += saved["nll"][role][setting][1]
+            print(f"conversations {first}-{first + len(part) - 1}: resumed from {state_file}", flush=True)
+            continue
         plan = ev.EvalPlan(
             models=models,
             examples=part,
@@ -151,6 +164,17 @@ def main() -> None:
                 metrics = chunk_report["models"][role][setting]
                 nll[role][setting][0] += metrics["nll_sum"]
                 nll[role][setting][1] += metrics["nll_tokens"]
+        state["chunks"][str(first)] = {
+            "answers": chunk_report["answers"],
+            "nll": {
+                r: {st: [m["nll_sum"], m["nll_tokens"]] for st, m in chunk_report["models"][r].items()}
+                for r in models
+            },
+            "specs": chunk_report["specs"],
+            "protocol": chunk_report["protocol"],
+            "shots": chunk_report["shots"],
+        }
+        state_file.write_text(json.dumps(state, ensure_ascii=False))
         done = examples[: first + len(part)]
         prompts = {s: ev.setting_prompts(done, s, retriever) for s in ev.SETTINGS}
         shot_prompts = {s: ev.setting_prompts(done, s, retriever, shots) for s in ev.SETTINGS}
@@ -168,9 +192,7 @@ def main() -> None:
                 for role in models
             },
             "n": len(done),
-            "specs": chunk_report["specs"],
-            "protocol": chunk_report["protocol"],
-            "shots": chunk_report["shots"],
+            **{k: state["chunks"][str(first)][k] for k in ("specs", "protocol", "shots")},
             "answers": answers,
         }
         eval_s = time.perf_counter() - started

@@ -1,0 +1,1 @@
+"""Runnable examples of embedding the agent in another Python application."""
