@@ -23,7 +23,7 @@ the reference's perplexity, and its key/value cache, cut back to the prompt, see
 generation. The token prefix that all prompts of a (model, setting) share (system prompt, worked
 example or few-shot exchanges) is encoded once and its cache copied into every row. Generation
 stops as soon as a stop marker appears, because the answer is cut there anyway. None of this
-changes a score: ``tests/training/test_evaluate.py`` checks that this path gives the same answers
+changes a score: ``tests/training/test_eval.py`` checks that this path gives the same answers
 and perplexity as a plain ``generate`` call plus a separate scoring pass.
 ``batch_size > 1`` instead batches generation with left padding. Greedy outputs can then differ
 from one-at-a-time generation where floating-point noise flips a near-tied logit
