@@ -153,12 +153,16 @@ def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Pat
     """Scoring only the answer positions in TRL's fused head is a speed-up, not a new loss."""
     import contextlib
 
+    import torch
     import trl.trainer.utils as trl_utils
 
     import training.common as common
     from training.sft import train_sft
 
     original = trl_utils._use_triton
+    assert original(torch.device("cpu")) is False  # TRL's own choice: every position on CPU
+    with common.compact_lm_head_on_cpu():
+        assert trl_utils._use_triton(torch.device("cpu")) is True  # the patch is what TRL reads
     losses = {}
     for compact in (True, False):
         patch = common.compact_lm_head_on_cpu if compact else contextlib.nullcontext
