@@ -279,3 +279,20 @@ def m002_users_and_api_keys(conn: Connection) -> None:
         Column("last_used_at", ts),
     )
     meta.create_all(conn)
+
+
+@migration
+def m003_console_sessions(conn: Connection) -> None:
+    """Support-console sign-in sessions, so a page reload keeps the reviewer signed in: only the
+    SHA-256 of each session token is stored, with its expiry."""
+    ts = DateTime(timezone=True)
+    meta = MetaData()
+    Table(
+        "console_sessions",
+        meta,
+        Column("token_hash", String(128), primary_key=True),
+        Column("user_id", String(64), nullable=False, index=True),
+        Column("created_at", ts, nullable=False),
+        Column("expires_at", ts, nullable=False),
+    )
+    meta.create_all(conn)

@@ -52,7 +52,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,6 +76,7 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -106,6 +107,7 @@ WRITE_ATTEMPTS = 6
 FIRST_MESSAGE_CHARS = 200
 SNIPPET_MARK = "**"  # around matched terms in search snippets (bold in the console's Markdown)
 MAX_LIMIT = 1000
+CONSOLE_SESSION_TTL_S = 12 * 3600  # a console sign-in lasts a working day, reloads included
 KEY_USE_RESOLUTION_S = 60  # how stale an API key's last_used_at may get (see verify_api_key)
 _PAGE = 100  # conversations per round trip in the iterators
 _T = TypeVar("_T")
@@ -219,6 +221,14 @@ api_keys = Table(
     Column("revoked", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
+)
+console_sessions = Table(
+    "console_sessions",
+    _meta,
+    Column("token_hash", String(128), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 ROLES_USERS = ("admin", "reviewer")
 KEY_SCOPES = ("customer", "admin")
@@ -859,6 +869,53 @@ class LogStore:
                 raise NotFoundError(f"no user named {username!r}")
 
         self._run(work, write=True)
+
+    # -- console sessions (sign-in that survives a page reload) ---------------------------------
+
+    def start_console_session(self, user: User, ttl_s: float = CONSOLE_SESSION_TTL_S) -> str:
+        """A new session token for ``user``, valid ``ttl_s`` seconds. Only its SHA-256 is stored."""
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        now = self._now()
+        values = {
+            "token_hash": _key_hash(token),
+            "user_id": user.id,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=ttl_s),
+        }
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(console_sessions).where(console_sessions.c.expires_at <= now))
+            conn.execute(insert(console_sessions).values(values))
+
+        self._run(work, write=True)
+        return token
+
+    def user_for_session(self, token: str) -> User | None:
+        """The user a session token belongs to; None if it is unknown, expired, ended, or the
+        account has been disabled since."""
+        if not token:
+            return None
+        row = self._run(
+            lambda conn: conn.execute(
+                select(users, console_sessions.c.expires_at)
+                .join(console_sessions, console_sessions.c.user_id == users.c.id)
+                .where(console_sessions.c.token_hash == _key_hash(token))
+            ).first()
+        )
+        if row is None or row.disabled or row.expires_at <= self._now():
+            return None
+        return User(row.id, row.username, row.role, row.disabled, row.created_at)
+
+    def end_console_session(self, token: str) -> None:
+        """Sign-out: the token stops working at once (unknown tokens are ignored)."""
+        self._run(
+            lambda conn: conn.execute(
+                delete(console_sessions).where(console_sessions.c.token_hash == _key_hash(token))
+            ),
+            write=True,
+        )
 
     # -- API keys (HTTP API) -------------------------------------------------------------------
 

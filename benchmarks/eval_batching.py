@@ -1,9 +1,9 @@
-"""Does batched, left-padded greedy generation give the same answers as one-at-a-time?
+"""Does the batched evaluation path give the same answers and perplexity as one row at a time?
 
-Generates the answers to ``--rows`` DSTC11 held-out prompts with the default model twice under
-the evaluation protocol (greedy, <= 96 new tokens): batch size 1 and batch size ``--batch``.
-Prints the share of identical answers, the ROUGE-L of the two sets against the references, and
-the time each took.
+Runs ``training.evaluate.evaluate_loaded`` (greedy, <= 96 new tokens, the reference's perplexity
+from the same forward pass) on ``--rows`` DSTC11 held-out prompts with the default model twice:
+batch size 1 and batch size ``--batch``, same run. Prints the share of identical answers, ROUGE-L
+and perplexity of both, the time each took and the speed-up.
 
     .venv/bin/python benchmarks/eval_batching.py [--rows 16] [--batch 8]
 """
@@ -32,7 +32,7 @@ def main() -> None:
 
     from agent.models import ensure_default_model, load_resolved, resolve_spec
     from training.data import compile_dataset
-    from training.evaluate import Protocol, examples_from_rows, generate, rouge_l
+    from training.evaluate import Protocol, evaluate_loaded, examples_from_rows
 
     home = REPO / ".cache" / "test-home"
     ensure_default_model(home)
@@ -48,19 +48,21 @@ def main() -> None:
     runs = {}
     for size in (1, args.batch):
         started = time.perf_counter()
-        answers = generate(model, tokenizer, prompts, Protocol(batch_size=size))
-        runs[size] = (answers, time.perf_counter() - started)
+        metrics, answers = evaluate_loaded(model, tokenizer, examples, prompts, Protocol(batch_size=size))
+        runs[size] = (answers, time.perf_counter() - started, metrics)
     single, batched = runs[1][0], runs[args.batch][0]
-    refs = [e.reference for e in examples]
     out = {
         "benchmark": "eval_batching",
         "rows": len(prompts),
         "batch_size": args.batch,
         "identical_share": sum(a == b for a, b in zip(single, batched, strict=True)) / len(prompts),
-        "rougeL_single": round(rouge_l(single, refs), 4),
-        "rougeL_batched": round(rouge_l(batched, refs), 4),
+        "rougeL_single": runs[1][2]["rougeL_f1"],
+        "rougeL_batched": runs[args.batch][2]["rougeL_f1"],
+        "perplexity_single": runs[1][2]["perplexity"],
+        "perplexity_batched": runs[args.batch][2]["perplexity"],
         "seconds_single": round(runs[1][1], 1),
         "seconds_batched": round(runs[args.batch][1], 1),
+        "speedup": round(runs[1][1] / runs[args.batch][1], 2),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "eval_batching.json").write_text(json.dumps(out, indent=2))

@@ -3,8 +3,12 @@
 Pairs come from ``../shared/data/mtrag/rated_responses.jsonl`` through the dataset compiler: a
 response's rating is the mean over annotators of the mean of the four criteria, ties are dropped,
 and the split is by task (the compiler's stable hash of the task id, 30% held out). Passages in
-the prompt are cut to ``--passage-chars`` each so a pair fits ``max_length`` on this CPU (the
-trainer drops longer pairs; the cut is applied to train and held-out rows alike).
+the prompt are cut to ``--passage-chars`` each, and further (200, 120, 60 characters, then
+none) for a pair that still does not fit ``--max-length``: TRL's RewardTrainer drops longer pairs
+instead of truncating them. The cut is applied to train and held-out rows alike.
+
+Beside the reward model: two length-only rankings, "the longer answer wins" and the length
+direction fit on the training pairs (the fair baseline).
 
     .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
 """
@@ -36,6 +40,16 @@ def shorten(row: dict, chars: int) -> dict:
     return {**row, "prompt": [*row["prompt"][:-1], user]}
 
 
+def fit(row: dict, chars: int, max_length: int) -> dict:
+    """``shorten(row, c)`` for the first ``c`` in ``chars``, 200, 120, 60, 0 at which both answers
+    fit ``max_length`` tokens with the prompt (the last try is kept even if it does not)."""
+    for c in (chars, *(c for c in (200, 120, 60, 0) if c < chars)):
+        short = shorten(row, c)
+        if max(n_tokens(short, "chosen"), n_tokens(short, "rejected")) <= max_length:
+            return short
+    return short
+
+
 def n_tokens(row: dict, key: str) -> int:
     from transformers import AutoTokenizer
 
@@ -59,6 +73,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--train-pairs", type=int, default=None, help="seeded subset (default: all)")
+    parser.add_argument(
+        "--lora-top-layers", type=int, default=0, help="LoRA on the top N of the 30 blocks only (0: all)"
+    )
     parser.add_argument("--home", type=Path, default=None)
     args = parser.parse_args()
 
@@ -66,6 +83,7 @@ def main() -> None:
     from training.data import compile_dataset
     from training.reward import (
         length_baseline,
+        length_direction,
         load_reward_model,
         pairwise_accuracy,
         reward_scores,
@@ -86,8 +104,8 @@ def main() -> None:
     pool = data.pref_train
     if args.train_pairs:
         pool = random.Random(0).sample(pool, min(args.train_pairs, len(pool)))
-    train = [shorten(r, args.passage_chars) for r in pool]
-    held_out = [shorten(r, args.passage_chars) for r in data.pref_val]
+    train = [fit(r, args.passage_chars, args.max_length) for r in pool]
+    held_out = [fit(r, args.passage_chars, args.max_length) for r in data.pref_val]
     print(
         f"pairs: {len(train)} train, {len(held_out)} held out; ties dropped: {data.manifest['preference_ties_dropped']}"
     )
@@ -102,6 +120,9 @@ def main() -> None:
             "num_train_epochs": args.epochs,
             "max_length": args.max_length,
             "learning_rate": args.learning_rate,
+            "lora.layers_to_transform": (
+                list(range(30 - args.lora_top_layers, 30)) if args.lora_top_layers else None
+            ),
         },
     )
     train_s = time.perf_counter() - started
@@ -123,15 +144,18 @@ def main() -> None:
         "benchmark": "reward_mtrag",
         "model": "SmolLM2-135M-Instruct + LoRA r16 + scalar head",
         "train_pairs": len(train),
-        "train_pairs_used": result.metrics.get("train_rows"),
+        "train_pairs_used": result.metrics.get("train_rows_used"),
         "held_out_pairs": len(held_out),
         "epochs": args.epochs,
         "passage_chars": args.passage_chars,
         "max_length": args.max_length,
+        "lora_top_layers": args.lora_top_layers or "all",
         "train_seconds": round(train_s, 1),
         "train_metrics": result.metrics,
         "pairwise_accuracy": round(pairwise_accuracy(chosen, rejected), 4),
         "length_baseline_accuracy": round(length_baseline(held_out), 4),
+        "length_fit_direction": length_direction(train),
+        "length_fit_baseline_accuracy": round(length_baseline(held_out, fit=train), 4),
         "version": result.version,
         "loss_png": str(result.loss_png),
     }
@@ -140,8 +164,10 @@ def main() -> None:
     if result.loss_png and result.loss_png.is_file():
         (RESULTS / "reward_mtrag_loss.png").write_bytes(result.loss_png.read_bytes())
     print(
-        f"held-out pairwise accuracy {out['pairwise_accuracy']:.3f} vs length-only baseline "
-        f"{out['length_baseline_accuracy']:.3f} ({len(held_out)} pairs); trained {len(train)} pairs in {train_s:.0f} s"
+        f"held-out pairwise accuracy {out['pairwise_accuracy']:.3f} vs length-only baselines: longer wins "
+        f"{out['length_baseline_accuracy']:.3f}, {out['length_fit_direction']} wins (fit on train) "
+        f"{out['length_fit_baseline_accuracy']:.3f} ({len(held_out)} pairs); trained "
+        f"{result.metrics.get('train_rows_used')} of {len(train)} pairs in {train_s:.0f} s"
     )
     print(json.dumps(out))
 

@@ -137,7 +137,10 @@ def main() -> None:
     report: dict = {}
     # Finished chunks are kept in the data home: the same command run again (same --home,
     # --adapter, --eval-rows, --chunk) resumes after the last finished chunk.
-    state_file = home / f"train_sft_dstc11_eval_{version}_{args.eval_rows}_{args.chunk}.json"
+    # Batched decoding can flip a near-tied greedy token, so runs of different batch sizes are never
+    # merged into one table.
+    batch_tag = f"_b{args.batch_size}" if args.batch_size != 1 else ""
+    state_file = home / f"train_sft_dstc11_eval_{version}_{args.eval_rows}_{args.chunk}{batch_tag}.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {"chunks": {}}
     for first in range(0, len(examples), args.chunk):
         part = examples[first : first + args.chunk]
@@ -155,7 +158,7 @@ def main() -> None:
             examples=part,
             shot_pool=data.sft_train,
             retriever=retriever,
-            protocol=ev.Protocol(batch_size=args.batch_size),  # batching only; decoding is unchanged
+            protocol=ev.Protocol(batch_size=args.batch_size),
         )
         chunk_report = ev.evaluate_versions(plan, home)
         for role in models:

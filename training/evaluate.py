@@ -25,9 +25,12 @@ example or few-shot exchanges) is encoded once and its cache copied into every r
 stops as soon as a stop marker appears, because the answer is cut there anyway. None of this
 changes a score: ``tests/training/test_eval.py`` checks that this path gives the same answers
 and perplexity as a plain ``generate`` call plus a separate scoring pass.
-``batch_size > 1`` instead batches generation with left padding. Greedy outputs can then differ
-from one-at-a-time generation where floating-point noise flips a near-tied logit
-(``benchmarks/eval_batching.py`` counts how often).
+``batch_size > 1`` runs the same single pass for that many rows at once (prompts right-aligned
+after the shared prefix, padding masked, position ids continuing each row's own length) and
+decodes them together: on a CPU, decoding one row at a time is bound by reading the weights, so
+a batch costs little more per step than one row. Perplexity agrees to float precision; a greedy
+answer can differ where floating-point noise flips a near-tied logit
+(``benchmarks/eval_batching.py`` counts how often and times both).
 Scoring functions are pure; ``evaluate_versions`` drives the models.
 """
 
@@ -426,6 +429,31 @@ class _StopAtMarker:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def _rows_and_prefix(
+    tokenizer: Any, examples: Sequence[EvalExample], prompts: Sequence[Sequence[Message]]
+) -> tuple[list[tuple[list[int], list[int]]], list[int], int]:
+    """Each row's (prompt ids, prompt + reference ids), the prompts' common prefix, and how much
+    of it to encode once (every row keeps at least its last prompt token to feed generation)."""
+    pairs = [_chat_ids(tokenizer, p, e.reference) for e, p in zip(examples, prompts, strict=True)]
+    for (p_ids, ids), example in zip(pairs, examples, strict=True):
+        if ids[: len(p_ids)] != p_ids:
+            raise DataError(f"chat template: the prompt of {example.conversation_id!r} is not a prefix")
+    shared = _common_prefix([p_ids for p_ids, _ in pairs])
+    return pairs, shared, min([len(shared)] + [len(p_ids) - 1 for p_ids, _ in pairs])
+
+
+def _prefix_cache(model: Any, prefix: list[int]) -> Any:
+    """The key/value cache of ``prefix`` (None when it is empty)."""
+    import torch
+    from transformers import DynamicCache
+
+    if not prefix:
+        return None
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([prefix], device=model.device), past_key_values=cache)
+    return cache
+
+
 def _answers_and_nll(
     model: Any,
     tokenizer: Any,
@@ -440,18 +468,10 @@ def _answers_and_nll(
     import torch
     from transformers import DynamicCache
 
-    pairs = [_chat_ids(tokenizer, p, e.reference) for e, p in zip(examples, prompts, strict=True)]
-    for (p_ids, ids), example in zip(pairs, examples, strict=True):
-        if ids[: len(p_ids)] != p_ids:
-            raise DataError(f"chat template: the prompt of {example.conversation_id!r} is not a prefix")
-    shared = _common_prefix([p_ids for p_ids, _ in pairs])
-    prefix_len = min([len(shared)] + [len(p_ids) - 1 for p_ids, _ in pairs])
+    pairs, shared, prefix_len = _rows_and_prefix(tokenizer, examples, prompts)
     device = model.device
-    prefix_cache = None
     with torch.inference_mode():
-        if prefix_len > 0:
-            prefix_cache = DynamicCache(config=model.config)
-            model(input_ids=torch.tensor([shared[:prefix_len]], device=device), past_key_values=prefix_cache)
+        prefix_cache = _prefix_cache(model, shared[:prefix_len])
         answers: list[str] = []
         total, count = 0.0, 0
         for p_ids, ids in pairs:
@@ -480,6 +500,83 @@ def _answers_and_nll(
     return answers, total, count
 
 
+def _answers_and_nll_batched(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[EvalExample],
+    prompts: Sequence[Sequence[Message]],
+    protocol: Protocol,
+    bar: Any = None,
+) -> tuple[list[str], float, int]:
+    """``_answers_and_nll`` for ``protocol.batch_size`` rows at a time (module docstring).
+
+    Each batch is laid out as ``[shared prefix][left pad][prompt tail][reference][right pad]``:
+    the prompts end on the same column, so one crop of the cache keeps every prompt and drops
+    every reference. Pads are masked out and filled with a token of their own row, so the
+    repetition penalty sees nothing new; position ids continue each row's own length (``generate``
+    derives them from the mask the same way)."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache
+
+    pairs, shared, prefix_len = _rows_and_prefix(tokenizer, examples, prompts)
+    device = model.device
+    answers: list[str] = [""] * len(pairs)
+    total, count = 0.0, 0
+    # Longest prompts first: rows of a batch have similar lengths, so little padding.
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
+    with torch.inference_mode():
+        prefix_cache = _prefix_cache(model, shared[:prefix_len])
+        for start in range(0, len(order), protocol.batch_size):
+            batch = order[start : start + protocol.batch_size]
+            tails = [pairs[i][0][prefix_len:] for i in batch]
+            refs = [pairs[i][1][len(pairs[i][0]) :] for i in batch]
+            width_p, width_r = max(map(len, tails)), max(map(len, refs))
+            rows, masks = [], []
+            for tail, ref in zip(tails, refs, strict=True):
+                left, right = width_p - len(tail), width_r - len(ref)
+                rows.append([tail[0]] * left + tail + ref + [tail[0]] * right)
+                masks.append([0] * left + [1] * (len(tail) + len(ref)) + [0] * right)
+            head = torch.tensor([shared[:prefix_len]] * len(batch), dtype=torch.long, device=device)
+            body = torch.tensor(rows, device=device)
+            mask = torch.cat([torch.ones_like(head), torch.tensor(masks, device=device)], dim=1)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
+            if prefix_cache is not None:
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(batch))
+            else:
+                cache = DynamicCache(config=model.config)
+            # Only the last width_r + 1 positions need logits: kept[:, j] predicts reference token j.
+            kept = model(
+                input_ids=body,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                logits_to_keep=width_r + 1,
+            ).logits
+            for b, ref in enumerate(refs):
+                losses = torch.nn.functional.cross_entropy(
+                    kept[b, : len(ref)].float(), torch.tensor(ref, device=device), reduction="none"
+                )
+                total, count = total + float(losses.sum()), count + len(ref)
+            del kept
+            prompt_end = prefix_len + width_p
+            cache.crop(-(width_r + 1))  # every prompt minus its last token, as in _answers_and_nll
+            prompt_t = torch.cat([head, body[:, :width_p]], dim=1)
+            output = model.generate(
+                input_ids=prompt_t,
+                attention_mask=mask[:, :prompt_end],
+                past_key_values=cache,
+                **greedy_options(tokenizer, protocol, prompt_end),
+            )
+            for i, ids in zip(batch, output[:, prompt_end:], strict=True):
+                answers[i] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True))
+            if bar is not None:
+                bar.update(len(batch))
+    return answers, total, count
+
+
 def evaluate_loaded(
     model: Any,
     tokenizer: Any,
@@ -489,14 +586,10 @@ def evaluate_loaded(
     bar: Any = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Metrics and answers of one loaded model on one setting's prompts."""
-    if protocol.batch_size == 1 and examples:
-        answers, total, count = _answers_and_nll(model, tokenizer, examples, prompts, protocol, bar)
-        return score(answers, examples, prompts, (total, count)), answers
-    answers = generate(model, tokenizer, prompts, protocol, bar)
-    total, count = 0.0, 0
-    for example, prompt in zip(examples, prompts, strict=True):
-        nll, n = reference_nll(model, tokenizer, prompt, example.reference)
-        total, count = total + nll, count + n
+    if not examples:
+        return score([], examples, prompts, (0.0, 0)), []
+    run = _answers_and_nll if protocol.batch_size == 1 else _answers_and_nll_batched
+    answers, total, count = run(model, tokenizer, examples, prompts, protocol, bar)
     return score(answers, examples, prompts, (total, count)), answers
 
 

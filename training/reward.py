@@ -8,11 +8,13 @@ Invariants:
 * It is registered as kind ``reward``: **never servable** (``supportloop models promote`` and
   the gate refuse it); it only scores.
 * Pure measures beside it: ``pairwise_accuracy`` and ``length_baseline`` (prefer the longer
-  answer), so a reward model is always reported next to the trivial ranking it must beat.
+  answer, or the length direction fit on the training pairs), so a reward model is always
+  reported next to the trivial ranking it must beat.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from training.common import (
     training_rows,
     trl_config,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def train_reward(
@@ -88,9 +92,22 @@ def train_reward(
         callbacks=list(callbacks),
     )
 
+    # TRL drops pairs longer than max_length (it does not truncate them): say so, never silently.
+    used = len(trainer.train_dataset)
+    if used < len(train):
+        logger.warning(
+            "reward: %d of %d pairs are longer than max_length=%s and were left out by TRL; shorten "
+            "their passages or raise max_length",
+            len(train) - used,
+            len(train),
+            config["reward"].get("max_length"),
+        )
+
     # 4. Train, plot, register (kind reward: never served).
-    metrics = run_training(trainer, out_dir, title=f"reward model on {len(train)} pairs")
-    metrics.update(train_rows=len(train), data=data_info["source"], recipe=config["source"])
+    metrics = run_training(trainer, out_dir, title=f"reward model on {used} pairs")
+    metrics.update(
+        train_rows=len(train), train_rows_used=used, data=data_info["source"], recipe=config["source"]
+    )
     version, adapter_dir = save_and_register(
         trainer.model, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
     )
@@ -157,8 +174,21 @@ def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[
     return sum(c > r for c, r in pairs) / len(pairs) if pairs else float("nan")
 
 
-def length_baseline(pairs: Sequence[Mapping[str, Any]]) -> float:
-    """Pairwise accuracy of "the longer answer is better" (characters; ties count as wrong)."""
-    chosen = [float(len(p["chosen"][-1]["content"])) for p in pairs]
-    rejected = [float(len(p["rejected"][-1]["content"])) for p in pairs]
+def length_baseline(
+    pairs: Sequence[Mapping[str, Any]], fit: Sequence[Mapping[str, Any]] | None = None
+) -> float:
+    """Pairwise accuracy of a length-only ranking (characters; ties count as wrong).
+
+    Without ``fit``: "the longer answer is better". With ``fit`` (the training pairs): the
+    direction, longer or shorter, that ranks ``fit`` better, the fair baseline to beat."""
+    sign = 1.0 if fit is None or length_direction(fit) == "longer" else -1.0
+    chosen = [sign * len(p["chosen"][-1]["content"]) for p in pairs]
+    rejected = [sign * len(p["rejected"][-1]["content"]) for p in pairs]
     return pairwise_accuracy(chosen, rejected)
+
+
+def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
+    """``"longer"`` or ``"shorter"``: which answer wins more often in ``pairs``."""
+    longer = sum(len(p["chosen"][-1]["content"]) > len(p["rejected"][-1]["content"]) for p in pairs)
+    shorter = sum(len(p["chosen"][-1]["content"]) < len(p["rejected"][-1]["content"]) for p in pairs)
+    return "longer" if longer >= shorter else "shorter"

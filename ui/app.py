@@ -82,4 +82,5 @@ if user is not None:
             services.sign_out()
             st.switch_page(chat)
 
+services.write_session_cookie()
 page.run()

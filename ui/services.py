@@ -11,13 +11,16 @@ Invariants:
   ``SUPPORTLOOP_UI_KEYWORD_KNOWLEDGE=1``: the real model over the keyword demo knowledge. Tests
   may also install an agent of their own with ``use_agent()``.
 * **Console access** needs a signed-in user (``LogStore.authenticate``) in the session; admins
-  also run training rounds. Every console page calls ``require_user()`` first.
+  also run training rounds. Every console page calls ``require_user()`` first. A sign-in is a
+  console session in the store whose token the browser keeps in a cookie, so it survives a page
+  reload; signing out ends it in the store.
 * Pages go through ``agent``'s and ``training``'s public APIs only: no SQL in ``ui/``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -152,19 +155,70 @@ def _build_console_agent(home: str, config_file: str) -> Agent:
 # ------------------------------------------------------------------------------- sign-in
 
 
+# A sign-in lives in the store as a console session; the browser keeps its token in a cookie, so
+# a page reload (a new Streamlit session) finds the user again. Only the token's hash is stored.
+SESSION_COOKIE = "supportloop_console"
+TOKEN_KEY = "console_session_token"
+COOKIE_AGE_KEY = "console_cookie_max_age"
+
+
 def current_user() -> User | None:
-    return st.session_state.get(USER_KEY)
+    """The signed-in user: this Streamlit session's, else the one the session cookie names."""
+    user: User | None = st.session_state.get(USER_KEY)
+    if user is None and st.session_state.get(TOKEN_KEY) is None:
+        token = _cookie_token()
+        user = store().user_for_session(token) if token else None
+        if user is not None:
+            st.session_state[USER_KEY], st.session_state[TOKEN_KEY] = user, token
+        elif token:  # ended, expired or disabled: look no further, and clear the cookie
+            st.session_state[TOKEN_KEY] = ""
+    return user
 
 
 def sign_in(username: str, password: str) -> User | None:
+    from agent.store import CONSOLE_SESSION_TTL_S
+
     user = store().authenticate(username, password)
     if user is not None:
-        st.session_state[USER_KEY] = user
+        token = store().start_console_session(user)
+        st.session_state[USER_KEY], st.session_state[TOKEN_KEY] = user, token
+        st.session_state[COOKIE_AGE_KEY] = CONSOLE_SESSION_TTL_S
     return user
 
 
 def sign_out() -> None:
+    """Ends the session in the store (every tab and reload is signed out) and clears the cookie."""
+    token = st.session_state.get(TOKEN_KEY) or _cookie_token()
+    if token:
+        store().end_console_session(token)
     st.session_state.pop(USER_KEY, None)
+    st.session_state[TOKEN_KEY] = ""  # signed out: the cookie is cleared, and not read again here
+
+
+def write_session_cookie() -> None:
+    """Bring the browser's cookie in line with this session's sign-in (called once per script run).
+
+    The script element is sent on every run until the browser holds the cookie: a run that ends
+    in ``st.rerun`` or ``st.switch_page`` (as sign-in and sign-out do) may never mount it."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None or (_cookie_token() or "") == token:
+        return  # never signed in or out here, or the connection already carries it
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", token):  # token_urlsafe; never script text
+        raise ValueError("unexpected session token")
+    max_age = int(st.session_state.get(COOKIE_AGE_KEY, 0)) if token else 0
+    st.html(
+        f"<script>document.cookie = '{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; "
+        "SameSite=Strict';</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
+def _cookie_token() -> str | None:
+    try:
+        value = st.context.cookies.get(SESSION_COOKIE)
+    except Exception:  # no browser connection (bare mode)
+        return None
+    return value if isinstance(value, str) and value else None  # AppTest hands back a stand-in
 
 
 def login_form(key: str = "login", *, heading: bool = True) -> None:

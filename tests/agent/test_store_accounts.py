@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from agent.errors import InputError, NotFoundError, StoreError
-from agent.store import LogStore, check_password, hash_password
+from agent.store import LogStore, check_password, console_sessions, hash_password
 
 
 @pytest.fixture
@@ -74,3 +75,25 @@ def test_api_key_use_is_recorded_without_a_write_per_request(
     monkeypatch.setattr(store_module, "KEY_USE_RESOLUTION_S", 0)
     later = store.verify_api_key(secret)
     assert later is not None and later.last_used_at > first.last_used_at  # type: ignore[operator]
+
+
+def test_console_sessions_survive_reopening_and_end_on_sign_out_expiry_or_disable(store_url: str) -> None:
+    with LogStore(store_url) as store:
+        ana = store.create_user("ana", "s3cret-pass")
+        token = store.start_console_session(ana)
+        other = store.start_console_session(ana)
+        expired = store.start_console_session(ana, ttl_s=0)
+    assert token != other and len(token) >= 40
+    with LogStore(store_url) as store:  # a page reload in another process finds the session
+        assert store.user_for_session(token) == ana
+        assert store.user_for_session(expired) is None
+        assert store.user_for_session(token + "x") is None and store.user_for_session("") is None
+        store.end_console_session(token)
+        assert store.user_for_session(token) is None and store.user_for_session(other) == ana
+        store.set_user_disabled("ana")
+        assert store.user_for_session(other) is None
+        store.set_user_disabled("ana", disabled=False)
+        assert store.user_for_session(other) == ana
+        store.start_console_session(ana)  # starting a session sweeps the expired ones
+        raw = store._run(lambda conn: conn.execute(select(console_sessions.c.token_hash)).scalars().all())
+    assert other not in raw and len(raw) == 2  # hashes only: `other` and the new one

@@ -162,6 +162,30 @@ def test_shared_prefix_path_scores_exactly_like_generate_plus_a_scoring_pass(
     assert fast_metrics["rougeL_f1"] == plain_metrics["rougeL_f1"]
 
 
+def test_batched_path_matches_one_row_at_a_time(default_model_dir, tokenizer) -> None:
+    """Rows of different lengths in one batch (padding between the shared prefix and each tail,
+    references of different lengths): the same perplexity and, on these rows, the same answers
+    as the one-row path."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_dir))
+    rows = sft_rows()
+    examples = examples_from_rows(rows[:3])
+    shots = pick_shots(rows[3:], FEW_SHOT)
+    prompts = [with_shots(e.prompt, shots) for e in examples]
+    assert len({len(tokenizer.apply_chat_template(list(p), tokenize=False)) for p in prompts}) == 3
+    assert len({e.reference for e in examples}) == 3
+    one_metrics, one_answers = evaluate_loaded(
+        model, tokenizer, examples, prompts, Protocol(max_new_tokens=16, batch_size=1)
+    )
+    batch_metrics, batch_answers = evaluate_loaded(
+        model, tokenizer, examples, prompts, Protocol(max_new_tokens=16, batch_size=3)
+    )
+    assert batch_metrics["nll_tokens"] == one_metrics["nll_tokens"]
+    assert batch_metrics["perplexity"] == pytest.approx(one_metrics["perplexity"], rel=1e-3)
+    assert batch_answers == one_answers and all(batch_answers)
+
+
 def test_generation_stops_at_a_stop_marker(tokenizer) -> None:
     from training.evaluate import _StopAtMarker
 

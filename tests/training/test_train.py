@@ -96,6 +96,21 @@ def test_reward_model_trains_a_scalar_head(train_home: Path, tiny_model_dir: Pat
     assert ModelRegistry(train_home).get(result.version).kind == "reward"
     assert pairwise_accuracy([2.0, 1.0, 0.5], [1.0, 1.0, 1.0]) == pytest.approx(1 / 3)
     assert length_baseline(pref_rows()) == 1.0  # every chosen answer here is the longer one
+    assert result.metrics["train_rows_used"] == result.metrics["train_rows"] == len(pref_rows())
+
+
+def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
+    from training.reward import length_baseline, length_direction
+
+    def pair(chosen: str, rejected: str) -> dict:
+        return {"chosen": [{"content": chosen}], "rejected": [{"content": rejected}]}
+
+    terse = [pair("Yes.", "Yes, and here is a long digression."), pair("No.", "Well, it depends a lot.")]
+    held_out = [pair("Ok.", "Okay then, let me explain."), pair("A long right answer", "Wrong")]
+    assert length_direction(terse) == "shorter" and length_direction(pref_rows()) == "longer"
+    assert length_baseline(held_out) == 0.5
+    assert length_baseline(held_out, fit=terse) == 0.5
+    assert length_baseline(held_out[:1], fit=terse) == 1.0 and length_baseline(held_out[:1]) == 0.0
 
 
 def test_training_rows_from_a_conversation_file_use_the_train_split(tmp_path: Path) -> None:

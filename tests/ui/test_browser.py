@@ -173,9 +173,23 @@ def ask(page: Any, url: str, question: str) -> None:
     box.press("Enter")
 
 
+def open_page(page: Any, url: str) -> None:
+    """``page.goto(url)``. On a heavily loaded machine Streamlit can show a transient "Page not
+    found" dialog over a deep link while the page itself renders (seen with and without the
+    session cookie); it is dismissed so the page underneath can be used."""
+    page.goto(url)
+    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
+    try:
+        dialog.wait_for(timeout=3_000)
+    except Exception:
+        return
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden", timeout=10_000)
+
+
 def sign_in(context: Any, url: str) -> Any:
     console = context.new_page()
-    console.goto(f"{url}/sign-in")
+    open_page(console, f"{url}/sign-in")
     console.get_by_role("textbox", name="Username").fill("riley")
     console.get_by_role("textbox", name="Password").fill(PASSWORD)
     console.get_by_role("button", name="Sign in").click()
@@ -265,6 +279,40 @@ def test_an_escalated_conversation_is_answered_live_from_the_console(browser: An
     console.set_viewport_size({"width": 1400, "height": 1500})  # the app scrolls inside the viewport
     console.wait_for_timeout(1_000)
     console.screenshot(path=str(SHOTS / "dashboard.png"))
+
+
+def test_console_sign_in_survives_a_reload_and_sign_out_ends_it(browser: Any, demo_ui: str) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    console = sign_in(context, demo_ui)
+    console.get_by_role("link", name="Conversations").click()
+    expect(console.get_by_placeholder("Search every message")).to_be_visible(timeout=30_000)
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert "supportloop_console" in cookies and cookies["supportloop_console"]["value"]
+
+    # A reload is a new Streamlit session: the cookie's console session signs it in again.
+    console.reload()
+    expect(console.get_by_placeholder("Search every message")).to_be_visible(timeout=30_000)
+    expect(console.get_by_text("Signed in as riley")).to_be_visible()
+    # So does a second tab of the same browser.
+    second = context.new_page()
+    open_page(second, f"{demo_ui}/handoffs")
+    expect(second.get_by_role("heading", name="Live handoffs")).to_be_visible(timeout=30_000)
+
+    console.get_by_role("button", name="Sign out").click()
+    expect(console.get_by_text("Signed in as riley")).to_have_count(0, timeout=30_000)
+    open_page(console, f"{demo_ui}/conversations")
+    expect(console.get_by_text("Sign in to continue")).to_be_visible(timeout=30_000)
+    # The other tab's session ended too: its next load asks for a sign-in.
+    second.reload()
+    expect(second.get_by_text("Sign in to continue")).to_be_visible(timeout=30_000)
+    # A stolen cookie of the ended session is worth nothing in a fresh browser either.
+    stolen = browser.new_context()
+    stolen.add_cookies([{**cookies["supportloop_console"]}])
+    page = stolen.new_page()
+    open_page(page, f"{demo_ui}/conversations")
+    expect(page.get_by_text("Sign in to continue")).to_be_visible(timeout=30_000)
 
 
 def _answer_text(bubble: Any) -> str:
