@@ -26,6 +26,7 @@ def knowledge_config(config: AgentConfig) -> KnowledgeConfig:
         persist_dir=config.index_dir,
         collection=settings.collection,
         embedding_model=settings.embedding_model,
+        model_cache=config.models_dir,
         chroma_url=settings.chroma_url,
         entity_fields=tuple(settings.entity_fields),
         rerank=settings.rerank,

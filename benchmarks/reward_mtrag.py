@@ -4,8 +4,9 @@ Pairs come from ``../shared/data/mtrag/rated_responses.jsonl`` through the datas
 response's rating is the mean over annotators of the mean of the four criteria, ties are dropped,
 and the split is by task (the compiler's stable hash of the task id, 30% held out). Passages in
 the prompt are cut to ``--passage-chars`` each, and further (200, 120, 60 characters, then
-none) for a pair that still does not fit ``--max-length``: TRL's RewardTrainer drops longer pairs
-instead of truncating them. The cut is applied to train and held-out rows alike.
+none, then the earlier turns too) for a pair that still does not fit ``--max-length``: TRL's
+RewardTrainer drops longer pairs instead of truncating them. The cut is applied to train and
+held-out rows alike.
 
 Beside the reward model: two length-only rankings, "the longer answer wins" and the length
 direction fit on the training pairs (the fair baseline).
@@ -40,13 +41,22 @@ def shorten(row: dict, chars: int) -> dict:
     return {**row, "prompt": [*row["prompt"][:-1], user]}
 
 
+def without_history(row: dict) -> dict:
+    """The row with the earlier turns of the conversation dropped (system prompt and last message kept)."""
+    prompt = row["prompt"]
+    return {**row, "prompt": [m for m in prompt[:-1] if m["role"] == "system"] + [prompt[-1]]}
+
+
 def fit(row: dict, chars: int, max_length: int) -> dict:
-    """``shorten(row, c)`` for the first ``c`` in ``chars``, 200, 120, 60, 0 at which both answers
-    fit ``max_length`` tokens with the prompt (the last try is kept even if it does not)."""
-    for c in (chars, *(c for c in (200, 120, 60, 0) if c < chars)):
-        short = shorten(row, c)
-        if max(n_tokens(short, "chosen"), n_tokens(short, "rejected")) <= max_length:
-            return short
+    """The first of these at which both answers fit ``max_length`` tokens with the prompt:
+    passages cut to ``chars``, 200, 120, 60, then 0 characters; then the same without the earlier
+    turns. The last try is kept even if it does not fit (TRL then drops the pair, and says so)."""
+    levels = (chars, *(c for c in (200, 120, 60, 0) if c < chars))
+    for history in (True, False):
+        for c in levels:
+            short = shorten(row, c) if history else without_history(shorten(row, c))
+            if max(n_tokens(short, "chosen"), n_tokens(short, "rejected")) <= max_length:
+                return short
     return short
 
 
@@ -66,6 +76,25 @@ def n_tokens(row: dict, key: str) -> int:
 _TOKENIZER = None
 
 
+def length_diagnostics(pairs: list[dict], chosen: list[float], rejected: list[float], direction: str) -> dict:
+    """How far the reward model is a length detector: how often it ranks a pair the way the fitted
+    length baseline does, and its accuracy on the pairs where that baseline is wrong."""
+    sign = 1 if direction == "longer" else -1
+    by_length = [
+        sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in pairs
+    ]
+    by_model = [c > r for c, r in zip(chosen, rejected, strict=True)]
+    hard = [m for m, length_right in zip(by_model, by_length, strict=True) if not length_right]
+    return {
+        "agreement_with_length_fit": round(
+            sum(m == x for m, x in zip(by_model, by_length, strict=True)) / len(pairs), 4
+        ),
+        "pairs_length_fit_gets_wrong": len(hard),
+        "accuracy_where_length_fit_is_wrong": round(sum(hard) / len(hard), 4) if hard else None,
+        "scores": [[round(c, 4), round(r, 4)] for c, r in zip(chosen, rejected, strict=True)],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -77,6 +106,7 @@ def main() -> None:
         "--lora-top-layers", type=int, default=0, help="LoRA on the top N of the 30 blocks only (0: all)"
     )
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--adapter", help="skip training: score this registered reward version (with --home)")
     args = parser.parse_args()
 
     from agent.models import ensure_default_model
@@ -110,22 +140,34 @@ def main() -> None:
         f"pairs: {len(train)} train, {len(held_out)} held out; ties dropped: {data.manifest['preference_ties_dropped']}"
     )
 
-    # 2. Train (LoRA r16 + full scalar head, the cpu recipe).
-    started = time.perf_counter()
-    result = train_reward(
-        train,
-        base=str(base),
-        home=home,
-        overrides={
-            "num_train_epochs": args.epochs,
-            "max_length": args.max_length,
-            "learning_rate": args.learning_rate,
-            "lora.layers_to_transform": (
-                list(range(30 - args.lora_top_layers, 30)) if args.lora_top_layers else None
-            ),
-        },
-    )
-    train_s = time.perf_counter() - started
+    # 2. Train (LoRA r16 + full scalar head, the cpu recipe), or take a version trained earlier.
+    if args.adapter:
+        from types import SimpleNamespace
+
+        from agent.models import ModelRegistry
+
+        version = ModelRegistry(home).get(args.adapter)
+        metrics = version.metrics.get("train", version.metrics)
+        result = SimpleNamespace(
+            adapter_dir=Path(version.adapter_path), version=version.name, metrics=metrics, loss_png=None
+        )
+        train_s = float(metrics.get("train_seconds", 0.0))
+    else:
+        started = time.perf_counter()
+        result = train_reward(
+            train,
+            base=str(base),
+            home=home,
+            overrides={
+                "num_train_epochs": args.epochs,
+                "max_length": args.max_length,
+                "learning_rate": args.learning_rate,
+                "lora.layers_to_transform": (
+                    list(range(30 - args.lora_top_layers, 30)) if args.lora_top_layers else None
+                ),
+            },
+        )
+        train_s = time.perf_counter() - started
 
     # 3. Held-out pairwise accuracy, beside "the longer answer wins".
     model, tokenizer = load_reward_model(result.adapter_dir, str(base))
@@ -158,6 +200,7 @@ def main() -> None:
         "length_fit_baseline_accuracy": round(length_baseline(held_out, fit=train), 4),
         "version": result.version,
         "loss_png": str(result.loss_png),
+        **length_diagnostics(held_out, chosen, rejected, length_direction(train)),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "reward_mtrag.json").write_text(json.dumps(out, indent=2))

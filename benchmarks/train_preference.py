@@ -1,8 +1,8 @@
 """DPO and KTO from an SFT parent: does the held-out chosen-minus-rejected margin rise?
 
 * Pairs: MT-RAG rated responses through the compiler (rating = mean over annotators of the mean
-  of the four criteria, ties dropped, split by task, 30% held out), passages cut to 300 characters
-  as in ``reward_mtrag.py`` so rows fit ``max_length`` on this CPU.
+  of the four criteria, ties dropped, split by task, 30% held out), passages and then earlier
+  turns cut as in ``reward_mtrag.py`` until a row fits ``--max-length`` (TRL would truncate it).
 * SFT parent: the default model + LoRA trained on ``prompt -> chosen`` of the training pairs.
 * DPO: from the SFT adapter (TRL's frozen ``ref`` copy of it is the reference) on the pairs.
 * KTO: from the same SFT adapter on the pairs unpaired (chosen -> desirable, rejected -> not).
@@ -34,13 +34,14 @@ def main() -> None:
     parser.add_argument("--eval-pairs", type=int, default=None, help="default: every held-out pair")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=512, help="the DPO/KTO recipes' max_length")
     args = parser.parse_args()
 
     import random
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from reward_mtrag import shorten
+    from reward_mtrag import fit
 
     from agent.models import ensure_default_model, load_resolved, resolve_spec
     from training.data import compile_dataset
@@ -57,12 +58,17 @@ def main() -> None:
     # 1. Pairs split by task; a seeded training subset.
     data = compile_dataset([DATA], val_fraction=0.3)
     pairs = random.Random(0).sample(data.pref_train, min(args.train_pairs, len(data.pref_train)))
-    pairs = [shorten(r, 300) for r in pairs]
-    held_out = [shorten(r, 300) for r in data.pref_val][: args.eval_pairs]
+    pairs = [fit(r, 300, args.max_length) for r in pairs]
+    held_out = [fit(r, 300, args.max_length) for r in data.pref_val][: args.eval_pairs]
     print(f"{len(pairs)} training pairs, {len(held_out)} held-out pairs", flush=True)
 
     # 2. SFT parent on the chosen answers, then DPO and KTO from it.
-    common = {"num_train_epochs": args.epochs, "learning_rate": args.learning_rate, "data.max_examples": None}
+    common = {
+        "num_train_epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "max_length": args.max_length,
+        "data.max_examples": None,
+    }
     sft = train_sft(
         [{"prompt": p["prompt"], "completion": p["chosen"]} for p in pairs],
         base="production",

@@ -22,6 +22,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,6 +30,40 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def bench_home(home: Path | None, prefix: str) -> Path:
+    """``home`` (or a new temporary one) with the default model ready: the copy converted for
+    the tests is linked in when there is one, so it is converted once per checkout."""
+    from agent.models import ensure_default_model
+
+    home = home or Path(tempfile.mkdtemp(prefix=prefix))
+    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    if cache.exists() and not (home / "models" / cache.name).exists():
+        (home / "models" / cache.name).symlink_to(cache)
+    ensure_default_model(home)
+    return home
+
+
+def dstc11_persona() -> Any:
+    from agent.config import Persona
+
+    return Persona(company="Cambridge TownInfo", product="hotel and restaurant bookings", agent_name="Alex")
+
+
+def dstc11_data() -> Any:
+    """DSTC11 compiled with the serving prompt and gold passages: one row per conversation (its
+    final, knowledge-grounded answer), split by conversation, 15% held out."""
+    from training.data import compile_dataset
+
+    return compile_dataset(
+        [DSTC11 / "conversations.jsonl"],
+        docs=DSTC11 / "knowledge_docs.jsonl",
+        persona=dstc11_persona(),
+        turns="last",
+        val_fraction=0.15,
+    )
 
 
 def main() -> None:
@@ -50,29 +85,13 @@ def main() -> None:
     args = parser.parse_args()
 
     import training.evaluate as ev
-    from agent.config import Persona
-    from agent.models import ensure_default_model
-    from training.data import compile_dataset, load_docs
+    from training.data import load_docs
     from training.sft import train_sft
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="bench-dstc11-"))
-    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    if cache.exists() and not (home / "models" / cache.name).exists():
-        (home / "models" / cache.name).symlink_to(cache)
-    ensure_default_model(home)
-    persona = Persona(
-        company="Cambridge TownInfo", product="hotel and restaurant bookings", agent_name="Alex"
-    )
+    home = bench_home(args.home, "bench-dstc11-")
 
     # 1. Data: one row per conversation, split by conversation.
-    data = compile_dataset(
-        [DSTC11 / "conversations.jsonl"],
-        docs=DSTC11 / "knowledge_docs.jsonl",
-        persona=persona,
-        turns="last",
-        val_fraction=0.15,
-    )
+    data = dstc11_data()
     train_rows = random.Random(0).sample(data.sft_train, min(args.train_rows, len(data.sft_train)))
     held_out = data.sft_val[: args.eval_rows]
     overlap = {r["conversation_id"] for r in train_rows} & {r["conversation_id"] for r in held_out}

@@ -16,13 +16,16 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge.chunking import chunk_document
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, KnowledgeConfig
+
+# Part of every file digest: bump it when loading or chunking changes what a file turns into.
+CHUNKING_FORMAT = 1
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +74,7 @@ class KnowledgeBase:
                         batch_size=self.config.embed_batch_size,
                         max_seq_length=self.config.max_seq_length,
                         threads=self.config.embed_threads,
+                        cache_dir=self.config.model_cache,
                     )
         return self._embeddings
 
@@ -99,18 +103,43 @@ class KnowledgeBase:
     # -- ingestion --------------------------------------------------------------------------------
 
     def ingest(self, paths: Sequence[str | Path], *, progress: bool = False) -> IngestReport:
-        """Ingest files, folders (recursively) and globs; unreadable documents are reported, not fatal."""
+        """Ingest files, folders (recursively) and globs; unreadable documents are reported, not fatal.
+
+        A file whose bytes (and the chunking settings) match its last complete ingest is skipped
+        without being loaded: its documents count as unchanged."""
         started = time.perf_counter()
         refs, failures = discover(paths)
         docs: list[Document] = []
         complete_files: set[str] = set()
+        loaded: set[str] = set()
+        digests: dict[str, str] = {}
+        with self._lock:
+            states = self.index.file_states()
+        skipped = [0, 0]  # documents, chunks
         for ref in _progress(refs, progress, "loading"):
+            digest = _file_digest(ref.path, self._chunking_key())
+            state = states.get(ref.source) or {}
+            if digest is not None and state.get("sha256") == digest:
+                skipped[0] += int(state.get("docs", 0))
+                skipped[1] += int(state.get("chunks", 0))
+                continue
             result = load_file(ref)
+            loaded.add(ref.source)
             docs.extend(result.documents)
             failures.extend(result.failures)
             if not result.failures:
                 complete_files.add(ref.source)
-        return self._ingest(docs, failures, complete_files, progress, started)
+                if digest is not None:
+                    digests[ref.source] = digest
+        report = self._ingest(docs, failures, complete_files, progress, started, digests, loaded)
+        if not any(skipped):
+            return report
+        return replace(
+            report,
+            unchanged=report.unchanged + skipped[0],
+            chunks_unchanged=report.chunks_unchanged + skipped[1],
+            seconds=time.perf_counter() - started,
+        )
 
     def ingest_documents(self, docs: Iterable[Document], *, progress: bool = False) -> IngestReport:
         """Ingest documents built by the caller (each replaces the document of the same source)."""
@@ -123,7 +152,11 @@ class KnowledgeBase:
         complete_files: set[str],
         progress: bool,
         started: float,
+        digests: dict[str, str] | None = None,
+        files: set[str] = frozenset(),  # type: ignore[assignment]
     ) -> IngestReport:
+        """``digests``: file source -> digest of the files loaded complete (``ingest``); ``None``
+        (documents from the caller) forgets every file's state once anything changes."""
         docs, dupes = _unique_sources(docs)
         failures.extend(dupes)
         chunks = {
@@ -137,6 +170,11 @@ class KnowledgeBase:
             self._write(plan, progress)
             if plan.add or plan.delete:
                 self._snapshot = None
+            if digests is None:
+                if plan.add or plan.delete:
+                    self.index.update_file_states({}, clear=True)
+            else:
+                self.index.update_file_states(_file_states(docs, chunks, failures, digests, files))
         return IngestReport(
             added=plan.added,
             updated=plan.updated,
@@ -149,9 +187,14 @@ class KnowledgeBase:
             seconds=time.perf_counter() - started,
         )
 
+    def _chunking_key(self) -> str:
+        return f"{CHUNKING_FORMAT}:{self.config.chunk_size}:{self.config.chunk_overlap}"
+
     def _plan(self, chunks: dict[str, list[Chunk]], complete_files: set[str]) -> _Plan:
-        stored, files = self._stored_ids()
         plan = _Plan()
+        if not chunks and not complete_files:  # e.g. every file skipped as unchanged
+            return plan
+        stored, files = self._stored_ids()
         for source, new in chunks.items():
             old = stored.get(source, set())
             new_ids = {c.chunk_id for c in new}
@@ -201,6 +244,7 @@ class KnowledgeBase:
             if ids:
                 self.index.delete(ids)
                 self._snapshot = None
+                self.index.update_file_states({}, clear=True)  # the next ingest checks every file again
         return len(ids)
 
     def count(self) -> int:
@@ -306,6 +350,45 @@ def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     if chunk.title:
         meta["title"] = chunk.title
     return meta
+
+
+def _file_digest(path: Path, key: str) -> str | None:
+    """SHA-256 of the chunking settings and the file's bytes; None when it cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256(key.encode())
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _file_states(
+    docs: list[Document],
+    chunks: dict[str, list[Chunk]],
+    failures: list[Failure],
+    digests: dict[str, str],
+    files: set[str],
+) -> dict[str, dict[str, Any] | None]:
+    """The state to record for each file of an ``ingest`` call: digest and counts for files whose
+    every document is in the index now, ``None`` (forget) for the others."""
+    failed = {f.path for f in failures}
+    by_file: dict[str, list[str]] = defaultdict(list)
+    for doc in docs:
+        by_file[doc.file].append(doc.source)
+    states: dict[str, dict[str, Any] | None] = {source: None for source in files}
+    for file, digest in digests.items():
+        sources = by_file.get(file, [])
+        if sources and file not in failed and not failed.intersection(sources):
+            states[file] = {
+                "sha256": digest,
+                "docs": len(sources),
+                "chunks": sum(len(chunks[s]) for s in sources),
+            }
+    return states
 
 
 def _unique_sources(docs: list[Document]) -> tuple[list[Document], list[Failure]]:

@@ -51,7 +51,20 @@ def model_id(embeddings: Any) -> str:
     return type(embeddings).__name__
 
 
-class SentenceEmbeddings(Embeddings):
+class EncodingEmbeddings(Embeddings):
+    """A LangChain ``Embeddings`` whose two methods come from ``encode`` (a matrix of vectors)."""
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()  # type: ignore[no-any-return]
+
+
+class SentenceEmbeddings(EncodingEmbeddings):
     """A LangChain ``Embeddings`` over sentence-transformers, tuned for CPU ingestion.
 
     Texts are de-duplicated and encoded longest-first in batches (little padding) under
@@ -73,12 +86,6 @@ class SentenceEmbeddings(Embeddings):
         self.threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()  # type: ignore[no-any-return]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()  # type: ignore[no-any-return]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Normalised float32 vectors, one row per text (duplicates are encoded once)."""
@@ -160,7 +167,17 @@ def _load_by_name(cls: Any, name: str) -> Any:
 
 
 def load_embeddings(
-    model: str | None = None, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None
+    model: str | None = None,
+    *,
+    batch_size: int = 64,
+    max_seq_length: int = 256,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
 ) -> Embeddings:
-    """The embeddings for a config's ``embedding_model`` (``None``: the packaged MiniLM); loads lazily."""
+    """The embeddings for a config's ``embedding_model`` (``None``: the packaged MiniLM; ``static`` or
+    ``static:<model>``: static token vectors distilled from it, cached under ``cache_dir``); loads lazily."""
+    from knowledge.static import StaticEmbeddings, is_static
+
+    if is_static(model):
+        return StaticEmbeddings(model, cache_dir=cache_dir)  # type: ignore[arg-type]
     return SentenceEmbeddings(model, batch_size=batch_size, max_seq_length=max_seq_length, threads=threads)

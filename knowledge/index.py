@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 PAGE = 5000
+# Collection metadata key holding {file source: {"sha256", "docs", "chunks"}} of files ingested
+# complete, so that re-ingesting an unchanged file skips loading, chunking and the id comparison.
+FILES_KEY = "supportloop_files"
 
 
 def check_collection_name(name: str) -> str:
@@ -150,6 +154,35 @@ class ChromaIndex:
             if not page["ids"]:
                 break
             yield page
+
+    def file_states(self) -> dict[str, dict[str, Any]]:
+        """What the last complete ingest of each file recorded (empty when unknown or unreadable)."""
+        raw = (self.collection.metadata or {}).get(FILES_KEY)
+        try:
+            states = json.loads(raw) if isinstance(raw, str) else {}
+        except ValueError:
+            return {}
+        return states if isinstance(states, dict) else {}
+
+    def update_file_states(self, changes: dict[str, dict[str, Any] | None], *, clear: bool = False) -> None:
+        """Set (or, with ``None``, forget) files' states; ``clear`` forgets every other file first."""
+        states = {} if clear else self.file_states()
+        for source, state in changes.items():
+            if state is None:
+                states.pop(source, None)
+            else:
+                states[source] = state
+        if states == self.file_states():
+            return
+        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if k != FILES_KEY}
+        if states:
+            metadata[FILES_KEY] = json.dumps(states, sort_keys=True)
+        try:
+            self.collection.modify(metadata=metadata)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot update collection {self.name!r} at {self.config.location}: {exc}"
+            ) from None
 
     def drop(self) -> None:
         """Delete an in-memory collection (persistent ones are left alone)."""

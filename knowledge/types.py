@@ -136,7 +136,10 @@ class KnowledgeConfig:
 
     persist_dir: Path | None = None  # None: an in-memory index that lives as long as the process
     collection: str = "supportloop"
-    embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2; "static[:model]": distilled
+    model_cache: Path | None = (
+        None  # where distilled static embeddings are kept (None: $SUPPORTLOOP_HOME/models)
+    )
     chroma_url: str | None = None  # http(s)://host:port of a Chroma server, instead of persist_dir
     entity_fields: tuple[str, ...] = ()  # metadata fields tracked through the dialogue
     rerank: bool = False

@@ -15,6 +15,7 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge import KnowledgeBase, KnowledgeConfig
 from knowledge.text import tokenize
+from tests.conftest import require
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -141,3 +142,25 @@ def docs_dir(tmp_path: Path) -> Path:
     (root / ".hidden").mkdir()
     (root / ".hidden" / "secret.md").write_text("# Hidden\n\nnever ingested\n", encoding="utf-8")
     return root
+
+
+DSTC11 = SHARED_DATA / "dstc11"
+ENTITIES = 12
+
+
+@pytest.fixture(scope="module")
+def dstc11_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    require((DSTC11 / "knowledge_docs.jsonl").exists(), f"shared data not found at {DSTC11}")
+    docs = [json.loads(line) for line in (DSTC11 / "knowledge_docs.jsonl").open(encoding="utf-8")]
+    names = sorted({d["entity_name"] for d in docs})[::12][:ENTITIES]
+    kept = [d for d in docs if d["entity_name"] in names]
+    ids = {d["doc_id"] for d in kept}
+    conversations = [
+        c
+        for c in map(json.loads, (DSTC11 / "conversations.jsonl").open(encoding="utf-8"))
+        if set(c["gold_doc_ids"]) <= ids
+    ]
+    out = tmp_path_factory.mktemp("dstc11-slice")
+    (out / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in kept), encoding="utf-8")
+    (out / "queries.jsonl").write_text("".join(json.dumps(c) + "\n" for c in conversations), encoding="utf-8")
+    return out / "docs.jsonl", out / "queries.jsonl"

@@ -131,3 +131,49 @@ def test_invalid_collection_name_is_a_config_error(make_kb) -> None:
 def test_a_document_without_text_is_reported(kb: KnowledgeBase) -> None:
     report = kb.ingest_documents([Document("e", "e.md", "  "), Document("f", "f.md", "full")])
     assert report.added == 1 and [f.path for f in report.failures] == ["e.md"]
+
+
+def test_unchanged_files_are_skipped_without_loading(make_kb, docs_dir: Path, monkeypatch) -> None:
+    import knowledge.base as base
+
+    kb = make_kb()
+    first = kb.ingest([docs_dir])
+    loaded: list[str] = []
+    real_load = base.load_file
+
+    def counting_load(ref):
+        loaded.append(Path(ref.path).name)
+        return real_load(ref)
+
+    monkeypatch.setattr(base, "load_file", counting_load)
+    again = kb.ingest([docs_dir])
+    # Only the two unreadable files are read again (they never count as ingested complete).
+    assert sorted(loaded) == ["broken.pdf", "latin1.txt"] and again.failed == 2
+    assert (again.unchanged, again.chunks_unchanged, again.chunks_added) == (6, first.chunks_added, 0)
+
+    # A changed file is loaded again, alone; the others stay skipped.
+    loaded.clear()
+    write_jsonl(docs_dir / "faq.jsonl", [{"doc_id": "faq-1", "text": "Shipping takes two days."}])
+    changed = kb.ingest([docs_dir])
+    assert sorted(loaded) == ["broken.pdf", "faq.jsonl", "latin1.txt"]
+    assert (changed.updated, changed.removed, changed.unchanged) == (1, 1, 4)
+    assert "two days" in kb.search("how long does shipping take", k=1)[0].text
+
+
+def test_the_skip_never_hides_a_removal_or_a_replacement(make_kb, docs_dir: Path) -> None:
+    kb = make_kb()
+    kb.ingest([docs_dir])
+    total = kb.count()
+    # A row removed by hand comes back on the next ingest of its (unchanged) file.
+    assert kb.remove("faq.jsonl#7") == 1
+    restored = kb.ingest([docs_dir])
+    assert restored.added == 1 and kb.count() == total
+    # So does a document that a caller replaced through ingest_documents.
+    kb.ingest_documents([Document("warranty", "warranty.md", "Replaced by hand.", file="warranty.md")])
+    assert kb.ingest([docs_dir]).updated == 1
+    assert "two-year warranty" in " ".join(_texts(kb))
+    kb.close()
+    # Other chunking settings turn the same bytes into other chunks: nothing is skipped.
+    finer = make_kb(chunk_size=40, chunk_overlap=0)
+    report = finer.ingest([docs_dir])
+    assert report.chunks_added > 0 and report.chunks_removed > 0 and finer.count() > total
