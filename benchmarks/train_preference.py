@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -35,6 +36,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=512, help="the DPO/KTO recipes' max_length")
+    parser.add_argument("--stages", default="dpo,kto", help="preference stages after the SFT parent")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="keep the versions here: the same command resumes after the last trained stage",
+    )
     args = parser.parse_args()
 
     import random
@@ -42,18 +49,16 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from reward_mtrag import fit
+    from train_sft_dstc11 import bench_home
 
-    from agent.models import ensure_default_model, load_resolved, resolve_spec
+    from agent.models import load_resolved, resolve_spec
     from training.data import compile_dataset
     from training.preference import logprob_margin, train_dpo, train_kto
     from training.sft import train_sft
 
-    home = Path(tempfile.mkdtemp(prefix="bench-pref-"))
-    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
-    (home / "models").mkdir(parents=True)
-    if cache.exists():
-        (home / "models" / cache.name).symlink_to(cache)
-    ensure_default_model(home)
+    home = bench_home(args.home, "bench-pref-")
+    record_file = home / "train_preference_train.json"
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
 
     # 1. Pairs split by task; a seeded training subset.
     data = compile_dataset([DATA], val_fraction=0.3)
@@ -69,46 +74,76 @@ def main() -> None:
         "max_length": args.max_length,
         "data.max_examples": None,
     }
-    sft = train_sft(
-        [{"prompt": p["prompt"], "completion": p["chosen"]} for p in pairs],
-        base="production",
-        home=home,
-        overrides={**common, "learning_rate": 2e-4},
+
+    def stage(name: str, train: Callable[[], Any]) -> dict[str, Any]:
+        if name not in record:
+            result = train()
+            record[name] = {
+                "version": result.version,
+                "parent": result.parent,
+                "metrics": result.metrics,
+                "loss_png": str(result.loss_png) if result.loss_png else None,
+            }
+            record_file.write_text(json.dumps(record, indent=1))
+        print(f"{name}: {record[name]['version']} (parent {record[name]['parent']})", flush=True)
+        return record[name]
+
+    sft = stage(
+        "sft",
+        lambda: train_sft(
+            [{"prompt": p["prompt"], "completion": p["chosen"]} for p in pairs],
+            base="production",
+            home=home,
+            overrides={**common, "learning_rate": 2e-4},
+        ),
     )
-    dpo = train_dpo(pairs, base=sft.version, home=home, overrides=common)
-    unpaired = [
-        {"prompt": p["prompt"], "completion": p[k], "label": k == "chosen"}
-        for p in pairs
-        for k in ("chosen", "rejected")
-    ]
-    kto = train_kto(unpaired, base=sft.version, home=home, overrides=common)
+    stages = {"sft": sft}
+    if "dpo" in args.stages.split(","):
+        stages["dpo"] = stage(
+            "dpo", lambda: train_dpo(pairs, base=sft["version"], home=home, overrides=common)
+        )
+    if "kto" in args.stages.split(","):
+        unpaired = [
+            {"prompt": p["prompt"], "completion": p[k], "label": k == "chosen"}
+            for p in pairs
+            for k in ("chosen", "rejected")
+        ]
+        stages["kto"] = stage(
+            "kto", lambda: train_kto(unpaired, base=sft["version"], home=home, overrides=common)
+        )
 
     # 3. Held-out margins.
     results = {}
-    for name, version in (("sft", sft.version), ("dpo", dpo.version), ("kto", kto.version)):
-        model, tokenizer = load_resolved(resolve_spec(version, home=home))
+    for name, trained in stages.items():
+        model, tokenizer = load_resolved(resolve_spec(trained["version"], home=home))
         results[name] = {
             k: round(v, 4) if isinstance(v, float) else v
             for k, v in logprob_margin(model, tokenizer, held_out).items()
         }
-        print(name, version, results[name], flush=True)
+        print(name, trained["version"], results[name], flush=True)
     out = {
         "benchmark": "train_preference",
         "train_pairs": len(pairs),
         "held_out_pairs": len(held_out),
         "epochs": args.epochs,
         "learning_rate": args.learning_rate,
-        "train_metrics": {"sft": sft.metrics, "dpo": dpo.metrics, "kto": kto.metrics},
-        "versions": {"sft": sft.version, "dpo": dpo.version, "kto": kto.version},
-        "parents": {"dpo": dpo.parent, "kto": kto.parent},
+        "train_metrics": {name: t["metrics"] for name, t in stages.items()},
+        "versions": {name: t["version"] for name, t in stages.items()},
+        "parents": {name: t["parent"] for name, t in stages.items() if name != "sft"},
         "held_out": results,
-        "margin_rise": {k: round(results[k]["margin"] - results["sft"]["margin"], 4) for k in ("dpo", "kto")},
+        "margin_rise": {
+            name: round(results[name]["margin"] - results["sft"]["margin"], 4)
+            for name in stages
+            if name != "sft"
+        },
+        "home": str(home),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_preference.json").write_text(json.dumps(out, indent=2))
-    for stage in (dpo, kto):
-        if stage.loss_png and stage.loss_png.is_file():
-            (RESULTS / f"preference_{stage.kind}_loss.png").write_bytes(stage.loss_png.read_bytes())
+    for name, trained in stages.items():
+        png = Path(trained["loss_png"]) if trained["loss_png"] else None
+        if name != "sft" and png and png.is_file():
+            (RESULTS / f"preference_{name}_loss.png").write_bytes(png.read_bytes())
     print(json.dumps(out["margin_rise"]))
 
 
