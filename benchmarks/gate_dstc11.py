@@ -150,23 +150,27 @@ def main() -> None:
         "shuffled", "sft" if steps["sft_over_base"]["promoted"] else "base"
     )
     before_rollback = registry.production_name()
-    restored = registry.rollback().name
-    config = load_config()
-    config.persona = persona
-    agent = Agent(
-        build_generator(config), _RetrieverKnowledge(retriever), LogStore.from_config(config), config
-    )
-    try:
-        question = ev.split_user_message(held_out[0]["prompt"][-1]["content"])[1]
-        reply = agent.reply("gate-demo-after-rollback", question)
-    finally:
-        agent.close()
-    served = {"production_before": before_rollback, "restored": restored, "question": question}
-    served |= {"reply": reply.text, "model_version": reply.model_version}
-    print(
-        f"rollback: {before_rollback} -> {restored}; the agent answered with {reply.model_version}",
-        flush=True,
-    )
+    served: dict = {"production_before": before_rollback}
+    if before_rollback == start_production:
+        served["restored"] = None  # nothing was promoted: there is nothing to roll back
+        print("nothing was promoted, so there is nothing to roll back", flush=True)
+    else:
+        restored = registry.rollback().name
+        config = load_config()
+        config.persona = persona
+        knowledge = _RetrieverKnowledge(retriever)
+        agent = Agent(build_generator(config), knowledge, LogStore.from_config(config), config)
+        try:
+            question = ev.split_user_message(held_out[0]["prompt"][-1]["content"])[1]
+            reply = agent.reply("gate-demo-after-rollback", question)
+        finally:
+            agent.close()
+        served |= {"restored": restored, "question": question}
+        served |= {"reply": reply.text, "model_version": reply.model_version}
+        print(
+            f"rollback: {before_rollback} -> {restored}; the agent answered with {reply.model_version}",
+            flush=True,
+        )
 
     out = {
         "benchmark": "gate_dstc11",
