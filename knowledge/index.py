@@ -166,13 +166,14 @@ class ChromaIndex:
 
     def update_file_states(self, changes: dict[str, dict[str, Any] | None], *, clear: bool = False) -> None:
         """Set (or, with ``None``, forget) files' states; ``clear`` forgets every other file first."""
-        states = {} if clear else self.file_states()
+        current = self.file_states()
+        states = {} if clear else dict(current)
         for source, state in changes.items():
             if state is None:
                 states.pop(source, None)
             else:
                 states[source] = state
-        if states == self.file_states():
+        if states == current:
             return
         metadata = {k: v for k, v in (self.collection.metadata or {}).items() if k != FILES_KEY}
         if states:
