@@ -14,7 +14,7 @@ trained on shuffled answers is refused, and rollback puts the previous model bac
   ``promote`` without ``--force`` raises); then ``rollback`` restores the base model, and an Agent
   built from the configuration answers a customer with it (the logged reply names the version).
 
-    .venv/bin/python benchmarks/gate_dstc11.py [--train-rows 80] [--eval-rows 40] [--home DIR]
+    .venv/bin/python benchmarks/gate_dstc11.py [--train-rows 80] [--eval-rows 40] [--home DIR] [--reuse-sft HOME]
 """
 
 from __future__ import annotations
@@ -45,12 +45,44 @@ def shuffled_answers(rows: list[dict], seed: int = 1) -> list[dict]:
     return [{**row, "completion": rows[j]["completion"]} for row, j in zip(rows, order, strict=True)]
 
 
+def reuse_sft(source: Path, registry, parent: str, n_rows: int, overrides: dict) -> dict:
+    """Register the adapter that ``train_sft_dstc11.py`` trained in ``source`` as this run's sft
+    candidate, after checking it saw the same rows with the same recipe settings."""
+    from agent.models import ModelRegistry
+
+    trained = json.loads((source / "train_sft_dstc11_train.json").read_text())
+    metrics = trained["train_metrics"]
+    if metrics.get("train_rows") != n_rows:
+        raise SystemExit(f"{source} trained on {metrics.get('train_rows')} rows, not --train-rows {n_rows}")
+    differ = {k: v for k, v in overrides.items() if trained["overrides"].get(k) != v}
+    if differ:
+        raise SystemExit(f"{source} trained with other settings than this benchmark: {differ}")
+    adapter = ModelRegistry(source).get(trained["version"]).adapter_path
+    version = registry.register(
+        base_model=registry.get(parent).base_model,
+        adapter_path=adapter,
+        parent=parent,
+        metrics=metrics,
+        notes=f"sft (lora), trained by train_sft_dstc11.py in {source}",
+    )
+    print(f"sft: {version.name} is {source}'s {trained['version']} ({n_rows} rows)", flush=True)
+    return {"version": version.name, "rows": n_rows, "train_metrics": metrics, "reused_from": str(source)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train-rows", type=int, default=80)
     parser.add_argument("--eval-rows", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8, help="generation batch size")
     parser.add_argument("--home", type=Path)
+    parser.add_argument(
+        "--reuse-sft",
+        type=Path,
+        metavar="HOME",
+        help="take the sft candidate from a train_sft_dstc11.py data home instead of training it; "
+        "that benchmark samples its rows with the same seed and recipe, so it must have trained "
+        "on --train-rows conversations",
+    )
     args = parser.parse_args()
 
     import sys
@@ -90,6 +122,9 @@ def main() -> None:
     }
     record_file = home / "gate_dstc11_train.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    if args.reuse_sft is not None and record.get("sft", {}).get("rows") != len(rows):
+        record["sft"] = reuse_sft(args.reuse_sft, registry, start_production, len(rows), overrides)
+        record_file.write_text(json.dumps(record, indent=1))
     for name, train_rows in (("sft", rows), ("shuffled", shuffled_answers(rows))):
         if name in record and record[name]["rows"] == len(rows):
             print(f"{name}: {record[name]['version']} (trained earlier, {record_file})", flush=True)

@@ -9,7 +9,10 @@ RewardTrainer drops longer pairs instead of truncating them. The cut is applied 
 held-out rows alike.
 
 Beside the reward model: two length-only rankings, "the longer answer wins" and the length
-direction fit on the training pairs (the fair baseline).
+direction fit on the training pairs (the fair baseline). With ``--length-control``, a
+length-controlled reward too: a pairwise logistic model on the score difference and the log
+length ratio, fit on the training pairs' scores, so length is credited to length and the score
+weight shows what the reward model adds beyond it (``--adapter VERSION`` re-scores a saved model).
 
     .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
 """
@@ -107,12 +110,20 @@ def main() -> None:
     )
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--adapter", help="skip training: score this registered reward version (with --home)")
+    parser.add_argument(
+        "--length-control",
+        action="store_true",
+        help="also score the training pairs and fit a length-controlled reward on them "
+        "(score difference + log length ratio, pairwise logistic), reported on the held-out pairs",
+    )
     args = parser.parse_args()
 
     from agent.models import ensure_default_model
     from training.data import compile_dataset
     from training.reward import (
+        fit_length_control,
         length_baseline,
+        length_controlled_scores,
         length_direction,
         load_reward_model,
         pairwise_accuracy,
@@ -170,18 +181,37 @@ def main() -> None:
         train_s = time.perf_counter() - started
 
     # 3. Held-out pairwise accuracy, beside "the longer answer wins".
+    from tqdm.auto import tqdm
+
     model, tokenizer = load_reward_model(result.adapter_dir, str(base))
-    chosen, rejected = [], []
-    for row in held_out:
-        c, r = reward_scores(
-            model,
-            tokenizer,
-            row["prompt"],
-            [row["chosen"][-1]["content"], row["rejected"][-1]["content"]],
-            max_length=args.max_length,
-        )
-        chosen.append(c)
-        rejected.append(r)
+
+    def score_pairs(rows: list[dict], what: str) -> tuple[list[float], list[float]]:
+        chosen, rejected = [], []
+        for row in tqdm(rows, desc=f"scoring {what} pairs", unit="pair"):
+            c, r = reward_scores(
+                model,
+                tokenizer,
+                row["prompt"],
+                [row["chosen"][-1]["content"], row["rejected"][-1]["content"]],
+                max_length=args.max_length,
+            )
+            chosen.append(c)
+            rejected.append(r)
+        return chosen, rejected
+
+    chosen, rejected = score_pairs(held_out, "held-out")
+    controlled = {}
+    if args.length_control:
+        weights = fit_length_control(train, *score_pairs(train, "training"))
+        controlled = {
+            "length_control_weights": {
+                "score": round(weights[0], 4),
+                "log_length_ratio": round(weights[1], 4),
+            },
+            "length_controlled_accuracy": round(
+                pairwise_accuracy(*length_controlled_scores(held_out, chosen, rejected, weights)), 4
+            ),
+        }
     out = {
         "benchmark": "reward_mtrag",
         "model": "SmolLM2-135M-Instruct + LoRA r16 + scalar head",
@@ -200,6 +230,7 @@ def main() -> None:
         "length_fit_baseline_accuracy": round(length_baseline(held_out, fit=train), 4),
         "version": result.version,
         "loss_png": str(result.loss_png),
+        **controlled,
         **length_diagnostics(held_out, chosen, rejected, length_direction(train)),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -212,6 +243,11 @@ def main() -> None:
         f"{out['length_fit_baseline_accuracy']:.3f} ({len(held_out)} pairs); trained "
         f"{result.metrics.get('train_rows_used')} of {len(train)} pairs in {train_s:.0f} s"
     )
+    if controlled:
+        print(
+            f"length-controlled reward (fit on the training pairs, weights {controlled['length_control_weights']}): "
+            f"held-out accuracy {controlled['length_controlled_accuracy']:.3f}"
+        )
     print(json.dumps(out))
 
 

@@ -244,6 +244,7 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
         "dpo": ("training.preference", "train_dpo"),
         "kto": ("training.preference", "train_kto"),
         "reward": ("training.reward", "train_reward"),
+        "grpo": ("training.grpo", "train_grpo"),
     }[kind]
     config = _config(ctx)
     train_fn = getattr(importlib.import_module(module), func)
@@ -278,7 +279,7 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
 
 @click.group()
 def train() -> None:
-    """Fine-tune with TRL (sft, dpo, kto, reward) or run a whole round."""
+    """Fine-tune with TRL (sft, dpo, kto, reward, grpo) or run a whole round."""
 
 
 @train.command("sft")
@@ -341,6 +342,35 @@ def train_kto_command(ctx: click.Context, **opts: Any) -> None:
 def train_reward_command(ctx: click.Context, **opts: Any) -> None:
     """A reward model (scalar head) on preference pairs; never servable."""
     _run_trainer(ctx, "reward", opts)
+
+
+@train.command("grpo")
+@_train_options
+@click.option(
+    "--reward",
+    "rewards",
+    multiple=True,
+    metavar="NAME=WEIGHT",
+    help="Reward functions and weights, replacing the recipe's (the others are off): groundedness, "
+    "reference, length, model (with --reward-model). Repeatable.",
+)
+@click.option("--reward-model", help="A registered reward model version, for --reward model=WEIGHT.")
+@click.pass_context
+def train_grpo_command(ctx: click.Context, **opts: Any) -> None:
+    """GRPO on the conversations' prompts, sampling answers and scoring them with reward
+    functions (passage groundedness, ROUGE-L against the real answer, length, a reward model)."""
+    from training.common import parse_set
+
+    sets = list(opts.get("sets") or ())
+    if opts["rewards"]:
+        from training.grpo import REWARDS
+
+        chosen = parse_set(opts["rewards"])
+        sets += [f"rewards.{name}={chosen.get(name, 0)}" for name in REWARDS]
+        sets += [f"rewards.{name}={weight}" for name, weight in chosen.items() if name not in REWARDS]
+    if opts.get("reward_model"):
+        sets.append(f"rewards.model_version={opts['reward_model']}")
+    _run_trainer(ctx, "grpo", {**opts, "sets": tuple(sets)})
 
 
 @train.command("round")

@@ -1,14 +1,15 @@
 """What every trainer shares: recipes, the base model, training rows, the run, registration.
 
-A trainer (``training.sft``, ``training.preference``, ``training.reward``) is a thin entry point
+A trainer (``training.sft``, ``training.preference``, ``training.reward``, ``training.grpo``) is a thin entry point
 over one TRL trainer; everything around the ``trainer.train()`` call lives here, once.
 
 Invariants:
 
 * **Recipes are TRL's own configs.** A recipe is YAML with one section named after the trainer
-  (``sft``, ``dpo``, ``kto``, ``reward``) that maps 1:1 onto the TRL config class, a ``lora``
+  (``sft``, ``dpo``, ``kto``, ``reward``, ``grpo``) that maps 1:1 onto the TRL config class, a ``lora``
   section that maps onto ``peft.LoraConfig``, an optional ``model`` section (``freeze_layers``,
-  ``dtype``, ``quantization``) and a ``data`` section (``max_examples``, ``turns``). Overrides
+  ``dtype``, ``quantization``), a ``data`` section (``max_examples``, ``turns``) and, for GRPO
+  only, a ``rewards`` section (reward name -> weight). Overrides
   are dotted keys (``lora.r``); a bare key belongs to the trainer section. An unknown field is a
   ``ConfigError`` naming the recipe, never silently dropped.
 * **Every result is a candidate version.** The adapter (or model) is written under
@@ -45,11 +46,18 @@ COLUMNS = {
     "dpo": ("prompt", "chosen", "rejected"),
     "reward": ("prompt", "chosen", "rejected"),
     "kto": ("prompt", "completion", "label"),
+    "grpo": ("prompt", "completion"),  # the completion is the reference some rewards compare with
 }
 # Which compiled split feeds which trainer.
-SPLIT_KIND = {"sft": "sft", "dpo": "pref", "reward": "pref", "kto": "kto"}
-FILE_FORMAT = {"sft": "sft", "dpo": "preference", "reward": "preference", "kto": "kto"}
+SPLIT_KIND = {"sft": "sft", "dpo": "pref", "reward": "pref", "kto": "kto", "grpo": "sft"}
+FILE_FORMAT = {"sft": "sft", "dpo": "preference", "reward": "preference", "kto": "kto", "grpo": "sft"}
 SECTIONS = ("lora", "model", "data")
+# Sections only one trainer reads: GRPO's reward functions and their weights.
+TRAINER_SECTIONS = {"grpo": ("rewards",)}
+
+
+def _sections(kind: str) -> tuple[str, ...]:
+    return (*SECTIONS, *TRAINER_SECTIONS.get(kind, ()))
 
 
 @dataclass
@@ -96,12 +104,12 @@ def load_recipe(recipe: str | Path, kind: str) -> dict[str, Any]:
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict) or not isinstance(data.get(kind), dict):
         raise ConfigError(f"{path}: a {kind} recipe needs a `{kind}:` mapping of TRL config fields")
-    unknown = sorted(set(data) - {kind, *SECTIONS})
+    unknown = sorted(set(data) - {kind, *_sections(kind)})
     if unknown:
         raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(SECTIONS)}"
+            f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(_sections(kind))}"
         )
-    recipe_data = {name: dict(data.get(name) or {}) for name in (kind, *SECTIONS)}
+    recipe_data = {name: dict(data.get(name) or {}) for name in (kind, *_sections(kind))}
     recipe_data["source"] = str(path)
     return recipe_data
 
@@ -135,9 +143,9 @@ def apply_overrides(recipe: dict[str, Any], kind: str, overrides: Mapping[str, A
             continue
         section, _, name = key.rpartition(".")
         section = section or kind
-        if section not in (kind, *SECTIONS):
+        if section not in (kind, *_sections(kind)):
             raise ConfigError(
-                f"override {key!r}: unknown section {section!r} (use {kind}, lora, model, data)"
+                f"override {key!r}: unknown section {section!r} (use {kind}, {', '.join(_sections(kind))})"
             )
         out[section][name] = value
     return out
@@ -407,6 +415,8 @@ def count_tokens(trainer: Any) -> list[int]:
     step = trainer.training_step
 
     def counting(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, Mapping):  # GRPO: raw rows, generated inside the step
+            return step(model, inputs, *args, **kwargs)
         masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
         if masks:
             counter[0] += int(sum(int(m.sum()) for m in masks))

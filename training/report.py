@@ -28,7 +28,8 @@ def loss_points(history: Sequence[Mapping[str, Any]], key: str = "loss") -> tupl
 
 
 def plot_loss(history: Sequence[Mapping[str, Any]], path: Path, title: str = "training loss") -> Path:
-    """The training (and, when logged, validation) loss against the optimizer step."""
+    """The training (and, when logged, validation) loss against the optimizer step; GRPO's mean
+    reward on a second axis."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
     for key, label in (("loss", "train"), ("eval_loss", "validation")):
@@ -39,6 +40,11 @@ def plot_loss(history: Sequence[Mapping[str, Any]], path: Path, title: str = "tr
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    steps, values = loss_points(history, "reward")  # GRPO: the mean reward of the sampled answers
+    if steps:
+        twin = ax.twinx()
+        twin.plot(steps, values, color="tab:green", marker="o" if len(steps) < 30 else None, markersize=3)
+        twin.set_ylabel("mean reward", color="tab:green")
     if ax.lines:
         ax.legend()
     else:

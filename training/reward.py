@@ -151,21 +151,60 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
 def reward_scores(
     model: Any, tokenizer: Any, prompt: list[dict[str, str]], answers: Sequence[str], max_length: int = 1024
 ) -> list[float]:
-    """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit)."""
+    """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit).
+
+    The token prefix that every answer's text shares (the prompt, usually most of the tokens)
+    runs through the model once; each answer then runs on a copy of its key/value cache. When a
+    text must be cut to ``max_length``, or there is a single answer, each text runs in full."""
+    import copy
+
     import torch
 
-    scores = []
-    for answer in answers:
-        text = tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": answer}], tokenize=False
+    texts = [
+        tokenizer(
+            tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": a}], tokenize=False),
+            add_special_tokens=False,
+        )["input_ids"]
+        for a in answers
+    ]
+    shared = _shared_prefix_length(texts)
+    if len(texts) < 2 or max(map(len, texts)) > max_length or shared < 1:
+        return [_score(model, ids[-max_length:]) for ids in texts]
+    # The last token of the shortest text must stay in its own suffix: the score is read there.
+    shared = min(shared, min(map(len, texts)) - 1)
+    if shared < 1:
+        return [_score(model, ids) for ids in texts]
+    with torch.inference_mode():
+        out = model(
+            input_ids=torch.tensor([texts[0][:shared]]),
+            attention_mask=torch.ones(1, shared, dtype=torch.long),
+            use_cache=True,
         )
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][-max_length:]
-        with torch.inference_mode():
-            out = model(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)
-            )
-        scores.append(float(out.logits[0, 0]))
-    return scores
+    return [
+        _score(model, ids[shared:], past=copy.deepcopy(out.past_key_values), past_length=shared)
+        for ids in texts
+    ]
+
+
+def _shared_prefix_length(texts: Sequence[Sequence[int]]) -> int:
+    n = min(map(len, texts), default=0)
+    for i in range(n):
+        if any(t[i] != texts[0][i] for t in texts[1:]):
+            return i
+    return n
+
+
+def _score(model: Any, ids: Sequence[int], past: Any = None, past_length: int = 0) -> float:
+    import torch
+
+    with torch.inference_mode():
+        out = model(
+            input_ids=torch.tensor([list(ids)]),
+            attention_mask=torch.ones(1, past_length + len(ids), dtype=torch.long),
+            past_key_values=past,
+            use_cache=past is not None,
+        )
+    return float(out.logits[0, 0])
 
 
 def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[float]) -> float:
@@ -192,3 +231,59 @@ def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
     longer = sum(len(p["chosen"][-1]["content"]) > len(p["rejected"][-1]["content"]) for p in pairs)
     shorter = sum(len(p["chosen"][-1]["content"]) < len(p["rejected"][-1]["content"]) for p in pairs)
     return "longer" if longer >= shorter else "shorter"
+
+
+def _length_feature(pair: Mapping[str, Any]) -> float:
+    """log(len(chosen) / len(rejected)) in characters, 1 added so that an empty answer is finite."""
+    import math
+
+    return math.log1p(len(pair["chosen"][-1]["content"])) - math.log1p(len(pair["rejected"][-1]["content"]))
+
+
+def fit_length_control(
+    pairs: Sequence[Mapping[str, Any]],
+    chosen_scores: Sequence[float],
+    rejected_scores: Sequence[float],
+    l2: float = 1e-3,
+) -> tuple[float, float]:
+    """Weights ``(w_score, w_length)`` of a pairwise logistic model, fit on training pairs:
+    P(chosen beats rejected) = sigmoid(w_score * score difference + w_length * log length ratio).
+
+    A length-controlled reward: ``w_length`` takes up what answer length alone explains, so
+    ``w_score`` says how much the reward model adds beyond it. Each pair also enters flipped
+    (negated features, label 0), so no intercept is needed. Newton steps on the L2-regularised
+    log-loss; the problem is convex with two unknowns, so it converges in a few steps."""
+    import numpy as np
+
+    if not (len(pairs) == len(chosen_scores) == len(rejected_scores)) or not pairs:
+        raise ValueError("fit_length_control needs one chosen and one rejected score per pair")
+    x = np.array(
+        [[c - r, _length_feature(p)] for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)]
+    )
+    x = np.concatenate([x, -x])
+    y = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
+    w = np.zeros(2)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) / len(x) + l2 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x / len(x) + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+def length_controlled_scores(
+    pairs: Sequence[Mapping[str, Any]],
+    chosen_scores: Sequence[float],
+    rejected_scores: Sequence[float],
+    weights: tuple[float, float],
+) -> tuple[list[float], list[float]]:
+    """Per pair, the length-controlled margin as (margin, 0.0), ready for ``pairwise_accuracy``."""
+    w_score, w_length = weights
+    margins = [
+        w_score * (c - r) + w_length * _length_feature(p)
+        for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)
+    ]
+    return margins, [0.0] * len(margins)

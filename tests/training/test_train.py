@@ -85,13 +85,21 @@ def test_preference_trainers_continue_the_sft_adapter(kind: str, sft_version, tr
     assert not (result.adapter_dir / "ref").exists()
 
 
-def test_reward_model_trains_a_scalar_head(train_home: Path, tiny_model_dir: Path) -> None:
-    from training.reward import length_baseline, pairwise_accuracy, train_reward
+@pytest.fixture(scope="module")
+def reward_version(train_home: Path, tiny_model_dir: Path):
+    from training.reward import train_reward
 
     snap = snapshot_callback()
     result = train_reward(
         pref_rows(), base=tiny_model_dir, home=train_home, overrides=FAST, progress=False, callbacks=[snap]
     )
+    return result, snap
+
+
+def test_reward_model_trains_a_scalar_head(reward_version, train_home: Path) -> None:
+    from training.reward import length_baseline, pairwise_accuracy
+
+    result, snap = reward_version
     assert snap.changed() and any("score" in n for n in snap.changed())
     assert ModelRegistry(train_home).get(result.version).kind == "reward"
     assert pairwise_accuracy([2.0, 1.0, 0.5], [1.0, 1.0, 1.0]) == pytest.approx(1 / 3)
@@ -111,6 +119,85 @@ def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
     assert length_baseline(held_out) == 0.5
     assert length_baseline(held_out, fit=terse) == 0.5
     assert length_baseline(held_out[:1], fit=terse) == 1.0 and length_baseline(held_out[:1]) == 0.0
+
+
+def test_reward_scores_share_the_prompt_and_match_full_passes(tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from training.reward import _score, reward_scores
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=1).eval()
+    torch.nn.init.normal_(model.score.weight, std=1.0)  # a readable spread of scores
+    model.config.pad_token_id = tokenizer.pad_token_id
+    prompt = [{"role": "user", "content": "My router keeps dropping the connection every evening."}]
+    answers = ["Restart it.", "Please update the firmware, then restart it.", "Restart it, then call us."]
+
+    def full(answer: str, max_length: int) -> float:
+        text = tokenizer.apply_chat_template(
+            [*prompt, {"role": "assistant", "content": answer}], tokenize=False
+        )
+        return _score(model, tokenizer(text, add_special_tokens=False)["input_ids"][-max_length:])
+
+    shared = reward_scores(model, tokenizer, prompt, answers)
+    assert shared == pytest.approx([full(a, 1024) for a in answers], abs=1e-4)
+    assert len(set(shared)) == 3  # the answers are told apart, not all read at one position
+    # Cut from the left when too long: every text runs in full, cut to fit.
+    assert reward_scores(model, tokenizer, prompt, answers, max_length=12) == pytest.approx(
+        [full(a, 12) for a in answers], abs=1e-4
+    )
+    assert reward_scores(model, tokenizer, prompt, answers[:1]) == pytest.approx([shared[0]], abs=1e-4)
+
+
+def test_length_control_separates_what_the_score_adds_from_what_length_explains() -> None:
+    import random
+
+    from training.reward import (
+        fit_length_control,
+        length_baseline,
+        length_controlled_scores,
+        pairwise_accuracy,
+    )
+
+    rng = random.Random(0)
+
+    def pairs(n: int) -> tuple[list[dict], list[float], list[float]]:
+        """Shorter answers win 76% of the time; a hidden quality decides the rest, and the score
+        sees that quality (plus noise) but also rewards length, like a length-biased model."""
+        rows, chosen, rejected = [], [], []
+        for _ in range(n):
+            short, long_ = "x" * rng.randint(20, 60), "x" * rng.randint(200, 400)
+            quality_short, quality_long = rng.gauss(1.0, 1), rng.gauss(0, 1)
+            win_short = quality_short > quality_long
+            c, r = (short, long_) if win_short else (long_, short)
+            qc, qr = (quality_short, quality_long) if win_short else (quality_long, quality_short)
+            rows.append({"chosen": [{"content": c}], "rejected": [{"content": r}]})
+            chosen.append(qc + 0.004 * len(c) + rng.gauss(0, 0.3))
+            rejected.append(qr + 0.004 * len(r) + rng.gauss(0, 0.3))
+        return rows, chosen, rejected
+
+    train, held_out = pairs(400), pairs(300)
+    w_score, w_length = fit_length_control(*train)
+    assert w_score > 0 and w_length < 0  # the score helps; length, once it is controlled for, hurts
+    raw = pairwise_accuracy(*held_out[1:])
+    controlled = pairwise_accuracy(*length_controlled_scores(*held_out, (w_score, w_length)))
+    assert controlled > raw + 0.05
+
+    # A score that is pure noise gets (almost) no weight; length carries the ranking alone.
+    rows = pairs(3000)[0]
+    noise = [rng.gauss(0, 1) for _ in rows], [rng.gauss(0, 1) for _ in rows]
+    w_noise, w_len = fit_length_control(rows, *noise)
+    assert abs(w_noise) < abs(w_len) / 3
+    held_rows = held_out[0]
+    held_noise = [rng.gauss(0, 1) for _ in held_rows], [rng.gauss(0, 1) for _ in held_rows]
+    by_length = length_baseline(held_rows, fit=rows)
+    assert pairwise_accuracy(*length_controlled_scores(held_rows, *held_noise, (w_noise, w_len))) == (
+        pytest.approx(by_length, abs=0.04)
+    )
+    with pytest.raises(ValueError):
+        fit_length_control(rows, [1.0], [0.0])
 
 
 def test_training_rows_from_a_conversation_file_use_the_train_split(tmp_path: Path) -> None:
@@ -243,3 +330,105 @@ def test_sweep_ranks_candidates_on_validation_perplexity(train_home: Path, tiny_
     assert len(ranking) == 2 and ranking[0]["val_perplexity"] <= ranking[1]["val_perplexity"]
     registry = ModelRegistry(train_home)
     assert {registry.get(r["version"]).metrics["sweep"]["learning_rate"] for r in ranking} == {1e-4, 5e-3}
+
+
+GRPO_FAST = {
+    "max_steps": 2,
+    "num_generations": 2,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_completion_length": 8,
+    "logging_steps": 1,
+}
+
+
+def test_grpo_samples_scores_and_changes_the_adapter(train_home: Path, tiny_model_dir: Path) -> None:
+    from training.grpo import train_grpo
+
+    snap = snapshot_callback()
+    result = train_grpo(
+        sft_rows(),
+        base=tiny_model_dir,
+        home=train_home,
+        overrides={**GRPO_FAST, "rewards.length": 1.0, "rewards.reference": 1.0, "rewards.groundedness": 1.0},
+        progress=False,
+        callbacks=[snap],
+    )
+    assert result.metrics["train_steps"] == 2
+    assert snap.before and all("lora_" in n for n in snap.before)
+    assert snap.changed(), "no trainable parameter changed"
+    assert "reward_first" in result.metrics and "reward_last" in result.metrics
+    history = json.loads((result.out_dir / "log_history.json").read_text())
+    logged = {k for h in history for k in h}
+    for name in ("length_reward", "reference_reward", "groundedness_reward"):
+        assert any(name in k for k in logged), f"{name} not logged: {sorted(logged)}"
+    version = ModelRegistry(train_home).get(result.version)
+    assert version.kind == "grpo" and version.adapter_path == str(result.adapter_dir)
+
+
+def test_grpo_rewards_score_support_answers() -> None:
+    from training.grpo import groundedness_reward, length_reward, reference_reward
+
+    row = sft_rows()[0]
+    answer = row["completion"][0]["content"]
+    ref = [row["completion"]]
+    off_topic = [{"role": "assistant", "content": "Bananas are yellow fruit."}]
+    assert reference_reward([row["completion"], off_topic], ref * 2) == pytest.approx([1.0, 0.0], abs=0.05)
+    assert length_reward([row["completion"]], ref) == [1.0]
+    assert length_reward([[{"role": "assistant", "content": ""}]], ref) == [0.0]
+    assert length_reward([[{"role": "assistant", "content": answer * 3}]], ref) == [0.0]
+    grounded, ungrounded = groundedness_reward([row["prompt"]] * 2, [row["completion"], off_topic])
+    assert grounded > ungrounded
+    assert groundedness_reward([[{"role": "user", "content": "hi"}]], [off_topic]) == [0.5]  # no passages
+
+
+def test_grpo_reward_settings_are_checked(train_home: Path, sft_version, reward_version) -> None:
+    from training.grpo import reward_functions
+
+    funcs, weights = reward_functions({"groundedness": 1.0, "length": 0, "reference": 2}, train_home)
+    assert [f.__name__ for f in funcs] == ["groundedness_reward", "reference_reward"] and weights == [
+        1.0,
+        2.0,
+    ]
+    with pytest.raises(ConfigError, match="unknown reward"):
+        reward_functions({"politeness": 1.0}, train_home)
+    with pytest.raises(ConfigError, match="must be a number"):
+        reward_functions({"length": "high"}, train_home)
+    with pytest.raises(ConfigError, match="model_version"):
+        reward_functions({"model": 1.0}, train_home)
+    with pytest.raises(ConfigError, match="at least one reward"):
+        reward_functions({"length": 0}, train_home)
+    with pytest.raises(ConfigError, match="not a reward model"):
+        reward_functions({"model": 1.0, "model_version": sft_version[0].version}, train_home)
+
+    # A registered reward model as a reward: it scores answers, and tells them apart.
+    (model_reward,), _ = reward_functions(
+        {"model": 0.5, "model_version": reward_version[0].version}, train_home
+    )
+    row = pref_rows()[0]
+    scores = model_reward(prompts=[row["prompt"]] * 2, completions=[row["chosen"], row["rejected"]])
+    assert len(scores) == 2 and scores[0] != scores[1]
+
+
+def test_train_grpo_command_takes_reward_flags(home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import cli
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in sft_rows()))
+    sets = [f"--set={k}={v}" for k, v in GRPO_FAST.items() if k != "max_steps"]
+    args = ["train", "grpo", "--data", str(data), "--base", str(tiny_model_dir)]
+    args += ["--max-steps", "1", "--reward", "length=1", "--reward", "reference=0.5", *sets, "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output.strip().splitlines()[-1])
+    assert outcome["kind"] == "grpo" and outcome["metrics"]["train_steps"] == 1
+    history = json.loads((Path(outcome["out_dir"]) / "log_history.json").read_text())
+    logged = {k for h in history for k in h}
+    assert any("length_reward" in k for k in logged) and any("reference_reward" in k for k in logged)
+    assert not any("groundedness_reward" in k for k in logged)  # --reward replaces the recipe's set
+
+    bad = CliRunner().invoke(cli, [*args[:6], "--reward", "politeness=1"])
+    assert bad.exit_code != 0 and "unknown reward" in str(bad.exception)
+    assert ModelRegistry(home).get(outcome["version"]).kind == "grpo"

@@ -1,0 +1,230 @@
+"""GRPO: a thin entry point over ``trl.GRPOTrainer`` with support-answer reward functions.
+
+Invariants:
+
+* **Prompts are the serving prompts.** Rows come from the same compiled SFT split (prompt with
+  the passages, and the conversation's real answer, kept as ``reference`` for the rewards that
+  compare with it), so the policy is tuned on exactly what it is served.
+* **Rewards are named in the recipe.** The ``rewards`` section maps a reward name to its weight:
+  ``groundedness`` (share of the answer's content words found in the prompt's passages, the
+  evaluation's own measure), ``reference`` (ROUGE-L F1 against the real answer), ``length``
+  (closeness to the real answer's length) and ``model`` (a registered reward model, named by
+  ``rewards.model_version``). A weight of 0 turns a reward off; an unknown name or a weight
+  that is not a number is refused, never ignored.
+* Like SFT, LoRA on the base (or the base version's own adapter, trained further); the result is
+  registered as a candidate of kind ``grpo`` with its parent; production is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+from training.common import (
+    TrainResult,
+    apply_overrides,
+    load_policy,
+    load_recipe,
+    load_tokenizer,
+    new_run_dir,
+    resolve_base,
+    run_training,
+    save_and_register,
+    training_rows,
+    trl_config,
+)
+
+REWARDS = ("groundedness", "reference", "length", "model")
+
+
+def _text(completion: Any) -> str:
+    """A completion's text: TRL passes conversational completions as message lists."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if m.get("role", "assistant") == "assistant")
+
+
+def _passages(prompt: Any) -> str:
+    from training.evaluate import split_user_message
+
+    if isinstance(prompt, str):
+        return ""
+    user = [m["content"] for m in prompt if m.get("role") == "user"]
+    return split_user_message(user[-1])[0] if user else ""
+
+
+def groundedness_reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+    """Share of each answer's content words that occur in its prompt's passages (0 when the
+    answer has no content words; 0.5, neutral, when the prompt has no passages)."""
+    from training.evaluate import groundedness
+
+    out = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        passages = _passages(prompt)
+        if not passages.strip():
+            out.append(0.5)
+            continue
+        score = groundedness(_text(completion), passages)
+        out.append(0.0 if score is None else float(score))
+    return out
+
+
+def reference_reward(completions: list[Any], reference: list[Any], **_: Any) -> list[float]:
+    """ROUGE-L F1 (stemmed, the evaluation's scorer) of each answer against the real answer."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [
+        scorer.score(_text(ref), _text(c))["rougeL"].fmeasure
+        for c, ref in zip(completions, reference, strict=True)
+    ]
+
+
+def length_reward(completions: list[Any], reference: list[Any], **_: Any) -> list[float]:
+    """1 at the real answer's length, falling linearly to 0 at twice (or none of) that length."""
+    out = []
+    for completion, ref in zip(completions, reference, strict=True):
+        target = max(len(_text(ref)), 1)
+        out.append(max(0.0, 1.0 - abs(len(_text(completion)) - target) / target))
+    return out
+
+
+def model_reward(version: str, home: Path) -> Callable[..., list[float]]:
+    """A registered reward model (kind ``reward``) as a reward function."""
+    from agent.models import ModelRegistry, resolve_spec
+    from training.reward import load_reward_model, reward_scores
+
+    entry = ModelRegistry(home).get(version)
+    if entry.kind != "reward":
+        raise ConfigError(f"rewards.model_version {version!r} is a {entry.kind} model, not a reward model")
+    resolved = resolve_spec(version, home=home)
+    model, tokenizer = (
+        load_reward_model(resolved.adapter, resolved.base)
+        if resolved.adapter
+        else load_reward_model(resolved.base)
+    )
+
+    def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        return [
+            reward_scores(model, tokenizer, list(prompt), [_text(completion)])[0]
+            for prompt, completion in zip(prompts, completions, strict=True)
+        ]
+
+    reward.__name__ = f"reward_model_{version}"
+    return reward
+
+
+def reward_functions(
+    settings: Mapping[str, Any], home: Path
+) -> tuple[list[Callable[..., list[float]]], list[float]]:
+    """The recipe's ``rewards`` section as TRL reward functions and their weights."""
+    settings = dict(settings)
+    version = settings.pop("model_version", None)
+    unknown = sorted(set(settings) - set(REWARDS))
+    if unknown:
+        raise ConfigError(f"unknown reward(s) {', '.join(unknown)}; known: {', '.join(REWARDS)}")
+    funcs: list[Callable[..., list[float]]] = []
+    weights: list[float] = []
+    for name, weight in settings.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ConfigError(f"rewards.{name}: the weight must be a number (0: off), got {weight!r}")
+        if weight == 0:
+            continue
+        if name == "model":
+            if not version:
+                raise ConfigError("rewards.model needs rewards.model_version: the reward model's version")
+            funcs.append(model_reward(str(version), home))
+        else:
+            funcs.append(
+                {"groundedness": groundedness_reward, "reference": reference_reward, "length": length_reward}[
+                    name
+                ]
+            )
+        weights.append(float(weight))
+    if not funcs:
+        raise ConfigError(
+            f"a GRPO recipe needs at least one reward in its rewards section ({', '.join(REWARDS)})"
+        )
+    return funcs, weights
+
+
+def _count_generated_tokens(trainer: Any) -> list[int]:
+    """Prompt and sampled-answer tokens of every batch the loss sees (a one-item list)."""
+    counter = [0]
+    compute_loss = trainer.compute_loss
+
+    def counting(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        for key in ("prompt_mask", "completion_mask"):
+            if isinstance(inputs, Mapping) and hasattr(inputs.get(key), "sum"):
+                counter[0] += int(inputs[key].sum())
+        return compute_loss(model, inputs, *args, **kwargs)
+
+    trainer.compute_loss = counting
+    return counter
+
+
+def train_grpo(
+    data: str | Path | Sequence[dict[str, Any]] | Any,
+    *,
+    base: str | Path = "production",
+    recipe: str | Path = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+    out_dir: Path | None = None,
+    home: Path | None = None,
+    docs: Path | None = None,
+    persona: Any = None,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """GRPO on the prompts of ``data`` (any importable conversation file, compiled SFT rows or a
+    ``CompiledDataset``) with the recipe's reward functions; registers a candidate."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agent.config import default_home
+
+    home = home or default_home()
+    # 1. Recipe + overrides, run folder, reward functions (checked before any model loads).
+    config = apply_overrides(load_recipe(recipe, "grpo"), "grpo", overrides or {})
+    if not progress:
+        config["grpo"]["disable_tqdm"] = True
+    funcs, weights = reward_functions(config["rewards"], home)
+    config["grpo"]["reward_weights"] = weights
+    out_dir = out_dir or new_run_dir(home, "grpo")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 2. Prompts (with the real answer as ``reference``).
+    train, _val, data_info = training_rows(
+        data, "grpo", docs=docs, persona=persona, max_examples=config["data"].get("max_examples")
+    )
+    rows = [{"prompt": r["prompt"], "reference": r["completion"]} for r in train]
+
+    # 3. Policy (LoRA on the base, or the base version's adapter) and TRL's trainer.
+    start = resolve_base(base, home)
+    tokenizer = load_tokenizer(start.model_dir)
+    model, peft_config = load_policy(start, config)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=trl_config(GRPOConfig, config, "grpo", out_dir),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+
+    # 4. Train (counting prompt + sampled answer tokens), plot, register as a candidate.
+    tokens = _count_generated_tokens(trainer)
+    metrics = run_training(trainer, out_dir, title=f"GRPO on {len(rows)} prompts")
+    if tokens[0]:
+        metrics.update(train_tokens=tokens[0], tokens_per_s=round(tokens[0] / metrics["train_seconds"], 1))
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    if rewards:
+        metrics.update(reward_first=round(float(rewards[0]), 4), reward_last=round(float(rewards[-1]), 4))
+    metrics.update(train_rows=len(rows), data=data_info["source"], recipe=config["source"])
+    version, adapter_dir = save_and_register(
+        trainer.model, tokenizer, home=home, base=start, kind="grpo", metrics=metrics, notes="grpo"
+    )
+    return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "grpo", start.parent, out_dir)
