@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=8, help="evaluation batch size")
     parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--prompts", type=int, default=64, help="seeded subset of the training prompts")
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +52,7 @@ def main() -> None:
     fresh = [r for r in data.sft_train if r["conversation_id"] not in seen]
     record_file = home / "grpo_dstc11_train.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
-    key = f"{args.base}:{args.max_steps}:{args.learning_rate}"
+    key = f"{args.base}:{args.max_steps}:{args.learning_rate}:{args.prompts}"
     if key not in record:
         result = train_grpo(
             fresh,
@@ -60,7 +61,7 @@ def main() -> None:
             overrides={
                 "max_steps": args.max_steps,
                 "learning_rate": args.learning_rate,
-                "data.max_examples": None,
+                "data.max_examples": args.prompts,
             },
         )
         record[key] = {"version": result.version, "metrics": result.metrics, "loss_png": str(result.loss_png)}

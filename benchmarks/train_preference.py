@@ -72,7 +72,7 @@ def main() -> None:
         "num_train_epochs": args.epochs,
         "learning_rate": args.learning_rate,
         "max_length": args.max_length,
-        "data.max_examples": None,
+        "data.max_examples": 2 * len(pairs),  # every row, KTO's two per pair (None keeps the recipe's cap)
     }
 
     def stage(name: str, train: Callable[[], Any]) -> dict[str, Any]:

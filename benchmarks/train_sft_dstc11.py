@@ -123,7 +123,7 @@ def main() -> None:
             "lora.layers_to_transform": (
                 list(range(n_layers - args.lora_top_layers, n_layers)) if args.lora_top_layers else None
             ),
-            "data.max_examples": None,
+            "data.max_examples": len(train_rows),  # every row (None would keep the recipe's cap)
         }
         started = time.perf_counter()
         result = train_sft(train_rows, base="production", home=home, overrides=overrides)

@@ -9,7 +9,8 @@ Invariants:
   the gate refuse it); it only scores.
 * Pure measures beside it: ``pairwise_accuracy`` and ``length_baseline`` (prefer the longer
   answer, or the length direction fit on the training pairs), so a reward model is always
-  reported next to the trivial ranking it must beat.
+  reported next to the trivial ranking it must beat; ``fit_length_control`` measures what the
+  score adds once length is accounted for.
 """
 
 from __future__ import annotations
