@@ -1,16 +1,17 @@
 """What every trainer shares: recipes, the base model, training rows, the run, registration.
 
-A trainer (``training.sft``, ``training.preference``, ``training.reward``, ``training.grpo``) is a thin entry point
-over one TRL trainer; everything around the ``trainer.train()`` call lives here, once.
+A trainer (``training.sft``, ``training.preference``, ``training.reward``, ``training.grpo``) is
+a thin entry point over one TRL trainer; everything around the ``trainer.train()`` call lives
+here, once.
 
 Invariants:
 
 * **Recipes are TRL's own configs.** A recipe is YAML with one section named after the trainer
-  (``sft``, ``dpo``, ``kto``, ``reward``, ``grpo``) that maps 1:1 onto the TRL config class, a ``lora``
-  section that maps onto ``peft.LoraConfig``, an optional ``model`` section (``freeze_layers``,
-  ``dtype``, ``quantization``), a ``data`` section (``max_examples``, ``turns``) and, for GRPO
-  only, a ``rewards`` section (reward name -> weight). Overrides
-  are dotted keys (``lora.r``); a bare key belongs to the trainer section. An unknown field is a
+  (``sft``, ``dpo``, ``kto``, ``reward``, ``grpo``) that maps 1:1 onto the TRL config class,
+  a ``lora`` section that maps onto ``peft.LoraConfig``, an optional ``model`` section
+  (``freeze_layers``, ``dtype``, ``quantization``), a ``data`` section (``max_examples``,
+  ``turns``) and, for GRPO only, a ``rewards`` section (reward name -> weight). Overrides are
+  dotted keys (``lora.r``); a bare key belongs to the trainer section. An unknown field is a
   ``ConfigError`` naming the recipe, never silently dropped.
 * **Every result is a candidate version.** The adapter (or model) is written under
   ``<home>/models/adapters/<version>/`` and registered through ``agent.models.ModelRegistry``
