@@ -347,6 +347,28 @@ def training_rows(
 # ------------------------------------------------------------------------------- run
 
 
+def start_run(
+    kind: str,
+    recipe: str | Path,
+    overrides: Mapping[str, Any] | None,
+    *,
+    home: Path | None,
+    out_dir: Path | None,
+    progress: bool,
+) -> tuple[dict[str, Any], Path, Path]:
+    """What every trainer does first: (the recipe with overrides applied, the data home, the run
+    folder, created)."""
+    from agent.config import default_home
+
+    home = home or default_home()
+    config = apply_overrides(load_recipe(recipe, kind), kind, overrides or {})
+    if not progress:
+        config[kind]["disable_tqdm"] = True
+    out_dir = out_dir or new_run_dir(home, kind)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return config, home, out_dir
+
+
 def new_run_dir(home: Path, prefix: str) -> Path:
     base = home / "runs" / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
     path, n = base, 1

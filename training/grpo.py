@@ -24,14 +24,12 @@ from typing import Any
 from agent.errors import ConfigError
 from training.common import (
     TrainResult,
-    apply_overrides,
     load_policy,
-    load_recipe,
     load_tokenizer,
-    new_run_dir,
     resolve_base,
     run_training,
     save_and_register,
+    start_run,
     training_rows,
     trl_config,
 )
@@ -107,10 +105,18 @@ def model_reward(version: str, home: Path) -> Callable[..., list[float]]:
     )
 
     def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-        return [
-            reward_scores(model, tokenizer, list(prompt), [_text(completion)])[0]
-            for prompt, completion in zip(prompts, completions, strict=True)
-        ]
+        # TRL lays out each prompt's sampled answers next to each other: score a prompt's group
+        # in one call, so its prompt runs through the reward model once (``reward_scores``).
+        scores: list[float] = []
+        start = 0
+        while start < len(prompts):
+            end = start + 1
+            while end < len(prompts) and prompts[end] == prompts[start]:
+                end += 1
+            answers = [_text(c) for c in completions[start:end]]
+            scores += reward_scores(model, tokenizer, list(prompts[start]), answers)
+            start = end
+        return scores
 
     reward.__name__ = f"reward_model_{version}"
     return reward
@@ -183,17 +189,12 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from agent.config import default_home
-
-    home = home or default_home()
     # 1. Recipe + overrides, run folder, reward functions (checked before any model loads).
-    config = apply_overrides(load_recipe(recipe, "grpo"), "grpo", overrides or {})
-    if not progress:
-        config["grpo"]["disable_tqdm"] = True
+    config, home, out_dir = start_run(
+        "grpo", recipe, overrides, home=home, out_dir=out_dir, progress=progress
+    )
     funcs, weights = reward_functions(config["rewards"], home)
     config["grpo"]["reward_weights"] = weights
-    out_dir = out_dir or new_run_dir(home, "grpo")
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     # 2. Prompts (with the real answer as ``reference``).
     train, _val, data_info = training_rows(

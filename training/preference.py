@@ -20,14 +20,12 @@ from typing import Any
 
 from training.common import (
     TrainResult,
-    apply_overrides,
     load_policy,
-    load_recipe,
     load_tokenizer,
-    new_run_dir,
     resolve_base,
     run_training,
     save_and_register,
+    start_run,
     training_rows,
     trl_config,
 )
@@ -60,16 +58,9 @@ def _train_preference(
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
-    from agent.config import default_home
-
     config_cls, trainer_cls = (DPOConfig, DPOTrainer) if kind == "dpo" else (KTOConfig, KTOTrainer)
-    home = home or default_home()
     # 1. Recipe + overrides, run folder.
-    config = apply_overrides(load_recipe(recipe, kind), kind, overrides or {})
-    if not progress:
-        config[kind]["disable_tqdm"] = True
-    out_dir = out_dir or new_run_dir(home, kind)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    config, home, out_dir = start_run(kind, recipe, overrides, home=home, out_dir=out_dir, progress=progress)
 
     # 2. Rows (pairs for DPO, labelled completions for KTO).
     train, _val, data_info = training_rows(

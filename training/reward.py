@@ -22,15 +22,13 @@ from typing import Any
 
 from training.common import (
     TrainResult,
-    apply_overrides,
     freeze_layers,
-    load_recipe,
     load_tokenizer,
     lora_config,
-    new_run_dir,
     resolve_base,
     run_training,
     save_and_register,
+    start_run,
     training_rows,
     trl_config,
 )
@@ -56,15 +54,10 @@ def train_reward(
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from agent.config import default_home
-
-    home = home or default_home()
     # 1. Recipe + overrides, run folder.
-    config = apply_overrides(load_recipe(recipe, "reward"), "reward", overrides or {})
-    if not progress:
-        config["reward"]["disable_tqdm"] = True
-    out_dir = out_dir or new_run_dir(home, "reward")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    config, home, out_dir = start_run(
+        "reward", recipe, overrides, home=home, out_dir=out_dir, progress=progress
+    )
 
     # 2. Pairs.
     train, _val, data_info = training_rows(

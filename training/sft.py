@@ -20,14 +20,12 @@ from typing import Any
 
 from training.common import (
     TrainResult,
-    apply_overrides,
     load_policy,
-    load_recipe,
     load_tokenizer,
-    new_run_dir,
     resolve_base,
     run_training,
     save_and_register,
+    start_run,
     training_rows,
     trl_config,
 )
@@ -52,15 +50,8 @@ def train_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from agent.config import default_home
-
-    home = home or default_home()
     # 1. The recipe with command-line overrides, and the run folder.
-    config = apply_overrides(load_recipe(recipe, "sft"), "sft", overrides or {})
-    if not progress:
-        config["sft"]["disable_tqdm"] = True
-    out_dir = out_dir or new_run_dir(home, "sft")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    config, home, out_dir = start_run("sft", recipe, overrides, home=home, out_dir=out_dir, progress=progress)
 
     # 2. Training rows: compiled with the serving prompt, subset to the recipe's size.
     data_cfg = config["data"]

@@ -406,8 +406,16 @@ def test_grpo_reward_settings_are_checked(train_home: Path, sft_version, reward_
         {"model": 0.5, "model_version": reward_version[0].version}, train_home
     )
     row = pref_rows()[0]
-    scores = model_reward(prompts=[row["prompt"]] * 2, completions=[row["chosen"], row["rejected"]])
-    assert len(scores) == 2 and scores[0] != scores[1]
+    other = pref_rows()[1]
+    prompts = [row["prompt"]] * 2 + [other["prompt"]]
+    scores = model_reward(prompts=prompts, completions=[row["chosen"], row["rejected"], other["chosen"]])
+    assert len(scores) == 3 and scores[0] != scores[1]
+    # A group scored together (shared prompt) equals each answer scored on its own.
+    alone = [
+        model_reward(prompts=[p], completions=[c])[0]
+        for p, c in zip(prompts, [row["chosen"], row["rejected"], other["chosen"]], strict=True)
+    ]
+    assert scores == pytest.approx(alone, abs=1e-4)
 
 
 def test_train_grpo_command_takes_reward_flags(home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
