@@ -13,6 +13,13 @@ direction fit on the training pairs (the fair baseline). With ``--length-control
 length-controlled reward too: a pairwise logistic model on the score difference and the log
 length ratio, fit on the training pairs' scores, so length is credited to length and the score
 weight shows what the reward model adds beyond it (``--adapter VERSION`` re-scores a saved model).
+With ``--sft-init-rows N``, the reward model's body is first fine-tuned (SFT, LoRA, merged) on
+N conversations from ``../shared/data/mtrag/conversations.jsonl`` (a different set of
+conversations from the rated ones: no task is shared), the InstructGPT order: the body learns
+what a grounded MT-RAG answer looks like before the head learns the ratings.
+With ``--length-prior``, the length-only fit enters training as a fixed offset (the recipe's
+``model.length_prior``), so the score learns what length does not explain; the reward is the
+score plus the prior, and the bare score's accuracy is printed beside it.
 
     .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -31,6 +39,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "mtrag" / "rated_responses.jsonl"
+CONVERSATIONS = DATA.with_name("conversations.jsonl")
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -116,6 +125,18 @@ def main() -> None:
         help="also score the training pairs and fit a length-controlled reward on them "
         "(score difference + log length ratio, pairwise logistic), reported on the held-out pairs",
     )
+    parser.add_argument(
+        "--length-prior",
+        action="store_true",
+        help="train with the length-only fit as a fixed offset in the loss (model.length_prior)",
+    )
+    parser.add_argument(
+        "--sft-init-rows",
+        type=int,
+        default=0,
+        help="first fine-tune the body (SFT) on this many MT-RAG conversation turns (0: the base model)",
+    )
+    parser.add_argument("--sft-base", help="a registered SFT version in --home to start from (skips the SFT)")
     args = parser.parse_args()
 
     from agent.models import ensure_default_model
@@ -151,7 +172,39 @@ def main() -> None:
         f"pairs: {len(train)} train, {len(held_out)} held out; ties dropped: {data.manifest['preference_ties_dropped']}"
     )
 
-    # 2. Train (LoRA r16 + full scalar head, the cpu recipe), or take a version trained earlier.
+    # 2. The body: the base, or the base fine-tuned on MT-RAG conversations first.
+    body, sft_info = str(base), None
+    if args.sft_base:
+        body = args.sft_base
+    elif args.sft_init_rows:
+        from training.sft import train_sft
+
+        conversations = compile_dataset([CONVERSATIONS]).sft_train
+        rated = {r["prompt"][-1]["content"] for r in data.pref_train + data.pref_val}
+        pool = [r for r in conversations if r["prompt"][-1]["content"] not in rated]
+        rows = []
+        for row in random.Random(0).sample(pool, min(args.sft_init_rows, len(pool))):
+            short = fit(
+                {**row, "chosen": row["completion"], "rejected": row["completion"]}, 300, args.max_length
+            )
+            rows.append({"prompt": short["prompt"], "completion": row["completion"]})
+        started = time.perf_counter()
+        sft = train_sft(
+            rows,
+            base=str(base),
+            home=home,
+            overrides={"max_length": args.max_length, "num_train_epochs": 1, "data.max_examples": len(rows)},
+        )
+        body = sft.version
+        sft_info = {
+            "version": sft.version,
+            "rows": len(rows),
+            "seconds": round(time.perf_counter() - started, 1),
+            "metrics": sft.metrics,
+        }
+        print(f"SFT body {sft.version}: {len(rows)} conversation turns in {sft_info['seconds']:.0f} s")
+
+    # 3. Train (LoRA r16 + full scalar head, the cpu recipe), or take a version trained earlier.
     if args.adapter:
         from types import SimpleNamespace
 
@@ -159,20 +212,19 @@ def main() -> None:
 
         version = ModelRegistry(home).get(args.adapter)
         metrics = version.metrics.get("train", version.metrics)
-        result = SimpleNamespace(
-            adapter_dir=Path(version.adapter_path), version=version.name, metrics=metrics, loss_png=None
-        )
+        result = SimpleNamespace(version=version.name, metrics=metrics, loss_png=None)
         train_s = float(metrics.get("train_seconds", 0.0))
     else:
         started = time.perf_counter()
         result = train_reward(
             train,
-            base=str(base),
+            base=body,
             home=home,
             overrides={
                 "num_train_epochs": args.epochs,
                 "max_length": args.max_length,
                 "learning_rate": args.learning_rate,
+                "model.length_prior": True if args.length_prior else None,
                 "lora.layers_to_transform": (
                     list(range(30 - args.lora_top_layers, 30)) if args.lora_top_layers else None
                 ),
@@ -180,10 +232,13 @@ def main() -> None:
         )
         train_s = time.perf_counter() - started
 
-    # 3. Held-out pairwise accuracy, beside "the longer answer wins".
+    # 4. Held-out pairwise accuracy, beside "the longer answer wins".
     from tqdm.auto import tqdm
 
-    model, tokenizer = load_reward_model(result.adapter_dir, str(base))
+    from agent.models import resolve_spec
+
+    resolved = resolve_spec(result.version, home=home)
+    model, tokenizer = load_reward_model(resolved.adapter or resolved.base, resolved.base)
 
     def score_pairs(rows: list[dict], what: str) -> tuple[list[float], list[float]]:
         chosen, rejected = [], []
@@ -194,12 +249,19 @@ def main() -> None:
                 row["prompt"],
                 [row["chosen"][-1]["content"], row["rejected"][-1]["content"]],
                 max_length=args.max_length,
+                length_prior=False,
             )
             chosen.append(c)
             rejected.append(r)
         return chosen, rejected
 
-    chosen, rejected = score_pairs(held_out, "held-out")
+    # Bare scores; the reward adds the length prior (0 for a model trained without one).
+    bare_chosen, bare_rejected = score_pairs(held_out, "held-out")
+    prior = model.length_prior
+    chosen, rejected = (
+        [s + prior * math.log1p(len(p[key][-1]["content"])) for s, p in zip(bare, held_out, strict=True)]
+        for key, bare in (("chosen", bare_chosen), ("rejected", bare_rejected))
+    )
     controlled = {}
     if args.length_control:
         weights = fit_length_control(train, *score_pairs(train, "training"))
@@ -222,9 +284,12 @@ def main() -> None:
         "passage_chars": args.passage_chars,
         "max_length": args.max_length,
         "lora_top_layers": args.lora_top_layers or "all",
+        "sft_body": sft_info or args.sft_base,
         "train_seconds": round(train_s, 1),
         "train_metrics": result.metrics,
         "pairwise_accuracy": round(pairwise_accuracy(chosen, rejected), 4),
+        "length_prior": round(prior, 4),
+        "bare_score_accuracy": round(pairwise_accuracy(bare_chosen, bare_rejected), 4),
         "length_baseline_accuracy": round(length_baseline(held_out), 4),
         "length_fit_direction": length_direction(train),
         "length_fit_baseline_accuracy": round(length_baseline(held_out, fit=train), 4),
@@ -234,15 +299,25 @@ def main() -> None:
         **length_diagnostics(held_out, chosen, rejected, length_direction(train)),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reward_mtrag.json").write_text(json.dumps(out, indent=2))
+    name = (
+        "reward_mtrag"
+        + ("_sft_body" if body != str(base) else "")
+        + ("_length_prior" if args.length_prior else "")
+    )
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
     if result.loss_png and result.loss_png.is_file():
-        (RESULTS / "reward_mtrag_loss.png").write_bytes(result.loss_png.read_bytes())
+        (RESULTS / f"{name}_loss.png").write_bytes(result.loss_png.read_bytes())
     print(
         f"held-out pairwise accuracy {out['pairwise_accuracy']:.3f} vs length-only baselines: longer wins "
         f"{out['length_baseline_accuracy']:.3f}, {out['length_fit_direction']} wins (fit on train) "
         f"{out['length_fit_baseline_accuracy']:.3f} ({len(held_out)} pairs); trained "
         f"{result.metrics.get('train_rows_used')} of {len(train)} pairs in {train_s:.0f} s"
     )
+    if prior:
+        print(
+            f"length prior {prior:.3f} per log character; the bare score (without the prior) ranks "
+            f"{out['bare_score_accuracy']:.3f} of the held-out pairs right"
+        )
     if controlled:
         print(
             f"length-controlled reward (fit on the training pairs, weights {controlled['length_control_weights']}): "

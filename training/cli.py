@@ -232,6 +232,7 @@ def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
         "lora.r": opts.get("lora_r"),
         "data.max_examples": opts.get("max_examples"),
         "model.freeze_layers": opts.get("freeze_layers"),
+        "model.length_prior": True if opts.get("length_prior") else None,
     }
     return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(opts.get("sets") or ())}
 
@@ -338,6 +339,12 @@ def train_kto_command(ctx: click.Context, **opts: Any) -> None:
 @train.command("reward")
 @_train_options
 @click.option("--freeze-layers", type=int, help="Train the top N layers and the head instead of LoRA.")
+@click.option(
+    "--length-prior",
+    is_flag=True,
+    help="Fit the length-only preference first and train the score on what it does not explain; "
+    "the reward is the score plus that prior.",
+)
 @click.pass_context
 def train_reward_command(ctx: click.Context, **opts: Any) -> None:
     """A reward model (scalar head) on preference pairs; never servable."""

@@ -5,17 +5,27 @@ Invariants:
 * The model is ``AutoModelForSequenceClassification(num_labels=1)`` on the base, with
   ``pad_token_id`` set (the score is read at the last non-pad token); LoRA on the body with the
   ``score`` head trained in full, or the whole model with ``model.freeze_layers``.
+* From a version with an adapter (an SFT model, say), that adapter is merged into the body
+  first, and the trained reward model is saved merged, as a full model: it never depends on
+  a parent's adapter at load time.
 * It is registered as kind ``reward``: **never servable** (``supportloop models promote`` and
   the gate refuse it); it only scores.
 * Pure measures beside it: ``pairwise_accuracy`` and ``length_baseline`` (prefer the longer
   answer, or the length direction fit on the training pairs), so a reward model is always
   reported next to the trivial ranking it must beat; ``fit_length_control`` measures what the
   score adds once length is accounted for.
+* Length prior (``model.length_prior: true``): the length-only pairwise logistic weight ``b`` is
+  fit on the training pairs first and enters the loss as a fixed offset (TRL's ``margin`` column,
+  ``-b * log length ratio``), so the trained score learns what length does not explain. The
+  reward is then ``score + b * log1p(answer characters)``: ``reward_scores`` adds the prior
+  (``length_prior.json`` beside the adapter) unless asked for the bare score.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +44,7 @@ from training.common import (
 )
 
 logger = logging.getLogger(__name__)
+LENGTH_PRIOR_FILE = "length_prior.json"
 
 
 def train_reward(
@@ -63,6 +74,14 @@ def train_reward(
     train, _val, data_info = training_rows(
         data, "reward", docs=docs, persona=persona, max_examples=config["data"].get("max_examples")
     )
+
+    # Length prior: the length-only fit becomes a fixed offset in the loss (TRL's margin column:
+    # loss = -logsigmoid(r_chosen - r_rejected - margin)), so the score learns the rest.
+    prior = None
+    if config["model"].get("length_prior"):
+        prior = fit_length_prior(train)
+        train = [{**row, "margin": -prior * _length_feature(row)} for row in train]
+        logger.info("reward: length prior %.4f per log character fit on %d pairs", prior, len(train))
 
     # 3. The base body with a fresh scalar head (the base's own adapter, if any, is merged first).
     start = resolve_base(base, home)
@@ -102,26 +121,42 @@ def train_reward(
     metrics.update(
         train_rows=len(train), train_rows_used=used, data=data_info["source"], recipe=config["source"]
     )
+    if prior is not None:
+        metrics["length_prior"] = round(prior, 6)
+    trained = trainer.model
+    if start.adapter and peft_config is not None:
+        # The body is the parent's adapter merged into the base: an adapter saved on its own would
+        # be loaded onto the bare base and lose the parent's weights. Save the merged model.
+        trained = trained.merge_and_unload()
     version, adapter_dir = save_and_register(
-        trainer.model, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
+        trained, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
     )
+    if prior is not None:
+        (Path(adapter_dir) / LENGTH_PRIOR_FILE).write_text(
+            json.dumps({"weight": prior, "feature": "log1p(answer characters)"}, indent=2)
+        )
     return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
 
 
 def _with_merged_adapter(model: Any, adapter: str) -> Any:
-    """A causal-LM adapter merged into the classifier's body (its LM-head weights do not apply)."""
-    from peft import PeftModel
+    """A causal-LM adapter merged into the classifier's body (its LM-head weights do not apply).
 
-    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    The adapter's task type (causal LM) is dropped, so PEFT wraps the classifier in its plain
+    ``PeftModel`` instead of the causal-LM class, which needs generation methods it lacks."""
+    from peft import PeftConfig, PeftModel
+
+    config = PeftConfig.from_pretrained(adapter)
+    config.task_type = None
+    return PeftModel.from_pretrained(model, adapter, config=config).merge_and_unload()
 
 
 # ------------------------------------------------------------------------------- scoring
 
 
 def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tuple[Any, Any]:
-    """A trained reward model (adapter on ``base_dir``, or a full model directory), in eval mode."""
-    import json
+    """A trained reward model (adapter on ``base_dir``, or a full model directory), in eval mode.
 
+    A model trained with a length prior carries its weight as ``model.length_prior``."""
     from transformers import AutoModelForSequenceClassification
 
     directory = Path(directory)
@@ -139,17 +174,33 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
         model = AutoModelForSequenceClassification.from_pretrained(str(directory), num_labels=1)
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
+    prior_file = directory / LENGTH_PRIOR_FILE
+    model.length_prior = float(json.loads(prior_file.read_text())["weight"]) if prior_file.is_file() else 0.0
     return model, tokenizer
 
 
 def reward_scores(
-    model: Any, tokenizer: Any, prompt: list[dict[str, str]], answers: Sequence[str], max_length: int = 1024
+    model: Any,
+    tokenizer: Any,
+    prompt: list[dict[str, str]],
+    answers: Sequence[str],
+    max_length: int = 1024,
+    length_prior: bool = True,
 ) -> list[float]:
-    """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit).
+    """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit): the
+    model's score, plus its length prior (``length_prior=False``: the bare score).
 
     The token prefix that every answer's text shares (the prompt, usually most of the tokens)
     runs through the model once; each answer then runs on a copy of its key/value cache. When a
     text must be cut to ``max_length``, or there is a single answer, each text runs in full."""
+    scores = _model_scores(model, tokenizer, prompt, answers, max_length)
+    prior = getattr(model, "length_prior", 0.0) if length_prior else 0.0
+    return [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
+
+
+def _model_scores(
+    model: Any, tokenizer: Any, prompt: list[dict[str, str]], answers: Sequence[str], max_length: int
+) -> list[float]:
     import copy
 
     import torch
@@ -229,8 +280,6 @@ def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
 
 def _length_feature(pair: Mapping[str, Any]) -> float:
     """log(len(chosen) / len(rejected)) in characters, 1 added so that an empty answer is finite."""
-    import math
-
     return math.log1p(len(pair["chosen"][-1]["content"])) - math.log1p(len(pair["rejected"][-1]["content"]))
 
 
@@ -244,28 +293,45 @@ def fit_length_control(
     P(chosen beats rejected) = sigmoid(w_score * score difference + w_length * log length ratio).
 
     A length-controlled reward: ``w_length`` takes up what answer length alone explains, so
-    ``w_score`` says how much the reward model adds beyond it. Each pair also enters flipped
-    (negated features, label 0), so no intercept is needed. Newton steps on the L2-regularised
-    log-loss; the problem is convex with two unknowns, so it converges in a few steps."""
-    import numpy as np
-
+    ``w_score`` says how much the reward model adds beyond it."""
     if not (len(pairs) == len(chosen_scores) == len(rejected_scores)) or not pairs:
         raise ValueError("fit_length_control needs one chosen and one rejected score per pair")
-    x = np.array(
-        [[c - r, _length_feature(p)] for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)]
+    w = _pairwise_logistic(
+        [[c - r, _length_feature(p)] for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)],
+        l2,
     )
+    return float(w[0]), float(w[1])
+
+
+def fit_length_prior(pairs: Sequence[Mapping[str, Any]], l2: float = 1e-3) -> float:
+    """The length-only pairwise logistic weight on log(len(chosen) / len(rejected)), fit on
+    ``pairs``: negative when raters prefer shorter answers. A reward model trained with this
+    prior as an offset learns only what length does not explain."""
+    if not pairs:
+        raise ValueError("fit_length_prior needs at least one pair")
+    return float(_pairwise_logistic([[_length_feature(p)] for p in pairs], l2)[0])
+
+
+def _pairwise_logistic(features: Sequence[Sequence[float]], l2: float) -> Any:
+    """Weights of P(chosen wins) = sigmoid(w . features) on pairs' feature differences. Each pair
+    also enters flipped (negated features, label 0), so no intercept is needed. Newton steps on
+    the L2-regularised log-loss; the problem is convex with few unknowns, so it converges in a few
+    steps."""
+    import numpy as np
+
+    x = np.asarray(features, dtype=float)
     x = np.concatenate([x, -x])
-    y = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
-    w = np.zeros(2)
+    y = np.concatenate([np.ones(len(x) // 2), np.zeros(len(x) // 2)])
+    w = np.zeros(x.shape[1])
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
         grad = x.T @ (p - y) / len(x) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x / len(x) + l2 * np.eye(2)
+        hess = (x * (p * (1 - p))[:, None]).T @ x / len(x) + l2 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-10:
             break
-    return float(w[0]), float(w[1])
+    return w
 
 
 def length_controlled_scores(

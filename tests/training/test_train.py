@@ -107,6 +107,106 @@ def test_reward_model_trains_a_scalar_head(reward_version, train_home: Path) -> 
     assert result.metrics["train_rows_used"] == result.metrics["train_rows"] == len(pref_rows())
 
 
+def test_reward_model_from_an_sft_version_is_saved_merged(
+    sft_version, train_home: Path, tiny_model_dir: Path
+) -> None:
+    """A reward model on an SFT body must keep the SFT weights when it is loaded again."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from agent.models import resolve_spec
+    from training.reward import load_reward_model, reward_scores, train_reward
+
+    sft, _ = sft_version
+    result = train_reward(pref_rows(), base=sft.version, home=train_home, overrides=FAST, progress=False)
+    version = ModelRegistry(train_home).get(result.version)
+    assert (version.kind, version.parent, version.adapter_path) == ("reward", sft.version, None)
+    assert (result.adapter_dir / "config.json").is_file()
+    resolved = resolve_spec(result.version, home=train_home)
+    assert resolved.adapter is None
+    model, tokenizer = load_reward_model(resolved.base)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    saved = dict(model.named_parameters())[name]
+    bare = dict(AutoModelForCausalLM.from_pretrained(tiny_model_dir).named_parameters())[name]
+    assert not torch.allclose(saved, bare)  # the SFT adapter (and the reward LoRA) are in the body
+    # The SFT adapter lands in the classifier's body exactly as in the causal LM.
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from training.reward import _with_merged_adapter
+
+    body = _with_merged_adapter(
+        AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1), str(sft.adapter_dir)
+    )
+    causal = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(sft.adapter_dir)
+    ).merge_and_unload()
+    merged = dict(causal.named_parameters())[name]
+    assert not torch.allclose(merged, bare)
+    assert torch.allclose(dict(body.named_parameters())[name], merged)
+    row = pref_rows()[0]
+    assert len(reward_scores(model, tokenizer, row["prompt"], ["a", "b"])) == 2
+
+
+def test_reward_length_prior_is_an_offset_in_training_and_part_of_the_reward(
+    train_home: Path, tiny_model_dir: Path
+) -> None:
+    import math
+
+    from training.reward import (
+        LENGTH_PRIOR_FILE,
+        fit_length_prior,
+        load_reward_model,
+        reward_scores,
+        train_reward,
+    )
+
+    rows = pref_rows()  # every chosen answer is the longer one: the prior must favour length
+    prior = fit_length_prior(rows)
+    assert prior > 0
+    flipped = [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
+    assert fit_length_prior(flipped) == pytest.approx(-prior)
+    with pytest.raises(ValueError):
+        fit_length_prior([])
+
+    seen: list[float] = []
+
+    from transformers import TrainerCallback
+
+    class Spy(TrainerCallback):
+        """Records the margins TRL's collator hands to the loss."""
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            for batch in train_dataloader:
+                seen.extend(batch["margin"].tolist())
+
+    result = train_reward(
+        rows,
+        base=tiny_model_dir,
+        home=train_home,
+        overrides={**FAST, "model.length_prior": True},
+        progress=False,
+        callbacks=[Spy()],
+    )
+    assert result.metrics["length_prior"] == pytest.approx(prior, abs=1e-5)
+    assert sorted(seen) == pytest.approx(
+        sorted(
+            -prior
+            * (math.log1p(len(r["chosen"][-1]["content"])) - math.log1p(len(r["rejected"][-1]["content"])))
+            for r in rows
+        ),
+        abs=1e-5,
+    )
+    assert (result.adapter_dir / LENGTH_PRIOR_FILE).is_file()
+
+    model, tokenizer = load_reward_model(result.adapter_dir, str(tiny_model_dir))
+    assert model.length_prior == pytest.approx(prior)
+    prompt, answers = rows[0]["prompt"], ["Short.", "A much longer answer than that one."]
+    bare = reward_scores(model, tokenizer, prompt, answers, length_prior=False)
+    full = reward_scores(model, tokenizer, prompt, answers)
+    assert full == pytest.approx([b + prior * math.log1p(len(a)) for b, a in zip(bare, answers, strict=True)])
+
+
 def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
     from training.reward import length_baseline, length_direction
 
@@ -440,3 +540,16 @@ def test_train_grpo_command_takes_reward_flags(home: Path, tmp_path: Path, tiny_
     bad = CliRunner().invoke(cli, [*args[:6], "--reward", "politeness=1"])
     assert bad.exit_code != 0 and "unknown reward" in str(bad.exception)
     assert ModelRegistry(home).get(outcome["version"]).kind == "grpo"
+
+
+def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import cli
+    from training.cli import _overrides
+
+    assert _overrides({"length_prior": True})["model.length_prior"] is True
+    assert "model.length_prior" not in _overrides({"length_prior": False})
+    assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
+    shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
+    assert shown.exit_code == 0 and "--length-prior" in shown.output
