@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 import time
@@ -150,6 +149,7 @@ def main() -> None:
         pairwise_accuracy,
         reward_scores,
         train_reward,
+        with_length_prior,
     )
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-reward-"))
@@ -259,7 +259,7 @@ def main() -> None:
     bare_chosen, bare_rejected = score_pairs(held_out, "held-out")
     prior = model.length_prior
     chosen, rejected = (
-        [s + prior * math.log1p(len(p[key][-1]["content"])) for s, p in zip(bare, held_out, strict=True)]
+        with_length_prior(model, [p[key][-1]["content"] for p in held_out], bare)
         for key, bare in (("chosen", bare_chosen), ("rejected", bare_rejected))
     )
     controlled = {}

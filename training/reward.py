@@ -194,7 +194,13 @@ def reward_scores(
     runs through the model once; each answer then runs on a copy of its key/value cache. When a
     text must be cut to ``max_length``, or there is a single answer, each text runs in full."""
     scores = _model_scores(model, tokenizer, prompt, answers, max_length)
-    prior = getattr(model, "length_prior", 0.0) if length_prior else 0.0
+    return with_length_prior(model, answers, scores) if length_prior else scores
+
+
+def with_length_prior(model: Any, answers: Sequence[str], scores: Sequence[float]) -> list[float]:
+    """Bare scores plus the model's length prior, ``weight * log1p(answer characters)`` (0 for a
+    model trained without one)."""
+    prior = getattr(model, "length_prior", 0.0)
     return [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
 
 
