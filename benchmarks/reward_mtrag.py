@@ -20,6 +20,8 @@ what a grounded MT-RAG answer looks like before the head learns the ratings.
 With ``--length-prior``, the length-only fit enters training as a fixed offset (the recipe's
 ``model.length_prior``), so the score learns what length does not explain; the reward is the
 score plus the prior, and the bare score's accuracy is printed beside it.
+With ``--split-salt S``, a fresh task-level split (the same 30%, a different draw of tasks), to
+check that a result is not an accident of one split.
 
     .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
 """
@@ -40,6 +42,21 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "mtrag" / "rated_responses.jsonl"
 CONVERSATIONS = DATA.with_name("conversations.jsonl")
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def split_pairs(salt: str | None = None) -> tuple[list[dict], list[dict]]:
+    """(training, held-out) pairs, split by task: the compiler's split (30 % held out), or with
+    ``salt`` a fresh draw of the same size, hashed from the task id as exported (``salt:id``,
+    ``training.data.is_validation``). The order is the compiler's, its training pairs first, so
+    that saved per-pair scores line up with a rebuild."""
+    from training.data import compile_dataset, is_validation
+
+    data = compile_dataset([DATA], val_fraction=0.3)
+    if not salt:
+        return data.pref_train, data.pref_val
+    pairs = data.pref_train + data.pref_val
+    held_out = [r for r in pairs if is_validation(r["conversation_id"], 0.3, salt)]
+    return [r for r in pairs if not is_validation(r["conversation_id"], 0.3, salt)], held_out
 
 
 def shorten(row: dict, chars: int) -> dict:
@@ -136,6 +153,11 @@ def main() -> None:
         help="first fine-tune the body (SFT) on this many MT-RAG conversation turns (0: the base model)",
     )
     parser.add_argument("--sft-base", help="a registered SFT version in --home to start from (skips the SFT)")
+    parser.add_argument(
+        "--split-salt",
+        help="a fresh task-level split: hold out the tasks whose salted id hash falls in the same 30%% "
+        "(default: the compiler's own split, unsalted)",
+    )
     args = parser.parse_args()
 
     from agent.models import ensure_default_model
@@ -160,17 +182,15 @@ def main() -> None:
     base = ensure_default_model(home)
 
     # 1. Pairs, split by task.
-    data = compile_dataset([DATA], val_fraction=0.3)
     import random
 
-    pool = data.pref_train
+    rated = split_pairs(args.split_salt)
+    pool = rated[0]
     if args.train_pairs:
         pool = random.Random(0).sample(pool, min(args.train_pairs, len(pool)))
     train = [fit(r, args.passage_chars, args.max_length) for r in pool]
-    held_out = [fit(r, args.passage_chars, args.max_length) for r in data.pref_val]
-    print(
-        f"pairs: {len(train)} train, {len(held_out)} held out; ties dropped: {data.manifest['preference_ties_dropped']}"
-    )
+    held_out = [fit(r, args.passage_chars, args.max_length) for r in rated[1]]
+    print(f"pairs: {len(train)} train, {len(held_out)} held out (split salt {args.split_salt})")
 
     # 2. The body: the base, or the base fine-tuned on MT-RAG conversations first.
     body, sft_info = str(base), None
@@ -180,8 +200,8 @@ def main() -> None:
         from training.sft import train_sft
 
         conversations = compile_dataset([CONVERSATIONS]).sft_train
-        rated = {r["prompt"][-1]["content"] for r in data.pref_train + data.pref_val}
-        pool = [r for r in conversations if r["prompt"][-1]["content"] not in rated]
+        questions = {r["prompt"][-1]["content"] for r in rated[0] + rated[1]}
+        pool = [r for r in conversations if r["prompt"][-1]["content"] not in questions]
         rows = []
         for row in random.Random(0).sample(pool, min(args.sft_init_rows, len(pool))):
             short = fit(
@@ -285,6 +305,8 @@ def main() -> None:
         "max_length": args.max_length,
         "lora_top_layers": args.lora_top_layers or "all",
         "sft_body": sft_info or args.sft_base,
+        "split_salt": args.split_salt,
+        "held_out_tasks": len({p["conversation_id"] for p in held_out}),
         "train_seconds": round(train_s, 1),
         "train_metrics": result.metrics,
         "pairwise_accuracy": round(pairwise_accuracy(chosen, rejected), 4),
@@ -303,6 +325,7 @@ def main() -> None:
         "reward_mtrag"
         + ("_sft_body" if body != str(base) else "")
         + ("_length_prior" if args.length_prior else "")
+        + (f"_split{args.split_salt}" if args.split_salt else "")
     )
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
     if result.loss_png and result.loss_png.is_file():

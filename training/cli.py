@@ -57,6 +57,10 @@ def data() -> None:
 @click.option(
     "--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True
 )
+@click.option(
+    "--split-salt",
+    help="Draw a different split of the same size (any string; the default split has none).",
+)
 @click.option("--turns", type=click.Choice(["all", "last"]), default="all", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed lines (each is listed in the manifest).")
 @click.option(
@@ -74,6 +78,7 @@ def compile_command(
     docs: Path | None,
     retrieve: bool,
     val_fraction: float,
+    split_salt: str | None,
     turns: str,
     skip_invalid: bool,
     redact_public: bool,
@@ -95,6 +100,7 @@ def compile_command(
             retriever=_retriever(ctx, config) if retrieve else None,
             persona=config.persona,
             val_fraction=val_fraction,
+            split_salt=split_salt,
             turns=turns,
             skip_invalid=skip_invalid,
             progress=True,
@@ -233,6 +239,7 @@ def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
         "data.max_examples": opts.get("max_examples"),
         "model.freeze_layers": opts.get("freeze_layers"),
         "model.length_prior": True if opts.get("length_prior") else None,
+        "model.length_control": True if opts.get("length_control") else None,
     }
     return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(opts.get("sets") or ())}
 
@@ -344,6 +351,12 @@ def train_kto_command(ctx: click.Context, **opts: Any) -> None:
     is_flag=True,
     help="Fit the length-only preference first and train the score on what it does not explain; "
     "the reward is the score plus that prior.",
+)
+@click.option(
+    "--length-control",
+    is_flag=True,
+    help="After training, score the training pairs and fit how much the score and the answer's "
+    "length each count; the reward is that weighted sum.",
 )
 @click.pass_context
 def train_reward_command(ctx: click.Context, **opts: Any) -> None:

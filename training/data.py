@@ -920,9 +920,13 @@ def dedupe(rows: Iterable[tuple[str, Row]], keys: Sequence[str]) -> tuple[list[t
     return kept, dropped
 
 
-def is_validation(conversation_id: str, fraction: float) -> bool:
-    """Stable split: the same id lands on the same side in every run, on every machine."""
-    bucket = int(hashlib.sha256(conversation_id.encode("utf-8")).hexdigest(), 16) % 10_000
+def is_validation(conversation_id: str, fraction: float, salt: str | None = None) -> bool:
+    """Stable split: the same id lands on the same side in every run, on every machine.
+
+    ``salt`` draws a different split of the same size (for cross-validation, or to check that a
+    result is not an accident of one split): the hash is taken of ``"{salt}:{id}"``."""
+    key = f"{salt}:{conversation_id}" if salt else conversation_id
+    bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16) % 10_000
     return bucket < round(fraction * 10_000)
 
 
@@ -990,8 +994,12 @@ def compile_dataset(
     budget_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
     keep_public: bool = True,
+    split_salt: str | None = None,
 ) -> CompiledDataset:
     """Read, redact, ground, build, dedupe and split: see the module docstring.
+
+    ``split_salt``: draw a different train/validation split of the same size (``is_validation``);
+    still by conversation id, so no conversation lands on both sides.
 
     ``budget_tokens``/``count_tokens`` window long histories exactly as the runtime does (pass the
     served model's context budget and token counter); without them the full history is kept.
@@ -1065,7 +1073,7 @@ def compile_dataset(
     dataset = CompiledDataset()
     for kind, rows in built.items():
         for split_key, row in rows:
-            side = "val" if is_validation(split_key, val_fraction) else "train"
+            side = "val" if is_validation(split_key, val_fraction, split_salt) else "train"
             getattr(dataset, f"{kind}_{side}").append(row)
 
     # 8. The manifest: what went in, what came out, and everything left out.
@@ -1075,6 +1083,7 @@ def compile_dataset(
         "conversations": len(conversations),
         "pass_through_rows": len(pass_through),
         "val_fraction": val_fraction,
+        "split_salt": split_salt,
         "turns": turns,
         "counts": {kind: _counts(dataset, kind) for kind in ("sft", "pref", "kto")},
         "redactions": dict(sorted(redactor.counts.items())),

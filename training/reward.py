@@ -19,6 +19,12 @@ Invariants:
   ``-b * log length ratio``), so the trained score learns what length does not explain. The
   reward is then ``score + b * log1p(answer characters)``: ``reward_scores`` adds the prior
   (``length_prior.json`` beside the adapter) unless asked for the bare score.
+* Length control (``model.length_control: true``): after training, the model scores its own
+  training pairs and a pairwise logistic model on (score difference, log length ratio) is fit
+  on them (``fit_length_control``). The reward is then ``w_score * score + w_length *
+  log1p(answer characters)`` (``length_control.json`` beside the model), so length is credited
+  to length at the weight the training pairs give it, and the score to what it adds. Only
+  training pairs enter the fit.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from training.common import (
 
 logger = logging.getLogger(__name__)
 LENGTH_PRIOR_FILE = "length_prior.json"
+LENGTH_CONTROL_FILE = "length_control.json"
 
 
 def train_reward(
@@ -128,6 +135,10 @@ def train_reward(
         # The body is the parent's adapter merged into the base: an adapter saved on its own would
         # be loaded onto the bare base and lose the parent's weights. Save the merged model.
         trained = trained.merge_and_unload()
+    control = None
+    if config["model"].get("length_control"):
+        control = _fit_control_on(trained, tokenizer, train, prior or 0.0, config, progress)
+        metrics["length_control"] = {k: round(v, 6) for k, v in control.items() if k != "feature"}
     version, adapter_dir = save_and_register(
         trained, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
     )
@@ -135,7 +146,45 @@ def train_reward(
         (Path(adapter_dir) / LENGTH_PRIOR_FILE).write_text(
             json.dumps({"weight": prior, "feature": "log1p(answer characters)"}, indent=2)
         )
+    if control is not None:
+        (Path(adapter_dir) / LENGTH_CONTROL_FILE).write_text(json.dumps(control, indent=2))
     return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
+
+
+def _fit_control_on(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[Mapping[str, Any]],
+    prior: float,
+    config: Mapping[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """Score the training pairs with the trained model (its length prior included) and fit the
+    length-controlled reward's weights on them (``fit_length_control``)."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    model.length_prior = prior
+    max_length = int(config["reward"].get("max_length") or 1024)
+    chosen, rejected = [], []
+    for pair in tqdm(pairs, desc="length control: scoring training pairs", unit="pair", disable=not progress):
+        answers = [pair["chosen"][-1]["content"], pair["rejected"][-1]["content"]]
+        c, r = reward_scores(model, tokenizer, pair["prompt"], answers, max_length, length_control=False)
+        chosen.append(c)
+        rejected.append(r)
+    w_score, w_length = fit_length_control(pairs, chosen, rejected)
+    logger.info(
+        "reward: length control fit on %d pairs: score %.4f, log length %.4f", len(pairs), w_score, w_length
+    )
+    return {
+        "score_weight": w_score,
+        "length_weight": w_length,
+        "feature": "log1p(answer characters)",
+        "fit_on_pairs": len(pairs),
+        "train_accuracy": pairwise_accuracy(
+            *length_controlled_scores(pairs, chosen, rejected, (w_score, w_length))
+        ),
+    }
 
 
 def _with_merged_adapter(model: Any, adapter: str) -> Any:
@@ -156,7 +205,8 @@ def _with_merged_adapter(model: Any, adapter: str) -> Any:
 def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tuple[Any, Any]:
     """A trained reward model (adapter on ``base_dir``, or a full model directory), in eval mode.
 
-    A model trained with a length prior carries its weight as ``model.length_prior``."""
+    A model trained with a length prior carries its weight as ``model.length_prior``; one with
+    length control, its ``(score weight, length weight)`` as ``model.length_control``."""
     from transformers import AutoModelForSequenceClassification
 
     directory = Path(directory)
@@ -176,6 +226,10 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
     model.eval()
     prior_file = directory / LENGTH_PRIOR_FILE
     model.length_prior = float(json.loads(prior_file.read_text())["weight"]) if prior_file.is_file() else 0.0
+    control_file = directory / LENGTH_CONTROL_FILE
+    if control_file.is_file():
+        control = json.loads(control_file.read_text())
+        model.length_control = (float(control["score_weight"]), float(control["length_weight"]))
     return model, tokenizer
 
 
@@ -186,22 +240,34 @@ def reward_scores(
     answers: Sequence[str],
     max_length: int = 1024,
     length_prior: bool = True,
+    length_control: bool = True,
 ) -> list[float]:
     """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit): the
-    model's score, plus its length prior (``length_prior=False``: the bare score).
+    model's score, plus its length prior, then length-controlled when the model was trained so
+    (``length_prior=False``: the bare score; ``length_control=False``: without the control).
 
     The token prefix that every answer's text shares (the prompt, usually most of the tokens)
     runs through the model once; each answer then runs on a copy of its key/value cache. When a
     text must be cut to ``max_length``, or there is a single answer, each text runs in full."""
     scores = _model_scores(model, tokenizer, prompt, answers, max_length)
-    return with_length_prior(model, answers, scores) if length_prior else scores
+    if not length_prior:
+        return scores
+    return with_length_prior(model, answers, scores, length_control=length_control)
 
 
-def with_length_prior(model: Any, answers: Sequence[str], scores: Sequence[float]) -> list[float]:
+def with_length_prior(
+    model: Any, answers: Sequence[str], scores: Sequence[float], length_control: bool = True
+) -> list[float]:
     """Bare scores plus the model's length prior, ``weight * log1p(answer characters)`` (0 for a
-    model trained without one)."""
+    model trained without one); then, for a model trained with length control,
+    ``w_score * that + w_length * log1p(answer characters)``."""
     prior = getattr(model, "length_prior", 0.0)
-    return [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
+    rewards = [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
+    control = getattr(model, "length_control", None) if length_control else None
+    if control is None:
+        return rewards
+    w_score, w_length = control
+    return [w_score * r + w_length * math.log1p(len(a)) for r, a in zip(rewards, answers, strict=True)]
 
 
 def _model_scores(
@@ -225,10 +291,11 @@ def _model_scores(
     shared = min(shared, min(map(len, texts)) - 1)
     if shared < 1:
         return [_score(model, ids) for ids in texts]
+    device = next(model.parameters()).device
     with torch.inference_mode():
         out = model(
-            input_ids=torch.tensor([texts[0][:shared]]),
-            attention_mask=torch.ones(1, shared, dtype=torch.long),
+            input_ids=torch.tensor([texts[0][:shared]], device=device),
+            attention_mask=torch.ones(1, shared, dtype=torch.long, device=device),
             use_cache=True,
         )
     return [
@@ -248,10 +315,11 @@ def _shared_prefix_length(texts: Sequence[Sequence[int]]) -> int:
 def _score(model: Any, ids: Sequence[int], past: Any = None, past_length: int = 0) -> float:
     import torch
 
+    device = next(model.parameters()).device
     with torch.inference_mode():
         out = model(
-            input_ids=torch.tensor([list(ids)]),
-            attention_mask=torch.ones(1, past_length + len(ids), dtype=torch.long),
+            input_ids=torch.tensor([list(ids)], device=device),
+            attention_mask=torch.ones(1, past_length + len(ids), dtype=torch.long, device=device),
             past_key_values=past,
             use_cache=past is not None,
         )

@@ -209,6 +209,31 @@ def test_no_conversation_lands_on_both_sides(tmp_path):
     assert {r["conversation_id"] for r in again.sft_val} == {r["conversation_id"] for r in dataset.sft_val}
 
 
+def test_a_salted_split_is_another_stable_split_of_the_same_size(tmp_path):
+    ids = [f"conversation-{i}" for i in range(1000)]
+    plain = [is_validation(cid, 0.2) for cid in ids]
+    salted = [is_validation(cid, 0.2, "fold-1") for cid in ids]
+    assert salted == [is_validation(cid, 0.2, "fold-1") for cid in ids]
+    assert 150 <= sum(salted) <= 250
+    assert 0 < sum(a and b for a, b in zip(plain, salted, strict=True)) < 100  # a different draw
+    assert (
+        plain
+        == [is_validation(cid, 0.2, None) for cid in ids]
+        == [is_validation(cid, 0.2, "") for cid in ids]
+    )
+
+    rows = [convo(f"c{i}", "Hi", "Hello", f"Question {i}?", f"Answer {i}.", thumbs=1) for i in range(200)]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    default, redrawn = compile_dataset([path]), compile_dataset([path], split_salt="fold-1")
+    assert redrawn.manifest["split_salt"] == "fold-1" and default.manifest["split_salt"] is None
+    for kind in ("sft", "kto"):
+        train = {r["conversation_id"] for r in getattr(redrawn, f"{kind}_train")}
+        val = {r["conversation_id"] for r in getattr(redrawn, f"{kind}_val")}
+        assert train and val and not train & val
+        assert len(train | val) == 200
+    assert {r["conversation_id"] for r in redrawn.sft_val} != {r["conversation_id"] for r in default.sft_val}
+
+
 # ------------------------------------------------------------------------------- rows and prompts
 
 

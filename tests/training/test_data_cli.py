@@ -55,6 +55,26 @@ def test_default_output_folder_is_in_the_data_home(home, tmp_path):
     assert run_dir.name.startswith("data-") and (run_dir / "sft_train.jsonl").is_file()
 
 
+def test_split_salt_redraws_the_split_and_is_in_the_manifest(home, tmp_path):
+    source = write_conversations(tmp_path / "c.jsonl", n=40)
+    manifests = []
+    for extra in ((), ("--split-salt", "fold-2")):
+        result = run(
+            str(source),
+            "--out",
+            str(tmp_path / f"out{len(extra)}"),
+            "--val-fraction",
+            "0.5",
+            "--json",
+            *extra,
+        )
+        assert result.exit_code == 0, result.output
+        manifests.append(json.loads(result.output.strip().splitlines()[-1]))
+    assert [m["split_salt"] for m in manifests] == [None, "fold-2"]
+    val = [{r["conversation_id"] for r in load_rows(tmp_path / f"out{n}" / "kto_val.jsonl")} for n in (0, 2)]
+    assert val[0] != val[1]
+
+
 def test_dstc11_slice_with_knowledge_docs(home, tmp_path, shared_data):
     source = shared_data / "dstc11" / "conversations.jsonl"
     lines = source.read_text(encoding="utf-8").splitlines()[:40]

@@ -207,6 +207,66 @@ def test_reward_length_prior_is_an_offset_in_training_and_part_of_the_reward(
     assert full == pytest.approx([b + prior * math.log1p(len(a)) for b, a in zip(bare, answers, strict=True)])
 
 
+def test_reward_length_control_is_fit_on_the_training_pairs_and_part_of_the_reward(
+    train_home: Path, tiny_model_dir: Path
+) -> None:
+    import math
+
+    from training.reward import (
+        LENGTH_CONTROL_FILE,
+        fit_length_control,
+        load_reward_model,
+        reward_scores,
+        train_reward,
+    )
+
+    rows = pref_rows()
+    result = train_reward(
+        rows,
+        base=tiny_model_dir,
+        home=train_home,
+        overrides={**FAST, "model.length_control": True},
+        progress=False,
+    )
+    saved = json.loads((result.adapter_dir / LENGTH_CONTROL_FILE).read_text())
+    assert saved["fit_on_pairs"] == len(rows)
+    assert result.metrics["length_control"]["score_weight"] == pytest.approx(saved["score_weight"], abs=1e-5)
+
+    model, tokenizer = load_reward_model(result.adapter_dir, str(tiny_model_dir))
+    assert model.length_control == pytest.approx((saved["score_weight"], saved["length_weight"]))
+    # The weights are the fit on the reloaded model's own scores of the training pairs.
+    scored = [
+        reward_scores(
+            model, tokenizer, r["prompt"], [r["chosen"][-1]["content"], r["rejected"][-1]["content"]]
+        )
+        for r in rows
+    ]
+    bare = [
+        reward_scores(
+            model,
+            tokenizer,
+            r["prompt"],
+            [r["chosen"][-1]["content"], r["rejected"][-1]["content"]],
+            length_prior=False,
+        )
+        for r in rows
+    ]
+    refit = fit_length_control(rows, [c for c, _ in bare], [r for _, r in bare])
+    assert refit == pytest.approx(model.length_control, rel=1e-3, abs=1e-4)
+    w_score, w_length = model.length_control
+    for row, (c, r), (bc, br) in zip(rows, scored, bare, strict=True):
+        expected = [
+            w_score * b + w_length * math.log1p(len(row[key][-1]["content"]))
+            for b, key in ((bc, "chosen"), (br, "rejected"))
+        ]
+        assert [c, r] == pytest.approx(expected)
+    answers = ["Short.", "A much longer answer than that one."]
+    plain = reward_scores(model, tokenizer, rows[0]["prompt"], answers, length_control=False)
+    assert plain == pytest.approx(
+        reward_scores(model, tokenizer, rows[0]["prompt"], answers, length_prior=False)
+    )
+
+
 def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
     from training.reward import length_baseline, length_direction
 
@@ -551,5 +611,8 @@ def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
     assert _overrides({"length_prior": True})["model.length_prior"] is True
     assert "model.length_prior" not in _overrides({"length_prior": False})
     assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
+    assert _overrides({"length_control": True})["model.length_control"] is True
+    assert "model.length_control" not in _overrides({})
+    assert load_recipe("cpu", "reward")["model"]["length_control"] is False
     shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
-    assert shown.exit_code == 0 and "--length-prior" in shown.output
+    assert shown.exit_code == 0 and "--length-prior" in shown.output and "--length-control" in shown.output
