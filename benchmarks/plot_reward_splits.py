@@ -2,25 +2,40 @@
 
 Reads ``benchmarks/results/reward_mtrag_sft_body.json`` (the compiler's split) and every
 ``reward_mtrag_sft_body_split*.json`` (``reward_mtrag.py --split-salt S``: fresh draws of the same
-30 % of tasks), rebuilds each split's held-out pairs (only their answer lengths are needed) and
-compares, pair by pair, the length-controlled reward with the fitted length-only baseline
-("shorter wins" or "longer wins", whichever ranks that split's training pairs better):
+30 % of tasks), rebuilds each split's pairs and compares, pair by pair, on the held-out pairs:
 
-* accuracy of each, with a 95 % Wilson interval;
-* the discordant pairs (one right, the other wrong) and an exact two-sided sign test on them,
-  the paired test for "is the reward better than length on these pairs";
-* the same pooled over the splits (the splits share tasks, so pooled pairs are not independent:
-  the pooled figure is a summary, not a stronger test).
+* ``length``: the length-only baseline ("shorter wins" or "longer wins", whichever ranks that
+  split's training pairs better), the one to beat;
+* ``raw``: the reward model's score;
+* ``length-controlled``: the score and log length, weighted by a fit on the training pairs;
+* ``controlled``: the score, log length and groundedness (``training.reward.fit_control``,
+  what ``supportloop train reward --control length --control groundedness`` fits), when the
+  result has the training pairs' scores (``train_scores``);
+* ``features only``: log length and groundedness without the model, the same fit with the
+  score left out: what the reward model must add to.
 
-Writes ``reward_mtrag_splits.json`` and ``reward_mtrag_splits.png``; trains nothing (seconds).
+The model scored prompts whose passages were cut to fit its ``max_length``; groundedness is
+measured against the full passages (a feature has no context limit, and ``reward_scores`` too
+measures it on the prompt it is given, before the model's left cut). Cut to 300 characters, the
+passages lose most of what groundedness measures.
 
-    .venv/bin/python benchmarks/plot_reward_splits.py
+Each with a 95 % Wilson interval, and for the best reward against length: the discordant pairs
+(one right, the other wrong) with an exact two-sided sign test, the paired test. Pooled over the
+splits too (they share tasks, so pooled pairs are not independent: a summary, not a stronger
+test). The model-free rankings need no scores, so they are also drawn over ``--salts`` more
+splits, as a check that their gap to length is not one split's accident.
+
+Writes ``reward_mtrag_splits.json`` and ``reward_mtrag_splits.png``; trains nothing.
+
+    .venv/bin/python benchmarks/plot_reward_splits.py [--salts 20]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -29,6 +44,14 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from reward_mtrag import RESULTS, split_pairs  # noqa: E402
+
+METHODS = {
+    "length": "length only (fit on train)",
+    "features": "length + groundedness, no model",
+    "raw": "reward score",
+    "length_controlled": "score + length",
+    "controlled": "score + length + groundedness",
+}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -48,102 +71,154 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def per_pair(result: dict) -> dict:
-    """Per held-out pair: is the length-controlled reward right, is the length fit right."""
-    from training.reward import length_controlled_scores
+def right_or_wrong(chosen: list[float], rejected: list[float]) -> list[bool]:
+    return [c > r for c, r in zip(chosen, rejected, strict=True)]
 
-    _, held_out = split_pairs(result.get("split_salt"))
-    if len(held_out) != result["held_out_pairs"]:
-        raise SystemExit(
-            f"{result['_file']}: {len(held_out)} held-out pairs rebuilt, {result['held_out_pairs']} saved"
-        )
-    chosen, rejected = zip(*result["scores"], strict=True)
-    w = result["length_control_weights"]
-    margins, _ = length_controlled_scores(held_out, chosen, rejected, (w["score"], w["log_length_ratio"]))
-    sign = 1 if result["length_fit_direction"] == "longer" else -1
-    length = [
-        sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in held_out
-    ]
+
+def model_free(train: list[dict], held_out: list[dict]) -> dict[str, list[bool]]:
+    """Per held-out pair: the fitted length direction, and length + groundedness fit on train."""
+    from training.reward import controlled_pair_rewards, fit_control, length_direction
+
+    sign = 1 if length_direction(train) == "longer" else -1
+    zeros = [0.0] * len(train)
+    weights = fit_control(train, zeros, zeros, ("length", "groundedness"))
+    held_zeros = [0.0] * len(held_out)
     return {
-        "reward": [m > 0 for m in margins],
-        "raw": [c > r for c, r in zip(chosen, rejected, strict=True)],
-        "length": length,
+        "length": [
+            sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in held_out
+        ],
+        "features": right_or_wrong(*controlled_pair_rewards(held_out, held_zeros, held_zeros, weights)),
     }
 
 
-def summarise(name: str, right: dict) -> dict:
+def per_pair(result: dict) -> dict[str, list[bool]]:
+    """Per held-out pair and method: is the chosen answer ranked first."""
+    from training.reward import controlled_pair_rewards, fit_control, length_controlled_scores
+
+    train, held_out = split_pairs(result.get("split_salt"))
+    if len(held_out) != result["held_out_pairs"] or len(train) != result["train_pairs"]:
+        raise SystemExit(f"{result['_file']}: the rebuilt split does not match the saved one")
+    chosen, rejected = (list(x) for x in zip(*result["scores"], strict=True))
+    w = result["length_control_weights"]
+    right = {
+        **model_free(train, held_out),
+        "raw": right_or_wrong(chosen, rejected),
+        "length_controlled": right_or_wrong(
+            *length_controlled_scores(held_out, chosen, rejected, (w["score"], w["log_length_ratio"]))
+        ),
+    }
+    if "train_scores" in result:
+        train_chosen, train_rejected = (list(x) for x in zip(*result["train_scores"], strict=True))
+        weights = fit_control(train, train_chosen, train_rejected, ("length", "groundedness"))
+        result["control_weights"] = {k: round(v, 4) for k, v in weights.items()}
+        right["controlled"] = right_or_wrong(*controlled_pair_rewards(held_out, chosen, rejected, weights))
+    return right
+
+
+def summarise(name: str, right: dict[str, list[bool]]) -> dict:
     n = len(right["length"])
-    wins = sum(r and not x for r, x in zip(right["reward"], right["length"], strict=True))
-    losses = sum(x and not r for r, x in zip(right["reward"], right["length"], strict=True))
-    row = {"split": name, "pairs": n}
-    for key in ("reward", "raw", "length"):
-        k = sum(right[key])
-        row[key] = {"right": k, "accuracy": round(k / n, 4), "wilson95": [round(v, 4) for v in wilson(k, n)]}
-    row["reward_right_length_wrong"] = wins
-    row["length_right_reward_wrong"] = losses
-    row["sign_test_p"] = round(sign_test(wins, losses), 4)
+    row: dict = {"split": name, "pairs": n}
+    for key in METHODS:
+        if key in right:
+            k = sum(right[key])
+            row[key] = {
+                "right": k,
+                "accuracy": round(k / n, 4),
+                "wilson95": [round(v, 4) for v in wilson(k, n)],
+            }
+    best = "controlled" if "controlled" in right else "length_controlled"
+    wins = sum(r and not x for r, x in zip(right[best], right["length"], strict=True))
+    losses = sum(x and not r for r, x in zip(right[best], right["length"], strict=True))
+    row["versus_length"] = {
+        "method": best,
+        "wins": wins,
+        "losses": losses,
+        "sign_test_p": round(sign_test(wins, losses), 4),
+    }
     return row
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--salts", type=int, default=20, help="extra splits for the model-free rankings")
+    args = parser.parse_args()
+
     files = [
         RESULTS / "reward_mtrag_sft_body.json",
         *sorted(RESULTS.glob("reward_mtrag_sft_body_split*.json")),
     ]
-    rows, pooled = [], {"reward": [], "raw": [], "length": []}
-    for path in files:
-        result = {**json.loads(path.read_text()), "_file": path.name}
+    results = [{**json.loads(path.read_text()), "_file": path.name} for path in files]
+    rows, pooled = [], {}
+    for result in results:
         if "length_control_weights" not in result:
-            raise SystemExit(f"{path.name}: run with --length-control first")
+            raise SystemExit(f"{result['_file']}: run with --length-control first")
         right = per_pair(result)
         name = f"salt {result['split_salt']}" if result.get("split_salt") else "compiler split"
         rows.append(
-            {
-                **summarise(name, right),
-                "length_fit_direction": result["length_fit_direction"],
-                "train_pairs": result["train_pairs"],
-                "file": path.name,
-            }
+            {**summarise(name, right), "weights": result.get("control_weights"), "file": result["_file"]}
         )
-        for key in pooled:
-            pooled[key] += right[key]
-    rows.append({**summarise("pooled", pooled), "file": None})
+        for key, values in right.items():
+            pooled.setdefault(key, []).extend(values)
+    if all(len(v) == len(pooled["length"]) for v in pooled.values()):
+        rows.append({**summarise("pooled", pooled), "file": None})
 
     for row in rows:
-        print(
-            f"{row['split']:>15}: {row['pairs']:3d} pairs  length-controlled reward {row['reward']['accuracy']:.3f} "
-            f"[{row['reward']['wilson95'][0]:.2f}, {row['reward']['wilson95'][1]:.2f}]  raw {row['raw']['accuracy']:.3f}  "
-            f"length fit {row['length']['accuracy']:.3f}  discordant {row['reward_right_length_wrong']}-"
-            f"{row['length_right_reward_wrong']} (sign test p={row['sign_test_p']:.2f})"
+        cells = "  ".join(
+            f"{key} {row[key]['accuracy']:.3f} [{row[key]['wilson95'][0]:.2f}, {row[key]['wilson95'][1]:.2f}]"
+            for key in METHODS
+            if key in row
         )
-    (RESULTS / "reward_mtrag_splits.json").write_text(json.dumps(rows, indent=2))
+        vs = row["versus_length"]
+        print(
+            f"{row['split']:>15} ({row['pairs']} pairs): {cells}; {vs['method']} vs length "
+            f"{vs['wins']}-{vs['losses']}, sign test p={vs['sign_test_p']:.2f}"
+        )
+
+    # The model-free rankings over more splits.
+    draws = []
+    for salt in range(100, 100 + args.salts):
+        train, held_out = split_pairs(str(salt))
+        right = model_free(train, held_out)
+        draws.append({key: sum(v) / len(v) for key, v in right.items()})
+    spread = {
+        key: {
+            "mean": round(statistics.mean(d[key] for d in draws), 4),
+            "sd": round(statistics.stdev(d[key] for d in draws), 4),
+        }
+        for key in ("length", "features")
+    }
+    ahead = sum(d["features"] > d["length"] for d in draws)
+    print(
+        f"model-free over {len(draws)} more splits: length {spread['length']['mean']:.3f} (sd {spread['length']['sd']:.3f}), "
+        f"length + groundedness {spread['features']['mean']:.3f} (sd {spread['features']['sd']:.3f}); "
+        f"groundedness ahead on {ahead} of {len(draws)}"
+    )
+    out = {"splits": rows, "model_free_draws": {"salts": len(draws), **spread, "features_ahead": ahead}}
+    (RESULTS / "reward_mtrag_splits.json").write_text(json.dumps(out, indent=2))
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    bars = (
-        ("length", "length-only (fit on train)"),
-        ("raw", "reward score"),
-        ("reward", "length-controlled reward"),
-    )
-    width = 0.27
-    for i, (key, label) in enumerate(bars):
-        xs = [j + (i - 1) * width for j in range(len(rows))]
-        acc = [r[key]["accuracy"] for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    shown = [key for key in METHODS if any(key in r for r in rows)]
+    width = 0.8 / len(shown)
+    for i, key in enumerate(shown):
+        xs = [j + (i - (len(shown) - 1) / 2) * width for j, r in enumerate(rows) if key in r]
+        kept = [r for r in rows if key in r]
+        acc = [r[key]["accuracy"] for r in kept]
         err = [
-            [a - r[key]["wilson95"][0] for a, r in zip(acc, rows, strict=True)],
-            [r[key]["wilson95"][1] - a for a, r in zip(acc, rows, strict=True)],
+            [a - r[key]["wilson95"][0] for a, r in zip(acc, kept, strict=True)],
+            [r[key]["wilson95"][1] - a for a, r in zip(acc, kept, strict=True)],
         ]
-        ax.bar(xs, acc, width, yerr=err, capsize=3, label=label)
+        ax.bar(xs, acc, width, yerr=err, capsize=2, label=METHODS[key])
     ax.axhline(0.65, color="grey", linestyle="--", linewidth=1, label="target 0.65")
-    ax.set_xticks(range(len(rows)), [f"{r['split']}\n({r['pairs']} pairs)" for r in rows])
+    ax.set_xticks(range(len(rows)), [f"{r['split']}\n({r['pairs']} held-out pairs)" for r in rows])
     ax.set_ylim(0.3, 1.0)
     ax.set_ylabel("held-out pairwise accuracy")
-    ax.set_title("MT-RAG reward model (SFT body) across task-level splits, 95% Wilson intervals")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("MT-RAG reward model (SFT body, LoRA) across task-level splits, 95% Wilson intervals")
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(RESULTS / "reward_mtrag_splits.png", dpi=120)
     print(f"wrote {RESULTS / 'reward_mtrag_splits.png'}")

@@ -284,8 +284,12 @@ def main() -> None:
     )
     controlled = {}
     if args.length_control:
-        weights = fit_length_control(train, *score_pairs(train, "training"))
+        train_chosen, train_rejected = score_pairs(train, "training")
+        weights = fit_length_control(train, train_chosen, train_rejected)
         controlled = {
+            "train_scores": [
+                [round(c, 4), round(r, 4)] for c, r in zip(train_chosen, train_rejected, strict=True)
+            ],
             "length_control_weights": {
                 "score": round(weights[0], 4),
                 "log_length_ratio": round(weights[1], 4),

@@ -239,7 +239,7 @@ def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
         "data.max_examples": opts.get("max_examples"),
         "model.freeze_layers": opts.get("freeze_layers"),
         "model.length_prior": True if opts.get("length_prior") else None,
-        "model.length_control": True if opts.get("length_control") else None,
+        "model.control": list(opts["control"]) if opts.get("control") else None,
     }
     return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(opts.get("sets") or ())}
 
@@ -353,10 +353,11 @@ def train_kto_command(ctx: click.Context, **opts: Any) -> None:
     "the reward is the score plus that prior.",
 )
 @click.option(
-    "--length-control",
-    is_flag=True,
-    help="After training, score the training pairs and fit how much the score and the answer's "
-    "length each count; the reward is that weighted sum.",
+    "--control",
+    multiple=True,
+    type=click.Choice(["length", "groundedness"]),
+    help="After training, score the training pairs and fit how much the score and this feature "
+    "of the answer each count; the reward is that weighted sum. Repeatable.",
 )
 @click.pass_context
 def train_reward_command(ctx: click.Context, **opts: Any) -> None:

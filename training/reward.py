@@ -19,12 +19,14 @@ Invariants:
   ``-b * log length ratio``), so the trained score learns what length does not explain. The
   reward is then ``score + b * log1p(answer characters)``: ``reward_scores`` adds the prior
   (``length_prior.json`` beside the adapter) unless asked for the bare score.
-* Length control (``model.length_control: true``): after training, the model scores its own
-  training pairs and a pairwise logistic model on (score difference, log length ratio) is fit
-  on them (``fit_length_control``). The reward is then ``w_score * score + w_length *
-  log1p(answer characters)`` (``length_control.json`` beside the model), so length is credited
-  to length at the weight the training pairs give it, and the score to what it adds. Only
-  training pairs enter the fit.
+* Control features (``model.control: [length, groundedness]``, ``--control NAME``): after
+  training, the model scores its own training pairs and a pairwise logistic model on the score
+  difference and each feature's difference is fit on them (``fit_control``). The reward is then
+  ``w_score * score + sum(w_f * f(answer))`` (``reward_control.json`` beside the model), so
+  what a feature explains is credited to it at the weight the training pairs give it, and the
+  score keeps what it adds. Features (``CONTROL_FEATURES``): ``length``, log1p(answer
+  characters); ``groundedness``, the share of the answer's content words found in the prompt's
+  passages. Only training pairs enter the fit.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.errors import ConfigError
 from training.common import (
     TrainResult,
     freeze_layers,
@@ -51,7 +54,41 @@ from training.common import (
 
 logger = logging.getLogger(__name__)
 LENGTH_PRIOR_FILE = "length_prior.json"
-LENGTH_CONTROL_FILE = "length_control.json"
+CONTROL_FILE = "reward_control.json"
+
+
+def _log_length(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
+    return math.log1p(len(answer))
+
+
+def _groundedness(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
+    from training.evaluate import groundedness, split_user_message
+
+    passages, _question = split_user_message(prompt[-1]["content"]) if prompt else ("", "")
+    score = groundedness(answer, passages)
+    return 0.0 if score is None else score
+
+
+CONTROL_FEATURES = {
+    "length": ("log1p(answer characters)", _log_length),
+    "groundedness": ("share of the answer's content words in the prompt's passages", _groundedness),
+}
+
+
+def control_features(names: Any) -> tuple[str, ...]:
+    """The recipe's ``model.control`` as a tuple of known feature names (bad settings refused)."""
+    if names in (None, False):
+        return ()
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"model.control must be a list of feature names, got {names!r}")
+    unknown = [n for n in names if n not in CONTROL_FEATURES]
+    if unknown:
+        raise ConfigError(
+            f"unknown control feature(s) {', '.join(unknown)}; known: {', '.join(CONTROL_FEATURES)}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def train_reward(
@@ -76,6 +113,10 @@ def train_reward(
     config, home, out_dir = start_run(
         "reward", recipe, overrides, home=home, out_dir=out_dir, progress=progress
     )
+    features = control_features(config["model"].get("control"))
+    truncate = config["model"].get("truncate", "left")
+    if truncate not in ("left", "drop"):
+        raise ConfigError(f"model.truncate must be 'left' or 'drop', got {truncate!r}")
 
     # 2. Pairs.
     train, _val, data_info = training_rows(
@@ -103,16 +144,27 @@ def train_reward(
         model = freeze_layers(model, int(freeze))
         for param in model.score.parameters():
             param.requires_grad = True
+    max_length = config["reward"].get("max_length")
+    cut = 0
+    if truncate == "left" and max_length:
+        tokenized = [_tokenized_pair(row, tokenizer, int(max_length)) for row in train]
+        cut = sum(n for _, n in tokenized)
+        if cut:
+            logger.info("reward: %d answers cut from the left to max_length=%s", cut, max_length)
+        dataset = Dataset.from_list([row for row, _ in tokenized])
+    else:
+        dataset = Dataset.from_list(train)
     trainer = RewardTrainer(
         model=model,
         args=trl_config(RewardConfig, config, "reward", out_dir),
-        train_dataset=Dataset.from_list(train),
+        train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
     )
 
-    # TRL drops pairs longer than max_length (it does not truncate them): say so, never silently.
+    # TRL drops pairs longer than max_length (it does not truncate them; model.truncate: drop
+    # leaves that to it): say so, never silently.
     used = len(trainer.train_dataset)
     if used < len(train):
         logger.warning(
@@ -126,7 +178,11 @@ def train_reward(
     # 4. Train, plot, register (kind reward: never served).
     metrics = run_training(trainer, out_dir, title=f"reward model on {used} pairs")
     metrics.update(
-        train_rows=len(train), train_rows_used=used, data=data_info["source"], recipe=config["source"]
+        train_rows=len(train),
+        train_rows_used=used,
+        answers_cut_left=cut,
+        data=data_info["source"],
+        recipe=config["source"],
     )
     if prior is not None:
         metrics["length_prior"] = round(prior, 6)
@@ -136,9 +192,10 @@ def train_reward(
         # be loaded onto the bare base and lose the parent's weights. Save the merged model.
         trained = trained.merge_and_unload()
     control = None
-    if config["model"].get("length_control"):
-        control = _fit_control_on(trained, tokenizer, train, prior or 0.0, config, progress)
-        metrics["length_control"] = {k: round(v, 6) for k, v in control.items() if k != "feature"}
+    if features:
+        control = _fit_control_on(trained, tokenizer, train, features, prior or 0.0, config, progress)
+        metrics["control"] = {**{k: round(v, 6) for k, v in control["weights"].items()}}
+        metrics["control_train_accuracy"] = round(control["train_accuracy"], 4)
     version, adapter_dir = save_and_register(
         trained, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
     )
@@ -147,43 +204,54 @@ def train_reward(
             json.dumps({"weight": prior, "feature": "log1p(answer characters)"}, indent=2)
         )
     if control is not None:
-        (Path(adapter_dir) / LENGTH_CONTROL_FILE).write_text(json.dumps(control, indent=2))
+        (Path(adapter_dir) / CONTROL_FILE).write_text(json.dumps(control, indent=2))
     return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
+
+
+def _tokenized_pair(row: Mapping[str, Any], tokenizer: Any, max_length: int) -> tuple[dict[str, Any], int]:
+    """The row with TRL's ``chosen_ids``/``rejected_ids`` (the chat template of prompt + answer, as
+    TRL tokenizes it), each cut from the left to ``max_length`` tokens like ``reward_scores`` cuts
+    (the answer and the end of the prompt are kept), and how many of the two were cut."""
+    out: dict[str, Any] = dict(row)
+    n_cut = 0
+    for key in ("chosen", "rejected"):
+        ids = tokenizer.apply_chat_template([*row["prompt"], *row[key]], tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        n_cut += len(ids) > max_length
+        out[f"{key}_ids"] = list(ids[-max_length:])
+    return out, n_cut
 
 
 def _fit_control_on(
     model: Any,
     tokenizer: Any,
     pairs: Sequence[Mapping[str, Any]],
+    features: Sequence[str],
     prior: float,
     config: Mapping[str, Any],
     progress: bool,
 ) -> dict[str, Any]:
     """Score the training pairs with the trained model (its length prior included) and fit the
-    length-controlled reward's weights on them (``fit_length_control``)."""
+    controlled reward's weights on them (``fit_control``)."""
     from tqdm.auto import tqdm
 
     model.eval()
     model.length_prior = prior
     max_length = int(config["reward"].get("max_length") or 1024)
     chosen, rejected = [], []
-    for pair in tqdm(pairs, desc="length control: scoring training pairs", unit="pair", disable=not progress):
+    for pair in tqdm(pairs, desc="reward control: scoring training pairs", unit="pair", disable=not progress):
         answers = [pair["chosen"][-1]["content"], pair["rejected"][-1]["content"]]
-        c, r = reward_scores(model, tokenizer, pair["prompt"], answers, max_length, length_control=False)
+        c, r = reward_scores(model, tokenizer, pair["prompt"], answers, max_length, control=False)
         chosen.append(c)
         rejected.append(r)
-    w_score, w_length = fit_length_control(pairs, chosen, rejected)
-    logger.info(
-        "reward: length control fit on %d pairs: score %.4f, log length %.4f", len(pairs), w_score, w_length
-    )
+    weights = fit_control(pairs, chosen, rejected, features)
+    logger.info("reward: control fit on %d pairs: %s", len(pairs), weights)
     return {
-        "score_weight": w_score,
-        "length_weight": w_length,
-        "feature": "log1p(answer characters)",
+        "weights": weights,
+        "features": {name: CONTROL_FEATURES[name][0] for name in features},
         "fit_on_pairs": len(pairs),
-        "train_accuracy": pairwise_accuracy(
-            *length_controlled_scores(pairs, chosen, rejected, (w_score, w_length))
-        ),
+        "train_accuracy": pairwise_accuracy(*controlled_pair_rewards(pairs, chosen, rejected, weights)),
     }
 
 
@@ -206,7 +274,7 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
     """A trained reward model (adapter on ``base_dir``, or a full model directory), in eval mode.
 
     A model trained with a length prior carries its weight as ``model.length_prior``; one with
-    length control, its ``(score weight, length weight)`` as ``model.length_control``."""
+    control features, their weights as ``model.reward_control`` (``{"score": w, feature: w}``)."""
     from transformers import AutoModelForSequenceClassification
 
     directory = Path(directory)
@@ -226,10 +294,11 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
     model.eval()
     prior_file = directory / LENGTH_PRIOR_FILE
     model.length_prior = float(json.loads(prior_file.read_text())["weight"]) if prior_file.is_file() else 0.0
-    control_file = directory / LENGTH_CONTROL_FILE
+    control_file = directory / CONTROL_FILE
     if control_file.is_file():
-        control = json.loads(control_file.read_text())
-        model.length_control = (float(control["score_weight"]), float(control["length_weight"]))
+        weights = json.loads(control_file.read_text())["weights"]
+        control_features([k for k in weights if k != "score"])  # a file from elsewhere: refuse unknowns
+        model.reward_control = {k: float(v) for k, v in weights.items()}
     return model, tokenizer
 
 
@@ -240,11 +309,11 @@ def reward_scores(
     answers: Sequence[str],
     max_length: int = 1024,
     length_prior: bool = True,
-    length_control: bool = True,
+    control: bool = True,
 ) -> list[float]:
     """The reward of each answer to ``prompt`` (the prompt is cut from the left to fit): the
-    model's score, plus its length prior, then length-controlled when the model was trained so
-    (``length_prior=False``: the bare score; ``length_control=False``: without the control).
+    model's score, plus its length prior, then weighed with its control features when it was
+    trained with them (``length_prior=False``: the bare score; ``control=False``: no control).
 
     The token prefix that every answer's text shares (the prompt, usually most of the tokens)
     runs through the model once; each answer then runs on a copy of its key/value cache. When a
@@ -252,22 +321,30 @@ def reward_scores(
     scores = _model_scores(model, tokenizer, prompt, answers, max_length)
     if not length_prior:
         return scores
-    return with_length_prior(model, answers, scores, length_control=length_control)
+    rewards = with_length_prior(model, answers, scores)
+    weights = getattr(model, "reward_control", None)
+    return controlled_rewards(weights, prompt, answers, rewards) if control and weights else rewards
 
 
-def with_length_prior(
-    model: Any, answers: Sequence[str], scores: Sequence[float], length_control: bool = True
-) -> list[float]:
+def with_length_prior(model: Any, answers: Sequence[str], scores: Sequence[float]) -> list[float]:
     """Bare scores plus the model's length prior, ``weight * log1p(answer characters)`` (0 for a
-    model trained without one); then, for a model trained with length control,
-    ``w_score * that + w_length * log1p(answer characters)``."""
+    model trained without one)."""
     prior = getattr(model, "length_prior", 0.0)
-    rewards = [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
-    control = getattr(model, "length_control", None) if length_control else None
-    if control is None:
-        return rewards
-    w_score, w_length = control
-    return [w_score * r + w_length * math.log1p(len(a)) for r, a in zip(rewards, answers, strict=True)]
+    return [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
+
+
+def controlled_rewards(
+    weights: Mapping[str, float],
+    prompt: Sequence[Mapping[str, str]],
+    answers: Sequence[str],
+    scores: Sequence[float],
+) -> list[float]:
+    """``w_score * score + sum(w_f * f(prompt, answer))`` for each answer (``fit_control``'s weights)."""
+    return [
+        weights["score"] * s
+        + sum(w * CONTROL_FEATURES[name][1](prompt, a) for name, w in weights.items() if name != "score")
+        for s, a in zip(scores, answers, strict=True)
+    ]
 
 
 def _model_scores(
@@ -352,6 +429,52 @@ def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
     return "longer" if longer >= shorter else "shorter"
 
 
+def _feature_difference(pair: Mapping[str, Any], name: str) -> float:
+    """A control feature of the chosen answer minus that of the rejected one."""
+    feature, prompt = CONTROL_FEATURES[name][1], pair.get("prompt") or []
+    return feature(prompt, pair["chosen"][-1]["content"]) - feature(prompt, pair["rejected"][-1]["content"])
+
+
+def fit_control(
+    pairs: Sequence[Mapping[str, Any]],
+    chosen_scores: Sequence[float],
+    rejected_scores: Sequence[float],
+    features: Sequence[str] = ("length",),
+    l2: float = 1e-3,
+) -> dict[str, float]:
+    """Weights ``{"score": w, feature: w, ...}`` of a pairwise logistic model fit on training
+    pairs: P(chosen beats rejected) = sigmoid(w_score * score difference + sum of w_f * feature
+    difference). What the features explain is credited to them; ``w_score`` says how much the
+    reward model adds beyond them."""
+    if not (len(pairs) == len(chosen_scores) == len(rejected_scores)) or not pairs:
+        raise ValueError("fit_control needs one chosen and one rejected score per pair")
+    features = control_features(list(features))
+    w = _pairwise_logistic(
+        [
+            [c - r, *(_feature_difference(p, name) for name in features)]
+            for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)
+        ],
+        l2,
+    )
+    return {"score": float(w[0]), **{name: float(x) for name, x in zip(features, w[1:], strict=True)}}
+
+
+def controlled_pair_rewards(
+    pairs: Sequence[Mapping[str, Any]],
+    chosen_scores: Sequence[float],
+    rejected_scores: Sequence[float],
+    weights: Mapping[str, float],
+) -> tuple[list[float], list[float]]:
+    """Per pair, the controlled reward of chosen and rejected, ready for ``pairwise_accuracy``."""
+    out: tuple[list[float], list[float]] = ([], [])
+    for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True):
+        answers = [p["chosen"][-1]["content"], p["rejected"][-1]["content"]]
+        rewards = controlled_rewards(weights, p.get("prompt") or [], answers, [c, r])
+        out[0].append(rewards[0])
+        out[1].append(rewards[1])
+    return out
+
+
 def _length_feature(pair: Mapping[str, Any]) -> float:
     """log(len(chosen) / len(rejected)) in characters, 1 added so that an empty answer is finite."""
     return math.log1p(len(pair["chosen"][-1]["content"])) - math.log1p(len(pair["rejected"][-1]["content"]))
@@ -363,18 +486,9 @@ def fit_length_control(
     rejected_scores: Sequence[float],
     l2: float = 1e-3,
 ) -> tuple[float, float]:
-    """Weights ``(w_score, w_length)`` of a pairwise logistic model, fit on training pairs:
-    P(chosen beats rejected) = sigmoid(w_score * score difference + w_length * log length ratio).
-
-    A length-controlled reward: ``w_length`` takes up what answer length alone explains, so
-    ``w_score`` says how much the reward model adds beyond it."""
-    if not (len(pairs) == len(chosen_scores) == len(rejected_scores)) or not pairs:
-        raise ValueError("fit_length_control needs one chosen and one rejected score per pair")
-    w = _pairwise_logistic(
-        [[c - r, _length_feature(p)] for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)],
-        l2,
-    )
-    return float(w[0]), float(w[1])
+    """``(w_score, w_length)``: ``fit_control`` with length as the only control feature."""
+    weights = fit_control(pairs, chosen_scores, rejected_scores, ("length",), l2)
+    return weights["score"], weights["length"]
 
 
 def fit_length_prior(pairs: Sequence[Mapping[str, Any]], l2: float = 1e-3) -> float:
@@ -414,10 +528,7 @@ def length_controlled_scores(
     rejected_scores: Sequence[float],
     weights: tuple[float, float],
 ) -> tuple[list[float], list[float]]:
-    """Per pair, the length-controlled margin as (margin, 0.0), ready for ``pairwise_accuracy``."""
-    w_score, w_length = weights
-    margins = [
-        w_score * (c - r) + w_length * _length_feature(p)
-        for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)
-    ]
-    return margins, [0.0] * len(margins)
+    """``controlled_pair_rewards`` for ``fit_length_control``'s ``(w_score, w_length)``."""
+    return controlled_pair_rewards(
+        pairs, chosen_scores, rejected_scores, {"score": weights[0], "length": weights[1]}
+    )

@@ -107,6 +107,68 @@ def test_reward_model_trains_a_scalar_head(reward_version, train_home: Path) -> 
     assert result.metrics["train_rows_used"] == result.metrics["train_rows"] == len(pref_rows())
 
 
+def test_reward_pairs_over_max_length_are_cut_from_the_left_not_dropped(
+    train_home: Path, tiny_model_dir: Path
+) -> None:
+    from transformers import TrainerCallback
+
+    from training.reward import train_reward
+
+    rows = pref_rows()
+    long_rows = [
+        {
+            **r,
+            "prompt": [
+                {**r["prompt"][0], "content": "Background. " * 400 + r["prompt"][0]["content"]},
+                *r["prompt"][1:],
+            ],
+        }
+        for r in rows
+    ]
+    lengths: list[int] = []
+
+    class Spy(TrainerCallback):
+        """Records the token lengths TRL's collator hands to the model, and the last tokens."""
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            for batch in train_dataloader:
+                lengths.extend(batch["attention_mask"].sum(dim=1).tolist())
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    limit = 8 + max(
+        len(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=True, return_dict=True)["input_ids"])
+        for r in rows
+        for k in ("chosen", "rejected")
+    )
+    overrides = {**FAST, "max_length": limit}
+    cut = train_reward(
+        long_rows,
+        base=tiny_model_dir,
+        home=train_home,
+        overrides=overrides,
+        progress=False,
+        callbacks=[Spy()],
+    )
+    assert cut.metrics["train_rows_used"] == cut.metrics["train_rows"] == len(rows)
+    assert cut.metrics["answers_cut_left"] == 2 * len(rows)
+    assert lengths and max(lengths) <= limit
+
+    dropped = train_reward(
+        long_rows + rows,
+        base=tiny_model_dir,
+        home=train_home,
+        overrides={**overrides, "model.truncate": "drop"},
+        progress=False,
+    )
+    assert dropped.metrics["train_rows_used"] < dropped.metrics["train_rows"]
+    with pytest.raises(ConfigError, match=r"model\.truncate"):
+        train_reward(
+            rows, base=tiny_model_dir, home=train_home, overrides={**FAST, "model.truncate": "right"}
+        )
+
+
 def test_reward_model_from_an_sft_version_is_saved_merged(
     sft_version, train_home: Path, tiny_model_dir: Path
 ) -> None:
@@ -207,64 +269,68 @@ def test_reward_length_prior_is_an_offset_in_training_and_part_of_the_reward(
     assert full == pytest.approx([b + prior * math.log1p(len(a)) for b, a in zip(bare, answers, strict=True)])
 
 
-def test_reward_length_control_is_fit_on_the_training_pairs_and_part_of_the_reward(
+def test_reward_control_features_are_fit_on_the_training_pairs_and_part_of_the_reward(
     train_home: Path, tiny_model_dir: Path
 ) -> None:
     import math
 
     from training.reward import (
-        LENGTH_CONTROL_FILE,
-        fit_length_control,
+        CONTROL_FILE,
+        fit_control,
         load_reward_model,
         reward_scores,
         train_reward,
     )
 
-    rows = pref_rows()
+    rows = [
+        {
+            **row,
+            "prompt": [
+                {
+                    "role": "user",
+                    "content": f"Passages:\n[1] Refunds take {i + 3} business days.\n\nCustomer: When?",
+                }
+            ],
+        }
+        for i, row in enumerate(pref_rows())
+    ]
+    with pytest.raises(ConfigError, match="unknown control feature"):
+        train_reward(
+            rows, base=tiny_model_dir, home=train_home, overrides={**FAST, "model.control": ["tone"]}
+        )
     result = train_reward(
         rows,
         base=tiny_model_dir,
         home=train_home,
-        overrides={**FAST, "model.length_control": True},
+        overrides={**FAST, "model.control": ["length", "groundedness"]},
         progress=False,
     )
-    saved = json.loads((result.adapter_dir / LENGTH_CONTROL_FILE).read_text())
-    assert saved["fit_on_pairs"] == len(rows)
-    assert result.metrics["length_control"]["score_weight"] == pytest.approx(saved["score_weight"], abs=1e-5)
+    saved = json.loads((result.adapter_dir / CONTROL_FILE).read_text())
+    assert saved["fit_on_pairs"] == len(rows) and set(saved["features"]) == {"length", "groundedness"}
+    assert result.metrics["control"] == pytest.approx(saved["weights"], abs=1e-5)
 
     model, tokenizer = load_reward_model(result.adapter_dir, str(tiny_model_dir))
-    assert model.length_control == pytest.approx((saved["score_weight"], saved["length_weight"]))
+    assert model.reward_control == pytest.approx(saved["weights"])
+
+    def both(row: dict, **kwargs) -> list[float]:
+        answers = [row["chosen"][-1]["content"], row["rejected"][-1]["content"]]
+        return reward_scores(model, tokenizer, row["prompt"], answers, **kwargs)
+
     # The weights are the fit on the reloaded model's own scores of the training pairs.
-    scored = [
-        reward_scores(
-            model, tokenizer, r["prompt"], [r["chosen"][-1]["content"], r["rejected"][-1]["content"]]
-        )
-        for r in rows
+    bare = [both(r, length_prior=False) for r in rows]
+    refit = fit_control(rows, [c for c, _ in bare], [r for _, r in bare], ("length", "groundedness"))
+    assert refit == pytest.approx(model.reward_control, rel=1e-3, abs=1e-4)
+    w = model.reward_control
+    prompt = rows[0]["prompt"]
+    answers = ["Refunds take 3 business days.", "Our office cat is called Biscuit, and she likes naps."]
+    plain = reward_scores(model, tokenizer, prompt, answers, control=False)
+    assert plain == pytest.approx(reward_scores(model, tokenizer, prompt, answers, length_prior=False))
+    grounded = [1.0, 0.0]  # every content word of the first answer is in the passage; none of the second
+    expected = [
+        w["score"] * s + w["length"] * math.log1p(len(a)) + w["groundedness"] * g
+        for s, a, g in zip(plain, answers, grounded, strict=True)
     ]
-    bare = [
-        reward_scores(
-            model,
-            tokenizer,
-            r["prompt"],
-            [r["chosen"][-1]["content"], r["rejected"][-1]["content"]],
-            length_prior=False,
-        )
-        for r in rows
-    ]
-    refit = fit_length_control(rows, [c for c, _ in bare], [r for _, r in bare])
-    assert refit == pytest.approx(model.length_control, rel=1e-3, abs=1e-4)
-    w_score, w_length = model.length_control
-    for row, (c, r), (bc, br) in zip(rows, scored, bare, strict=True):
-        expected = [
-            w_score * b + w_length * math.log1p(len(row[key][-1]["content"]))
-            for b, key in ((bc, "chosen"), (br, "rejected"))
-        ]
-        assert [c, r] == pytest.approx(expected)
-    answers = ["Short.", "A much longer answer than that one."]
-    plain = reward_scores(model, tokenizer, rows[0]["prompt"], answers, length_control=False)
-    assert plain == pytest.approx(
-        reward_scores(model, tokenizer, rows[0]["prompt"], answers, length_prior=False)
-    )
+    assert reward_scores(model, tokenizer, prompt, answers) == pytest.approx(expected)
 
 
 def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
@@ -611,8 +677,10 @@ def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
     assert _overrides({"length_prior": True})["model.length_prior"] is True
     assert "model.length_prior" not in _overrides({"length_prior": False})
     assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
-    assert _overrides({"length_control": True})["model.length_control"] is True
-    assert "model.length_control" not in _overrides({})
-    assert load_recipe("cpu", "reward")["model"]["length_control"] is False
+    assert _overrides({"control": ("length", "groundedness")})["model.control"] == ["length", "groundedness"]
+    assert "model.control" not in _overrides({"control": ()})
+    assert load_recipe("cpu", "reward")["model"]["control"] == []  # off unless asked
     shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
-    assert shown.exit_code == 0 and "--length-prior" in shown.output and "--length-control" in shown.output
+    assert shown.exit_code == 0 and "--length-prior" in shown.output and "--control" in shown.output
+    bad = CliRunner().invoke(cli, ["train", "reward", "--data", __file__, "--control", "tone"])
+    assert bad.exit_code != 0 and "tone" in bad.output
