@@ -194,7 +194,7 @@ def train_reward(
     control = None
     if features:
         control = _fit_control_on(trained, tokenizer, train, features, prior or 0.0, config, progress)
-        metrics["control"] = {**{k: round(v, 6) for k, v in control["weights"].items()}}
+        metrics["control"] = {k: round(v, 6) for k, v in control["weights"].items()}
         metrics["control_train_accuracy"] = round(control["train_accuracy"], 4)
     version, adapter_dir = save_and_register(
         trained, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
