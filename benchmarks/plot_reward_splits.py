@@ -77,16 +77,13 @@ def right_or_wrong(chosen: list[float], rejected: list[float]) -> list[bool]:
 
 def model_free(train: list[dict], held_out: list[dict]) -> dict[str, list[bool]]:
     """Per held-out pair: the fitted length direction, and length + groundedness fit on train."""
-    from training.reward import controlled_pair_rewards, fit_control, length_direction
+    from training.reward import controlled_pair_rewards, fit_control, length_direction, length_ranks_right
 
-    sign = 1 if length_direction(train) == "longer" else -1
     zeros = [0.0] * len(train)
     weights = fit_control(train, zeros, zeros, ("length", "groundedness"))
     held_zeros = [0.0] * len(held_out)
     return {
-        "length": [
-            sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in held_out
-        ],
+        "length": length_ranks_right(held_out, length_direction(train)),
         "features": right_or_wrong(*controlled_pair_rewards(held_out, held_zeros, held_zeros, weights)),
     }
 

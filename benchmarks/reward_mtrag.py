@@ -107,10 +107,9 @@ _TOKENIZER = None
 def length_diagnostics(pairs: list[dict], chosen: list[float], rejected: list[float], direction: str) -> dict:
     """How far the reward model is a length detector: how often it ranks a pair the way the fitted
     length baseline does, and its accuracy on the pairs where that baseline is wrong."""
-    sign = 1 if direction == "longer" else -1
-    by_length = [
-        sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in pairs
-    ]
+    from training.reward import length_ranks_right
+
+    by_length = length_ranks_right(pairs, direction)
     by_model = [c > r for c, r in zip(chosen, rejected, strict=True)]
     hard = [m for m, length_right in zip(by_model, by_length, strict=True) if not length_right]
     return {

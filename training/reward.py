@@ -416,10 +416,14 @@ def length_baseline(
 
     Without ``fit``: "the longer answer is better". With ``fit`` (the training pairs): the
     direction, longer or shorter, that ranks ``fit`` better, the fair baseline to beat."""
-    sign = 1.0 if fit is None or length_direction(fit) == "longer" else -1.0
-    chosen = [sign * len(p["chosen"][-1]["content"]) for p in pairs]
-    rejected = [sign * len(p["rejected"][-1]["content"]) for p in pairs]
-    return pairwise_accuracy(chosen, rejected)
+    right = length_ranks_right(pairs, "longer" if fit is None else length_direction(fit))
+    return sum(right) / len(right) if right else float("nan")
+
+
+def length_ranks_right(pairs: Sequence[Mapping[str, Any]], direction: str) -> list[bool]:
+    """Per pair: does "the ``direction`` (longer or shorter) answer wins" rank it right (ties: no)."""
+    sign = 1 if direction == "longer" else -1
+    return [sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in pairs]
 
 
 def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
