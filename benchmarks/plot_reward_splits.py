@@ -2,7 +2,10 @@
 
 Reads ``benchmarks/results/reward_mtrag_sft_body.json`` (the compiler's split) and every
 ``reward_mtrag_sft_body_split*.json`` (``reward_mtrag.py --split-salt S``: fresh draws of the same
-30 % of tasks), rebuilds each split's pairs and compares, pair by pair, on the held-out pairs:
+30 % of tasks), then every ``reward_mtrag_sft_body_full*.json`` (``--full-passages --control
+length --control groundedness``: the product's path, full passages cut from the left, control
+weights fit inside ``train_reward``), rebuilds each split's pairs and compares, pair by pair, on
+the held-out pairs:
 
 * ``length``: the length-only baseline ("shorter wins" or "longer wins", whichever ranks that
   split's training pairs better), the one to beat;
@@ -14,12 +17,14 @@ Reads ``benchmarks/results/reward_mtrag_sft_body.json`` (the compiler's split) a
 * ``features only``: log length and groundedness without the model, the same fit with the
   score left out: what the reward model must add to.
 
-The model scored prompts whose passages were cut to fit its ``max_length``; groundedness is
+In the first two kinds of run, the model scored prompts whose passages were cut to fit its
+``max_length`` (300 characters, then less); groundedness is
 measured against the full passages (a feature has no context limit, and ``reward_scores`` too
 measures it on the prompt it is given, before the model's left cut). Cut to 300 characters, the
 passages lose most of what groundedness measures.
 
-Each with a 95 % Wilson interval, and for the best reward against length: the discordant pairs
+Each with a 95 % Wilson interval, and for the best reward against length, and the controlled
+reward against the same features without the model (what the score adds): the discordant pairs
 (one right, the other wrong) with an exact two-sided sign test, the paired test. Pooled over the
 splits too (they share tasks, so pooled pairs are not independent: a summary, not a stronger
 test). The model-free rankings need no scores, so they are also drawn over ``--salts`` more
@@ -96,20 +101,33 @@ def per_pair(result: dict) -> dict[str, list[bool]]:
     if len(held_out) != result["held_out_pairs"] or len(train) != result["train_pairs"]:
         raise SystemExit(f"{result['_file']}: the rebuilt split does not match the saved one")
     chosen, rejected = (list(x) for x in zip(*result["scores"], strict=True))
-    w = result["length_control_weights"]
-    right = {
-        **model_free(train, held_out),
-        "raw": right_or_wrong(chosen, rejected),
-        "length_controlled": right_or_wrong(
+    right = {**model_free(train, held_out), "raw": right_or_wrong(chosen, rejected)}
+    if "length_control_weights" in result:
+        w = result["length_control_weights"]
+        right["length_controlled"] = right_or_wrong(
             *length_controlled_scores(held_out, chosen, rejected, (w["score"], w["log_length_ratio"]))
-        ),
-    }
-    if "train_scores" in result:
+        )
+    if "control_weights" in result:  # fit by train_reward itself (model.control)
+        weights = result["control_weights"]
+        right["controlled"] = right_or_wrong(*controlled_pair_rewards(held_out, chosen, rejected, weights))
+    elif "train_scores" in result:
         train_chosen, train_rejected = (list(x) for x in zip(*result["train_scores"], strict=True))
         weights = fit_control(train, train_chosen, train_rejected, ("length", "groundedness"))
         result["control_weights"] = {k: round(v, 4) for k, v in weights.items()}
         right["controlled"] = right_or_wrong(*controlled_pair_rewards(held_out, chosen, rejected, weights))
     return right
+
+
+def versus(right: dict[str, list[bool]], method: str, baseline: str) -> dict:
+    """Discordant pairs of ``method`` against ``baseline`` and the exact sign test on them."""
+    wins = sum(r and not x for r, x in zip(right[method], right[baseline], strict=True))
+    losses = sum(x and not r for r, x in zip(right[method], right[baseline], strict=True))
+    return {
+        "method": method,
+        "wins": wins,
+        "losses": losses,
+        "sign_test_p": round(sign_test(wins, losses), 4),
+    }
 
 
 def summarise(name: str, right: dict[str, list[bool]]) -> dict:
@@ -123,15 +141,11 @@ def summarise(name: str, right: dict[str, list[bool]]) -> dict:
                 "accuracy": round(k / n, 4),
                 "wilson95": [round(v, 4) for v in wilson(k, n)],
             }
-    best = "controlled" if "controlled" in right else "length_controlled"
-    wins = sum(r and not x for r, x in zip(right[best], right["length"], strict=True))
-    losses = sum(x and not r for r, x in zip(right[best], right["length"], strict=True))
-    row["versus_length"] = {
-        "method": best,
-        "wins": wins,
-        "losses": losses,
-        "sign_test_p": round(sign_test(wins, losses), 4),
-    }
+    row["versus_length"] = versus(
+        right, "controlled" if "controlled" in right else "length_controlled", "length"
+    )
+    if "controlled" in right:
+        row["versus_features"] = versus(right, "controlled", "features")
     return row
 
 
@@ -140,24 +154,28 @@ def main() -> None:
     parser.add_argument("--salts", type=int, default=20, help="extra splits for the model-free rankings")
     args = parser.parse_args()
 
-    files = [
-        RESULTS / "reward_mtrag_sft_body.json",
-        *sorted(RESULTS.glob("reward_mtrag_sft_body_split*.json")),
-    ]
-    results = [{**json.loads(path.read_text()), "_file": path.name} for path in files]
-    rows, pooled = [], {}
-    for result in results:
-        if "length_control_weights" not in result:
-            raise SystemExit(f"{result['_file']}: run with --length-control first")
-        right = per_pair(result)
-        name = f"salt {result['split_salt']}" if result.get("split_salt") else "compiler split"
-        rows.append(
-            {**summarise(name, right), "weights": result.get("control_weights"), "file": result["_file"]}
-        )
-        for key, values in right.items():
-            pooled.setdefault(key, []).extend(values)
-    if all(len(v) == len(pooled["length"]) for v in pooled.values()):
-        rows.append({**summarise("pooled", pooled), "file": None})
+    cut = [RESULTS / "reward_mtrag_sft_body.json", *sorted(RESULTS.glob("reward_mtrag_sft_body_split*.json"))]
+    full = sorted(RESULTS.glob("reward_mtrag_sft_body_full*.json"))
+    rows = []
+    for files, label in ((cut, "cut passages"), (full, "full passages")):
+        pooled: dict[str, list[bool]] = {}
+        for path in files:
+            result = {**json.loads(path.read_text()), "_file": path.name}
+            if "length_control_weights" not in result and "control_weights" not in result:
+                raise SystemExit(f"{path.name}: run with --length-control or --control first")
+            right = per_pair(result)
+            split = f"salt {result['split_salt']}" if result.get("split_salt") else "compiler split"
+            rows.append(
+                {
+                    **summarise(f"{split}, {label}", right),
+                    "weights": result.get("control_weights"),
+                    "file": path.name,
+                }
+            )
+            for key, values in right.items():
+                pooled.setdefault(key, []).extend(values)
+        if len(files) > 1 and all(len(v) == len(pooled["length"]) for v in pooled.values()):
+            rows.append({**summarise(f"pooled, {label}", pooled), "file": None})
 
     for row in rows:
         cells = "  ".join(
@@ -165,11 +183,13 @@ def main() -> None:
             for key in METHODS
             if key in row
         )
-        vs = row["versus_length"]
-        print(
-            f"{row['split']:>15} ({row['pairs']} pairs): {cells}; {vs['method']} vs length "
-            f"{vs['wins']}-{vs['losses']}, sign test p={vs['sign_test_p']:.2f}"
+        tests = "; ".join(
+            f"{vs['method']} vs {key.removeprefix('versus_')} {vs['wins']}-{vs['losses']}, "
+            f"sign test p={vs['sign_test_p']:.2f}"
+            for key, vs in row.items()
+            if key.startswith("versus_")
         )
+        print(f"{row['split']:>30} ({row['pairs']} pairs): {cells}; {tests}")
 
     # The model-free rankings over more splits.
     draws = []
@@ -198,7 +218,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.8))
     shown = [key for key in METHODS if any(key in r for r in rows)]
     width = 0.8 / len(shown)
     for i, key in enumerate(shown):
@@ -211,7 +231,11 @@ def main() -> None:
         ]
         ax.bar(xs, acc, width, yerr=err, capsize=2, label=METHODS[key])
     ax.axhline(0.65, color="grey", linestyle="--", linewidth=1, label="target 0.65")
-    ax.set_xticks(range(len(rows)), [f"{r['split']}\n({r['pairs']} held-out pairs)" for r in rows])
+    ax.set_xticks(
+        range(len(rows)),
+        ["\n".join([*r["split"].split(", "), f"({r['pairs']} pairs)"]) for r in rows],
+        fontsize=8,
+    )
     ax.set_ylim(0.3, 1.0)
     ax.set_ylabel("held-out pairwise accuracy")
     ax.set_title("MT-RAG reward model (SFT body, LoRA) across task-level splits, 95% Wilson intervals")

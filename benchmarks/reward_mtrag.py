@@ -22,6 +22,12 @@ With ``--length-prior``, the length-only fit enters training as a fixed offset (
 score plus the prior, and the bare score's accuracy is printed beside it.
 With ``--split-salt S``, a fresh task-level split (the same 30%, a different draw of tasks), to
 check that a result is not an accident of one split.
+With ``--full-passages``, the rows keep their full passages and history, as ``supportloop train
+reward`` trains on them: a pair over ``--max-length`` is cut from the left (``model.truncate:
+left``), in training and in scoring alike. With ``--control length --control groundedness``, the
+product's control features (``model.control``): ``train_reward`` scores its training pairs and fits
+the weights, the saved model applies them, and the held-out accuracy of that reward is printed
+beside the same features fit without the model's score (what the score must add to).
 
     .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
 """
@@ -157,11 +163,24 @@ def main() -> None:
         help="a fresh task-level split: hold out the tasks whose salted id hash falls in the same 30%% "
         "(default: the compiler's own split, unsalted)",
     )
+    parser.add_argument(
+        "--full-passages",
+        action="store_true",
+        help="keep full passages and history; pairs over --max-length are cut from the left (model.truncate)",
+    )
+    parser.add_argument(
+        "--control",
+        action="append",
+        choices=["length", "groundedness"],
+        help="control features fit after training (model.control); repeat for several",
+    )
     args = parser.parse_args()
 
     from agent.models import ensure_default_model
     from training.data import compile_dataset
     from training.reward import (
+        controlled_pair_rewards,
+        fit_control,
         fit_length_control,
         length_baseline,
         length_controlled_scores,
@@ -187,8 +206,11 @@ def main() -> None:
     pool = rated[0]
     if args.train_pairs:
         pool = random.Random(0).sample(pool, min(args.train_pairs, len(pool)))
-    train = [fit(r, args.passage_chars, args.max_length) for r in pool]
-    held_out = [fit(r, args.passage_chars, args.max_length) for r in rated[1]]
+    if args.full_passages:
+        train, held_out = list(pool), list(rated[1])
+    else:
+        train = [fit(r, args.passage_chars, args.max_length) for r in pool]
+        held_out = [fit(r, args.passage_chars, args.max_length) for r in rated[1]]
     print(f"pairs: {len(train)} train, {len(held_out)} held out (split salt {args.split_salt})")
 
     # 2. The body: the base, or the base fine-tuned on MT-RAG conversations first.
@@ -244,6 +266,7 @@ def main() -> None:
                 "max_length": args.max_length,
                 "learning_rate": args.learning_rate,
                 "model.length_prior": True if args.length_prior else None,
+                "model.control": args.control or None,
                 "lora.layers_to_transform": (
                     list(range(30 - args.lora_top_layers, 30)) if args.lora_top_layers else None
                 ),
@@ -282,6 +305,24 @@ def main() -> None:
         for key, bare in (("chosen", bare_chosen), ("rejected", bare_rejected))
     )
     controlled = {}
+    weights_fit = getattr(model, "reward_control", None)
+    if weights_fit:
+        # The product's reward: the weights train_reward fit on the training pairs' scores, and
+        # the same features fit on the training pairs without any score.
+        names = [k for k in weights_fit if k != "score"]
+        zeros = [0.0] * len(train)
+        alone = fit_control(train, zeros, zeros, names)
+        held_zeros = [0.0] * len(held_out)
+        controlled.update(
+            control_weights={k: round(v, 4) for k, v in weights_fit.items()},
+            control_accuracy=round(
+                pairwise_accuracy(*controlled_pair_rewards(held_out, chosen, rejected, weights_fit)), 4
+            ),
+            features_only_weights={k: round(v, 4) for k, v in alone.items() if k != "score"},
+            features_only_accuracy=round(
+                pairwise_accuracy(*controlled_pair_rewards(held_out, held_zeros, held_zeros, alone)), 4
+            ),
+        )
     if args.length_control:
         train_chosen, train_rejected = score_pairs(train, "training")
         weights = fit_length_control(train, train_chosen, train_rejected)
@@ -304,7 +345,7 @@ def main() -> None:
         "train_pairs_used": result.metrics.get("train_rows_used"),
         "held_out_pairs": len(held_out),
         "epochs": args.epochs,
-        "passage_chars": args.passage_chars,
+        "passage_chars": "full (cut from the left)" if args.full_passages else args.passage_chars,
         "max_length": args.max_length,
         "lora_top_layers": args.lora_top_layers or "all",
         "sft_body": sft_info or args.sft_base,
@@ -328,6 +369,7 @@ def main() -> None:
         "reward_mtrag"
         + ("_sft_body" if body != str(base) else "")
         + ("_length_prior" if args.length_prior else "")
+        + ("_full" if args.full_passages else "")
         + (f"_split{args.split_salt}" if args.split_salt else "")
     )
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
@@ -344,7 +386,13 @@ def main() -> None:
             f"length prior {prior:.3f} per log character; the bare score (without the prior) ranks "
             f"{out['bare_score_accuracy']:.3f} of the held-out pairs right"
         )
-    if controlled:
+    if "control_accuracy" in controlled:
+        print(
+            f"controlled reward (weights {controlled['control_weights']}, fit on the training pairs): held-out "
+            f"accuracy {controlled['control_accuracy']:.3f}; the same features without the model's score "
+            f"{controlled['features_only_accuracy']:.3f}"
+        )
+    if "length_controlled_accuracy" in controlled:
         print(
             f"length-controlled reward (fit on the training pairs, weights {controlled['length_control_weights']}): "
             f"held-out accuracy {controlled['length_controlled_accuracy']:.3f}"

@@ -134,11 +134,16 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
+    ours, trl = results
+    speedup = ours["tokens_per_s"] / trl["tokens_per_s"] if trl["tokens_per_s"] else None
+    memory_ratio = ours["peak_rss_mb"] / trl["peak_rss_mb"] if trl["peak_rss_mb"] else None
     summary = {
         "benchmark": "train_throughput",
         "rows": args.rows,
         "steps": args.steps,
         "results": results,
+        "speedup_tokens_per_s": round(speedup, 2) if speedup else None,
+        "peak_rss_ratio": round(memory_ratio, 2) if memory_ratio else None,
         "load_average_end": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
@@ -150,6 +155,8 @@ def main() -> None:
             f"| {r['config']} | {r['steps']} | {r['train_tokens']} | {r['train_seconds']} | {r['tokens_per_s']} "
             f"| {r['peak_rss_mb']} |"
         )
+    if speedup and memory_ratio:
+        print(f"recipe vs TRL defaults: {speedup:.2f}x tokens/s, {memory_ratio:.2f}x peak RSS")
 
 
 if __name__ == "__main__":
