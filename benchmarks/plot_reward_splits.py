@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from reward_mtrag import RESULTS, split_pairs  # noqa: E402
+from reward_mtrag import RESULTS, features_only, split_pairs  # noqa: E402
 
 METHODS = {
     "length": "length only (fit on train)",
@@ -82,14 +82,11 @@ def right_or_wrong(chosen: list[float], rejected: list[float]) -> list[bool]:
 
 def model_free(train: list[dict], held_out: list[dict]) -> dict[str, list[bool]]:
     """Per held-out pair: the fitted length direction, and length + groundedness fit on train."""
-    from training.reward import controlled_pair_rewards, fit_control, length_direction, length_ranks_right
+    from training.reward import length_direction, length_ranks_right
 
-    zeros = [0.0] * len(train)
-    weights = fit_control(train, zeros, zeros, ("length", "groundedness"))
-    held_zeros = [0.0] * len(held_out)
     return {
         "length": length_ranks_right(held_out, length_direction(train)),
-        "features": right_or_wrong(*controlled_pair_rewards(held_out, held_zeros, held_zeros, weights)),
+        "features": features_only(train, held_out, ["length", "groundedness"])[1],
     }
 
 

@@ -110,6 +110,17 @@ def n_tokens(row: dict, key: str) -> int:
 _TOKENIZER = None
 
 
+def features_only(train: list[dict], held_out: list[dict], names: list[str]) -> tuple[dict, list[bool]]:
+    """The control features without any model score: weights fit on the training pairs, and per
+    held-out pair whether they rank the chosen answer first (what a reward model must add to)."""
+    from training.reward import controlled_pair_rewards, fit_control
+
+    weights = fit_control(train, [0.0] * len(train), [0.0] * len(train), names)
+    zeros = [0.0] * len(held_out)
+    chosen, rejected = controlled_pair_rewards(held_out, zeros, zeros, weights)
+    return weights, [c > r for c, r in zip(chosen, rejected, strict=True)]
+
+
 def length_diagnostics(pairs: list[dict], chosen: list[float], rejected: list[float], direction: str) -> dict:
     """How far the reward model is a length detector: how often it ranks a pair the way the fitted
     length baseline does, and its accuracy on the pairs where that baseline is wrong."""
@@ -180,7 +191,6 @@ def main() -> None:
     from training.data import compile_dataset
     from training.reward import (
         controlled_pair_rewards,
-        fit_control,
         fit_length_control,
         length_baseline,
         length_controlled_scores,
@@ -309,19 +319,14 @@ def main() -> None:
     if weights_fit:
         # The product's reward: the weights train_reward fit on the training pairs' scores, and
         # the same features fit on the training pairs without any score.
-        names = [k for k in weights_fit if k != "score"]
-        zeros = [0.0] * len(train)
-        alone = fit_control(train, zeros, zeros, names)
-        held_zeros = [0.0] * len(held_out)
+        alone, alone_right = features_only(train, held_out, [k for k in weights_fit if k != "score"])
         controlled.update(
             control_weights={k: round(v, 4) for k, v in weights_fit.items()},
             control_accuracy=round(
                 pairwise_accuracy(*controlled_pair_rewards(held_out, chosen, rejected, weights_fit)), 4
             ),
             features_only_weights={k: round(v, 4) for k, v in alone.items() if k != "score"},
-            features_only_accuracy=round(
-                pairwise_accuracy(*controlled_pair_rewards(held_out, held_zeros, held_zeros, alone)), 4
-            ),
+            features_only_accuracy=round(sum(alone_right) / len(alone_right), 4),
         )
     if args.length_control:
         train_chosen, train_rejected = score_pairs(train, "training")
