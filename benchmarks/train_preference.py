@@ -7,9 +7,12 @@
 * DPO: from the SFT adapter (TRL's frozen ``ref`` copy of it is the reference) on the pairs.
 * KTO: from the same SFT adapter on the pairs unpaired (chosen -> desirable, rejected -> not).
 * Measure: mean over held-out pairs of log p(chosen) - log p(rejected) (summed over answer
-  tokens) and the share of pairs ranked right, for the SFT parent, DPO and KTO.
+  tokens) and the share of pairs ranked right, for the SFT parent, DPO and KTO; per stage, on
+  how many pairs the margin rose over the SFT parent's and the exact two-sided sign test on
+  those counts (the paired test of "the margin rises"). Per-pair margins are saved.
 
     .venv/bin/python benchmarks/train_preference.py [--train-pairs 64] [--epochs 1]
+    .venv/bin/python benchmarks/train_preference.py --plot-only   # redraw the plot from the JSON
 """
 
 from __future__ import annotations
@@ -42,18 +45,27 @@ def main() -> None:
         type=Path,
         help="keep the versions here: the same command resumes after the last trained stage",
     )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="redraw preference_margin_rise.png from the saved results; train and score nothing",
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot_margin_rises(json.loads((RESULTS / "train_preference.json").read_text()))
+        return
 
     import random
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from plot_reward_splits import sign_test
     from reward_mtrag import fit
     from train_sft_dstc11 import bench_home
 
     from agent.models import load_resolved, resolve_spec
     from training.data import compile_dataset
-    from training.preference import logprob_margin, train_dpo, train_kto
+    from training.preference import pair_margins, train_dpo, train_kto
     from training.sft import train_sft
 
     home = bench_home(args.home, "bench-pref-")
@@ -113,14 +125,29 @@ def main() -> None:
         )
 
     # 3. Held-out margins.
-    results = {}
+    results, margins = {}, {}
     for name, trained in stages.items():
         model, tokenizer = load_resolved(resolve_spec(trained["version"], home=home))
+        margins[name] = pair_margins(model, tokenizer, held_out, progress=f"{name} margins")
+        n = len(margins[name])
         results[name] = {
-            k: round(v, 4) if isinstance(v, float) else v
-            for k, v in logprob_margin(model, tokenizer, held_out).items()
+            "margin": round(sum(margins[name]) / n, 4),
+            "pair_accuracy": round(sum(m > 0 for m in margins[name]) / n, 4),
+            "pairs": n,
         }
         print(name, trained["version"], results[name], flush=True)
+    paired = {}
+    for name in stages:
+        if name != "sft":
+            rises = [m - s for m, s in zip(margins[name], margins["sft"], strict=True)]
+            up, down = sum(r > 0 for r in rises), sum(r < 0 for r in rises)
+            paired[name] = {
+                "pairs_rose": up,
+                "pairs_fell": down,
+                "sign_test_p": round(sign_test(up, down), 4),
+                "median_rise": round(sorted(rises)[len(rises) // 2], 4),
+            }
+            print(name, "vs sft:", paired[name], flush=True)
     out = {
         "benchmark": "train_preference",
         "train_pairs": len(pairs),
@@ -136,6 +163,8 @@ def main() -> None:
             for name in stages
             if name != "sft"
         },
+        "paired_vs_sft": paired,
+        "pair_margins": {name: [round(m, 4) for m in ms] for name, ms in margins.items()},
         "home": str(home),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -144,7 +173,39 @@ def main() -> None:
         png = Path(trained["loss_png"]) if trained["loss_png"] else None
         if name != "sft" and png and png.is_file():
             (RESULTS / f"preference_{name}_loss.png").write_bytes(png.read_bytes())
+    plot_margin_rises(out)
     print(json.dumps(out["margin_rise"]))
+
+
+def plot_margin_rises(out: dict[str, Any]) -> Path:
+    """Per held-out pair, each stage's margin minus the SFT parent's, sorted, with the counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    margins = out["pair_margins"]
+    stages = [name for name in margins if name != "sft"]
+    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.6), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], stages, strict=True):
+        rises = sorted(m - s for m, s in zip(margins[name], margins["sft"], strict=True))
+        ax.bar(range(len(rises)), rises, width=1.0, color=["#c44e52" if r < 0 else "#4c72b0" for r in rises])
+        ax.axhline(0, color="black", linewidth=0.8)
+        paired = out["paired_vs_sft"][name]
+        ax.set_title(
+            f"{name.upper()} - SFT parent: rose on {paired['pairs_rose']}, fell on "
+            f"{paired['pairs_fell']}\n(sign test p = {paired['sign_test_p']:.4f}, "
+            f"mean {out['margin_rise'][name]:+.2f} nats)",
+            fontsize=9,
+        )
+        ax.set_xlabel(f"held-out pair (sorted), n = {len(rises)}")
+    axes[0][0].set_ylabel("change in log p(chosen) - log p(rejected)")
+    fig.tight_layout()
+    path = RESULTS / "preference_margin_rise.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -112,13 +112,24 @@ def completion_logprob(model: Any, tokenizer: Any, prompt: list[dict[str, str]],
     return float(token_lp[len(prompt_ids) - 1 :].sum())
 
 
+def pair_margins(
+    model: Any, tokenizer: Any, pairs: Sequence[Mapping[str, Any]], *, progress: str | None = None
+) -> list[float]:
+    """Per pair: log p(chosen) - log p(rejected), each summed over the answer's tokens.
+
+    ``progress``: a label shows a tqdm bar with it (off by default)."""
+    from tqdm.auto import tqdm
+
+    return [
+        completion_logprob(model, tokenizer, row["prompt"], row["chosen"][-1]["content"])
+        - completion_logprob(model, tokenizer, row["prompt"], row["rejected"][-1]["content"])
+        for row in tqdm(pairs, desc=progress, unit="pair", disable=progress is None)
+    ]
+
+
 def logprob_margin(model: Any, tokenizer: Any, pairs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Mean chosen-minus-rejected log-probability margin and the share of pairs it ranks right."""
-    margins = []
-    for row in pairs:
-        chosen = completion_logprob(model, tokenizer, row["prompt"], row["chosen"][-1]["content"])
-        rejected = completion_logprob(model, tokenizer, row["prompt"], row["rejected"][-1]["content"])
-        margins.append(chosen - rejected)
+    margins = pair_margins(model, tokenizer, pairs)
     if not margins:
         return {"margin": float("nan"), "pair_accuracy": float("nan"), "pairs": 0}
     return {

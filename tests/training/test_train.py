@@ -85,6 +85,41 @@ def test_preference_trainers_continue_the_sft_adapter(kind: str, sft_version, tr
     assert not (result.adapter_dir / "ref").exists()
 
 
+def test_held_out_margin_is_the_answers_log_likelihood_difference(tiny_model) -> None:
+    import torch
+
+    from training.preference import completion_logprob, logprob_margin, pair_margins
+
+    model, tokenizer = tiny_model
+    rows = pref_rows()[:3]
+    for row in rows:  # the summed log-likelihood of the answer tokens only, as the LM loss gives it
+        answer = row["chosen"][-1]["content"]
+        prompt_len = len(
+            tokenizer.apply_chat_template(
+                row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+        full = tokenizer.apply_chat_template(
+            [*row["prompt"], {"role": "assistant", "content": answer}], tokenize=True, return_dict=True
+        )["input_ids"]
+        labels = torch.tensor([[-100] * prompt_len + full[prompt_len:]])
+        with torch.inference_mode():
+            loss = model(input_ids=torch.tensor([full]), labels=labels).loss
+        expected = -float(loss) * (len(full) - prompt_len)
+        assert completion_logprob(model, tokenizer, row["prompt"], answer) == pytest.approx(
+            expected, abs=1e-3
+        )
+    margins = pair_margins(model, tokenizer, rows)
+    swapped = pair_margins(
+        model, tokenizer, [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
+    )
+    assert margins == pytest.approx([-m for m in swapped], abs=1e-4)
+    summary = logprob_margin(model, tokenizer, rows)
+    assert summary["pairs"] == 3
+    assert summary["margin"] == pytest.approx(sum(margins) / 3, abs=1e-4)
+    assert summary["pair_accuracy"] == pytest.approx(sum(m > 0 for m in margins) / 3)
+
+
 @pytest.fixture(scope="module")
 def reward_version(train_home: Path, tiny_model_dir: Path):
     from training.reward import train_reward
