@@ -10,9 +10,13 @@
   tokens) and the share of pairs ranked right, for the SFT parent, DPO and KTO; per stage, on
   how many pairs the margin rose over the SFT parent's and the exact two-sided sign test on
   those counts (the paired test of "the margin rises"). Per-pair margins are saved.
+* The rise read as an implicit reward model (DPO's reward is beta * the log-ratio to the
+  parent): its held-out pairwise accuracy beside the length-only ranking and length +
+  groundedness without a model (both fit on the training pairs, ``plot_reward_splits``), with
+  the sign test on the pairs where they disagree.
 
     .venv/bin/python benchmarks/train_preference.py [--train-pairs 64] [--epochs 1]
-    .venv/bin/python benchmarks/train_preference.py --plot-only   # redraw the plot from the JSON
+    .venv/bin/python benchmarks/train_preference.py --from-saved   # redo analysis + plot, no model
 """
 
 from __future__ import annotations
@@ -46,13 +50,17 @@ def main() -> None:
         help="keep the versions here: the same command resumes after the last trained stage",
     )
     parser.add_argument(
-        "--plot-only",
+        "--from-saved",
         action="store_true",
-        help="redraw preference_margin_rise.png from the saved results; train and score nothing",
+        help="redo the implicit-reward analysis and the plot from the saved per-pair margins; "
+        "train and score nothing",
     )
     args = parser.parse_args()
-    if args.plot_only:
-        plot_margin_rises(json.loads((RESULTS / "train_preference.json").read_text()))
+    if args.from_saved:
+        saved = json.loads((RESULTS / "train_preference.json").read_text())
+        saved["implicit_reward"] = implicit_reward(saved["pair_margins"])
+        (RESULTS / "train_preference.json").write_text(json.dumps(saved, indent=2))
+        plot_margin_rises(saved)
         return
 
     import random
@@ -164,6 +172,7 @@ def main() -> None:
             if name != "sft"
         },
         "paired_vs_sft": paired,
+        "implicit_reward": implicit_reward(margins),
         "pair_margins": {name: [round(m, 4) for m in ms] for name, ms in margins.items()},
         "home": str(home),
     }
@@ -175,6 +184,39 @@ def main() -> None:
             (RESULTS / f"preference_{name}_loss.png").write_bytes(png.read_bytes())
     plot_margin_rises(out)
     print(json.dumps(out["margin_rise"]))
+
+
+def implicit_reward(margins: dict[str, list[float]]) -> dict[str, Any]:
+    """Each stage's margin rise over the SFT parent as a reward: per held-out pair, is the chosen
+    answer's rise larger; against the fitted length ranking and length + groundedness."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from plot_reward_splits import model_free, versus
+    from reward_mtrag import split_pairs
+
+    train, held_out = split_pairs()
+    if len(held_out) != len(margins["sft"]):
+        raise SystemExit("the rebuilt held-out split does not match the saved margins")
+    right = model_free(train, held_out)
+    out: dict[str, Any] = {
+        name: {"accuracy": round(sum(ok) / len(ok), 4), "right": sum(ok)} for name, ok in right.items()
+    }
+    for name in margins:
+        if name != "sft":
+            right[name] = [m > s for m, s in zip(margins[name], margins["sft"], strict=True)]
+            wrong_by_length = [
+                ok for ok, by_length in zip(right[name], right["length"], strict=True) if not by_length
+            ]
+            out[name] = {
+                "accuracy": round(sum(right[name]) / len(held_out), 4),
+                "right": sum(right[name]),
+                "right_where_length_is_wrong": f"{sum(wrong_by_length)} of {len(wrong_by_length)}",
+                "vs_length": versus(right, name, "length"),
+                "vs_features": versus(right, name, "features"),
+            }
+            print(f"{name} as an implicit reward: {out[name]}", flush=True)
+    return out
 
 
 def plot_margin_rises(out: dict[str, Any]) -> Path:
