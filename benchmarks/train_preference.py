@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def main() -> None:
 
     from agent.models import load_resolved, resolve_spec
     from training.data import compile_dataset
-    from training.preference import pair_margins, train_dpo, train_kto
+    from training.preference import margin_summary, pair_margins, train_dpo, train_kto
     from training.sft import train_sft
 
     home = bench_home(args.home, "bench-pref-")
@@ -137,11 +138,8 @@ def main() -> None:
     for name, trained in stages.items():
         model, tokenizer = load_resolved(resolve_spec(trained["version"], home=home))
         margins[name] = pair_margins(model, tokenizer, held_out, progress=f"{name} margins")
-        n = len(margins[name])
         results[name] = {
-            "margin": round(sum(margins[name]) / n, 4),
-            "pair_accuracy": round(sum(m > 0 for m in margins[name]) / n, 4),
-            "pairs": n,
+            k: round(v, 4) if isinstance(v, float) else v for k, v in margin_summary(margins[name]).items()
         }
         print(name, trained["version"], results[name], flush=True)
     paired = {}
@@ -153,7 +151,7 @@ def main() -> None:
                 "pairs_rose": up,
                 "pairs_fell": down,
                 "sign_test_p": round(sign_test(up, down), 4),
-                "median_rise": round(sorted(rises)[len(rises) // 2], 4),
+                "median_rise": round(statistics.median(rises), 4),
             }
             print(name, "vs sft:", paired[name], flush=True)
     out = {

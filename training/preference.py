@@ -129,7 +129,11 @@ def pair_margins(
 
 def logprob_margin(model: Any, tokenizer: Any, pairs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Mean chosen-minus-rejected log-probability margin and the share of pairs it ranks right."""
-    margins = pair_margins(model, tokenizer, pairs)
+    return margin_summary(pair_margins(model, tokenizer, pairs))
+
+
+def margin_summary(margins: Sequence[float]) -> dict[str, float]:
+    """``logprob_margin``'s figures from per-pair margins: mean, share above 0, count."""
     if not margins:
         return {"margin": float("nan"), "pair_accuracy": float("nan"), "pairs": 0}
     return {
