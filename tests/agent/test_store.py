@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import create_engine, event, inspect, text
 
 import agent.store as store_module
-from agent import migrations
 from agent.config import AgentConfig
 from agent.errors import InputError, NotFoundError, StoreError
-from agent.store import LogStore
+from agent.store import LogStore, migrations
 from agent.types import Citation, RetrievedChunk
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 SQLite in the data home by default (``<home>/supportloop.db``), PostgreSQL by URL
 (``postgresql+psycopg://user:password@host/db``). This is the only module that speaks SQL; the
-schema lives in ``agent/migrations.py`` (append-only, applied on open).
+schema lives in ``agent/store/migrations.py`` (append-only, applied on open).
 
 Invariants:
 
@@ -92,8 +92,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.types import TypeDecorator
 
-from agent import migrations
 from agent.errors import InputError, NotFoundError, StoreError
+from agent.store import migrations
 from agent.types import ROLES, Citation, Conversation, Feedback, RetrievedChunk, Turn
 
 if TYPE_CHECKING:
