@@ -60,7 +60,7 @@ def test_api_keys_are_hashed_scoped_and_revocable(store: LogStore) -> None:
 def test_api_key_use_is_recorded_without_a_write_per_request(
     store: LogStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agent.store as store_module
+    import agent.store.accounts as accounts_module
 
     key, secret = store.create_api_key("shop frontend")
     assert key.last_used_at is None
@@ -72,7 +72,7 @@ def test_api_key_use_is_recorded_without_a_write_per_request(
     again = store.verify_api_key(secret)
     assert again is not None and again.last_used_at == first.last_used_at
     # Past it, the next use moves it forward.
-    monkeypatch.setattr(store_module, "KEY_USE_RESOLUTION_S", 0)
+    monkeypatch.setattr(accounts_module, "KEY_USE_RESOLUTION_S", 0)
     later = store.verify_api_key(secret)
     assert later is not None and later.last_used_at > first.last_used_at  # type: ignore[operator]
 
@@ -95,5 +95,5 @@ def test_console_sessions_survive_reopening_and_end_on_sign_out_expiry_or_disabl
         store.set_user_disabled("ana", disabled=False)
         assert store.user_for_session(other) == ana
         store.start_console_session(ana)  # starting a session sweeps the expired ones
-        raw = store._run(lambda conn: conn.execute(select(console_sessions.c.token_hash)).scalars().all())
+        raw = store._db.run(lambda conn: conn.execute(select(console_sessions.c.token_hash)).scalars().all())
     assert other not in raw and len(raw) == 2  # hashes only: `other` and the new one
