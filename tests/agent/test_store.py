@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
 
-import agent.store as store_module
-from agent import migrations
+import agent.store.reports as reports_module
 from agent.config import AgentConfig
 from agent.errors import InputError, NotFoundError, StoreError
-from agent.store import LogStore
+from agent.store import LogStore, migrations
 from agent.types import Citation, RetrievedChunk
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -415,7 +414,7 @@ def test_conversation_summaries(timed_store: LogStore, clock: Clock) -> None:
     by_id = {s.id: s for s in timed_store.list_conversations()}
     a, b, c, d = by_id["a"], by_id["b"], by_id["c"], by_id["d"]
     assert a.first_message is not None and a.first_message.startswith("How do I reset the filter light?")
-    assert len(a.first_message) == store_module.FIRST_MESSAGE_CHARS and a.first_message.endswith("…")
+    assert len(a.first_message) == reports_module.FIRST_MESSAGE_CHARS and a.first_message.endswith("…")
     assert c.first_message == "Where is my order?"  # the system note is not the customer's message
     assert (a.model_versions, c.model_versions, d.model_versions) == (("v1",), ("v1", "v2"), ())
     assert (a.min_rating, b.min_rating, c.min_rating) == (5, 2, None)
@@ -443,7 +442,7 @@ def test_reviewed_conversations(timed_store: LogStore, clock: Clock) -> None:
 
 
 def test_iterators_page_through_many_conversations(store: LogStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_PAGE", 3)  # several pages from a handful of rows
+    monkeypatch.setattr(reports_module, "_PAGE", 3)  # several pages from a handful of rows
     made = []
     for n in range(8):
         conv = store.create_conversation(f"c{n}")
@@ -515,7 +514,7 @@ def test_search_is_full_text_not_substring(store: LogStore) -> None:
     turn = store.add_turn("c", "customer", "I was refunded twice for the Aero filter")
     store.add_turn("c", "agent", "The pre-filter is washable.")
     seen: list[str] = []
-    event.listen(store._engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    event.listen(store._db.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
     assert [r.turn_id for r in store.search("refund")] == [turn.id]  # stem match
     assert store.search("fund") == []  # LIKE '%fund%' would match "refunded"
     assert store.search("refunded aero") and store.search("refunded kitchen") == []  # terms are ANDed

@@ -10,8 +10,8 @@ Invariants:
   under a database-wide lock (the caller's ``BEGIN IMMEDIATE`` on SQLite, an advisory lock here on
   PostgreSQL), and re-checks that row under the lock. So processes opening the same database at
   once apply each migration exactly once, and a crash mid-migration leaves nothing half-applied.
-* Migrations declare their own ``Table`` objects rather than importing ``agent.store``'s, so later
-  changes to the store cannot change what an old migration creates.
+* Migrations declare their own ``Table`` objects rather than importing the mirrors in ``schema.py``,
+  so later changes to the store cannot change what an old migration creates.
 * Both dialects get the same tables and columns; only the full-text index differs: an FTS5 table
   kept in step by triggers on SQLite, a generated ``tsvector`` column with a GIN index on
   PostgreSQL.
