@@ -19,7 +19,7 @@ from typing import Any
 _EXPORTS = {
     "create_app": "deploy.server",
     "app_from_env": "deploy.server",
-    "AgentPool": "deploy.server",
+    "AgentPool": "deploy.services",
     "ServerSettings": "deploy.settings",
     "load_settings": "deploy.settings",
     "ApiError": "deploy.errors",

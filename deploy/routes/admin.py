@@ -1,0 +1,73 @@
+"""Admin endpoints, each behind ``require_admin`` (403 for a customer key): API keys
+(``GET``/``POST /v1/admin/keys``, ``DELETE /v1/admin/keys/{id}``) and ``GET /v1/admin/kpis``.
+
+Invariants: a key's secret is in the answer that creates it and nowhere else (a listed key shows
+its prefix); a revoked key is refused by this process from the next request on (its key cache is
+cleared), by other worker processes once their cache entry expires (``auth_cache_s``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from deploy import schemas
+from deploy.dependencies import get_service, parse_body, require_admin
+
+if TYPE_CHECKING:
+    from agent.store import ApiKey
+
+router = APIRouter()
+
+
+@router.get("/v1/admin/keys")
+async def list_keys(request: Request, key: ApiKey = Depends(require_admin)) -> Any:
+    keys = await run_in_threadpool(get_service(request).store.list_api_keys)
+    return {"object": "list", "data": [_key_row(k) for k in keys]}
+
+
+@router.post("/v1/admin/keys", status_code=201)
+async def create_key(request: Request, key: ApiKey = Depends(require_admin)) -> Any:
+    body = await parse_body(request, schemas.KeyRequest)
+    created, secret = await run_in_threadpool(
+        get_service(request).store.create_api_key, body.name, body.scope
+    )
+    return JSONResponse({**_key_row(created), "key": secret}, status_code=201)
+
+
+@router.delete("/v1/admin/keys/{key_id}")
+async def revoke_key(key_id: str, request: Request, key: ApiKey = Depends(require_admin)) -> Any:
+    service = get_service(request)
+    await run_in_threadpool(service.store.revoke_api_key, key_id)
+    service.keys.clear()
+    return {"object": "api_key", "id": key_id, "revoked": True}
+
+
+@router.get("/v1/admin/kpis")
+async def kpis(
+    request: Request,
+    key: ApiKey = Depends(require_admin),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    by: str = Query("model_version"),
+) -> Any:
+    store = get_service(request).store
+    rows = await run_in_threadpool(lambda: store.kpis(since=since, until=until, by=by))
+    return {"object": "list", "data": rows, "counts": await run_in_threadpool(store.counts)}
+
+
+def _key_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "object": "api_key",
+        "id": key.id,
+        "name": key.name,
+        "scope": key.scope,
+        "prefix": key.prefix,
+        "revoked": key.revoked,
+        "created_at": key.created_at.isoformat() if key.created_at else None,
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+    }
