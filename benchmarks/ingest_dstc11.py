@@ -8,7 +8,7 @@
 
 Wall time depends on what else the machine runs, so CPU seconds of this process are reported too.
 
-    .venv/bin/python benchmarks/ingest_dstc11.py      # ~5-15 min on 2 CPU cores
+    python -m benchmarks.ingest_dstc11      # ~5-15 min on 2 CPU cores
 
 Writes benchmarks/results/ingest_dstc11.json.
 """
@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrieval_common import machine, naive_store, percentile, require_data, table, write_result
-
+from benchmarks.common import machine, naive_store, require_data, table, write_result
 from knowledge import KnowledgeBase, KnowledgeConfig
-from knowledge.evaluate import load_documents, parse_query
+from knowledge.evaluate import load_documents, parse_query, percentile
 
 
 class Clock:

@@ -1,12 +1,15 @@
 """Load test of the HTTP API on loopback: N concurrent OpenAI clients x M turns each, then an
 audit of the log. Bounded: a fixed number of requests to 127.0.0.1 only, then it stops.
 
-    python benchmarks/load_api.py fake --clients 50 --turns 20    # fast scripted generator
-    python benchmarks/load_api.py real --clients 8 --turns 3      # the real default model (CPU)
+    python -m benchmarks.load_api fake --clients 50 --turns 20    # fast scripted generator
+    python -m benchmarks.load_api real --clients 8 --turns 3      # the real default model (CPU)
+    python -m benchmarks.load_api serve --generator fake --home H --port P   # the server alone
 
 Each client has its own customer-app key and one conversation: its first request starts it, the
 next ones continue it by ``conversation_id``; every other turn is streamed. The server runs in a
-subprocess (``serve``) so clients and server do not share one interpreter.
+subprocess (``serve``) so clients and server do not share one interpreter. ``serve`` is also a
+command of its own: the API on 127.0.0.1 with the scripted generator (``fake``: every reply
+echoes its request's tag) or the real default model, over keyword search of a few passages.
 
 Audit, from the log store after the run: every client's conversation holds exactly its own
 messages in order, each followed by the agent turn whose id and text that client received
@@ -31,13 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-CACHED_MODEL = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
+from agent.prompt import Passage
+from benchmarks.common import REPO, SAMPLE, PassageKnowledge, link_cached_model
+
 TAG = re.compile(r"\[ref (c\d+t\d+)\]")
 FAKE_DOCS = {
     "filters": "Replace the HEPA filter every 6 months. The replacement part is HF-500 and costs $39.",
@@ -71,15 +75,27 @@ def echo_generator() -> Any:
 def sample_paragraphs() -> dict[str, str]:
     """The shipped sample documents, one passage per paragraph (a stand-in for the real index)."""
     docs: dict[str, str] = {}
-    for path in sorted((REPO / "agent" / "sample" / "docs").glob("*.md")):
+    for path in sorted((SAMPLE / "docs").glob("*.md")):
         paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n")]
         for n, text in enumerate(p for p in paragraphs if p and not p.startswith("#")):
             docs[f"{path.stem}-{n}"] = text
     return docs
 
 
+def keyword_retriever(docs: dict[str, str]) -> Callable[[str, Sequence[tuple[str, str]]], list[Passage]]:
+    """The passages that share words (of four letters or more) with the question, most shared
+    first: retrieval without a model, so that the load is on the API and the log store."""
+
+    def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
+        wanted = {w.strip("?.,!").lower() for w in question.split() if len(w) > 3}
+        shared = {d: len(wanted & {w.strip("?.,!").lower() for w in t.split()}) for d, t in docs.items()}
+        ranked = sorted((d for d in docs if shared[d]), key=lambda d: -shared[d])
+        return [Passage(d, f"{d}.md", docs[d], score=float(shared[d]), chunk_id=f"{d}#0") for d in ranked]
+
+    return retrieve
+
+
 def serve(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(REPO))
     import uvicorn
 
     from agent.config import load_config
@@ -87,7 +103,6 @@ def serve(args: argparse.Namespace) -> None:
     from agent.store import LogStore
     from deploy.server import create_app
     from deploy.settings import ServerSettings
-    from tests.agent.fakes import KeywordKnowledge
 
     config = load_config(env={"SUPPORTLOOP_HOME": args.home})
     config.escalation.min_relevance = 0.0
@@ -96,7 +111,7 @@ def serve(args: argparse.Namespace) -> None:
     generator: Any
     knowledge: Any
     if args.generator == "fake":
-        generator, knowledge = echo_generator(), KeywordKnowledge(FAKE_DOCS)
+        generator, knowledge = echo_generator(), PassageKnowledge(keyword_retriever(FAKE_DOCS))
     else:
         import torch
 
@@ -105,7 +120,7 @@ def serve(args: argparse.Namespace) -> None:
         if args.torch_threads:
             torch.set_num_threads(args.torch_threads)
         generator = LocalGenerator.load("smollm2-135m-instruct", home=Path(args.home), device="cpu")
-        knowledge = KeywordKnowledge(sample_paragraphs())
+        knowledge = PassageKnowledge(keyword_retriever(sample_paragraphs()))
         if args.batching == "on":
             from deploy.batching import BatchingGenerator
 
@@ -294,13 +309,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_home(home: Path, real: bool) -> None:
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    link = home / "models" / "smollm2-135m-instruct"
-    if real and CACHED_MODEL.exists() and not link.exists():
-        link.symlink_to(CACHED_MODEL)  # skip the one-time conversion (tests/conftest.py caches it)
-
-
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     import httpx
 
@@ -319,12 +327,11 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
 
 def run_once(args: argparse.Namespace, clients: int, batching: str, label: str, concurrency: int = 0) -> Run:
     """One server, ``clients`` clients; ``concurrency`` of them at a time (0: all at once)."""
-    sys.path.insert(0, str(REPO))
     from agent.store import LogStore
 
     with tempfile.TemporaryDirectory(prefix="supportloop-load-") as tmp:
         home = Path(tmp)
-        prepare_home(home, args.mode == "real")
+        link_cached_model(home)  # a real-model server then skips the one-time conversion
         store = LogStore(args.store_url, home=home)
         key_ids, secrets = [], []
         for n in range(clients):
@@ -333,7 +340,7 @@ def run_once(args: argparse.Namespace, clients: int, batching: str, label: str, 
             secrets.append(secret)
         port = free_port()
         command = [
-            sys.executable, __file__, "serve", "--home", str(home), "--port", str(port),
+            sys.executable, "-m", "benchmarks.load_api", "serve", "--home", str(home), "--port", str(port),
             "--generator", args.mode, "--batching", batching, "--clients", str(clients),
             "--max-new-tokens", str(args.max_new_tokens), "--window-ms", str(args.window_ms),
             "--max-concurrency", str(args.max_concurrency), "--torch-threads", str(args.torch_threads),
@@ -353,9 +360,7 @@ def run_once(args: argparse.Namespace, clients: int, batching: str, label: str, 
             wait_ready(url, process, timeout_s=300)
             questions = FAKE_QUESTIONS if args.mode == "fake" else real_questions()
             started = time.perf_counter()
-            per_client = asyncio.run(
-                _all_clients(url, secrets, args.turns, args.mode, questions, concurrency)
-            )
+            per_client = asyncio.run(all_clients(url, secrets, args.turns, args.mode, questions, concurrency))
             run.wall_s = time.perf_counter() - started
             run.results = [r for rs in per_client for r in rs]
             run.audit = audit(store, key_ids, run.results, args.mode)
@@ -383,7 +388,7 @@ def batch_stats(url: str) -> dict[str, Any]:
     }
 
 
-async def _all_clients(
+async def all_clients(
     url: str, secrets: list[str], turns: int, mode: str, questions: Sequence[str], concurrency: int = 0
 ) -> Any:
     gate = asyncio.Semaphore(concurrency or len(secrets))
@@ -396,14 +401,14 @@ async def _all_clients(
 
 
 def real_questions() -> list[str]:
-    lines = (REPO / "agent" / "sample" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (SAMPLE / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["question"] for line in lines if line.strip()]
 
 
 # ------------------------------------------------------------------------------ main
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["fake", "real", "serve"])
     parser.add_argument(
@@ -419,10 +424,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--store-url", default=None, help="log store URL (default: SQLite in a temp home)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
-    parser.add_argument("--home", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--generator", choices=["fake", "real"], help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--home", help="serve: the data home (its log store)")
+    parser.add_argument("--port", type=int, help="serve: the port on 127.0.0.1")
+    parser.add_argument(
+        "--generator", choices=["fake", "real"], help="serve: scripted echo or the real model"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.mode == "serve":
         serve(args)
         return

@@ -5,7 +5,7 @@ lock) against ``BatchingGenerator`` (the requests share one ``generate()``), bot
 at once with the same ~550-token chat prompt, greedy. Each is timed twice, with 1 new token
 (prefill only) and with T new tokens; the difference is the decode time.
 
-    python benchmarks/load_batching.py --clients 8 --new-tokens 32 --threads 1
+    python -m benchmarks.load_batching --clients 8 --new-tokens 32 --threads 1
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import argparse
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
+from benchmarks.common import CACHED_MODEL
 
 
 def timed(generator: Any, clients: int, new_tokens: int, prompt: list[dict[str, str]]) -> tuple[float, int]:
@@ -42,7 +40,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--model", default=str(MODEL_DIR), help="a model directory")
+    parser.add_argument("--model", default=str(CACHED_MODEL), help="a model directory")
     args = parser.parse_args()
 
     import torch

@@ -1,8 +1,8 @@
 """The MT-RAG reward model across task-level splits: one figure and one table from saved results.
 
 Reads ``benchmarks/results/reward_mtrag_sft_body.json`` (the compiler's split) and every
-``reward_mtrag_sft_body_split*.json`` (``reward_mtrag.py --split-salt S``: fresh draws of the same
-30 % of tasks), then every ``reward_mtrag_sft_body_full*.json`` (``--full-passages --control
+``reward_mtrag_sft_body_split*.json`` (``benchmarks.reward_mtrag --split-salt S``: fresh draws of
+the same 30 % of tasks), then every ``reward_mtrag_sft_body_full*.json`` (``--full-passages --control
 length --control groundedness``: the product's path, full passages cut from the left, control
 weights fit inside ``train_reward``), rebuilds each split's pairs and compares, pair by pair, on
 the held-out pairs:
@@ -32,7 +32,7 @@ splits, as a check that their gap to length is not one split's accident.
 
 Writes ``reward_mtrag_splits.json`` and ``reward_mtrag_splits.png``; trains nothing.
 
-    .venv/bin/python benchmarks/plot_reward_splits.py [--salts 20]
+    python -m benchmarks.plot_reward_splits [--salts 20]
 """
 
 from __future__ import annotations
@@ -41,14 +41,9 @@ import argparse
 import json
 import math
 import statistics
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
-from reward_mtrag import RESULTS, features_only, split_pairs  # noqa: E402
+from benchmarks.common import RESULTS, write_result
+from benchmarks.mtrag_pairs import model_free, split_pairs, versus
 
 METHODS = {
     "length": "length only (fit on train)",
@@ -67,27 +62,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def sign_test(wins: int, losses: int) -> float:
-    """Exact two-sided binomial (sign) test p-value of ``wins`` against ``losses`` at 1/2."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
 def right_or_wrong(chosen: list[float], rejected: list[float]) -> list[bool]:
     return [c > r for c, r in zip(chosen, rejected, strict=True)]
-
-
-def model_free(train: list[dict], held_out: list[dict]) -> dict[str, list[bool]]:
-    """Per held-out pair: the fitted length direction, and length + groundedness fit on train."""
-    from training.reward import length_direction, length_ranks_right
-
-    return {
-        "length": length_ranks_right(held_out, length_direction(train)),
-        "features": features_only(train, held_out, ["length", "groundedness"])[1],
-    }
 
 
 def per_pair(result: dict) -> dict[str, list[bool]]:
@@ -113,18 +89,6 @@ def per_pair(result: dict) -> dict[str, list[bool]]:
         result["control_weights"] = {k: round(v, 4) for k, v in weights.items()}
         right["controlled"] = right_or_wrong(*controlled_pair_rewards(held_out, chosen, rejected, weights))
     return right
-
-
-def versus(right: dict[str, list[bool]], method: str, baseline: str) -> dict:
-    """Discordant pairs of ``method`` against ``baseline`` and the exact sign test on them."""
-    wins = sum(r and not x for r, x in zip(right[method], right[baseline], strict=True))
-    losses = sum(x and not r for r, x in zip(right[method], right[baseline], strict=True))
-    return {
-        "method": method,
-        "wins": wins,
-        "losses": losses,
-        "sign_test_p": round(sign_test(wins, losses), 4),
-    }
 
 
 def summarise(name: str, right: dict[str, list[bool]]) -> dict:
@@ -208,7 +172,7 @@ def main() -> None:
         f"groundedness ahead on {ahead} of {len(draws)}"
     )
     out = {"splits": rows, "model_free_draws": {"salts": len(draws), **spread, "features_ahead": ahead}}
-    (RESULTS / "reward_mtrag_splits.json").write_text(json.dumps(out, indent=2))
+    write_result("reward_mtrag_splits", out, echo=False)
 
     import matplotlib
 

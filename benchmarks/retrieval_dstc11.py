@@ -5,9 +5,9 @@ two halves: the first was used to tune the retrieval knobs (the defaults of ``Kn
 the second is the one reported. Each method ranks distinct documents; hit@k counts a conversation
 when any of its gold documents is in the first k.
 
-    .venv/bin/python benchmarks/retrieval_dstc11.py            # ~10-20 min on 2 CPU cores
-    .venv/bin/python benchmarks/retrieval_dstc11.py --limit 200 --skip-naive   # a quick look
-    .venv/bin/python benchmarks/retrieval_dstc11.py --static   # + the static-embedding profile
+    python -m benchmarks.retrieval_dstc11            # ~10-20 min on 2 CPU cores
+    python -m benchmarks.retrieval_dstc11 --limit 200 --skip-naive   # a quick look
+    python -m benchmarks.retrieval_dstc11 --static   # + the static-embedding profile
 
 Writes benchmarks/results/retrieval_dstc11.json.
 """
@@ -18,18 +18,8 @@ import argparse
 import json
 import time
 
-from retrieval_common import (
-    bm25_dialogue_ranker,
-    evaluate_ranker,
-    kb_ranker,
-    machine,
-    naive_rank,
-    naive_store,
-    require_data,
-    table,
-    write_result,
-)
-
+from benchmarks.common import machine, naive_store, require_data, table, write_result
+from benchmarks.rankers import bm25_dialogue_ranker, evaluate_ranker, kb_ranker, naive_ranker
 from knowledge import KnowledgeBase, KnowledgeConfig
 from knowledge.evaluate import load_documents, parse_query
 
@@ -77,7 +67,7 @@ def main() -> None:
     if not args.skip_naive:
         store, naive_seconds = naive_store(docs)
         results["naive_langchain_chroma_minilm"] = {
-            name: evaluate_ranker(lambda q, d: naive_rank(store, q, d), qs) for name, qs in queries.items()
+            name: evaluate_ranker(naive_ranker(store), qs) for name, qs in queries.items()
         }
         results["naive_langchain_chroma_minilm"]["ingest_seconds"] = round(naive_seconds, 1)
 
@@ -133,10 +123,6 @@ def static_profile(docs: list, queries: dict, config: KnowledgeConfig) -> dict[s
     out["table_load_or_distill_seconds"] = round(load_s, 1)
     kb.close()
     return out
-
-
-def _report_cells(r: dict[str, float]) -> list[float]:
-    return [r["hit@1"], r["hit@5"], r["mrr"], r["latency_p50_ms"], r["latency_p95_ms"]]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ none), next to the naive LangChain stack.
 Every task's ``contexts`` become documents (de-duplicated by ``doc_id``); a task's gold documents are
 its own contexts; tasks without contexts are skipped. No tuning was done on MTRAG.
 
-    .venv/bin/python benchmarks/retrieval_mtrag.py      # ~5-15 min on 2 CPU cores
+    python -m benchmarks.retrieval_mtrag      # ~5-15 min on 2 CPU cores
 
 Writes benchmarks/results/retrieval_mtrag.json.
 """
@@ -15,18 +15,8 @@ import argparse
 import json
 import time
 
-from retrieval_common import (
-    bm25_dialogue_ranker,
-    evaluate_ranker,
-    kb_ranker,
-    machine,
-    naive_rank,
-    naive_store,
-    require_data,
-    table,
-    write_result,
-)
-
+from benchmarks.common import machine, naive_store, require_data, table, write_result
+from benchmarks.rankers import bm25_dialogue_ranker, evaluate_ranker, kb_ranker, naive_ranker
 from knowledge import Document, KnowledgeBase, KnowledgeConfig
 from knowledge.evaluate import EvalQuery, parse_query
 
@@ -82,9 +72,7 @@ def main() -> None:
     results["bm25_whole_dialogue"] = evaluate_ranker(bm25_dialogue_ranker(docs), queries)
     if not args.skip_naive:
         store, seconds = naive_store(docs)
-        results["naive_langchain_chroma_minilm"] = evaluate_ranker(
-            lambda q, d: naive_rank(store, q, d), queries
-        )
+        results["naive_langchain_chroma_minilm"] = evaluate_ranker(naive_ranker(store), queries)
         results["naive_langchain_chroma_minilm"]["ingest_seconds"] = round(seconds, 1)
 
     header = ["method", "hit@1", "hit@5", "MRR", "p50 ms", "p95 ms"]

@@ -29,96 +29,19 @@ product's control features (``model.control``): ``train_reward`` scores its trai
 the weights, the saved model applies them, and the held-out accuracy of that reward is printed
 beside the same features fit without the model's score (what the score must add to).
 
-    .venv/bin/python benchmarks/reward_mtrag.py [--epochs 1] [--passage-chars 300]
+    python -m benchmarks.reward_mtrag [--epochs 1] [--passage-chars 300]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "mtrag" / "rated_responses.jsonl"
-CONVERSATIONS = DATA.with_name("conversations.jsonl")
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def split_pairs(salt: str | None = None) -> tuple[list[dict], list[dict]]:
-    """(training, held-out) pairs, split by task: the compiler's split (30 % held out), or with
-    ``salt`` a fresh draw of the same size, hashed from the task id as exported (``salt:id``,
-    ``training.data.is_validation``). The order is the compiler's, its training pairs first, so
-    that saved per-pair scores line up with a rebuild."""
-    from training.data import compile_dataset, is_validation
-
-    data = compile_dataset([DATA], val_fraction=0.3)
-    if not salt:
-        return data.pref_train, data.pref_val
-    pairs = data.pref_train + data.pref_val
-    held_out = [r for r in pairs if is_validation(r["conversation_id"], 0.3, salt)]
-    return [r for r in pairs if not is_validation(r["conversation_id"], 0.3, salt)], held_out
-
-
-def shorten(row: dict, chars: int) -> dict:
-    """The row with each passage in the last user message cut to ``chars`` characters."""
-    from training.evaluate import split_user_message
-
-    block, question = split_user_message(row["prompt"][-1]["content"])
-    passages = [line[:chars] for line in block.split("\n") if line.strip()]
-    user = {"role": "user", "content": "Passages:\n" + "\n".join(passages) + f"\n\nCustomer: {question}"}
-    return {**row, "prompt": [*row["prompt"][:-1], user]}
-
-
-def without_history(row: dict) -> dict:
-    """The row with the earlier turns of the conversation dropped (system prompt and last message kept)."""
-    prompt = row["prompt"]
-    return {**row, "prompt": [m for m in prompt[:-1] if m["role"] == "system"] + [prompt[-1]]}
-
-
-def fit(row: dict, chars: int, max_length: int) -> dict:
-    """The first of these at which both answers fit ``max_length`` tokens with the prompt:
-    passages cut to ``chars``, 200, 120, 60, then 0 characters; then the same without the earlier
-    turns. The last try is kept even if it does not fit (TRL then drops the pair, and says so)."""
-    levels = (chars, *(c for c in (200, 120, 60, 0) if c < chars))
-    for history in (True, False):
-        for c in levels:
-            short = shorten(row, c) if history else without_history(shorten(row, c))
-            if max(n_tokens(short, "chosen"), n_tokens(short, "rejected")) <= max_length:
-                return short
-    return short
-
-
-def n_tokens(row: dict, key: str) -> int:
-    from transformers import AutoTokenizer
-
-    global _TOKENIZER
-    if _TOKENIZER is None:
-        _TOKENIZER = AutoTokenizer.from_pretrained(
-            str(REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct")
-        )
-    return len(
-        _TOKENIZER.apply_chat_template(row["prompt"] + row[key], tokenize=True, return_dict=True)["input_ids"]
-    )
-
-
-_TOKENIZER = None
-
-
-def features_only(train: list[dict], held_out: list[dict], names: list[str]) -> tuple[dict, list[bool]]:
-    """The control features without any model score: weights fit on the training pairs, and per
-    held-out pair whether they rank the chosen answer first (what a reward model must add to)."""
-    from training.reward import controlled_pair_rewards, fit_control
-
-    weights = fit_control(train, [0.0] * len(train), [0.0] * len(train), names)
-    zeros = [0.0] * len(held_out)
-    chosen, rejected = controlled_pair_rewards(held_out, zeros, zeros, weights)
-    return weights, [c > r for c, r in zip(chosen, rejected, strict=True)]
+from benchmarks.common import RESULTS, link_cached_model, require_data, write_result
+from benchmarks.mtrag_pairs import features_only, fit, split_pairs
 
 
 def length_diagnostics(pairs: list[dict], chosen: list[float], rejected: list[float], direction: str) -> dict:
@@ -203,10 +126,7 @@ def main() -> None:
     )
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-reward-"))
-    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    if cache.exists() and not (home / "models" / cache.name).exists():
-        (home / "models" / cache.name).symlink_to(cache)
+    link_cached_model(home)
     base = ensure_default_model(home)
 
     # 1. Pairs, split by task.
@@ -230,7 +150,7 @@ def main() -> None:
     elif args.sft_init_rows:
         from training.sft import train_sft
 
-        conversations = compile_dataset([CONVERSATIONS]).sft_train
+        conversations = compile_dataset([require_data("mtrag", "conversations.jsonl")]).sft_train
         questions = {r["prompt"][-1]["content"] for r in rated[0] + rated[1]}
         pool = [r for r in conversations if r["prompt"][-1]["content"] not in questions]
         rows = []
@@ -369,7 +289,6 @@ def main() -> None:
         **controlled,
         **length_diagnostics(held_out, chosen, rejected, length_direction(train)),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = (
         "reward_mtrag"
         + ("_sft_body" if body != str(base) else "")
@@ -377,7 +296,7 @@ def main() -> None:
         + ("_full" if args.full_passages else "")
         + (f"_split{args.split_salt}" if args.split_salt else "")
     )
-    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
+    write_result(name, out, echo=False)
     if result.loss_png and result.loss_png.is_file():
         (RESULTS / f"{name}_loss.png").write_bytes(result.loss_png.read_bytes())
     print(

@@ -2,7 +2,8 @@
 
 * Pairs: MT-RAG rated responses through the compiler (rating = mean over annotators of the mean
   of the four criteria, ties dropped, split by task, 30% held out), passages and then earlier
-  turns cut as in ``reward_mtrag.py`` until a row fits ``--max-length`` (TRL would truncate it).
+  turns cut as in ``benchmarks.reward_mtrag`` until a row fits ``--max-length`` (TRL would
+  truncate it).
 * SFT parent: the default model + LoRA trained on ``prompt -> chosen`` of the training pairs.
 * DPO: from the SFT adapter (TRL's frozen ``ref`` copy of it is the reference) on the pairs.
 * KTO: from the same SFT adapter on the pairs unpaired (chosen -> desirable, rejected -> not).
@@ -15,26 +16,22 @@
   groundedness without a model (both fit on the training pairs, ``plot_reward_splits``), with
   the sign test on the pairs where they disagree.
 
-    .venv/bin/python benchmarks/train_preference.py [--train-pairs 64] [--epochs 1]
-    .venv/bin/python benchmarks/train_preference.py --from-saved   # redo analysis + plot, no model
+    python -m benchmarks.train_preference [--train-pairs 64] [--epochs 1]
+    python -m benchmarks.train_preference --from-saved   # redo analysis + plot, no model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import random
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "mtrag" / "rated_responses.jsonl"
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import RESULTS, bench_home, write_result
+from benchmarks.mtrag_pairs import fit, model_free, rated_responses, sign_test, split_pairs, versus
 
 
 def main() -> None:
@@ -60,17 +57,9 @@ def main() -> None:
     if args.from_saved:
         saved = json.loads((RESULTS / "train_preference.json").read_text())
         saved["implicit_reward"] = implicit_reward(saved["pair_margins"])
-        (RESULTS / "train_preference.json").write_text(json.dumps(saved, indent=2))
+        write_result("train_preference", saved, echo=False)
         plot_margin_rises(saved)
         return
-
-    import random
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from plot_reward_splits import sign_test
-    from reward_mtrag import fit
-    from train_sft_dstc11 import bench_home
 
     from agent.models import load_resolved, resolve_spec
     from training.data import compile_dataset
@@ -82,7 +71,7 @@ def main() -> None:
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
 
     # 1. Pairs split by task; a seeded training subset.
-    data = compile_dataset([DATA], val_fraction=0.3)
+    data = compile_dataset([rated_responses()], val_fraction=0.3)
     pairs = random.Random(0).sample(data.pref_train, min(args.train_pairs, len(data.pref_train)))
     pairs = [fit(r, 300, args.max_length) for r in pairs]
     held_out = [fit(r, 300, args.max_length) for r in data.pref_val][: args.eval_pairs]
@@ -174,8 +163,7 @@ def main() -> None:
         "pair_margins": {name: [round(m, 4) for m in ms] for name, ms in margins.items()},
         "home": str(home),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_preference.json").write_text(json.dumps(out, indent=2))
+    write_result("train_preference", out, echo=False)
     for name, trained in stages.items():
         png = Path(trained["loss_png"]) if trained["loss_png"] else None
         if name != "sft" and png and png.is_file():
@@ -187,12 +175,6 @@ def main() -> None:
 def implicit_reward(margins: dict[str, list[float]]) -> dict[str, Any]:
     """Each stage's margin rise over the SFT parent as a reward: per held-out pair, is the chosen
     answer's rise larger; against the fitted length ranking and length + groundedness."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from plot_reward_splits import model_free, versus
-    from reward_mtrag import split_pairs
-
     train, held_out = split_pairs()
     if len(held_out) != len(margins["sft"]):  # --eval-pairs scored a subset: no baselines to match
         print("implicit reward: skipped, the margins do not cover the whole held-out split", flush=True)

@@ -10,60 +10,18 @@
   fresh data home) vs the few-shot baseline (base model + 3 training examples), with gold
   passages and with passages retrieved by BM25 over the 4,299 knowledge documents.
 
-    .venv/bin/python benchmarks/train_sft_dstc11.py [--train-rows 400] [--eval-rows 200]
+    python -m benchmarks.train_sft_dstc11 [--train-rows 400] [--eval-rows 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def bench_home(home: Path | None, prefix: str) -> Path:
-    """``home`` (or a new temporary one) with the default model ready: the copy converted for
-    the tests is linked in when there is one, so it is converted once per checkout."""
-    from agent.models import ensure_default_model
-
-    home = home or Path(tempfile.mkdtemp(prefix=prefix))
-    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    if cache.exists() and not (home / "models" / cache.name).exists():
-        (home / "models" / cache.name).symlink_to(cache)
-    ensure_default_model(home)
-    return home
-
-
-def dstc11_persona() -> Any:
-    from agent.config import Persona
-
-    return Persona(company="Cambridge TownInfo", product="hotel and restaurant bookings", agent_name="Alex")
-
-
-def dstc11_data() -> Any:
-    """DSTC11 compiled with the serving prompt and gold passages: one row per conversation (its
-    final, knowledge-grounded answer), split by conversation, 15% held out."""
-    from training.data import compile_dataset
-
-    return compile_dataset(
-        [DSTC11 / "conversations.jsonl"],
-        docs=DSTC11 / "knowledge_docs.jsonl",
-        persona=dstc11_persona(),
-        turns="last",
-        val_fraction=0.15,
-    )
+from benchmarks.common import RESULTS, bench_home, dstc11_data, require_data, write_result
 
 
 def main() -> None:
@@ -146,7 +104,7 @@ def main() -> None:
     # 3. Evaluate candidate vs base (production) vs few-shot, gold and retrieved passages, in
     #    chunks of rows: every chunk runs all three models in both settings, and the results are
     #    re-scored over every finished chunk, so a run cut short still reports a complete table.
-    retriever = ev.bm25_retriever(load_docs(DSTC11 / "knowledge_docs.jsonl"), k=3)
+    retriever = ev.bm25_retriever(load_docs(require_data("dstc11", "knowledge_docs.jsonl")), k=3)
     models = {"candidate": version, "production": "production", "few_shot": "smollm2-135m-instruct"}
     examples = ev.examples_from_rows(held_out)
     shots = ev.pick_shots(data.sft_train, ev.FEW_SHOT)
@@ -226,7 +184,6 @@ def write_results(report, done, train_rows, held_out, train_metrics, version, ho
     """JSON, a Markdown table and plots of the report so far."""
     from training.report import metrics_table, plot_metric_bars
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "benchmark": "train_sft_dstc11",
         "train_conversations": len(train_rows),
@@ -240,7 +197,7 @@ def write_results(report, done, train_rows, held_out, train_metrics, version, ho
         "samples": {role: report["answers"][role]["retrieved"][:5] for role in report["answers"]},
         "references": [e.reference for e in done[:5]],
     }
-    (RESULTS / "train_sft_dstc11.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    write_result("train_sft_dstc11", out, echo=False)
     for metric in ("rougeL_f1", "perplexity"):
         plot_metric_bars(
             report,

@@ -14,7 +14,7 @@ micro-batch trained on (``training.common.count_tokens``), counted the same way 
   gradient checkpointing setting and bf16 autocast (on by default, even on a CPU without bf16
   matrix units).
 
-    .venv/bin/python benchmarks/train_throughput.py [--rows 8] [--steps 1]
+    python -m benchmarks.train_throughput [--rows 8] [--steps 1]
 """
 
 from __future__ import annotations
@@ -24,16 +24,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.common import REPO, bench_home, require_data, write_result
 
-REPO = Path(__file__).resolve().parents[1]
-DSTC11 = REPO.parent / "shared" / "data" / "dstc11"
-RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = ("recipe", "trl-defaults")
 
 
@@ -41,7 +36,9 @@ def rows_file(n: int, out: Path) -> Path:
     from training.data import compile_dataset, write_rows
 
     data = compile_dataset(
-        [DSTC11 / "conversations.jsonl"], docs=DSTC11 / "knowledge_docs.jsonl", turns="last"
+        [require_data("dstc11", "conversations.jsonl")],
+        docs=require_data("dstc11", "knowledge_docs.jsonl"),
+        turns="last",
     )
     write_rows(out, [{"prompt": r["prompt"], "completion": r["completion"]} for r in data.sft_train[:n]])
     return out
@@ -103,14 +100,7 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.data, args.steps, args.home)))
         return
 
-    from agent.models import ensure_default_model
-
-    home = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    cache = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
-    (home / "models").mkdir(parents=True)
-    if cache.exists():
-        (home / "models" / cache.name).symlink_to(cache)
-    ensure_default_model(home)
+    home = bench_home(None, "bench-throughput-")
     data = rows_file(args.rows, home / "rows.jsonl")
     print(
         f"{args.rows} DSTC11 rows, {args.steps} optimizer step(s) per configuration; load average "
@@ -121,7 +111,8 @@ def main() -> None:
     for config in CONFIGS:
         cmd = [
             sys.executable,
-            __file__,
+            "-m",
+            "benchmarks.train_throughput",
             "--one",
             config,
             "--data",
@@ -147,8 +138,7 @@ def main() -> None:
         "load_average_end": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_throughput.json").write_text(json.dumps(summary, indent=2))
+    write_result("train_throughput", summary, echo=False)
     print("| config | steps | tokens | s | tokens/s | peak RSS MB |")
     for r in results:
         print(

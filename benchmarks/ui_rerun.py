@@ -10,9 +10,9 @@ per process by ``st.cache_resource``; this script times
 
 and counts how many agents were built. Usage::
 
-    python benchmarks/ui_rerun.py              # the real default model (keyword sample knowledge)
-    python benchmarks/ui_rerun.py --demo       # the demo generator, no model
-    python benchmarks/ui_rerun.py --reruns 30 --json out.json
+    python -m benchmarks.ui_rerun              # the real default model (keyword sample knowledge)
+    python -m benchmarks.ui_rerun --demo       # the demo generator, no model
+    python -m benchmarks.ui_rerun --reruns 30 --json out.json
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, link_cached_model
+
 APP = REPO / "ui" / "app.py"
-CACHED_MODEL = REPO / ".cache" / "test-home" / "models" / "smollm2-135m-instruct"
 
 
 def main() -> None:
@@ -39,9 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="ui-rerun-"))
-    (home / "models").mkdir()
-    if CACHED_MODEL.exists():  # reuse the converted default model (no 45 s conversion)
-        (home / "models" / CACHED_MODEL.name).symlink_to(CACHED_MODEL)
+    link_cached_model(home)  # reuse the converted default model (no 45 s conversion)
     os.environ.update(
         SUPPORTLOOP_HOME=str(home),
         SUPPORTLOOP_UI_KEYWORD_KNOWLEDGE="1",
@@ -51,7 +48,6 @@ def main() -> None:
     )
     if args.demo:
         os.environ.update(SUPPORTLOOP_UI_FAKE_MODEL="1", SUPPORTLOOP_UI_FAKE_DELAY="0")
-    sys.path.insert(0, str(REPO))
 
     import streamlit as st
     from streamlit.testing.v1 import AppTest

@@ -1,0 +1,66 @@
+"""The ``benchmarks`` package: every module imports without running anything, every name it
+imports exists (those imported inside functions too), and none reaches into ``tests``, a
+product module's private name or ``sys.path``."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+
+import pytest
+
+from tests.conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+MODULES = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "__init__")
+PRODUCT = ("agent", "knowledge", "training", "deploy", "ui")
+
+
+def tree(name: str) -> ast.Module:
+    return ast.parse((BENCHMARKS / f"{name}.py").read_text(encoding="utf-8"))
+
+
+def benchmark_names() -> list[str]:
+    """The modules run as ``python -m benchmarks.NAME``: those with a ``main``."""
+    return [
+        name
+        for name in MODULES
+        if any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree(name).body)
+    ]
+
+
+def imports(name: str) -> list[tuple[str, str]]:
+    """(module, name) for every import in the file, the ones inside functions too."""
+    found = []
+    for node in ast.walk(tree(name)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found += [(node.module or "", alias.name) for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_the_module_imports_without_running(name: str, capsys) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert capsys.readouterr().out == ""
+    if name in benchmark_names():
+        assert callable(module.main)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_no_tests_private_names_or_sys_path(name: str) -> None:
+    for module, imported in imports(name):
+        assert module.split(".")[0] != "tests", module
+        if module.split(".")[0] in PRODUCT:
+            assert not imported.startswith("_"), f"{module}.{imported}"
+    assert "sys.path" not in (BENCHMARKS / f"{name}.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_name_it_imports_exists(name: str) -> None:
+    """Imports inside functions too: a product name that moves fails here, not an hour into a run."""
+    for module, imported in imports(name):
+        if module.split(".")[0] in (*PRODUCT, "benchmarks"):
+            loaded = importlib.import_module(module)
+            assert not imported or hasattr(loaded, imported), f"{module}.{imported}"
