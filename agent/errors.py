@@ -1,9 +1,14 @@
-"""Errors raised by supportloop's library code.
+"""Errors raised by supportloop's library code: one tree, ``knowledge``'s errors included.
 
 Every error carries a message a user can act on. The CLI turns them into one line and an exit
-code; the HTTP API turns them into a 4xx/5xx JSON body. Nothing here imports heavy libraries.
+code; the HTTP API turns them into a 4xx/5xx JSON body; the UI shows the message. Nothing here
+imports heavy libraries.
 
-    SupportloopError
+    SupportloopError           (defined in knowledge.errors, the bottom layer; re-exported here)
+    ├── KnowledgeError         knowledge.errors: the product documents and their index
+    │   ├── ConfigError         knowledge.ConfigError: a bad index setting (collection, model)
+    │   ├── LoaderError         a document (or JSON Lines line) that cannot be read
+    │   └── StoreError          knowledge's: the Chroma index cannot be opened, read or written
     ├── ConfigError            bad or unreadable configuration
     ├── ModelError
     │   ├── ModelNotFoundError  unknown spec, missing package, hub unreachable offline
@@ -13,15 +18,15 @@ code; the HTTP API turns them into a 4xx/5xx JSON body. Nothing here imports hea
     ├── StoreError             the log store cannot be opened or written
     │   └── NotFoundError       no such conversation, turn or version
     └── GateError              a candidate model failed the promotion gate
+
+The root lives in ``knowledge`` because ``knowledge`` imports nothing of ours: so a Chroma failure
+is a ``SupportloopError`` that every edge already handles, with no conversion of its own.
 """
 
 from __future__ import annotations
 
-
-class SupportloopError(Exception):
-    """Base class: the message is meant for the user."""
-
-    exit_code = 1
+from knowledge.errors import KnowledgeError as KnowledgeError
+from knowledge.errors import SupportloopError as SupportloopError
 
 
 class ConfigError(SupportloopError):

@@ -8,13 +8,13 @@ Public API (imported lazily so that ``import deploy`` and ``supportloop --help``
 
 ``supportloop serve`` runs it under uvicorn; containers, compose, vLLM, accelerate and Kubernetes
 files live beside this package (see ``deploy/README.md``). Nothing in supportloop imports
-``deploy``: it is a leaf that depends on ``agent`` only.
+``deploy``: it is a leaf that depends on ``agent`` (and, like every package, on ``knowledge.lazy``
+for its lazy exports).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knowledge.lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "deploy.server",
@@ -29,12 +29,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'deploy' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

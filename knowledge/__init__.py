@@ -7,9 +7,10 @@ chromadb or LangChain loads on first attribute access.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from knowledge.errors import ConfigError, KnowledgeError, LoaderError
+from knowledge.lazy import lazy_exports
 from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, KnowledgeConfig
 
 if TYPE_CHECKING:
@@ -40,17 +41,4 @@ _LAZY = {
     "load_embeddings": "knowledge.embeddings",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knowledge' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

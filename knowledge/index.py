@@ -7,6 +7,8 @@ Invariants:
   error, since vectors of two models cannot be compared.
 - In-memory indexes get a private collection name: Chroma shares in-memory state per process.
 - Telemetry is off.
+- Whatever Chroma raises (its own errors, sqlite's, HTTP's) leaves this module as a one-line
+  ``StoreError`` naming the collection and where it lives.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from knowledge.errors import ConfigError, StoreError
+from knowledge.errors import ConfigError, StoreError, one_line
 from knowledge.types import KnowledgeConfig
 
 if TYPE_CHECKING:
@@ -64,15 +66,13 @@ class ChromaIndex:
         self.config = config
         self.embedding_id = embedding_id
         self.client = _client(config)
-        try:
+        with self._failures("open"):
             self.collection = self.client.get_or_create_collection(
                 self.name,
                 embedding_function=None,
                 metadata={"embedding_model": embedding_id},
                 configuration={"hnsw": {"space": "cosine"}},
             )
-        except Exception as exc:
-            raise StoreError(f"cannot open collection {self.name!r} at {config.location}: {exc}") from None
         stored = (self.collection.metadata or {}).get("embedding_model")
         if stored and stored != embedding_id:
             raise ConfigError(
@@ -88,13 +88,24 @@ class ChromaIndex:
         if self._vectorstore is None:
             from langchain_chroma import Chroma
 
-            self._vectorstore = Chroma(
-                client=self.client, collection_name=self.name, embedding_function=self._embeddings
-            )
+            with self._failures("open"):
+                self._vectorstore = Chroma(
+                    client=self.client, collection_name=self.name, embedding_function=self._embeddings
+                )
         return self._vectorstore
 
+    @contextlib.contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        """Chroma's exceptions, whatever their type, become one-line ``StoreError``s."""
+        try:
+            yield
+        except Exception as exc:
+            where = f"collection {self.name!r} at {self.config.location}"
+            raise StoreError(f"cannot {action} {where}: {one_line(exc)}") from None
+
     def count(self) -> int:
-        return int(self.collection.count())
+        with self._failures("read"):
+            return int(self.collection.count())
 
     def max_batch(self) -> int:
         try:
@@ -111,20 +122,23 @@ class ChromaIndex:
     ) -> None:
         step = self.max_batch()
         for i in range(0, len(ids), step):
-            self.collection.upsert(
-                ids=list(ids[i : i + step]),
-                documents=list(texts[i : i + step]),
-                metadatas=list(metadatas[i : i + step]),  # type: ignore[arg-type]
-                embeddings=vectors[i : i + step],
-            )
+            with self._failures("write"):
+                self.collection.upsert(
+                    ids=list(ids[i : i + step]),
+                    documents=list(texts[i : i + step]),
+                    metadatas=list(metadatas[i : i + step]),  # type: ignore[arg-type]
+                    embeddings=vectors[i : i + step],
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
         step = self.max_batch()
         for i in range(0, len(ids), step):
-            self.collection.delete(ids=list(ids[i : i + step]))
+            with self._failures("write"):
+                self.collection.delete(ids=list(ids[i : i + step]))
 
     def ids_where(self, where: dict[str, Any]) -> list[str]:
-        return list(self.collection.get(where=where, include=[])["ids"])
+        with self._failures("read"):
+            return list(self.collection.get(where=where, include=[])["ids"])
 
     def metadata_pages(self) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
         """(ids, metadatas) of the whole collection, a page at a time."""
@@ -150,7 +164,8 @@ class ChromaIndex:
     def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
         total = self.count()
         for offset in range(0, total, PAGE):
-            page = self.collection.get(include=include, limit=PAGE, offset=offset)  # type: ignore[arg-type]
+            with self._failures("read"):
+                page = self.collection.get(include=include, limit=PAGE, offset=offset)  # type: ignore[arg-type]
             if not page["ids"]:
                 break
             yield page
@@ -178,12 +193,8 @@ class ChromaIndex:
         metadata = {k: v for k, v in (self.collection.metadata or {}).items() if k != FILES_KEY}
         if states:
             metadata[FILES_KEY] = json.dumps(states, sort_keys=True)
-        try:
+        with self._failures("update"):
             self.collection.modify(metadata=metadata)
-        except Exception as exc:
-            raise StoreError(
-                f"cannot update collection {self.name!r} at {self.config.location}: {exc}"
-            ) from None
 
     def drop(self) -> None:
         """Delete an in-memory collection (persistent ones are left alone)."""
@@ -213,4 +224,4 @@ def _client(config: KnowledgeConfig) -> Any:
     except ConfigError:
         raise
     except Exception as exc:
-        raise StoreError(f"cannot open the Chroma index at {config.location}: {exc}") from None
+        raise StoreError(f"cannot open the Chroma index at {config.location}: {one_line(exc)}") from None

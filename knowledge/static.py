@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knowledge.embeddings import DEFAULT_MODEL_ID, EncodingEmbeddings
+from knowledge.encoding import DEFAULT_MODEL_ID, EncodingEmbeddings, default_model_path
 from knowledge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -115,8 +115,6 @@ class StaticEmbeddings(EncodingEmbeddings):
         return tokenizer, np.load(target / "vectors.npy")
 
     def _source_path(self) -> str:
-        from knowledge.embeddings import default_model_path
-
         return str(default_model_path()) if self.source is None else self.source
 
 

@@ -15,8 +15,7 @@ Public API (imported lazily, so ``import training`` pulls in neither torch nor T
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knowledge.lazy import lazy_exports
 
 _EXPORTS = {
     "compile_dataset": "training.data",
@@ -41,12 +40,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'training' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

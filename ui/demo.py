@@ -14,11 +14,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.generator import ScriptedGenerator, Usage
+from knowledge import Hit
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "agent" / "sample" / "docs"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -94,20 +95,6 @@ def terms(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class DemoHit:
-    """Shaped like ``knowledge.Hit``: what the agent reads from a search result."""
-
-    doc_id: str
-    source: str
-    text: str
-    score: float
-    chunk_id: str
-    relevance: float
-    title: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class _Section:
     doc_id: str
     source: str
@@ -133,7 +120,7 @@ class KeywordKnowledge:
     def count(self) -> int:
         return len(self.sections)
 
-    def search(self, query: str, *, k: int = 4, history: Sequence[tuple[str, str]] = ()) -> list[DemoHit]:
+    def search(self, query: str, *, k: int = 4, history: Sequence[tuple[str, str]] = ()) -> list[Hit]:
         wanted = set(terms(query))
         hits = []
         for s in self.sections:
@@ -142,13 +129,15 @@ class KeywordKnowledge:
                 continue
             score = sum(self.idf[t] * (1 + math.log(s.counts[t])) for t in shared)
             relevance = len(shared) / len(wanted)
-            hits.append(DemoHit(s.doc_id, s.source, s.text, round(score, 3), s.chunk_id, relevance, s.title))
+            hits.append(
+                Hit(s.doc_id, s.source, s.text, round(score, 3), s.chunk_id, relevance, title=s.title)
+            )
         hits.sort(key=lambda h: (-h.score, -h.relevance))
         self._last.hits = hits[:k]
         self._last.query = query
         return hits[:k]
 
-    def last_search(self) -> tuple[str, list[DemoHit]]:
+    def last_search(self) -> tuple[str, list[Hit]]:
         """This thread's latest query and hits (the demo generator answers from them)."""
         return getattr(self._last, "query", ""), getattr(self._last, "hits", [])
 
@@ -181,7 +170,7 @@ def _sentences(markdown: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", plain) if len(s.split()) >= 4]
 
 
-def demo_answer(question: str, hits: Sequence[DemoHit]) -> str:
+def demo_answer(question: str, hits: Sequence[Hit]) -> str:
     """The two sentences of the best prose passage sharing most words with the question, cited."""
     wanted = set(terms(question))
     for number, hit in enumerate(hits, start=1):

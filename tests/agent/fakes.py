@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.generator import ScriptedGenerator
-
-
-@dataclass(frozen=True)
-class FakeHit:
-    doc_id: str
-    source: str
-    text: str
-    score: float
-    chunk_id: str
-    relevance: float
-    title: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+from knowledge import Hit
 
 
 class KeywordKnowledge:
@@ -31,7 +19,7 @@ class KeywordKnowledge:
     def count(self) -> int:
         return len(self.docs)
 
-    def search(self, query: str, *, k: int = 5, history: Sequence[tuple[str, str]] = ()) -> list[FakeHit]:
+    def search(self, query: str, *, k: int = 5, history: Sequence[tuple[str, str]] = ()) -> list[Hit]:
         self.queries.append((query, tuple(history)))
         words = {w.strip("?.,!").lower() for w in query.split() if len(w) > 3}
         hits = []
@@ -39,7 +27,7 @@ class KeywordKnowledge:
             shared = len(words & {w.strip("?.,!").lower() for w in text.split()})
             if shared:
                 rel = min(1.0, shared / max(1, len(words)))
-                hits.append(FakeHit(doc_id, f"{doc_id}.md", text, float(shared), f"{doc_id}#0", rel))
+                hits.append(Hit(doc_id, f"{doc_id}.md", text, float(shared), f"{doc_id}#0", rel))
         return sorted(hits, key=lambda h: -h.score)[:k]
 
 

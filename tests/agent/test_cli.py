@@ -3,9 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from agent.cli import COMMANDS, cli
+from agent.cli import COMMANDS, cli, main
+
+# The knowledge base is opened before the model loads, so a broken index fails these fast.
+KNOWLEDGE_COMMANDS = [["search", "filter"], ["ask", "How often should I change the filter?"]]
 
 
 def test_help_lists_command_groups_without_importing_torch() -> None:
@@ -50,3 +54,36 @@ def test_library_errors_become_one_line(home: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "nonsense" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _error_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if line.lower().startswith("error: ")]
+
+
+@pytest.mark.parametrize("command", KNOWLEDGE_COMMANDS, ids=lambda c: c[0])
+def test_a_corrupted_knowledge_index_is_a_one_line_error(home: Path, command: list[str]) -> None:
+    (home / "index").mkdir()
+    (home / "index" / "chroma.sqlite3").write_bytes(b"not a database\n" * 512)
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", *command], capture_output=True, text=True)
+    assert proc.returncode != 0
+    (line,) = _error_lines(proc.stderr)
+    assert f"cannot open the Chroma index at {home / 'index'}" in line
+
+
+@pytest.mark.parametrize("command", KNOWLEDGE_COMMANDS, ids=lambda c: c[0])
+def test_a_failing_chroma_call_is_a_one_line_error(
+    home: Path, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chromadb.api.models.Collection import Collection
+
+    def fail(self: Collection) -> int:
+        raise RuntimeError("disk I/O error\n  while reading the segment")
+
+    monkeypatch.setattr(Collection, "count", fail)
+    with pytest.raises(SystemExit) as exited:
+        main(command)
+    assert exited.value.code != 0
+    (line,) = _error_lines(capsys.readouterr().err)
+    where = f"collection 'supportloop' at {home / 'index'}"
+    assert line.endswith(f"cannot read {where}: disk I/O error while reading the segment")

@@ -148,15 +148,7 @@ def test_retrieve_uses_the_knowledge_base_for_passages(home, tmp_path, monkeypat
     import knowledge
     from agent.cli import CliState
 
-    class Hit:
-        doc_id, source, text, score, title, chunk_id = (
-            "pairing",
-            "wifi.md",
-            "Hold Wi-Fi for 5 s.",
-            0.9,
-            "Wi-Fi",
-            "c1",
-        )
+    hit = knowledge.Hit("pairing", "wifi.md", "Hold Wi-Fi for 5 s.", 0.9, "c1", 0.9, title="Wi-Fi")
 
     class FakeKnowledgeBase:
         def __init__(self, config):
@@ -164,7 +156,7 @@ def test_retrieve_uses_the_knowledge_base_for_passages(home, tmp_path, monkeypat
 
         def search(self, query, k=4, history=()):
             assert query == "How do I pair it?" and history == []
-            return [Hit()]
+            return [hit]
 
     monkeypatch.setattr(knowledge, "KnowledgeBase", FakeKnowledgeBase, raising=False)
     monkeypatch.setattr(CliState, "knowledge_config", lambda self: "knowledge-config")
