@@ -153,6 +153,7 @@ def ask(
             "turn_id": reply.turn_id,
             "conversation_id": reply.conversation_id,
             "latency_ms": round(reply.latency_ms, 1),
+            "grounding": reply.grounding,
         }
         click.echo(json.dumps(payload, ensure_ascii=False))
         return

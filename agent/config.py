@@ -42,6 +42,9 @@ class Persona:
 @dataclass
 class GenerationSettings:
     backend: str = "local"  # "local" (transformers) or "openai" (any OpenAI-compatible server)
+    # local engine: "auto" (CTranslate2 int8 when installed and the conversion passes its check,
+    # else transformers, with the reason logged), "ctranslate2" (or fail) or "transformers"
+    engine: str = "auto"
     max_new_tokens: int = 160
     temperature: float = 0.0  # 0 = greedy
     repetition_penalty: float = 1.1
@@ -78,6 +81,13 @@ class GuardrailSettings:
 
 
 @dataclass
+class GroundingSettings:
+    enabled: bool = True  # check every answer against its passages before it is shown
+    fallback: str = "extractive"  # an answer that fails: "extractive" (quote the passage) or "decline"
+    min_support: float = 0.5  # share of a sentence's content words that must be in the sources
+
+
+@dataclass
 class AgentConfig:
     home: Path = field(default_factory=lambda: default_home())
     model: str = "production"  # a registry version, "production", a directory or a hub id
@@ -87,6 +97,7 @@ class AgentConfig:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    grounding: GroundingSettings = field(default_factory=GroundingSettings)
     source: str | None = None  # the YAML file this came from, if any
 
     @property

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -247,7 +248,7 @@ class ScriptedGenerator(_UsageMixin):
         text = self.replies.popleft() if self.replies else self.default
         usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
         self._set_usage(usage)
-        for word in text.split(" "):
+        for word in text.split(" ")[: options.max_new_tokens]:
             if cancel is not None and cancel.is_set():
                 usage.cancelled = True
                 return
@@ -283,4 +284,30 @@ def build_generator(config: Any, model: str | None = None) -> Generator:
             settings.remote_model or spec,
             api_key=os.environ.get(settings.api_key_env),
         )
+    engine = getattr(settings, "engine", "auto")
+    if engine not in ("auto", "ctranslate2", "transformers"):
+        from agent.errors import ConfigError
+
+        raise ConfigError(f"generation.engine must be auto, ctranslate2 or transformers, not {engine!r}")
+    if engine != "transformers" and _pick_device(settings.device) == "cpu":
+        compiled = _compiled_or_reason(spec, config.home, required=engine == "ctranslate2")
+        if not isinstance(compiled, str):
+            return compiled
+        logging.getLogger("supportloop.agent").warning("serving with transformers: %s", compiled)
     return LocalGenerator.load(spec, home=config.home, device=settings.device)
+
+
+def _compiled_or_reason(spec: str, home: Any, required: bool) -> Generator | str:
+    """The compiled generator for ``spec``, or why there is none (raised when ``required``)."""
+    from agent import compiled
+
+    if not compiled.available():
+        if required:
+            raise GenerationError("generation.engine is ctranslate2 but it is not installed: pip install ctranslate2")
+        return "ctranslate2 is not installed (pip install ctranslate2 for the compiled engine)"
+    try:
+        return compiled.CompiledGenerator.load(spec, home=home)
+    except Exception as exc:  # any failure of the fast path falls back, with its reason
+        if required:
+            raise
+        return f"the compiled engine is unavailable: {exc}"

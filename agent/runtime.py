@@ -23,12 +23,12 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, guardrails
+from agent import escalation, grounding, guardrails
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Generator, build_generator
-from agent.prompt import Passage, build_messages, system_message
+from agent.prompt import Passage, build_messages, cut_at_stop, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ HANDOFF = {
     "team to take over; they'll reply right here.",
 }
 WITH_PERSON = "A member of our support team has your conversation and will reply here shortly."
-_STOP_MARKERS = ("\nCustomer:", "Customer:", "\nPassages:", "<|im_end|>", "<|im_start|>")
 
 
 class Agent:
@@ -133,13 +132,16 @@ class Agent:
             secrets=self.config.guardrails.secrets,
             allowed=[message, *(t for _, t in history), *(p.text for p in passages)],
         )
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"gate": self._gate(message, history, passages)}
         yield from self._generate(conversation_id, messages, guard, state)
         answer = state["text"]
         if state.get("violation"):
             answer = guardrails.refusal("output", persona.company, persona.product)
             yield "\n" + answer if state.get("sent") else answer
-        cited = used_passages(answer, passages)
+        elif not answer and state["grounding"].action != grounding.SENT:
+            answer = self._fallback(message, passages, state)
+            yield answer
+        cited = used_passages(grounding.strip_lead(answer), passages)
         citations = [self._citation(passages[n - 1], n) for n in cited]
         unhelpful = says_unknown(answer) or not answer
         reply = self._log_reply(
@@ -153,6 +155,7 @@ class Agent:
             refused="output" if state.get("violation") else None,
             ttft=state.get("ttft"),
             extra={
+                "grounding": state["grounding"].to_dict(),
                 "violation": state.get("violation"),
                 "timed_out": state.get("timed_out"),
                 "cancelled": state.get("cancelled"),
@@ -266,12 +269,13 @@ class Agent:
         with self._cancels_lock:
             self._cancels[conversation_id] = cancel
         started = time.perf_counter()
+        gate: grounding.SentenceGate | None = state["gate"]
         text, sent = "", 0
         try:
             stream = self.generator.stream(messages, options, cancel)
             for delta in stream:
                 text += delta
-                cut = _stop_at(text)
+                cut = cut_at_stop(text)
                 if cut is not None:
                     text = text[:cut]
                 if violation := guard.violation(text):
@@ -279,12 +283,14 @@ class Agent:
                     cancel.set()
                     break
                 safe = guard.safe_prefix_length(text, final=cut is not None)
+                if gate is not None:
+                    safe = min(safe, gate.feed(text, final=cut is not None))
                 if safe > sent:
                     state.setdefault("ttft", (time.perf_counter() - started) * 1000)
                     yield text[sent:safe]
                     sent = safe
-                if cut is not None:
-                    break
+                if cut is not None or (gate is not None and gate.failed):
+                    break  # closing the stream below stops the generation
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
@@ -299,12 +305,59 @@ class Agent:
         text = text.strip()
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation
+        if gate is not None and not state.get("violation"):
+            limited = usage.timed_out or usage.completion_tokens >= options.max_new_tokens
+            text = self._checked(text, gate, limited and not usage.cancelled, state)
+        else:
+            state["grounding"] = grounding.Grounding(passed=True, checked=False)
         if not state.get("violation") and len(text) > sent:
             state.setdefault("ttft", (time.perf_counter() - started) * 1000)
             yield text[sent:]
-        if not text and usage.timed_out:
+        if not text and usage.timed_out and state["grounding"].action == grounding.SENT:
             raise GenerationError(f"the model did not answer within {options.timeout_s:.0f} s")
         state["text"] = text
+
+    def _gate(self, message: str, history: list[tuple[str, str]], passages: list[Passage]) -> Any:
+        """The sentence gate for this turn, or None when the check is off or has nothing to read."""
+        settings = self.config.grounding
+        if not settings.enabled or not passages:
+            return None
+        persona = self.config.persona
+        texts = [message, *(t for _, t in history), *(p.text for p in passages)]
+        texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
+        return grounding.SentenceGate(grounding.Sources(texts, min_support=settings.min_support))
+
+    @staticmethod
+    def _checked(text: str, gate: grounding.SentenceGate, limited: bool, state: dict[str, Any]) -> str:
+        """``text`` cut to what passed the check; the verdict goes to ``state["grounding"]``."""
+        cleared = gate.feed(text, final=not limited)
+        kept = text[:cleared].strip()
+        dropped_tail = limited and cleared < len(text) and not gate.failed
+        if kept:
+            verdict = grounding.Grounding(
+                passed=not gate.failed, unsupported=tuple(gate.failed), dropped_tail=dropped_tail
+            )
+        else:
+            action = grounding.EXTRACTIVE  # refined by _fallback
+            verdict = grounding.Grounding(
+                passed=False, action=action, unsupported=tuple(gate.failed), dropped_tail=dropped_tail
+            )
+        state["grounding"] = verdict
+        return kept
+
+    def _fallback(self, message: str, passages: list[Passage], state: dict[str, Any]) -> str:
+        """The answer sent when nothing the model wrote passed the check."""
+        import dataclasses
+
+        verdict: grounding.Grounding = state["grounding"]
+        quoted = None
+        if self.config.grounding.fallback == "extractive":
+            quoted = grounding.extractive_answer(message, [p.text for p in passages])
+        if quoted is not None:
+            state["grounding"] = dataclasses.replace(verdict, action=grounding.EXTRACTIVE)
+            return quoted
+        state["grounding"] = dataclasses.replace(verdict, action=grounding.DECLINED)
+        return grounding.decline_text(self.config.persona.company)
 
     def _handoff(self, conversation_id: str, reason: str, started: float, hits: list[Any] = ()) -> Reply:  # type: ignore[assignment]
         text = HANDOFF[reason].format(company=self.config.persona.company)
@@ -380,6 +433,7 @@ class Agent:
             time_to_first_token_ms=ttft,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            grounding=(extra or {}).get("grounding"),
         )
 
     def _unhelpful_streak(self, conversation_id: str) -> bool:
@@ -387,11 +441,6 @@ class Agent:
         down = {f.turn_id for f in self.store.feedback_for_conversation(conversation_id) if f.thumbs == -1}
         flags = [bool(t.metadata.get("unhelpful")) or t.id in down for t in turns]
         return escalation.unhelpful_streak(flags, self.config.escalation.unhelpful_turns)
-
-
-def _stop_at(text: str) -> int | None:
-    positions = [i for i in (text.find(m) for m in _STOP_MARKERS) if i >= 0]
-    return min(positions) if positions else None
 
 
 def _replace(reply: Reply, *, text: str, escalated: bool, reason: str) -> Reply:

@@ -137,3 +137,6 @@ class Reply(_Serializable):
     time_to_first_token_ms: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # The answer check: {"passed", "action": sent|extractive|declined, ...}; None when the
+    # reply was not generated (hand-offs, refusals, notes).
+    grounding: dict[str, Any] | None = None

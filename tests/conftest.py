@@ -18,6 +18,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Unit tests run tiny models: the shipped adapter (for the real default) is registered only by
+# the tests that ask for it (SUPPORTLOOP_SHIPPED_MODEL=1).
+os.environ.setdefault("SUPPORTLOOP_SHIPPED_MODEL", "0")
+# Tiny random models convert badly to int8: unit tests serve with transformers unless a test
+# asks for the compiled engine (tests/agent/test_compiled.py).
+os.environ.setdefault("SUPPORTLOOP_GENERATION__ENGINE", "transformers")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SUPPORTLOOP_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -30,7 +30,7 @@ after the shared prefix, padding masked, position ids continuing each row's own 
 decodes them together: on a CPU, decoding one row at a time is bound by reading the weights, so
 a batch costs little more per step than one row. Perplexity agrees to float precision; a greedy
 answer can differ where floating-point noise flips a near-tied logit
-(``benchmarks/eval_batching.py`` counts how often and times both).
+(``python -m benchmarks.eval_batching`` counts how often and times both).
 Scoring functions are pure; ``evaluate_versions`` drives the models.
 """
 

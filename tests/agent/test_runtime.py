@@ -145,7 +145,7 @@ def test_customer_message_is_committed_before_generation(make_agent, home: Path)
 def test_cancel_stops_generation(make_agent) -> None:
     generator = ScriptedGenerator(["word " * 200])
     generator.delay_s = 0.01
-    agent = make_agent(generator)
+    agent = make_agent(generator, grounding__enabled=False)  # unchecked: words stream as they come
     stream = agent.stream("c11", "How often do I replace the HEPA filter?")
     next(stream)
     assert agent.cancel("c11")

@@ -1,0 +1,323 @@
+"""The compiled serving path: a model version converted once into CTranslate2 int8.
+
+``ensure_compiled(resolved, home)`` merges a version's LoRA adapter into its base, converts the
+merged model with CTranslate2 (int8 weights) and caches it under
+``<home>/models/compiled/<key>/``, where the key is a digest of the base and adapter files, so a
+new version, or a changed adapter, is converted again and an unchanged one never is.
+
+**No conversion serves unchecked.** Before a conversion is kept, ``equivalence`` compares the
+compiled model with the transformers model on a fixed prompt set: teacher-forced top-1 token
+agreement over reference answers, and greedy agreement (the share of the transformers model's
+greedy tokens the compiled model reproduces before the first difference, reported). A conversion
+under the teacher-forced threshold raises ``ModelNotFoundError`` naming the figures; the report is kept beside the
+engine (``equivalence.json``). Users of llama.cpp and Ollama report merged fine-tunes that
+silently behave like their base after export: this check is what catches that here.
+
+``CompiledGenerator`` serves it behind the ``Generator`` protocol with the same contract as
+``LocalGenerator``: one generation at a time, deadline, cancel event, usage counts, streaming
+deltas that decode whole characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.errors import GenerationError, ModelNotFoundError
+from agent.generator import GenerationOptions, Message, Usage, _UsageMixin
+
+log = logging.getLogger("supportloop.agent.compiled")
+
+COMPUTE_TYPE = "int8"
+MIN_TEACHER_FORCED = 0.9  # top-1 agreement over reference answers
+# Greedy agreement is reported, not required: the default weights are a de-quantized Q4_1, so
+# int8 re-quantization changes greedy paths early (0.33 on the base model) while teacher-forced
+# agreement stays high (0.93); a broken conversion falls far below on both.
+_READY = "supportloop-engine.json"
+
+# A fixed, small prompt set: support questions with passages and a reference answer, in the
+# serving prompt's shape (the persona's default system prompt is added at check time).
+CHECK_PROMPTS: tuple[tuple[str, str], ...] = (
+    (
+        "Passages:\n[1] (warranty) New purifiers have a 2-year warranty from the delivery date.\n\n"
+        "Customer: How long is the warranty?",
+        "New purifiers have a 2-year warranty from the delivery date [1].",
+    ),
+    (
+        "Passages:\n[1] (returns) You can return a purifier within 30 days. Return shipping is free."
+        "\n\nCustomer: Do I pay for return shipping?",
+        "No, return shipping is free, and you can return a purifier within 30 days [1].",
+    ),
+    (
+        "Passages:\n[1] (filters) Replace the HEPA filter every 6 months. The AF-300 costs $39.\n\n"
+        "Customer: how often should I change the filter",
+        "Replace the HEPA filter every 6 months; the AF-300 filter costs $39 [1].",
+    ),
+    (
+        "Passages:\n[1] (error-codes) E4 means the motor is overheating. Unplug it for 30 minutes."
+        "\n\nCustomer: my purifier shows E4",
+        "E4 means the motor is overheating. Unplug the purifier for 30 minutes [1].",
+    ),
+    (
+        "Passages:\n[1] (wifi) The purifier joins 2.4 GHz Wi-Fi networks only.\n\n"
+        "Customer: what is the capital of France?",
+        "I'm sorry, I don't have that information. I can connect you with a member of the support team.",
+    ),
+)
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+def engine_key(base: str, adapter: str | None) -> str:
+    """A digest of the files that define the weights (base directory and adapter)."""
+    h = hashlib.sha256(COMPUTE_TYPE.encode())
+    for root in (base, adapter):
+        if root is None:
+            continue
+        path = Path(root)
+        if not path.is_dir():
+            h.update(root.encode())
+            continue
+        for file in sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin")):
+            stat = file.stat()
+            h.update(f"{file.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """How closely the compiled engine follows the transformers model."""
+
+    teacher_forced: float
+    greedy: float
+    prompts: int
+    passed: bool
+    compute_type: str = COMPUTE_TYPE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def engine_dir(home: Path, resolved: Any) -> Path:
+    name = Path(str(resolved.version)).name.replace("/", "_") or "model"
+    return home / "models" / "compiled" / f"{name}-{engine_key(resolved.base, resolved.adapter)}"
+
+
+def ensure_compiled(resolved: Any, home: Path, *, check: str = "full") -> Path:
+    """The compiled engine of ``resolved`` (a ``ResolvedModel``), converting and checking it once.
+
+    ``check``: ``"full"`` (every check prompt, 48 greedy tokens each), ``"short"`` (two prompts,
+    16 tokens: well under 30 s on 2 cores) or ``"none"`` (only for tests of the refusal itself)."""
+    target = engine_dir(home, resolved)
+    if (target / _READY).is_file():
+        return target
+    from agent.models import _file_lock, load_resolved
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if (target / _READY).is_file():
+            return target
+        started = time.perf_counter()
+        model, tokenizer = load_resolved(resolved, merge=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            convert(model, tokenizer, staging)
+            report = equivalence(model, tokenizer, staging, check)
+            (staging / "equivalence.json").write_text(json.dumps(report.to_dict(), indent=2))
+            if not report.passed:
+                raise ModelNotFoundError(
+                    f"the compiled engine for {resolved.version} differs from the model: teacher-forced "
+                    f"agreement {report.teacher_forced:.3f} (needs {MIN_TEACHER_FORCED}; greedy "
+                    f"{report.greedy:.3f}); it will not serve"
+                )
+            meta = {"version": resolved.version, "seconds": round(time.perf_counter() - started, 1)}
+            (staging / _READY).write_text(json.dumps({**meta, "equivalence": report.to_dict()}))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("compiled %s into %s", resolved.version, target)
+    return target
+
+
+def convert(model: Any, tokenizer: Any, out: Path) -> None:
+    """Save the (merged) model and convert it to CTranslate2 int8 in ``out``."""
+    from ctranslate2.converters import TransformersConverter
+
+    merged = out / "hf"
+    model.save_pretrained(merged, safe_serialization=True)
+    tokenizer.save_pretrained(merged)
+    TransformersConverter(str(merged), load_as_float16=False).convert(
+        str(out / "ct2"), quantization=COMPUTE_TYPE, force=True
+    )
+    tokenizer.save_pretrained(out / "ct2")
+    shutil.rmtree(merged)
+
+
+def chat_ids(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+    """Token ids of ``messages`` through the tokenizer's chat template, ready for the answer."""
+    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def _check_ids(tokenizer: Any, limit: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, reference answer ids) of the check prompts."""
+    from agent.config import Persona
+    from agent.prompt import system_message
+
+    system = system_message(Persona())
+    out = []
+    for user, answer in CHECK_PROMPTS[:limit]:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        out.append((chat_ids(tokenizer, messages), tokenizer(answer, add_special_tokens=False)["input_ids"]))
+    return out
+
+
+def equivalence(model: Any, tokenizer: Any, engine: Path, check: str = "full") -> Equivalence:
+    """Compare the compiled engine in ``engine/ct2`` with ``model`` (see the module docstring)."""
+    if check == "none":
+        return Equivalence(teacher_forced=float("nan"), greedy=float("nan"), prompts=0, passed=True)
+    import ctranslate2
+    import numpy as np
+    import torch
+
+    limit, new_tokens = (2, 16) if check == "short" else (len(CHECK_PROMPTS), 48)
+    generator = ctranslate2.Generator(str(engine / "ct2"), device="cpu", compute_type=COMPUTE_TYPE)
+    agree, total, greedy = 0, 0, []
+    for prompt, answer in _check_ids(tokenizer, limit):
+        ids = prompt + answer
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0]
+        ours = logits[len(prompt) - 1 : len(ids) - 1].argmax(-1).tolist()
+        theirs = np.asarray(generator.forward_batch([ids])).reshape(len(ids), -1)
+        compiled = theirs[len(prompt) - 1 : len(ids) - 1].argmax(-1).tolist()
+        agree += sum(a == b for a, b in zip(ours, compiled, strict=True))
+        total += len(ours)
+        greedy.append(_greedy_agreement(model, generator, tokenizer, prompt, new_tokens))
+    teacher = agree / max(total, 1)
+    mean_greedy = sum(greedy) / len(greedy)
+    passed = teacher >= MIN_TEACHER_FORCED
+    return Equivalence(round(teacher, 4), round(mean_greedy, 4), len(greedy), passed)
+
+
+def _greedy_agreement(model: Any, generator: Any, tokenizer: Any, prompt: list[int], n: int) -> float:
+    import torch
+
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=n, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )
+    ours = out[0, len(prompt) :].tolist()
+    tokens = tokenizer.convert_ids_to_tokens(prompt)
+    result = generator.generate_batch([tokens], max_length=n, sampling_topk=1, include_prompt_in_result=False)
+    theirs = list(result[0].sequences_ids[0])
+    same = 0
+    for a, b in zip(ours, theirs, strict=False):
+        if a != b:
+            break
+        same += 1
+    return same / max(1, min(len(ours), n))
+
+
+class CompiledGenerator(_UsageMixin):
+    """A CTranslate2 engine on this machine; generation serialized by a lock."""
+
+    def __init__(self, engine: Path, version: str, adapter: str | None = None, threads: int = 0):
+        super().__init__()
+        import ctranslate2
+        from transformers import AutoTokenizer
+
+        self.engine = engine
+        self.version = version
+        self.adapter = adapter
+        self.tokenizer = AutoTokenizer.from_pretrained(str(engine / "ct2"))
+        self.generator = ctranslate2.Generator(
+            str(engine / "ct2"), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=threads
+        )
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, spec: str | None, *, home: Path, check: str = "short") -> CompiledGenerator:
+        from agent.models import resolve_spec
+
+        resolved = resolve_spec(spec, home=home, progress=True)
+        engine = ensure_compiled(resolved, home, check=check)
+        return cls(engine, version=resolved.version, adapter=resolved.adapter, threads=os.cpu_count() or 0)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[str]:
+        tokens: list[str] = self.tokenizer.convert_ids_to_tokens(chat_ids(self.tokenizer, messages))
+        return tokens
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        usage = Usage()
+        self._set_usage(usage)
+        if not self._lock.acquire(timeout=max(0.0, options.timeout_s)):
+            raise GenerationError("the model is busy: timed out waiting for a free generation slot")
+        try:
+            yield from self._decode(self.prompt_tokens(messages), options, cancel, usage)
+        finally:
+            self._lock.release()
+
+    def _decode(
+        self, tokens: list[str], options: GenerationOptions, cancel: threading.Event | None, usage: Usage
+    ) -> Iterator[str]:
+        deadline = time.monotonic() + options.timeout_s
+        usage.prompt_tokens = len(tokens)
+        sampling = (
+            {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": options.temperature}
+            if options.temperature > 0
+            else {"sampling_topk": 1}
+        )
+        steps = self.generator.generate_tokens(
+            tokens,
+            max_length=options.max_new_tokens,
+            repetition_penalty=options.repetition_penalty,
+            end_token=self.tokenizer.eos_token,
+            **sampling,
+        )
+        ids: list[int] = []
+        shown = ""
+        try:
+            for step in steps:
+                if step.token_id == self.tokenizer.eos_token_id:
+                    break
+                ids.append(step.token_id)
+                usage.completion_tokens = len(ids)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if not text.endswith("\ufffd") and len(text) > len(shown):
+                    yield text[len(shown) :]
+                    shown = text
+                usage.timed_out = time.monotonic() > deadline
+                usage.cancelled = cancel is not None and cancel.is_set()
+                if usage.timed_out or usage.cancelled:
+                    break
+        except Exception as exc:
+            raise GenerationError(f"generation failed: {exc}") from exc
+        finally:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
