@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import random
 import resource
 import shutil
 import sys
@@ -38,20 +37,10 @@ from typing import Any
 
 import yaml
 
-from agent.errors import ConfigError, DataError
+from agent.errors import ConfigError
+from training.data import training_rows as training_rows
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-# The columns each TRL trainer reads; the compiler's bookkeeping columns are dropped.
-COLUMNS = {
-    "sft": ("prompt", "completion"),
-    "dpo": ("prompt", "chosen", "rejected"),
-    "reward": ("prompt", "chosen", "rejected"),
-    "kto": ("prompt", "completion", "label"),
-    "grpo": ("prompt", "completion"),  # the completion is the reference some rewards compare with
-}
-# Which compiled split feeds which trainer.
-SPLIT_KIND = {"sft": "sft", "dpo": "pref", "reward": "pref", "kto": "kto", "grpo": "sft"}
-FILE_FORMAT = {"sft": "sft", "dpo": "preference", "reward": "preference", "kto": "kto", "grpo": "sft"}
 SECTIONS = ("lora", "model", "data")
 # Sections only one trainer reads: GRPO's reward functions and their weights.
 TRAINER_SECTIONS = {"grpo": ("rewards",)}
@@ -292,56 +281,6 @@ def freeze_layers(model: Any, top: int) -> Any:
 def trainable_snapshot(model: Any) -> dict[str, Any]:
     """A copy of every trainable parameter (to check that training changed them)."""
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-# ------------------------------------------------------------------------------- data
-
-
-def training_rows(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
-    kind: str,
-    *,
-    docs: Path | None = None,
-    persona: Any = None,
-    turns: str = "all",
-    max_examples: int | None = None,
-    seed: int = 0,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(train rows, validation rows, description) for ``kind`` from any importable input.
-
-    ``data``: rows already in TRL format; a ``CompiledDataset``; a file of TRL rows of the right
-    format (all of it is training data: it was split when it was compiled); or any conversation
-    file the compiler reads (compiled here, with its stable split).
-    """
-    from training.data import CompiledDataset, compile_dataset, detect_format, load_rows
-
-    split = SPLIT_KIND[kind]
-    source = "rows"
-    if isinstance(data, CompiledDataset):
-        train, val = getattr(data, f"{split}_train"), getattr(data, f"{split}_val")
-        source = "compiled dataset"
-    elif isinstance(data, (str, Path)):
-        path = Path(data)
-        source = str(path)
-        if path.is_file() and detect_format(path) == FILE_FORMAT[kind]:
-            train, val = load_rows(path), []
-        else:
-            compiled = compile_dataset([path], docs=docs, persona=persona, turns=turns)
-            train, val = getattr(compiled, f"{split}_train"), getattr(compiled, f"{split}_val")
-    else:
-        train, val = list(data), []
-    if not train:
-        raise DataError(f"no {kind} training rows (it needs {FILE_FORMAT[kind]} data)", path=source)
-    total = len(train)
-    if max_examples is not None and len(train) > max_examples:
-        train = random.Random(seed).sample(train, int(max_examples))
-    columns = COLUMNS[kind]
-    missing = [c for c in columns if c not in train[0]]
-    if missing:
-        raise DataError(f"{kind} rows need {', '.join(columns)}; missing {', '.join(missing)}", path=source)
-    keep = [{c: row[c] for c in columns} for row in train]
-    keep_val = [{c: row[c] for c in columns} for row in val if all(c in row for c in columns)]
-    return keep, keep_val, {"source": source, "rows_available": total, "rows_used": len(keep)}
 
 
 # ------------------------------------------------------------------------------- run
