@@ -9,7 +9,6 @@ torch and transformers included, inside its function body, so ``supportloop --he
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ def _config(ctx: click.Context) -> Any:
     from agent.cli import context_config
 
     return context_config(ctx)
-
-
-def _run_dir(config: Any, prefix: str) -> Path:
-    """A new ``<home>/runs/<prefix>-<timestamp>`` folder name (suffixed if that one exists)."""
-    base = Path(config.home) / "runs" / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 # ---------------------------------------------------------------------------------- data
@@ -87,6 +76,7 @@ def compile_command(
     """Compile INPUT files (conversations: .jsonl turns/messages/rated responses, .csv turns)
     into SFT, preference and KTO files, with PII redacted and a train/validation split."""
     from training.data import compile_dataset
+    from training.run import new_run_dir
 
     if not inputs and not from_logs:
         raise click.UsageError("give at least one INPUT file or --from-logs")
@@ -109,7 +99,7 @@ def compile_command(
     finally:
         if store is not None:
             store.close()
-    paths = dataset.write(out or _run_dir(config, "data"))
+    paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
     if as_json:
         manifest = {**dataset.manifest, "out_dir": str(paths["manifest"].parent)}
@@ -185,7 +175,7 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
 
 
 def _train_options(func: Any) -> Any:
-    """The options every trainer takes; each maps onto a recipe key (see training.common)."""
+    """The options every trainer takes; each maps onto a recipe key (see training.recipes)."""
     options = [
         click.option(
             "--data",
@@ -229,7 +219,7 @@ def _train_options(func: Any) -> Any:
 
 
 def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
-    from training.common import parse_set
+    from training.recipes import parse_set
 
     flags = {
         "max_steps": opts.get("max_steps"),
@@ -380,7 +370,7 @@ def train_reward_command(ctx: click.Context, **opts: Any) -> None:
 def train_grpo_command(ctx: click.Context, **opts: Any) -> None:
     """GRPO on the conversations' prompts, sampling answers and scoring them with reward
     functions (passage groundedness, ROUGE-L against the real answer, length, a reward model)."""
-    from training.common import parse_set
+    from training.recipes import parse_set
 
     sets = list(opts.get("sets") or ())
     if opts["rewards"]:
@@ -635,12 +625,13 @@ def _evaluate(
     from agent.models import ModelRegistry
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows, load_eval_rows
     from training.round import _eval_summary
+    from training.run import root_spec
 
     registry = ModelRegistry(home)
     held_out, train_rows = load_eval_rows(data_path, docs=docs, persona=config.persona)
     roles = {"candidate": version, "production": registry.production_name()}
     if few_shot:
-        roles["few_shot"] = _root_base(registry, version)
+        roles["few_shot"] = root_spec(registry, version)
     # Few-shot examples come from the training split; with none (a bare compiled file), from the
     # held-out rows past the limit, never from the rows being evaluated.
     all_held_out = held_out
@@ -657,15 +648,6 @@ def _evaluate(
     if registry.has(version) and version != "base":
         registry.update_metrics(version, {"eval": _eval_summary(report, registry.production_name())})
     return report
-
-
-def _root_base(registry: Any, version: str) -> str:
-    if not registry.has(version):
-        return version
-    spec = registry.get(version).base_model
-    while registry.has(spec) and registry.get(spec).base_model != spec:
-        spec = registry.get(spec).base_model
-    return spec
 
 
 @click.command("model")

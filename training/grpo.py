@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from training.common import (
+from training.data import training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -30,8 +32,6 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 REWARDS = ("groundedness", "reference", "length", "model")

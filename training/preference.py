@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.common import (
+from training.data import training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -26,8 +28,6 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 

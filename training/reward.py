@@ -39,17 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from training.common import (
+from training.data import training_rows
+from training.recipes import lora_config, trl_config
+from training.run import (
     TrainResult,
     freeze_layers,
     load_tokenizer,
-    lora_config,
     resolve_base,
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 logger = logging.getLogger(__name__)

@@ -63,11 +63,11 @@ def run_round(
     """Run a round; see the module docstring. ``store``: the log store to export reviewed
     conversations from (None: only ``data_files``)."""
     from agent.models import ModelRegistry
-    from training.common import new_run_dir
     from training.data import compile_dataset
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
     from training.gate import promote, run_gate
     from training.preference import train_dpo, train_kto
+    from training.run import new_run_dir
     from training.sft import train_sft
 
     run_dir = new_run_dir(home, "round")

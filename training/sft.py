@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.common import (
+from training.data import training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -26,8 +28,6 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 
@@ -99,7 +99,7 @@ def train_sft(
 
 def sweep_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``--sweep learning_rate=1e-4,2e-4 --sweep lora.r=8,16`` as {key: [values]} (YAML-typed)."""
-    from training.common import parse_set
+    from training.recipes import parse_set
 
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -126,7 +126,6 @@ def sweep_sft(
 
     from agent.config import default_home
     from agent.models import ModelRegistry, load_resolved, resolve_spec
-    from training.common import training_rows
     from training.evaluate import reference_nll
 
     home = home or default_home()
