@@ -45,7 +45,7 @@ def _text(completion: Any) -> str:
 
 
 def _passages(prompt: Any) -> str:
-    from training.evaluate import split_user_message
+    from training.heldout import split_user_message
 
     if isinstance(prompt, str):
         return ""
@@ -56,7 +56,7 @@ def _passages(prompt: Any) -> str:
 def groundedness_reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
     """Share of each answer's content words that occur in its prompt's passages (0 when the
     answer has no content words; 0.5, neutral, when the prompt has no passages)."""
-    from training.evaluate import groundedness
+    from training.metrics import groundedness
 
     out = []
     for prompt, completion in zip(prompts, completions, strict=True):

@@ -61,7 +61,8 @@ def _log_length(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
 
 
 def _groundedness(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
-    from training.evaluate import groundedness, split_user_message
+    from training.heldout import split_user_message
+    from training.metrics import groundedness
 
     passages, _question = split_user_message(prompt[-1]["content"]) if prompt else ("", "")
     score = groundedness(answer, passages)

@@ -126,7 +126,7 @@ def sweep_sft(
 
     from agent.config import default_home
     from agent.models import ModelRegistry, load_resolved, resolve_spec
-    from training.evaluate import reference_nll
+    from training.decoding import reference_nll
 
     home = home or default_home()
     if val_rows is None:
