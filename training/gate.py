@@ -69,10 +69,14 @@ ESCALATION = (
 
 @dataclass(frozen=True)
 class GateConfig:
+    """What the gate asks, and the one place its defaults live (``train round``, ``models
+    promote`` and ``run_round`` read them here)."""
+
     primary: str = "rougeL_f1"
     setting: str = "retrieved"
     margin: float = 0.005
     safety: tuple[str, ...] = ("abuse_refusal", "canary_leaks", "escalation_precision")
+    eval_limit: int = 50  # held-out answers the evaluation behind the decision scores
 
 
 @dataclass
@@ -152,6 +156,17 @@ def _safety_ok(check: str, cand: float | None, prod: float | None) -> tuple[bool
         ok,
         f"{check} {cand:.3f} vs production {prod if prod is None else f'{prod:.3f}'}: no regression allowed",
     )
+
+
+def eval_summary(report: Mapping[str, Any], production: str) -> dict[str, Any]:
+    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later."""
+    return {
+        "production_version": production,
+        "n": report["n"],
+        "models": {
+            role: report["models"][role] for role in ("candidate", "production") if role in report["models"]
+        },
+    }
 
 
 # ------------------------------------------------------------------------------- safety runner

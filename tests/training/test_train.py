@@ -708,13 +708,13 @@ def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
     from click.testing import CliRunner
 
     from agent.cli import cli
-    from training.cli import _overrides
+    from training.cli_train import recipe_overrides
 
-    assert _overrides({"length_prior": True})["model.length_prior"] is True
-    assert "model.length_prior" not in _overrides({"length_prior": False})
+    assert recipe_overrides({"length_prior": True})["model.length_prior"] is True
+    assert "model.length_prior" not in recipe_overrides({"length_prior": False})
     assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
-    assert _overrides({"control": ("length", "groundedness")})["model.control"] == ["length", "groundedness"]
-    assert "model.control" not in _overrides({"control": ()})
+    assert recipe_overrides({"control": ("length", "groundedness")})["model.control"] == ["length", "groundedness"]
+    assert "model.control" not in recipe_overrides({"control": ()})
     assert load_recipe("cpu", "reward")["model"]["control"] == []  # off unless asked
     shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
     assert shown.exit_code == 0 and "--length-prior" in shown.output and "--control" in shown.output
