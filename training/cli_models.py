@@ -96,14 +96,14 @@ def models_promote(
         promote(version, home=home, force=force)  # refuses reward models, forced or not
         click.echo(f"{version} is production now (forced: the gate was skipped)")
         return
-    stored = registry.get(version).metrics.get("eval")
-    if data_path is None and (not stored or stored.get("production_version") != registry.production_name()):
+    stored: dict[str, Any] = registry.get(version).metrics.get("eval") or {}
+    if data_path is None and stored.get("production_version") != registry.production_name():
         raise ConfigError(
             f"no evaluation of {version} against production {registry.production_name()}: "
             f"pass --data FILE (or run `supportloop eval model --model {version} --data FILE`)"
         )
     retriever = eval_retriever(config, docs)
-    report: dict[str, Any] = (
+    report = (
         evaluate_and_record(home, config, version, data_path, docs, limit, retriever, few_shot=False)
         if data_path is not None
         else stored

@@ -64,7 +64,7 @@ def load_recipe(recipe: str | Path, kind: str) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(_sections(kind))}"
         )
-    recipe_data = {name: dict(data.get(name) or {}) for name in (kind, *_sections(kind))}
+    recipe_data: dict[str, Any] = {name: dict(data.get(name) or {}) for name in (kind, *_sections(kind))}
     recipe_data["source"] = str(path)
     return recipe_data
 

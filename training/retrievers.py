@@ -9,10 +9,13 @@ retriever found it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent.prompt import Passage
 from training.data import Retriever, focus_passage
+
+if TYPE_CHECKING:
+    from knowledge import KnowledgeBase
 
 
 def bm25_retriever(docs: Mapping[str, Passage], k: int = 4, chunk_chars: int = 900) -> Retriever:
@@ -52,14 +55,11 @@ def _windows(doc: Passage, size: int) -> list[Passage]:
     ]
 
 
-def knowledge_retriever(kb: Any, k: int = 4) -> Retriever:
-    """A ``knowledge.KnowledgeBase`` (or anything with ``search``) as a retriever."""
+def knowledge_retriever(kb: KnowledgeBase, k: int = 4) -> Retriever:
+    """A ``knowledge.KnowledgeBase`` as a retriever."""
 
     def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
         hits = kb.search(question, k=k, history=list(history))
-        return [
-            Passage(h.doc_id, h.source, h.text, getattr(h, "title", None), float(h.score), h.chunk_id)
-            for h in hits
-        ]
+        return [Passage(h.doc_id, h.source, h.text, h.title, float(h.score), h.chunk_id) for h in hits]
 
     return retrieve

@@ -40,7 +40,7 @@ from typing import Any
 
 from agent.config import Persona
 from agent.errors import ConfigError
-from training.data import CompiledDataset, Row, training_rows
+from training.data import Row, TrainingData, training_rows
 from training.decoding import common_prefix
 from training.length_analysis import (
     fit_length_control,
@@ -98,7 +98,7 @@ CONTROL_FILE = "reward_control.json"
 
 
 def train_reward(
-    data: str | Path | CompiledDataset | Sequence[Row],
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.data import training_rows
+from agent.config import Persona
+from training.data import TrainingData, training_rows
 from training.recipes import trl_config
 from training.run import (
     TrainResult,
@@ -32,7 +33,7 @@ from training.run import (
 
 
 def train_sft(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",
@@ -40,7 +41,7 @@ def train_sft(
     out_dir: Path | None = None,
     home: Path | None = None,
     docs: Path | None = None,
-    persona: Any = None,
+    persona: Persona | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
@@ -109,7 +110,7 @@ def sweep_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def sweep_sft(
-    data: Any,
+    data: TrainingData,
     grid: Mapping[str, Sequence[Any]],
     *,
     val_rows: Sequence[dict[str, Any]] | None = None,

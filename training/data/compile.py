@@ -301,9 +301,12 @@ def _progress(items: Sequence[Any], enabled: bool, what: str) -> Iterable[Any]:
 # Any input -> one kind's rows
 # ---------------------------------------------------------------------------------------------
 
+# What a trainer takes: a conversation or TRL-rows file (or folder), a compiled dataset, or rows.
+TrainingData = str | Path | CompiledDataset | Sequence[Row]
+
 
 def read_rows(
-    data: str | Path | CompiledDataset | Sequence[Row],
+    data: TrainingData,
     kind: str,
     *,
     docs: Path | None = None,
@@ -330,7 +333,7 @@ def read_rows(
 
 
 def training_rows(
-    data: str | Path | CompiledDataset | Sequence[Row],
+    data: TrainingData,
     kind: str,
     *,
     docs: Path | None = None,
