@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from training.cli_shared import config_of, open_store
+from training.cli_shared import config_of, log_store
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -70,8 +70,7 @@ def compile_command(
     if not inputs and not from_logs:
         raise click.UsageError("give at least one INPUT file or --from-logs")
     config = config_of(ctx)
-    store = open_store(config) if from_logs else None
-    try:
+    with log_store(config, from_logs) as store:
         dataset = compile_dataset(
             list(inputs),
             store=store,
@@ -85,9 +84,6 @@ def compile_command(
             progress=True,
             keep_public=not redact_public,
         )
-    finally:
-        if store is not None:
-            store.close()
     paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
     if as_json:

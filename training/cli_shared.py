@@ -6,7 +6,8 @@ is imported inside the function that needs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,10 +32,17 @@ def config_of(ctx: click.Context) -> AgentConfig:
     return config
 
 
-def open_store(config: AgentConfig) -> LogStore:
+@contextlib.contextmanager
+def log_store(config: AgentConfig, wanted: bool) -> Iterator[LogStore | None]:
+    """The configured log store, closed afterwards, when ``wanted`` (--from-logs); else None."""
     from agent.store import LogStore
 
-    return LogStore.from_config(config)
+    store = LogStore.from_config(config) if wanted else None
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
 
 
 def gate_options(func: F) -> F:

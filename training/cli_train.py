@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from training.cli_shared import GATE, config_of, default_docs, eval_retriever, gate_options, open_store
+from training.cli_shared import GATE, config_of, default_docs, eval_retriever, gate_options, log_store
 from training.gate import GateConfig
 
 if TYPE_CHECKING:
@@ -281,8 +281,7 @@ def train_round(
     if not data_files and not from_logs:
         raise click.UsageError("nothing to train on: give --data FILE or keep --from-logs")
     config = config_of(ctx)
-    store = open_store(config) if from_logs else None
-    try:
+    with log_store(config, from_logs) as store:
         result = run_round(
             home=Path(config.home),
             persona=config.persona,
@@ -295,9 +294,6 @@ def train_round(
             eval_limit=eval_limit,
             gate=GateConfig(primary=primary, setting=setting, margin=margin, eval_limit=eval_limit),
         )
-    finally:
-        if store is not None:
-            store.close()
     verdict = "promoted" if result.promoted else "refused"
     click.echo(f"round {verdict}: candidate {result.candidate}", err=as_json)
     for reason in result.to_dict()["reasons"]:
