@@ -713,7 +713,10 @@ def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
     assert recipe_overrides({"length_prior": True})["model.length_prior"] is True
     assert "model.length_prior" not in recipe_overrides({"length_prior": False})
     assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
-    assert recipe_overrides({"control": ("length", "groundedness")})["model.control"] == ["length", "groundedness"]
+    assert recipe_overrides({"control": ("length", "groundedness")})["model.control"] == [
+        "length",
+        "groundedness",
+    ]
     assert "model.control" not in recipe_overrides({"control": ()})
     assert load_recipe("cpu", "reward")["model"]["control"] == []  # off unless asked
     shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
