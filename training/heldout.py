@@ -5,7 +5,8 @@ into it) and the reference answer. From it, ``setting_prompts`` builds what ever
 ``gold`` keeps the compiled prompt; ``retrieved`` asks a retriever again for the same question
 and history and rebuilds the prompt around the new passages with the same system prompt. The
 few-shot baseline's prompts carry ``pick_shots``'s short exchanges from the training split in
-place of the built-in worked example. Pure, apart from ``load_eval_rows``, which reads a file.
+place of the built-in worked example. Pure, apart from ``load_eval_rows`` (it reads a file) and
+the retrieved setting (it calls the retriever).
 """
 
 from __future__ import annotations
