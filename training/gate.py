@@ -31,6 +31,7 @@ from knowledge.types import Hit
 
 if TYPE_CHECKING:
     from agent.generator import Generator
+    from agent.models import ModelVersion
     from knowledge import KnowledgeBase
     from training.data import Retriever
 
@@ -282,7 +283,7 @@ def run_gate(
 
 def promote(
     candidate: str, *, home: Path, decision: GateDecision | None = None, force: bool = False, reason: str = ""
-) -> Any:
+) -> ModelVersion:
     """Make ``candidate`` production: only with a passed decision against the *current*
     production, or ``force``. Reward models are never promoted, forced or not."""
     from agent.models import ModelRegistry
@@ -293,15 +294,16 @@ def promote(
         raise GateError(
             f"{candidate} is a {version.kind} model and cannot be served; promote a generation model"
         )
-    if not force:
-        if decision is None:
-            raise GateError(f"promoting {candidate} needs a gate decision (or --force)")
-        if decision.production != registry.production_name():
-            raise GateError(
-                f"the gate compared {candidate} with {decision.production}, but production is now "
-                f"{registry.production_name()}: run the gate again"
-            )
-        if not decision.passed:
-            raise GateError(decision.summary())
-        registry.update_metrics(candidate, {"gate": decision.to_dict()})
-    return registry.set_production(candidate, reason=reason or ("forced" if force else decision.summary()))  # type: ignore[union-attr]
+    if force:
+        return registry.set_production(candidate, reason=reason or "forced")
+    if decision is None:
+        raise GateError(f"promoting {candidate} needs a gate decision (or --force)")
+    if decision.production != registry.production_name():
+        raise GateError(
+            f"the gate compared {candidate} with {decision.production}, but production is now "
+            f"{registry.production_name()}: run the gate again"
+        )
+    if not decision.passed:
+        raise GateError(decision.summary())
+    registry.update_metrics(candidate, {"gate": decision.to_dict()})
+    return registry.set_production(candidate, reason=reason or decision.summary())
