@@ -41,7 +41,7 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy agent knowledge deploy
+	$(BIN)/mypy agent knowledge training deploy
 
 format: setup
 	$(BIN)/ruff check --fix .

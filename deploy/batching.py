@@ -5,7 +5,7 @@ generations. ``BatchingGenerator`` implements the same ``Generator`` protocol ov
 each ``stream()`` call queues its prompt; one worker thread collects the requests that arrive
 within ``window_ms`` (up to ``max_batch``), left-pads them into one batch and runs one
 ``model.generate`` (static batching). Decoding a batch of 8 costs little more than decoding one on
-a small model, so aggregate tokens/s grows with concurrency (``benchmarks/load_api.py``).
+a small model, so aggregate tokens/s grows with concurrency (``python -m benchmarks.load_api``).
 
 Invariants:
 

@@ -153,6 +153,7 @@ def extra(reply: Reply) -> dict[str, Any]:
         "refused": reply.refused,
         "model_version": reply.model_version or None,
         "latency_ms": round(reply.latency_ms, 1),
+        "grounding": reply.grounding,
     }
 
 

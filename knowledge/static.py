@@ -14,8 +14,8 @@ Distillation, once per source model, cached on disk (``cache_dir``, default
 3. each token vector is scaled by a smooth inverse frequency weight, ``a / (a + p(rank))`` with
    p from Zipf's law over the vocabulary order (frequent pieces count less), as model2vec does.
 
-Quality is lower than the transformer's; ``benchmarks/retrieval_dstc11.py --embedding static``
-and ``benchmarks/ingest_dstc11.py --embedding static`` report both, side by side.
+Quality is lower than the transformer's; ``python -m benchmarks.retrieval_dstc11 --static``
+and ``python -m benchmarks.ingest_dstc11 --static`` report both, side by side.
 """
 
 from __future__ import annotations

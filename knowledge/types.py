@@ -131,7 +131,7 @@ class KnowledgeConfig:
     """Where the index lives, which models to use, and the retrieval knobs.
 
     Defaults were tuned on the first half (by sorted id) of the DSTC11 conversations; see
-    ``benchmarks/retrieval_dstc11.py``.
+    ``python -m benchmarks.retrieval_dstc11``.
     """
 
     persist_dir: Path | None = None  # None: an in-memory index that lives as long as the process

@@ -25,7 +25,7 @@ _EXPORTS = {
     "find_pii": "training.pii",
     "redact": "training.pii",
     "PiiSpan": "training.pii",
-    "TrainResult": "training.common",
+    "TrainResult": "training.run",
     "train_sft": "training.sft",
     "train_dpo": "training.preference",
     "train_kto": "training.preference",

@@ -1,524 +1,64 @@
-"""What every trainer shares: recipes, the base model, training rows, the run, registration.
+"""Where ``training.common``'s names live now, re-exported so older imports keep working.
 
-A trainer (``training.sft``, ``training.preference``, ``training.reward``, ``training.grpo``) is
-a thin entry point over one TRL trainer; everything around the ``trainer.train()`` call lives
-here, once.
-
-Invariants:
-
-* **Recipes are TRL's own configs.** A recipe is YAML with one section named after the trainer
-  (``sft``, ``dpo``, ``kto``, ``reward``, ``grpo``) that maps 1:1 onto the TRL config class,
-  a ``lora`` section that maps onto ``peft.LoraConfig``, an optional ``model`` section
-  (``freeze_layers``, ``dtype``, ``quantization``), a ``data`` section (``max_examples``,
-  ``turns``) and, for GRPO only, a ``rewards`` section (reward name -> weight). Overrides are
-  dotted keys (``lora.r``); a bare key belongs to the trainer section. An unknown field is a
-  ``ConfigError`` naming the recipe, never silently dropped.
-* **Every result is a candidate version.** The adapter (or model) is written under
-  ``<home>/models/adapters/<version>/`` and registered through ``agent.models.ModelRegistry``
-  with its parent; nothing here ever changes the production pointer.
-* **Importing this module is cheap**: torch, transformers, peft and TRL are imported inside the
-  functions that need them.
+Recipes and overrides: ``training.recipes``; the base model, the run folder, saving and
+registering: ``training.run``; any input -> a trainer's rows: ``training.data``.
 """
 
-from __future__ import annotations
-
-import contextlib
-import dataclasses
-import json
-import random
-import resource
-import shutil
-import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-
-import yaml
-
-from agent.errors import ConfigError, DataError
-
-RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-# The columns each TRL trainer reads; the compiler's bookkeeping columns are dropped.
-COLUMNS = {
-    "sft": ("prompt", "completion"),
-    "dpo": ("prompt", "chosen", "rejected"),
-    "reward": ("prompt", "chosen", "rejected"),
-    "kto": ("prompt", "completion", "label"),
-    "grpo": ("prompt", "completion"),  # the completion is the reference some rewards compare with
-}
-# Which compiled split feeds which trainer.
-SPLIT_KIND = {"sft": "sft", "dpo": "pref", "reward": "pref", "kto": "kto", "grpo": "sft"}
-FILE_FORMAT = {"sft": "sft", "dpo": "preference", "reward": "preference", "kto": "kto", "grpo": "sft"}
-SECTIONS = ("lora", "model", "data")
-# Sections only one trainer reads: GRPO's reward functions and their weights.
-TRAINER_SECTIONS = {"grpo": ("rewards",)}
-
-
-def _sections(kind: str) -> tuple[str, ...]:
-    return (*SECTIONS, *TRAINER_SECTIONS.get(kind, ()))
-
-
-@dataclass
-class TrainResult:
-    """A trained candidate: its registry version, where its weights are, what the run measured."""
-
-    version: str
-    adapter_dir: Path
-    metrics: dict[str, Any]
-    loss_png: Path | None
-    kind: str = "sft"
-    parent: str | None = None
-    out_dir: Path | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
-
-
-# ------------------------------------------------------------------------------- recipes
-
-
-def recipe_path(recipe: str | Path, kind: str) -> Path:
-    """A recipe name (``cpu`` -> ``recipes/<kind>-cpu.yaml``) or a YAML file path."""
-    text = str(recipe)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        path = Path(text).expanduser()
-    else:
-        path = RECIPES_DIR / f"{kind}-{text}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.split("-", 1)[1] for p in RECIPES_DIR.glob(f"{kind}-*.yaml"))
-        raise ConfigError(f"no recipe {text!r} for {kind} (known: {', '.join(known)}; or a YAML path)")
-    return path
-
-
-def load_recipe(recipe: str | Path, kind: str) -> dict[str, Any]:
-    """The recipe's sections as plain dicts (missing sections are empty)."""
-    path = recipe_path(recipe, kind)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get(kind), dict):
-        raise ConfigError(f"{path}: a {kind} recipe needs a `{kind}:` mapping of TRL config fields")
-    unknown = sorted(set(data) - {kind, *_sections(kind)})
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; known: {kind}, {', '.join(_sections(kind))}"
-        )
-    recipe_data = {name: dict(data.get(name) or {}) for name in (kind, *_sections(kind))}
-    recipe_data["source"] = str(path)
-    return recipe_data
-
-
-def parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """``--set key=value`` items as typed overrides (values parsed as YAML scalars)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = _scalar(yaml.safe_load(raw)) if raw.strip() else None
-    return out
-
-
-def _scalar(value: Any) -> Any:
-    """YAML 1.1 reads ``1e-4`` as a string; a learning rate written that way is still a number."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def apply_overrides(recipe: dict[str, Any], kind: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``recipe`` with dotted overrides applied; ``None`` values are ignored."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in recipe.items()}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        section, _, name = key.rpartition(".")
-        section = section or kind
-        if section not in (kind, *_sections(kind)):
-            raise ConfigError(
-                f"override {key!r}: unknown section {section!r} (use {kind}, {', '.join(_sections(kind))})"
-            )
-        out[section][name] = value
-    return out
-
-
-def trl_config(cls: Any, recipe: dict[str, Any], kind: str, output_dir: Path) -> Any:
-    """The TRL config class built from the recipe's trainer section (ConfigError on unknown fields)."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    values = dict(recipe[kind])
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ConfigError(f"{recipe.get('source')}: unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    if values.get("use_cpu"):
-        # TRL's configs default to bf16 autocast. On a CPU without bf16 matrix units (AVX2 only,
-        # like this project's CI machine) that makes training about 10x slower, not faster.
-        values.setdefault("bf16", False)
-    values.setdefault("report_to", available_reporters())
-    values.setdefault("disable_tqdm", False)
-    return cls(output_dir=str(output_dir), **values)
-
-
-def lora_config(recipe: dict[str, Any]) -> Any:
-    from peft import LoraConfig
-
-    try:
-        return LoraConfig(**recipe["lora"])
-    except TypeError as exc:
-        raise ConfigError(f"{recipe.get('source')}: lora: {exc}") from exc
-
-
-def available_reporters() -> list[str] | str:
-    """TensorBoard and/or MLflow when installed, else "none" (nothing is ever sent anywhere else)."""
-    import importlib.util
-
-    found = [name for name in ("tensorboard", "mlflow") if importlib.util.find_spec(name) is not None]
-    return found or "none"
-
-
-# ------------------------------------------------------------------------------- base model
-
-
-@dataclass(frozen=True)
-class Base:
-    """Where training starts: the root model to register under, the parent version, an adapter."""
-
-    model_dir: str  # what transformers loads (a directory or hub id)
-    spec: str  # what the registry records as ``base_model`` (resolvable again later)
-    parent: str | None  # the registry version trained from (None for a bare directory)
-    adapter: str | None  # an adapter to keep training (SFT -> DPO/KTO, or a further round)
-
-
-def resolve_base(base: str | Path, home: Path) -> Base:
-    """``production``, a registry version, the default model name or a directory."""
-    from agent.models import ModelRegistry, resolve_spec
-
-    resolved = resolve_spec(str(base), home=home, progress=True)
-    registry = ModelRegistry(home)
-    name = registry.production_name() if str(base) == "production" else str(base)
-    if registry.has(name):
-        version = registry.get(name)
-        if version.kind == "reward":
-            raise ConfigError(f"{name} is a reward model; train from a generation model")
-        spec = _root_spec(registry, name)
-        return Base(model_dir=resolved.base, spec=spec, parent=name, adapter=resolved.adapter)
-    return Base(model_dir=resolved.base, spec=str(base), parent=None, adapter=resolved.adapter)
-
-
-def _root_spec(registry: Any, name: str) -> str:
-    """The ``base_model`` spec at the root of a version's chain (a model name or directory)."""
-    seen = set()
-    spec = registry.get(name).base_model
-    while registry.has(spec) and spec not in seen:
-        seen.add(spec)
-        spec = registry.get(spec).base_model
-    return str(spec)
-
-
-def load_tokenizer(model_dir: str) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def load_policy(base: Base, recipe: dict[str, Any]) -> tuple[Any, Any | None]:
-    """The causal LM to train and the ``peft_config`` to hand TRL (None: already set up).
-
-    * base with an adapter -> that adapter, trainable (DPO/KTO from SFT; a further SFT round);
-    * ``model.freeze_layers: N`` -> every parameter frozen except the top N blocks, final norm
-      and LM head (a full fine-tune of the top of the network, no LoRA);
-    * otherwise -> the base model plus a fresh LoRA from the recipe (TRL wraps it).
-    """
-    from transformers import AutoModelForCausalLM
-
-    settings = recipe.get("model") or {}
-    model = AutoModelForCausalLM.from_pretrained(base.model_dir, **_model_kwargs(settings))
-    freeze = settings.get("freeze_layers")
-    if base.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, base.adapter, is_trainable=True)
-        if freeze is not None:  # freezing applies to the merged weights, trained in full
-            model = model.merge_and_unload()
-            return freeze_layers(model, int(freeze)), None
-        return model, None
-    if freeze is not None:
-        return freeze_layers(model, int(freeze)), None
-    return model, lora_config(recipe)
-
-
-def _model_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
-    import torch
-
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, str(settings.get("dtype") or "float32"))}
-    if settings.get("quantization"):
-        from transformers import BitsAndBytesConfig
-
-        quant = dict(settings["quantization"])
-        if "bnb_4bit_compute_dtype" in quant:
-            quant["bnb_4bit_compute_dtype"] = getattr(torch, quant["bnb_4bit_compute_dtype"])
-        kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
-    return kwargs
-
-
-def freeze_layers(model: Any, top: int) -> Any:
-    """Train only the top ``top`` decoder blocks, the final norm and the LM head."""
-    layers = model.model.layers
-    if not 1 <= top <= len(layers):
-        raise ConfigError(
-            f"freeze_layers must be between 1 and {len(layers)} (the model's layers), got {top}"
-        )
-    for param in model.parameters():
-        param.requires_grad = False
-    keep = [*layers[len(layers) - top :], model.model.norm, model.lm_head]
-    for module in keep:
-        for param in module.parameters():
-            param.requires_grad = True
-    return model
-
-
-def trainable_snapshot(model: Any) -> dict[str, Any]:
-    """A copy of every trainable parameter (to check that training changed them)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-# ------------------------------------------------------------------------------- data
-
-
-def training_rows(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
-    kind: str,
-    *,
-    docs: Path | None = None,
-    persona: Any = None,
-    turns: str = "all",
-    max_examples: int | None = None,
-    seed: int = 0,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(train rows, validation rows, description) for ``kind`` from any importable input.
-
-    ``data``: rows already in TRL format; a ``CompiledDataset``; a file of TRL rows of the right
-    format (all of it is training data: it was split when it was compiled); or any conversation
-    file the compiler reads (compiled here, with its stable split).
-    """
-    from training.data import CompiledDataset, compile_dataset, detect_format, load_rows
-
-    split = SPLIT_KIND[kind]
-    source = "rows"
-    if isinstance(data, CompiledDataset):
-        train, val = getattr(data, f"{split}_train"), getattr(data, f"{split}_val")
-        source = "compiled dataset"
-    elif isinstance(data, (str, Path)):
-        path = Path(data)
-        source = str(path)
-        if path.is_file() and detect_format(path) == FILE_FORMAT[kind]:
-            train, val = load_rows(path), []
-        else:
-            compiled = compile_dataset([path], docs=docs, persona=persona, turns=turns)
-            train, val = getattr(compiled, f"{split}_train"), getattr(compiled, f"{split}_val")
-    else:
-        train, val = list(data), []
-    if not train:
-        raise DataError(f"no {kind} training rows (it needs {FILE_FORMAT[kind]} data)", path=source)
-    total = len(train)
-    if max_examples is not None and len(train) > max_examples:
-        train = random.Random(seed).sample(train, int(max_examples))
-    columns = COLUMNS[kind]
-    missing = [c for c in columns if c not in train[0]]
-    if missing:
-        raise DataError(f"{kind} rows need {', '.join(columns)}; missing {', '.join(missing)}", path=source)
-    keep = [{c: row[c] for c in columns} for row in train]
-    keep_val = [{c: row[c] for c in columns} for row in val if all(c in row for c in columns)]
-    return keep, keep_val, {"source": source, "rows_available": total, "rows_used": len(keep)}
-
-
-# ------------------------------------------------------------------------------- run
-
-
-def start_run(
-    kind: str,
-    recipe: str | Path,
-    overrides: Mapping[str, Any] | None,
-    *,
-    home: Path | None,
-    out_dir: Path | None,
-    progress: bool,
-) -> tuple[dict[str, Any], Path, Path]:
-    """What every trainer does first: (the recipe with overrides applied, the data home, the run
-    folder, created)."""
-    from agent.config import default_home
-
-    home = home or default_home()
-    config = apply_overrides(load_recipe(recipe, kind), kind, overrides or {})
-    if not progress:
-        config[kind]["disable_tqdm"] = True
-    out_dir = out_dir or new_run_dir(home, kind)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return config, home, out_dir
-
-
-def new_run_dir(home: Path, prefix: str) -> Path:
-    base = home / "runs" / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
-
-
-@contextlib.contextmanager
-def compact_lm_head_on_cpu() -> Iterator[None]:
-    """Score only the labelled positions in TRL's fused LM head, on CPU too.
-
-    TRL's chunked log-probability head projects only the positions that carry a label, but only
-    on Triton devices. Everywhere else it projects every position: it keeps tile shapes fixed for
-    compilers such as Neuron's. On a CPU nothing recompiles. With a prompt-completion row
-    (~750 prompt tokens, ~40 answer tokens) the full projection onto the 49k vocabulary, and its
-    recomputation in the backward pass, cost more than the LoRA update itself. The loss is
-    identical either way: unlabelled positions are masked out of it.
-    """
-    try:
-        import trl.trainer.utils as trl_utils
-    except ImportError:  # pragma: no cover - trl is a dependency
-        yield
-        return
-    original = getattr(trl_utils, "_use_triton", None)
-    if original is None:
-        yield
-        return
-    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
-    try:
-        yield
-    finally:
-        trl_utils._use_triton = original
-
-
-def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
-    """Train; returns the run's metrics and writes ``log_history.json`` and ``loss.png``."""
-    tokens = count_tokens(trainer)
-    started = time.perf_counter()
-    with compact_lm_head_on_cpu():
-        output = trainer.train()
-    seconds = time.perf_counter() - started
-    history = trainer.state.log_history
-    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-    from training.report import plot_loss
-
-    plot_loss(history, out_dir / "loss.png", title=title)
-    metrics = {
-        "train_loss": round(float(output.training_loss), 4),
-        "train_steps": int(trainer.state.global_step),
-        "train_seconds": round(seconds, 1),
-        "peak_rss_mb": peak_rss_mb(),
-    }
-    if tokens[0]:
-        metrics["train_tokens"] = int(tokens[0])
-        metrics["tokens_per_s"] = round(tokens[0] / seconds, 1)
-    return metrics
-
-
-def count_tokens(trainer: Any) -> list[int]:
-    """Count the non-padding tokens of every micro-batch the trainer trains on (a one-item list,
-    filled in as training runs). TRL's own ``num_tokens`` counts one row per micro-batch when
-    its collator sends ``position_ids`` without an attention mask, so it is not used."""
-    counter = [0]
-    step = trainer.training_step
-
-    def counting(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(inputs, Mapping):  # GRPO: raw rows, generated inside the step
-            return step(model, inputs, *args, **kwargs)
-        masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
-        if masks:
-            counter[0] += int(sum(int(m.sum()) for m in masks))
-        elif "input_ids" in inputs:
-            counter[0] += int(inputs["input_ids"].numel())
-        return step(model, inputs, *args, **kwargs)
-
-    trainer.training_step = counting
-    return counter
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-def save_and_register(
-    model: Any,
-    tokenizer: Any,
-    *,
-    home: Path,
-    base: Base,
-    kind: str,
-    metrics: dict[str, Any],
-    notes: str = "",
-) -> tuple[str, Path]:
-    """Save the adapter (or full model) into ``<home>/models/adapters/<version>/`` and register
-    it as a candidate; returns (version, directory)."""
-    from agent.models import ModelRegistry
-
-    registry = ModelRegistry(home)
-    root = home / "models" / "adapters"
-    staging = root / f".staging-{kind}-{time.time_ns()}"
-    staging.mkdir(parents=True)
-    try:
-        adapter = _save(model, tokenizer, staging)
-        for _ in range(100):  # another process may take the name between the guess and register
-            name = _next_name(registry)
-            target = root / name
-            if target.exists():
-                continue
-            staging.rename(target)
-            try:
-                registry.register(
-                    name=name,
-                    base_model=base.spec if adapter else str(target),
-                    adapter_path=str(target) if adapter else None,
-                    parent=base.parent,
-                    kind=kind,
-                    metrics=metrics,
-                    notes=notes,
-                )
-            except ConfigError:
-                target.rename(staging)
-                continue
-            return name, target
-        raise ConfigError("could not find a free version name in the registry")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _save(model: Any, tokenizer: Any, directory: Path) -> bool:
-    """Save into ``directory``; True when it is an adapter (False: a full model)."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
-        # Only the trained adapter: TRL's frozen "ref" copy (DPO/KTO) stays behind.
-        model.save_pretrained(str(directory), selected_adapters=["default"])
-        tokenizer.save_pretrained(str(directory))
-        return True
-    model.save_pretrained(str(directory), safe_serialization=True)
-    tokenizer.save_pretrained(str(directory))
-    return False
-
-
-def _next_name(registry: Any) -> str:
-    taken = {v.name for v in registry.list()}
-    n = len(taken)
-    while f"v{n}" in taken:
-        n += 1
-    return f"v{n}"
+from training.data import COLUMNS, training_rows
+from training.recipes import (
+    RECIPES_DIR,
+    SECTIONS,
+    TRAINER_SECTIONS,
+    apply_overrides,
+    available_reporters,
+    load_recipe,
+    lora_config,
+    parse_set,
+    recipe_path,
+    trl_config,
+)
+from training.run import (
+    Base,
+    TrainResult,
+    compact_lm_head_on_cpu,
+    count_tokens,
+    freeze_layers,
+    load_policy,
+    load_tokenizer,
+    new_run_dir,
+    peak_rss_mb,
+    resolve_base,
+    run_training,
+    save_and_register,
+    start_run,
+    trainable_snapshot,
+)
+
+__all__ = [
+    "COLUMNS",
+    "RECIPES_DIR",
+    "SECTIONS",
+    "TRAINER_SECTIONS",
+    "Base",
+    "TrainResult",
+    "apply_overrides",
+    "available_reporters",
+    "compact_lm_head_on_cpu",
+    "count_tokens",
+    "freeze_layers",
+    "load_policy",
+    "load_recipe",
+    "load_tokenizer",
+    "lora_config",
+    "new_run_dir",
+    "parse_set",
+    "peak_rss_mb",
+    "recipe_path",
+    "resolve_base",
+    "run_training",
+    "save_and_register",
+    "start_run",
+    "trainable_snapshot",
+    "training_rows",
+    "trl_config",
+]

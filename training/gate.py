@@ -22,10 +22,18 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from agent.config import Persona
 from agent.errors import ConfigError, GateError
 from agent.prompt import Passage
+from knowledge.types import Hit
+
+if TYPE_CHECKING:
+    from agent.generator import Generator
+    from agent.models import ModelVersion
+    from knowledge import KnowledgeBase
+    from training.data import Retriever
 
 LOWER_IS_BETTER = {"perplexity"}
 NOT_SERVABLE = {"reward"}
@@ -69,10 +77,14 @@ ESCALATION = (
 
 @dataclass(frozen=True)
 class GateConfig:
+    """What the gate asks, and the one place its defaults live (``train round``, ``models
+    promote`` and ``run_round`` read them here)."""
+
     primary: str = "rougeL_f1"
     setting: str = "retrieved"
     margin: float = 0.005
     safety: tuple[str, ...] = ("abuse_refusal", "canary_leaks", "escalation_precision")
+    eval_limit: int = 50  # held-out answers the evaluation behind the decision scores
 
 
 @dataclass
@@ -154,6 +166,17 @@ def _safety_ok(check: str, cand: float | None, prod: float | None) -> tuple[bool
     )
 
 
+def eval_summary(report: Mapping[str, Any], production: str) -> dict[str, Any]:
+    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later."""
+    return {
+        "production_version": production,
+        "n": report["n"],
+        "models": {
+            role: report["models"][role] for role in ("candidate", "production") if role in report["models"]
+        },
+    }
+
+
 # ------------------------------------------------------------------------------- safety runner
 
 
@@ -165,38 +188,38 @@ FALLBACK_PASSAGE = Passage(
 
 
 class _RetrieverKnowledge:
-    """A retriever (question, history) -> passages as the knowledge base the Agent expects."""
+    """A retriever (question, history) -> passages as the knowledge base the Agent expects (the
+    Agent only searches it)."""
 
-    def __init__(self, retriever: Any):
+    def __init__(self, retriever: Retriever | None):
         self.retriever = retriever
 
     def count(self) -> int:
         return 1
 
-    def search(self, query: str, *, k: int = 4, history: Sequence[tuple[str, str]] = ()) -> list[Any]:
-        from types import SimpleNamespace
-
+    def search(self, query: str, *, k: int = 4, history: Sequence[tuple[str, str]] = ()) -> list[Hit]:
         # Without a retriever, one neutral passage: the batteries test the model and guards, and
         # an empty index would hand every question off as low-confidence.
         passages = self.retriever(query, history)[:k] if self.retriever else [FALLBACK_PASSAGE]
         return [
-            SimpleNamespace(
+            Hit(
                 doc_id=p.doc_id,
                 source=p.source,
                 text=p.text,
                 score=1.0,
-                relevance=1.0,
                 chunk_id=p.chunk_id or f"{p.doc_id}#0",
+                relevance=1.0,
                 title=p.title,
-                metadata={},
             )
             for p in passages
         ]
 
 
-def safety_checks(generator: Any, retriever: Any = None, persona: Any = None) -> dict[str, float | None]:
+def safety_checks(
+    generator: Generator, retriever: Retriever | None = None, persona: Persona | None = None
+) -> dict[str, float | None]:
     """Run the fixed batteries through an Agent serving ``generator`` (a throwaway log store)."""
-    from agent.config import AgentConfig, Persona
+    from agent.config import AgentConfig
     from agent.prompt import system_message
     from agent.runtime import Agent
     from agent.store import LogStore
@@ -211,7 +234,9 @@ def safety_checks(generator: Any, retriever: Any = None, persona: Any = None) ->
         config.generation.max_new_tokens = SAFETY_MAX_NEW_TOKENS
         config.retrieval.ingest_sample = False
         store = LogStore.from_config(config)
-        agent = Agent(generator, _RetrieverKnowledge(retriever), store, config)
+        # The Agent only calls search(): the retriever stands in for the knowledge index.
+        knowledge = cast("KnowledgeBase", _RetrieverKnowledge(retriever))
+        agent = Agent(generator, knowledge, store, config)
         try:
             refused = [agent.reply(f"abuse-{i}", m).refused for i, m in enumerate(ABUSE)]
             leaks = [
@@ -235,9 +260,9 @@ def run_gate(
     *,
     home: Path,
     config: GateConfig = GateConfig(),
-    retriever: Any = None,
-    persona: Any = None,
-    generators: Mapping[str, Any] | None = None,
+    retriever: Retriever | None = None,
+    persona: Persona | None = None,
+    generators: Mapping[str, Generator] | None = None,
 ) -> GateDecision:
     """Safety batteries for the candidate and production, then ``decide`` on ``report``
     (an ``evaluate_versions`` report with roles ``candidate`` and ``production``)."""
@@ -258,7 +283,7 @@ def run_gate(
 
 def promote(
     candidate: str, *, home: Path, decision: GateDecision | None = None, force: bool = False, reason: str = ""
-) -> Any:
+) -> ModelVersion:
     """Make ``candidate`` production: only with a passed decision against the *current*
     production, or ``force``. Reward models are never promoted, forced or not."""
     from agent.models import ModelRegistry
@@ -269,15 +294,16 @@ def promote(
         raise GateError(
             f"{candidate} is a {version.kind} model and cannot be served; promote a generation model"
         )
-    if not force:
-        if decision is None:
-            raise GateError(f"promoting {candidate} needs a gate decision (or --force)")
-        if decision.production != registry.production_name():
-            raise GateError(
-                f"the gate compared {candidate} with {decision.production}, but production is now "
-                f"{registry.production_name()}: run the gate again"
-            )
-        if not decision.passed:
-            raise GateError(decision.summary())
-        registry.update_metrics(candidate, {"gate": decision.to_dict()})
-    return registry.set_production(candidate, reason=reason or ("forced" if force else decision.summary()))  # type: ignore[union-attr]
+    if force:
+        return registry.set_production(candidate, reason=reason or "forced")
+    if decision is None:
+        raise GateError(f"promoting {candidate} needs a gate decision (or --force)")
+    if decision.production != registry.production_name():
+        raise GateError(
+            f"the gate compared {candidate} with {decision.production}, but production is now "
+            f"{registry.production_name()}: run the gate again"
+        )
+    if not decision.passed:
+        raise GateError(decision.summary())
+    registry.update_metrics(candidate, {"gate": decision.to_dict()})
+    return registry.set_production(candidate, reason=reason or decision.summary())

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from agent.config import Persona
 from agent.errors import ConfigError
-from training.common import (
+from training.data import TrainingData, training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -30,11 +33,14 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 REWARDS = ("groundedness", "reference", "length", "model")
+# One score per completion; TRL passes the rows' other columns (``reference``) as keywords.
+RewardFunction = Callable[..., list[float]]
 
 
 def _text(completion: Any) -> str:
@@ -45,7 +51,7 @@ def _text(completion: Any) -> str:
 
 
 def _passages(prompt: Any) -> str:
-    from training.evaluate import split_user_message
+    from training.heldout import split_user_message
 
     if isinstance(prompt, str):
         return ""
@@ -56,7 +62,7 @@ def _passages(prompt: Any) -> str:
 def groundedness_reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
     """Share of each answer's content words that occur in its prompt's passages (0 when the
     answer has no content words; 0.5, neutral, when the prompt has no passages)."""
-    from training.evaluate import groundedness
+    from training.metrics import groundedness
 
     out = []
     for prompt, completion in zip(prompts, completions, strict=True):
@@ -89,7 +95,7 @@ def length_reward(completions: list[Any], reference: list[Any], **_: Any) -> lis
     return out
 
 
-def model_reward(version: str, home: Path) -> Callable[..., list[float]]:
+def model_reward(version: str, home: Path) -> RewardFunction:
     """A registered reward model (kind ``reward``) as a reward function."""
     from agent.models import ModelRegistry, resolve_spec
     from training.reward import load_reward_model, reward_scores
@@ -122,16 +128,21 @@ def model_reward(version: str, home: Path) -> Callable[..., list[float]]:
     return reward
 
 
-def reward_functions(
-    settings: Mapping[str, Any], home: Path
-) -> tuple[list[Callable[..., list[float]]], list[float]]:
+BUILTIN_REWARDS: dict[str, RewardFunction] = {
+    "groundedness": groundedness_reward,
+    "reference": reference_reward,
+    "length": length_reward,
+}
+
+
+def reward_functions(settings: Mapping[str, Any], home: Path) -> tuple[list[RewardFunction], list[float]]:
     """The recipe's ``rewards`` section as TRL reward functions and their weights."""
     settings = dict(settings)
     version = settings.pop("model_version", None)
     unknown = sorted(set(settings) - set(REWARDS))
     if unknown:
         raise ConfigError(f"unknown reward(s) {', '.join(unknown)}; known: {', '.join(REWARDS)}")
-    funcs: list[Callable[..., list[float]]] = []
+    funcs: list[RewardFunction] = []
     weights: list[float] = []
     for name, weight in settings.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -143,11 +154,7 @@ def reward_functions(
                 raise ConfigError("rewards.model needs rewards.model_version: the reward model's version")
             funcs.append(model_reward(str(version), home))
         else:
-            funcs.append(
-                {"groundedness": groundedness_reward, "reference": reference_reward, "length": length_reward}[
-                    name
-                ]
-            )
+            funcs.append(BUILTIN_REWARDS[name])
         weights.append(float(weight))
     if not funcs:
         raise ConfigError(
@@ -172,7 +179,7 @@ def _count_generated_tokens(trainer: Any) -> list[int]:
 
 
 def train_grpo(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",
@@ -180,7 +187,7 @@ def train_grpo(
     out_dir: Path | None = None,
     home: Path | None = None,
     docs: Path | None = None,
-    persona: Any = None,
+    persona: Persona | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
@@ -208,7 +215,9 @@ def train_grpo(
     model, peft_config = load_policy(start, config)
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=funcs,
+        # TRL takes a list of reward model names, models or functions returning list[float | None];
+        # ours are functions that score every sample, and a list does not widen by itself.
+        reward_funcs=cast("list[str | PreTrainedModel | Callable[..., list[float | None]]]", funcs),
         args=trl_config(GRPOConfig, config, "grpo", out_dir),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,

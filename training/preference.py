@@ -18,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.common import (
+from agent.config import Persona
+from training.data import TrainingData, training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -26,24 +29,22 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 
-def train_dpo(data: Any, **kwargs: Any) -> TrainResult:
+def train_dpo(data: TrainingData, **kwargs: Any) -> TrainResult:
     """DPO on preference pairs (reviewer corrections over replies, higher- over lower-rated)."""
     return _train_preference("dpo", data, **kwargs)
 
 
-def train_kto(data: Any, **kwargs: Any) -> TrainResult:
+def train_kto(data: TrainingData, **kwargs: Any) -> TrainResult:
     """KTO on unpaired rows labelled desirable/undesirable (thumbs, or ratings >= 4 / <= 2)."""
     return _train_preference("kto", data, **kwargs)
 
 
 def _train_preference(
     kind: str,
-    data: str | Path | Sequence[dict[str, Any]] | Any,
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",
@@ -51,7 +52,7 @@ def _train_preference(
     out_dir: Path | None = None,
     home: Path | None = None,
     docs: Path | None = None,
-    persona: Any = None,
+    persona: Persona | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:

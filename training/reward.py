@@ -10,10 +10,10 @@ Invariants:
   a parent's adapter at load time.
 * It is registered as kind ``reward``: **never servable** (``supportloop models promote`` and
   the gate refuse it); it only scores.
-* Pure measures beside it: ``pairwise_accuracy`` and ``length_baseline`` (prefer the longer
-  answer, or the length direction fit on the training pairs), so a reward model is always
-  reported next to the trivial ranking it must beat; ``fit_length_control`` measures what the
-  score adds once length is accounted for.
+* The pure pairwise statistics it uses (``pairwise_accuracy``, the length prior and control
+  fits) live in ``training.pairwise``; the length analyses only the benchmarks use
+  (``length_baseline``, ``fit_length_control``) in ``training.length_analysis``. Both are
+  re-exported here.
 * Length prior (``model.length_prior: true``): the length-only pairwise logistic weight ``b`` is
   fit on the training pairs first and enters the loss as a fixed offset (TRL's ``margin`` column,
   ``-b * log length ratio``), so the trained score learns what length does not explain. The
@@ -21,7 +21,7 @@ Invariants:
   (``length_prior.json`` beside the adapter) unless asked for the bare score.
 * Control features (``model.control: [length, groundedness]``, ``--control NAME``): after
   training, the model scores its own training pairs and a pairwise logistic model on the score
-  difference and each feature's difference is fit on them (``fit_control``). The reward is then
+  difference and each feature's difference is fit on them (``pairwise.fit_control``). The reward is then
   ``w_score * score + sum(w_f * f(answer))`` (``reward_control.json`` beside the model), so
   what a feature explains is credited to it at the weight the training pairs give it, and the
   score keeps what it adds. Features (``CONTROL_FEATURES``): ``length``, log1p(answer
@@ -38,61 +38,67 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.config import Persona
 from agent.errors import ConfigError
-from training.common import (
+from training.data import Row, TrainingData, training_rows
+from training.decoding import common_prefix
+from training.length_analysis import (
+    fit_length_control,
+    length_baseline,
+    length_controlled_scores,
+    length_direction,
+    length_ranks_right,
+)
+from training.pairwise import (
+    CONTROL_FEATURES,
+    control_features,
+    controlled_pair_rewards,
+    controlled_rewards,
+    fit_control,
+    fit_length_prior,
+    log_length_ratio,
+    pairwise_accuracy,
+)
+from training.recipes import lora_config, trl_config
+from training.run import (
+    Base,
     TrainResult,
     freeze_layers,
     load_tokenizer,
-    lora_config,
     resolve_base,
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
+
+__all__ = [
+    "CONTROL_FEATURES",
+    "CONTROL_FILE",
+    "LENGTH_PRIOR_FILE",
+    "control_features",
+    "controlled_pair_rewards",
+    "controlled_rewards",
+    "fit_control",
+    "fit_length_control",
+    "fit_length_prior",
+    "length_baseline",
+    "length_controlled_scores",
+    "length_direction",
+    "length_ranks_right",
+    "load_reward_model",
+    "pairwise_accuracy",
+    "reward_scores",
+    "train_reward",
+    "with_length_prior",
+]
 
 logger = logging.getLogger(__name__)
 LENGTH_PRIOR_FILE = "length_prior.json"
 CONTROL_FILE = "reward_control.json"
 
 
-def _log_length(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
-    return math.log1p(len(answer))
-
-
-def _groundedness(prompt: Sequence[Mapping[str, str]], answer: str) -> float:
-    from training.evaluate import groundedness, split_user_message
-
-    passages, _question = split_user_message(prompt[-1]["content"]) if prompt else ("", "")
-    score = groundedness(answer, passages)
-    return 0.0 if score is None else score
-
-
-CONTROL_FEATURES = {
-    "length": ("log1p(answer characters)", _log_length),
-    "groundedness": ("share of the answer's content words in the prompt's passages", _groundedness),
-}
-
-
-def control_features(names: Any) -> tuple[str, ...]:
-    """The recipe's ``model.control`` as a tuple of known feature names (bad settings refused)."""
-    if names in (None, False):
-        return ()
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"model.control must be a list of feature names, got {names!r}")
-    unknown = [n for n in names if n not in CONTROL_FEATURES]
-    if unknown:
-        raise ConfigError(
-            f"unknown control feature(s) {', '.join(unknown)}; known: {', '.join(CONTROL_FEATURES)}"
-        )
-    return tuple(dict.fromkeys(names))
-
-
 def train_reward(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",
@@ -100,13 +106,11 @@ def train_reward(
     out_dir: Path | None = None,
     home: Path | None = None,
     docs: Path | None = None,
-    persona: Any = None,
+    persona: Persona | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train a scalar reward model on preference pairs and register it (kind ``reward``)."""
-    from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
     # 1. Recipe + overrides, run folder.
@@ -128,32 +132,14 @@ def train_reward(
     prior = None
     if config["model"].get("length_prior"):
         prior = fit_length_prior(train)
-        train = [{**row, "margin": -prior * _length_feature(row)} for row in train]
+        train = [{**row, "margin": -prior * log_length_ratio(row)} for row in train]
         logger.info("reward: length prior %.4f per log character fit on %d pairs", prior, len(train))
 
     # 3. The base body with a fresh scalar head (the base's own adapter, if any, is merged first).
     start = resolve_base(base, home)
     tokenizer = load_tokenizer(start.model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(start.model_dir, num_labels=1)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if start.adapter:
-        model = _with_merged_adapter(model, start.adapter)
-    freeze = config["model"].get("freeze_layers")
-    peft_config = None if freeze is not None else lora_config(config)
-    if freeze is not None:
-        model = freeze_layers(model, int(freeze))
-        for param in model.score.parameters():
-            param.requires_grad = True
-    max_length = config["reward"].get("max_length")
-    cut = 0
-    if truncate == "left" and max_length:
-        tokenized = [_tokenized_pair(row, tokenizer, int(max_length)) for row in train]
-        cut = sum(n for _, n in tokenized)
-        if cut:
-            logger.info("reward: %d answers cut from the left to max_length=%s", cut, max_length)
-        dataset = Dataset.from_list([row for row, _ in tokenized])
-    else:
-        dataset = Dataset.from_list(train)
+    model, peft_config = _reward_model(start, tokenizer, config)
+    dataset, cut = _pairs_dataset(train, tokenizer, config, truncate)
     trainer = RewardTrainer(
         model=model,
         args=trl_config(RewardConfig, config, "reward", out_dir),
@@ -162,18 +148,7 @@ def train_reward(
         peft_config=peft_config,
         callbacks=list(callbacks),
     )
-
-    # TRL drops pairs longer than max_length (it does not truncate them; model.truncate: drop
-    # leaves that to it): say so, never silently.
-    used = len(trainer.train_dataset)
-    if used < len(train):
-        logger.warning(
-            "reward: %d of %d pairs are longer than max_length=%s and were left out by TRL; shorten "
-            "their passages or raise max_length",
-            len(train) - used,
-            len(train),
-            config["reward"].get("max_length"),
-        )
+    used = _pairs_used(trainer, len(train), config)
 
     # 4. Train, plot, register (kind reward: never served).
     metrics = run_training(trainer, out_dir, title=f"reward model on {used} pairs")
@@ -186,7 +161,7 @@ def train_reward(
     )
     if prior is not None:
         metrics["length_prior"] = round(prior, 6)
-    trained = trainer.model
+    trained: Any = trainer.model
     if start.adapter and peft_config is not None:
         # The body is the parent's adapter merged into the base: an adapter saved on its own would
         # be loaded onto the bare base and lose the parent's weights. Save the merged model.
@@ -199,13 +174,68 @@ def train_reward(
     version, adapter_dir = save_and_register(
         trained, tokenizer, home=home, base=start, kind="reward", metrics=metrics, notes="reward model"
     )
+    _write_reward_files(Path(adapter_dir), prior, control)
+    return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
+
+
+def _reward_model(start: Base, tokenizer: Any, config: dict[str, Any]) -> tuple[Any, Any | None]:
+    """The classifier (the base body, its adapter merged, a fresh scalar head) and the LoRA to
+    hand TRL, or None with ``model.freeze_layers`` (the top layers and the head trained in full)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model: Any = AutoModelForSequenceClassification.from_pretrained(start.model_dir, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if start.adapter:
+        model = _with_merged_adapter(model, start.adapter)
+    freeze = config["model"].get("freeze_layers")
+    if freeze is None:
+        return model, lora_config(config)
+    model = freeze_layers(model, int(freeze))
+    for param in model.score.parameters():
+        param.requires_grad = True
+    return model, None
+
+
+def _pairs_dataset(
+    train: Sequence[Row], tokenizer: Any, config: Mapping[str, Any], truncate: str
+) -> tuple[Any, int]:
+    """The pairs as a ``datasets.Dataset``, cut from the left to ``max_length`` unless
+    ``model.truncate: drop``; and how many answers were cut."""
+    from datasets import Dataset
+
+    max_length = config["reward"].get("max_length")
+    if truncate != "left" or not max_length:
+        return Dataset.from_list(list(train)), 0
+    tokenized = [_tokenized_pair(row, tokenizer, int(max_length)) for row in train]
+    cut = sum(n for _, n in tokenized)
+    if cut:
+        logger.info("reward: %d answers cut from the left to max_length=%s", cut, max_length)
+    return Dataset.from_list([row for row, _ in tokenized]), cut
+
+
+def _pairs_used(trainer: Any, given: int, config: Mapping[str, Any]) -> int:
+    """How many pairs TRL kept. It drops pairs longer than max_length (it does not truncate them;
+    ``model.truncate: drop`` leaves that to it): say so, never silently."""
+    used = len(trainer.train_dataset)
+    if used < given:
+        logger.warning(
+            "reward: %d of %d pairs are longer than max_length=%s and were left out by TRL; shorten "
+            "their passages or raise max_length",
+            given - used,
+            given,
+            config["reward"].get("max_length"),
+        )
+    return used
+
+
+def _write_reward_files(directory: Path, prior: float | None, control: Mapping[str, Any] | None) -> None:
+    """The length prior and the control weights beside the saved model (``load_reward_model``)."""
     if prior is not None:
-        (Path(adapter_dir) / LENGTH_PRIOR_FILE).write_text(
+        (directory / LENGTH_PRIOR_FILE).write_text(
             json.dumps({"weight": prior, "feature": "log1p(answer characters)"}, indent=2)
         )
     if control is not None:
-        (Path(adapter_dir) / CONTROL_FILE).write_text(json.dumps(control, indent=2))
-    return TrainResult(version, adapter_dir, metrics, out_dir / "loss.png", "reward", start.parent, out_dir)
+        (directory / CONTROL_FILE).write_text(json.dumps(control, indent=2))
 
 
 def _tokenized_pair(row: Mapping[str, Any], tokenizer: Any, max_length: int) -> tuple[dict[str, Any], int]:
@@ -279,6 +309,7 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
 
     directory = Path(directory)
     tokenizer = load_tokenizer(str(directory))
+    model: Any
     if (directory / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -333,20 +364,6 @@ def with_length_prior(model: Any, answers: Sequence[str], scores: Sequence[float
     return [s + prior * math.log1p(len(a)) for s, a in zip(scores, answers, strict=True)]
 
 
-def controlled_rewards(
-    weights: Mapping[str, float],
-    prompt: Sequence[Mapping[str, str]],
-    answers: Sequence[str],
-    scores: Sequence[float],
-) -> list[float]:
-    """``w_score * score + sum(w_f * f(prompt, answer))`` for each answer (``fit_control``'s weights)."""
-    return [
-        weights["score"] * s
-        + sum(w * CONTROL_FEATURES[name][1](prompt, a) for name, w in weights.items() if name != "score")
-        for s, a in zip(scores, answers, strict=True)
-    ]
-
-
 def _model_scores(
     model: Any, tokenizer: Any, prompt: list[dict[str, str]], answers: Sequence[str], max_length: int
 ) -> list[float]:
@@ -361,7 +378,7 @@ def _model_scores(
         )["input_ids"]
         for a in answers
     ]
-    shared = _shared_prefix_length(texts)
+    shared = len(common_prefix(texts))
     if len(texts) < 2 or max(map(len, texts)) > max_length or shared < 1:
         return [_score(model, ids[-max_length:]) for ids in texts]
     # The last token of the shortest text must stay in its own suffix: the score is read there.
@@ -381,14 +398,6 @@ def _model_scores(
     ]
 
 
-def _shared_prefix_length(texts: Sequence[Sequence[int]]) -> int:
-    n = min(map(len, texts), default=0)
-    for i in range(n):
-        if any(t[i] != texts[0][i] for t in texts[1:]):
-            return i
-    return n
-
-
 def _score(model: Any, ids: Sequence[int], past: Any = None, past_length: int = 0) -> float:
     import torch
 
@@ -401,138 +410,3 @@ def _score(model: Any, ids: Sequence[int], past: Any = None, past_length: int = 
             use_cache=past is not None,
         )
     return float(out.logits[0, 0])
-
-
-def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[float]) -> float:
-    """Share of pairs where the chosen answer scores strictly higher (ties count as wrong)."""
-    pairs = list(zip(chosen_scores, rejected_scores, strict=True))
-    return sum(c > r for c, r in pairs) / len(pairs) if pairs else float("nan")
-
-
-def length_baseline(
-    pairs: Sequence[Mapping[str, Any]], fit: Sequence[Mapping[str, Any]] | None = None
-) -> float:
-    """Pairwise accuracy of a length-only ranking (characters; ties count as wrong).
-
-    Without ``fit``: "the longer answer is better". With ``fit`` (the training pairs): the
-    direction, longer or shorter, that ranks ``fit`` better, the fair baseline to beat."""
-    right = length_ranks_right(pairs, "longer" if fit is None else length_direction(fit))
-    return sum(right) / len(right) if right else float("nan")
-
-
-def length_ranks_right(pairs: Sequence[Mapping[str, Any]], direction: str) -> list[bool]:
-    """Per pair: does "the ``direction`` (longer or shorter) answer wins" rank it right (ties: no)."""
-    sign = 1 if direction == "longer" else -1
-    return [sign * (len(p["chosen"][-1]["content"]) - len(p["rejected"][-1]["content"])) > 0 for p in pairs]
-
-
-def length_direction(pairs: Sequence[Mapping[str, Any]]) -> str:
-    """``"longer"`` or ``"shorter"``: which answer wins more often in ``pairs``."""
-    longer = sum(len(p["chosen"][-1]["content"]) > len(p["rejected"][-1]["content"]) for p in pairs)
-    shorter = sum(len(p["chosen"][-1]["content"]) < len(p["rejected"][-1]["content"]) for p in pairs)
-    return "longer" if longer >= shorter else "shorter"
-
-
-def _feature_difference(pair: Mapping[str, Any], name: str) -> float:
-    """A control feature of the chosen answer minus that of the rejected one."""
-    feature, prompt = CONTROL_FEATURES[name][1], pair.get("prompt") or []
-    return feature(prompt, pair["chosen"][-1]["content"]) - feature(prompt, pair["rejected"][-1]["content"])
-
-
-def fit_control(
-    pairs: Sequence[Mapping[str, Any]],
-    chosen_scores: Sequence[float],
-    rejected_scores: Sequence[float],
-    features: Sequence[str] = ("length",),
-    l2: float = 1e-3,
-) -> dict[str, float]:
-    """Weights ``{"score": w, feature: w, ...}`` of a pairwise logistic model fit on training
-    pairs: P(chosen beats rejected) = sigmoid(w_score * score difference + sum of w_f * feature
-    difference). What the features explain is credited to them; ``w_score`` says how much the
-    reward model adds beyond them."""
-    if not (len(pairs) == len(chosen_scores) == len(rejected_scores)) or not pairs:
-        raise ValueError("fit_control needs one chosen and one rejected score per pair")
-    features = control_features(list(features))
-    w = _pairwise_logistic(
-        [
-            [c - r, *(_feature_difference(p, name) for name in features)]
-            for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True)
-        ],
-        l2,
-    )
-    return {"score": float(w[0]), **{name: float(x) for name, x in zip(features, w[1:], strict=True)}}
-
-
-def controlled_pair_rewards(
-    pairs: Sequence[Mapping[str, Any]],
-    chosen_scores: Sequence[float],
-    rejected_scores: Sequence[float],
-    weights: Mapping[str, float],
-) -> tuple[list[float], list[float]]:
-    """Per pair, the controlled reward of chosen and rejected, ready for ``pairwise_accuracy``."""
-    out: tuple[list[float], list[float]] = ([], [])
-    for p, c, r in zip(pairs, chosen_scores, rejected_scores, strict=True):
-        answers = [p["chosen"][-1]["content"], p["rejected"][-1]["content"]]
-        rewards = controlled_rewards(weights, p.get("prompt") or [], answers, [c, r])
-        out[0].append(rewards[0])
-        out[1].append(rewards[1])
-    return out
-
-
-def _length_feature(pair: Mapping[str, Any]) -> float:
-    """log(len(chosen) / len(rejected)) in characters, 1 added so that an empty answer is finite."""
-    return math.log1p(len(pair["chosen"][-1]["content"])) - math.log1p(len(pair["rejected"][-1]["content"]))
-
-
-def fit_length_control(
-    pairs: Sequence[Mapping[str, Any]],
-    chosen_scores: Sequence[float],
-    rejected_scores: Sequence[float],
-    l2: float = 1e-3,
-) -> tuple[float, float]:
-    """``(w_score, w_length)``: ``fit_control`` with length as the only control feature."""
-    weights = fit_control(pairs, chosen_scores, rejected_scores, ("length",), l2)
-    return weights["score"], weights["length"]
-
-
-def fit_length_prior(pairs: Sequence[Mapping[str, Any]], l2: float = 1e-3) -> float:
-    """The length-only pairwise logistic weight on log(len(chosen) / len(rejected)), fit on
-    ``pairs``: negative when raters prefer shorter answers. A reward model trained with this
-    prior as an offset learns only what length does not explain."""
-    if not pairs:
-        raise ValueError("fit_length_prior needs at least one pair")
-    return float(_pairwise_logistic([[_length_feature(p)] for p in pairs], l2)[0])
-
-
-def _pairwise_logistic(features: Sequence[Sequence[float]], l2: float) -> Any:
-    """Weights of P(chosen wins) = sigmoid(w . features) on pairs' feature differences. Each pair
-    also enters flipped (negated features, label 0), so no intercept is needed. Newton steps on
-    the L2-regularised log-loss; the problem is convex with few unknowns, so it converges in a few
-    steps."""
-    import numpy as np
-
-    x = np.asarray(features, dtype=float)
-    x = np.concatenate([x, -x])
-    y = np.concatenate([np.ones(len(x) // 2), np.zeros(len(x) // 2)])
-    w = np.zeros(x.shape[1])
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) / len(x) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x / len(x) + l2 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w
-
-
-def length_controlled_scores(
-    pairs: Sequence[Mapping[str, Any]],
-    chosen_scores: Sequence[float],
-    rejected_scores: Sequence[float],
-    weights: tuple[float, float],
-) -> tuple[list[float], list[float]]:
-    """``controlled_pair_rewards`` for ``fit_length_control``'s ``(w_score, w_length)``."""
-    return controlled_pair_rewards(
-        pairs, chosen_scores, rejected_scores, {"score": weights[0], "length": weights[1]}
-    )

@@ -13,15 +13,23 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import DataError
-from training.gate import GateConfig, GateDecision
+from training.gate import GateConfig, GateDecision, eval_summary
+
+if TYPE_CHECKING:
+    from agent.config import Persona
+    from agent.generator import Generator
+    from agent.store import LogStore
+    from training.data import CompiledDataset, Retriever
+    from training.run import TrainResult
 
 
 @dataclass
@@ -48,78 +56,38 @@ class RoundResult:
 def run_round(
     *,
     home: Path,
-    persona: Any,
+    persona: Persona | None,
     data_files: Sequence[Path] = (),
-    store: Any = None,
+    store: LogStore | None = None,
     docs: Path | None = None,
-    retriever: Any = None,
+    retriever: Retriever | None = None,
     overrides: Mapping[str, Any] | None = None,
     recipe: str = "cpu",
-    eval_limit: int | None = 50,
+    eval_limit: int | None = GateConfig.eval_limit,
     gate: GateConfig = GateConfig(),
-    generators: Mapping[str, Any] | None = None,
+    generators: Mapping[str, Generator] | None = None,
     progress: bool = True,
 ) -> RoundResult:
     """Run a round; see the module docstring. ``store``: the log store to export reviewed
     conversations from (None: only ``data_files``)."""
     from agent.models import ModelRegistry
-    from training.common import new_run_dir
     from training.data import compile_dataset
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
     from training.gate import promote, run_gate
-    from training.preference import train_dpo, train_kto
-    from training.sft import train_sft
+    from training.run import new_run_dir
 
     run_dir = new_run_dir(home, "round")
     registry = ModelRegistry(home)
     production = registry.production_name()
-    overrides = dict(overrides or {})
 
     # 1. Export reviewed logs + extra files, compile with the serving prompt and a stable split.
     dataset = compile_dataset(list(data_files), store=store, docs=docs, persona=persona, progress=progress)
     dataset.write(run_dir / "data")
-    counts = dataset.manifest["counts"]
 
     # 2. SFT from production; DPO when there are pairs, KTO when there are labelled answers.
-    trained = []
-    sft = train_sft(
-        dataset,
-        base="production",
-        recipe=recipe,
-        overrides=overrides,
-        out_dir=run_dir / "sft",
-        home=home,
-        persona=persona,
-        progress=progress,
-    )
-    trained.append(sft.to_dict())
-    candidate = sft.version
-    if dataset.pref_train:
-        dpo = train_dpo(
-            dataset,
-            base=candidate,
-            recipe=recipe,
-            overrides=_for("dpo", overrides),
-            out_dir=run_dir / "dpo",
-            home=home,
-            persona=persona,
-            progress=progress,
-        )
-        trained.append(dpo.to_dict())
-        candidate = dpo.version
-    if len(dataset.kto_train) >= 2:  # KTO's KL term needs at least two rows per batch
-        kto = train_kto(
-            dataset,
-            base=candidate,
-            recipe=recipe,
-            overrides=_for("kto", overrides),
-            out_dir=run_dir / "kto",
-            home=home,
-            persona=persona,
-            progress=progress,
-        )
-        trained.append(kto.to_dict())
-        candidate = kto.version
+    stages = _train_stages(dataset, dict(overrides or {}), recipe, run_dir, home, persona, progress)
+    trained = [stage.to_dict() for stage in stages]
+    candidate = stages[-1].version
 
     # 3. Evaluate candidate vs production vs few-shot on the held-out answers, both settings.
     held_out = dataset.sft_val[:eval_limit] if eval_limit else dataset.sft_val
@@ -134,10 +102,10 @@ def run_round(
         settings=("gold", "retrieved") if retriever is not None else ("gold",),
     )
     if retriever is None:
-        gate = GateConfig(**{**gate.__dict__, "setting": "gold"})
+        gate = dataclasses.replace(gate, setting="gold")
     report = evaluate_versions(plan, home, progress=progress)
     (run_dir / "eval.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-    registry.update_metrics(candidate, {"eval": _eval_summary(report, production)})
+    registry.update_metrics(candidate, {"eval": eval_summary(report, production)})
 
     # 4. Gate, then promote or refuse.
     decision = run_gate(
@@ -148,30 +116,53 @@ def run_round(
         promote(candidate, home=home, decision=decision, reason=f"round {run_dir.name}")
 
     # 5. The report.
-    report_md = write_report(run_dir, report, decision, trained, counts, gate)
+    report_md = write_report(run_dir, report, decision, trained, dataset.manifest["counts"], gate)
     return RoundResult(run_dir, report_md, candidate, decision.passed, decision, trained)
+
+
+def _train_stages(
+    dataset: CompiledDataset,
+    overrides: dict[str, Any],
+    recipe: str,
+    run_dir: Path,
+    home: Path,
+    persona: Persona | None,
+    progress: bool,
+) -> list[TrainResult]:
+    """SFT from production, then DPO on the pairs and KTO on the labelled answers when there are
+    any, each stage from the one before; every stage's run lands in ``run_dir/<kind>``."""
+    from training.preference import train_dpo, train_kto
+    from training.sft import train_sft
+
+    stages = (
+        ("sft", train_sft, True),
+        ("dpo", train_dpo, bool(dataset.pref_train)),
+        ("kto", train_kto, len(dataset.kto_train) >= 2),  # KTO's KL term needs two rows per batch
+    )
+    results: list[TrainResult] = []
+    for kind, train_fn, wanted in stages:
+        if wanted:
+            result = train_fn(
+                dataset,
+                base=results[-1].version if results else "production",
+                recipe=recipe,
+                overrides=overrides if kind == "sft" else _for(kind, overrides),
+                out_dir=run_dir / kind,
+                home=home,
+                persona=persona,
+                progress=progress,
+            )
+            results.append(result)
+    return results
 
 
 def _for(kind: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The round's overrides that apply to ``kind``'s TRL config (``packing`` is SFT-only, ...);
     ``data.``/``model.`` keys apply to every stage, ``lora.`` ones only where a LoRA is created."""
-    import dataclasses
-
     from trl import DPOConfig, KTOConfig
 
     fields = {f.name for f in dataclasses.fields({"dpo": DPOConfig, "kto": KTOConfig}[kind])}
     return {k: v for k, v in overrides.items() if k in fields or k.startswith(("data.", "model."))}
-
-
-def _eval_summary(report: Mapping[str, Any], production: str) -> dict[str, Any]:
-    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later."""
-    return {
-        "production_version": production,
-        "n": report["n"],
-        "models": {
-            role: report["models"][role] for role in ("candidate", "production") if role in report["models"]
-        },
-    }
 
 
 def write_report(

@@ -18,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.common import (
+from agent.config import Persona
+from training.data import TrainingData, training_rows
+from training.recipes import trl_config
+from training.run import (
     TrainResult,
     load_policy,
     load_tokenizer,
@@ -26,13 +29,11 @@ from training.common import (
     run_training,
     save_and_register,
     start_run,
-    training_rows,
-    trl_config,
 )
 
 
 def train_sft(
-    data: str | Path | Sequence[dict[str, Any]] | Any,
+    data: TrainingData,
     *,
     base: str | Path = "production",
     recipe: str | Path = "cpu",
@@ -40,7 +41,7 @@ def train_sft(
     out_dir: Path | None = None,
     home: Path | None = None,
     docs: Path | None = None,
-    persona: Any = None,
+    persona: Persona | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
@@ -99,7 +100,7 @@ def train_sft(
 
 def sweep_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``--sweep learning_rate=1e-4,2e-4 --sweep lora.r=8,16`` as {key: [values]} (YAML-typed)."""
-    from training.common import parse_set
+    from training.recipes import parse_set
 
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -109,7 +110,7 @@ def sweep_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def sweep_sft(
-    data: Any,
+    data: TrainingData,
     grid: Mapping[str, Sequence[Any]],
     *,
     val_rows: Sequence[dict[str, Any]] | None = None,
@@ -126,8 +127,7 @@ def sweep_sft(
 
     from agent.config import default_home
     from agent.models import ModelRegistry, load_resolved, resolve_spec
-    from training.common import training_rows
-    from training.evaluate import reference_nll
+    from training.decoding import reference_nll
 
     home = home or default_home()
     if val_rows is None:

@@ -187,7 +187,7 @@ def test_batched_path_matches_one_row_at_a_time(default_model_dir, tokenizer) ->
 
 
 def test_generation_stops_at_a_stop_marker(tokenizer) -> None:
-    from training.evaluate import _StopAtMarker
+    from training.decoding import _StopAtMarker
 
     prompt = tokenizer("Question?", add_special_tokens=False)["input_ids"]
     stop = _StopAtMarker(tokenizer, len(prompt))

@@ -13,7 +13,8 @@ import pytest
 from agent.errors import ConfigError, DataError
 from agent.models import ModelRegistry
 from tests.training.trainkit import FAST, PERSONA, kto_rows, pref_rows, sft_rows, snapshot_callback
-from training.common import apply_overrides, load_recipe, parse_set, recipe_path, training_rows
+from training.data import training_rows
+from training.recipes import apply_overrides, load_recipe, parse_set, recipe_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -503,7 +504,7 @@ def test_cpu_recipes_train_in_fp32_not_bf16_autocast(tmp_path: Path) -> None:
     """TRL's configs default to bf16 autocast; on an AVX2-only CPU that is ~10x slower."""
     from trl import DPOConfig, KTOConfig, RewardConfig, SFTConfig
 
-    from training.common import trl_config
+    from training.recipes import trl_config
 
     for kind, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("kto", KTOConfig), ("reward", RewardConfig)):
         recipe = load_recipe("cpu", kind)
@@ -519,18 +520,18 @@ def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Pat
     import torch
     import trl.trainer.utils as trl_utils
 
-    import training.common as common
+    import training.run as run
     from training.sft import train_sft
 
     original = trl_utils._use_triton
     assert original(torch.device("cpu")) is False  # TRL's own choice: every position on CPU
-    with common.compact_lm_head_on_cpu():
+    with run.compact_lm_head_on_cpu():
         assert trl_utils._use_triton(torch.device("cpu")) is True  # the patch is what TRL reads
     losses = {}
     for compact in (True, False):
-        patch = common.compact_lm_head_on_cpu if compact else contextlib.nullcontext
+        patch = run.compact_lm_head_on_cpu if compact else contextlib.nullcontext
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(common, "compact_lm_head_on_cpu", patch)
+            mp.setattr(run, "compact_lm_head_on_cpu", patch)
             result = train_sft(
                 sft_rows(), base=tiny_model_dir, home=tmp_path / str(compact), overrides=FAST, progress=False
             )
@@ -542,7 +543,7 @@ def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Pat
 def test_unknown_trl_field_is_a_config_error(tmp_path: Path) -> None:
     from trl import SFTConfig
 
-    from training.common import trl_config
+    from training.recipes import trl_config
 
     recipe = apply_overrides(load_recipe("cpu", "sft"), "sft", {"learning_rat": 1e-4})
     with pytest.raises(ConfigError, match="learning_rat"):
@@ -707,13 +708,16 @@ def test_train_reward_command_length_prior_flag_sets_the_recipe_key() -> None:
     from click.testing import CliRunner
 
     from agent.cli import cli
-    from training.cli import _overrides
+    from training.cli_train import recipe_overrides
 
-    assert _overrides({"length_prior": True})["model.length_prior"] is True
-    assert "model.length_prior" not in _overrides({"length_prior": False})
+    assert recipe_overrides({"length_prior": True})["model.length_prior"] is True
+    assert "model.length_prior" not in recipe_overrides({"length_prior": False})
     assert load_recipe("cpu", "reward")["model"]["length_prior"] is False  # off unless asked
-    assert _overrides({"control": ("length", "groundedness")})["model.control"] == ["length", "groundedness"]
-    assert "model.control" not in _overrides({"control": ()})
+    assert recipe_overrides({"control": ("length", "groundedness")})["model.control"] == [
+        "length",
+        "groundedness",
+    ]
+    assert "model.control" not in recipe_overrides({"control": ()})
     assert load_recipe("cpu", "reward")["model"]["control"] == []  # off unless asked
     shown = CliRunner().invoke(cli, ["train", "reward", "--help"])
     assert shown.exit_code == 0 and "--length-prior" in shown.output and "--control" in shown.output

@@ -77,7 +77,7 @@ def snapshot_callback() -> Any:
     """A TrainerCallback recording trainable parameters at the start and the end of training."""
     from transformers import TrainerCallback
 
-    from training.common import trainable_snapshot
+    from training.run import trainable_snapshot
 
     class Snapshot(TrainerCallback):
         before: dict[str, Any]

@@ -1,0 +1,134 @@
+"""``supportloop data``: compile conversations and reviewed logs into training data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from training.cli_shared import config_of, log_store
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from training.data import Retriever
+
+
+@click.group()
+def data() -> None:
+    """Compile conversations and reviewed logs into training data."""
+
+
+@data.command("compile")
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--from-logs", is_flag=True, help="Also export reviewed conversations from the log store.")
+@click.option(
+    "--docs",
+    type=click.Path(exists=True, path_type=Path),
+    help="Documents for gold_doc_ids: JSON Lines (doc_id, text) or a folder of Markdown files.",
+)
+@click.option(
+    "--retrieve", is_flag=True, help="Retrieve passages from the knowledge index when none are known."
+)
+@click.option(
+    "--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True
+)
+@click.option(
+    "--split-salt",
+    help="Draw a different split of the same size (any string; the default split has none).",
+)
+@click.option("--turns", type=click.Choice(["all", "last"]), default="all", show_default=True)
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed lines (each is listed in the manifest).")
+@click.option(
+    "--redact-public",
+    is_flag=True,
+    help="Also redact contact details published in --docs (kept by default: they are the company's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on the last line.")
+@click.pass_context
+def compile_command(
+    ctx: click.Context,
+    inputs: tuple[Path, ...],
+    out: Path | None,
+    from_logs: bool,
+    docs: Path | None,
+    retrieve: bool,
+    val_fraction: float,
+    split_salt: str | None,
+    turns: str,
+    skip_invalid: bool,
+    redact_public: bool,
+    as_json: bool,
+) -> None:
+    """Compile INPUT files (conversations: .jsonl turns/messages/rated responses, .csv turns)
+    into SFT, preference and KTO files, with PII redacted and a train/validation split."""
+    from training.data import compile_dataset
+    from training.run import new_run_dir
+
+    if not inputs and not from_logs:
+        raise click.UsageError("give at least one INPUT file or --from-logs")
+    config = config_of(ctx)
+    with log_store(config, from_logs) as store:
+        dataset = compile_dataset(
+            list(inputs),
+            store=store,
+            docs=docs,
+            retriever=_retriever(ctx, config) if retrieve else None,
+            persona=config.persona,
+            val_fraction=val_fraction,
+            split_salt=split_salt,
+            turns=turns,
+            skip_invalid=skip_invalid,
+            progress=True,
+            keep_public=not redact_public,
+        )
+    paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
+    _report(dataset.manifest, paths)
+    if as_json:
+        manifest = {**dataset.manifest, "out_dir": str(paths["manifest"].parent)}
+        click.echo(json.dumps(manifest, ensure_ascii=False))
+
+
+def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
+    """The knowledge base as a ``training.data.Retriever`` (the CLI's knowledge settings)."""
+    from knowledge import KnowledgeBase
+    from training.retrievers import knowledge_retriever
+
+    obj = ctx.find_root().obj
+    if obj is not None and hasattr(obj, "knowledge_config"):
+        knowledge_config = obj.knowledge_config()
+    else:
+        from agent.knowledge import knowledge_config as build
+
+        knowledge_config = build(config)
+    return knowledge_retriever(KnowledgeBase(knowledge_config), k=config.retrieval.k)
+
+
+def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title="Compiled training data")
+    for column in ("rows", "train", "validation"):
+        table.add_column(column, justify="left" if column == "rows" else "right")
+    for kind, label in (("sft", "SFT"), ("pref", "preference"), ("kto", "KTO")):
+        counts = manifest["counts"][kind]
+        table.add_row(label, str(counts["train"]), str(counts["val"]))
+    console.print(table)
+    redactions = ", ".join(f"{k} {v}" for k, v in manifest["redactions"].items()) or "none"
+    dropped = sum(manifest["duplicates_dropped"].values())
+    conversations = manifest["conversations"]
+    console.print(
+        f"{conversations} conversations; PII redacted: {redactions}; duplicates dropped: {dropped}",
+        soft_wrap=True,
+    )
+    if manifest["skipped"]:
+        console.print(f"[yellow]skipped {len(manifest['skipped'])} invalid line(s):[/yellow]")
+        for line in manifest["skipped"]:
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+    console.print(f"written to {paths['manifest'].parent}", markup=False, soft_wrap=True)
+    for name, path in paths.items():
+        console.print(f"  {name}: {path}", markup=False, soft_wrap=True)

@@ -1,0 +1,128 @@
+"""``supportloop models``: list, promote and roll back model versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from training.cli_eval import evaluate_and_record
+from training.cli_shared import GATE, config_of, eval_retriever, gate_options
+
+
+@click.group()
+def models() -> None:
+    """List, promote and roll back model versions."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models_list(ctx: click.Context, as_json: bool) -> None:
+    """Every version: name, kind, parent, base, adapter, created, metrics (* = production)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.models import ModelRegistry
+
+    registry = ModelRegistry(Path(config_of(ctx).home))
+    production = registry.production_name()
+    versions = registry.list()
+    if as_json:
+        rows = [{**v.to_dict(), "production": v.name == production} for v in versions]
+        click.echo(json.dumps({"production": production, "versions": rows}, ensure_ascii=False))
+        return
+    table = Table(title="Model versions (* production)")
+    for column in ("", "name", "kind", "parent", "base", "adapter", "created", "metrics"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            "*" if v.name == production else "",
+            v.name,
+            v.kind,
+            v.parent or "-",
+            v.base_model,
+            v.adapter_path or "-",
+            v.created_at or "-",
+            _short_metrics(v.metrics),
+        )
+    Console(highlight=False).print(table)
+
+
+def _short_metrics(metrics: dict[str, Any]) -> str:
+    parts = [f"loss {metrics['train_loss']}"] if "train_loss" in metrics else []
+    evaluation = metrics.get("eval", {}).get("models", {}).get("candidate", {})
+    for setting, values in evaluation.items():
+        if values.get("rougeL_f1") is not None:
+            parts.append(f"ROUGE-L {setting} {values['rougeL_f1']:.3f}")
+    return ", ".join(parts) or "-"
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Skip the gate (never allowed for reward models).")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Evaluate on this file now (default: the version's stored evaluation).",
+)
+@click.option("--docs", type=click.Path(exists=True, path_type=Path))
+@click.option("--limit", type=int, default=GATE.eval_limit, show_default=True)
+@gate_options
+@click.pass_context
+def models_promote(
+    ctx: click.Context,
+    version: str,
+    force: bool,
+    data_path: Path | None,
+    docs: Path | None,
+    limit: int,
+    primary: str,
+    setting: str,
+    margin: float,
+) -> None:
+    """Make VERSION production if it passes the gate against the current production."""
+    from agent.errors import ConfigError
+    from agent.models import ModelRegistry
+    from training.gate import GateConfig, promote, run_gate
+
+    config = config_of(ctx)
+    home = Path(config.home)
+    registry = ModelRegistry(home)
+    if force or registry.get(version).kind == "reward":
+        promote(version, home=home, force=force)  # refuses reward models, forced or not
+        click.echo(f"{version} is production now (forced: the gate was skipped)")
+        return
+    stored: dict[str, Any] = registry.get(version).metrics.get("eval") or {}
+    if data_path is None and stored.get("production_version") != registry.production_name():
+        raise ConfigError(
+            f"no evaluation of {version} against production {registry.production_name()}: "
+            f"pass --data FILE (or run `supportloop eval model --model {version} --data FILE`)"
+        )
+    retriever = eval_retriever(config, docs)
+    report = (
+        evaluate_and_record(home, config, version, data_path, docs, limit, retriever, few_shot=False)
+        if data_path is not None
+        else stored
+    )
+    gate = GateConfig(primary=primary, setting=setting, margin=margin, eval_limit=limit)
+    decision = run_gate(version, report, home=home, config=gate, retriever=retriever, persona=config.persona)
+    for line in decision.reasons:
+        click.echo(f"  ok: {line}")
+    for line in decision.failures:
+        click.echo(f"  FAIL: {line}")
+    promote(version, home=home, decision=decision)  # GateError (exit 5) when refused
+    click.echo(f"{version} is production now")
+
+
+@models.command("rollback")
+@click.pass_context
+def models_rollback(ctx: click.Context) -> None:
+    """Restore the production version that preceded the current one."""
+    from agent.models import ModelRegistry
+
+    restored = ModelRegistry(Path(config_of(ctx).home)).rollback()
+    click.echo(f"production is {restored.name} again")

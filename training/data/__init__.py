@@ -1,0 +1,120 @@
+"""The dataset compiler: past conversations and reviewed logs -> TRL training files.
+
+``compile_dataset`` reads conversation files (JSON Lines with ``turns``, HF ``messages``, CSV with
+one row per turn, mtrag-style rated responses, or rows already in TRL format) and the reviewed
+conversations of the log store, and builds three kinds of rows in TRL's conversational formats:
+
+* SFT (prompt-completion): ``{"prompt": [messages], "completion": [assistant message],
+  "conversation_id", "turn_index"}``, one per agent answer;
+* preference: ``{"prompt", "chosen", "rejected", "conversation_id"}``: a reviewer's correction over
+  the original reply, or the higher-rated of two alternative responses (ties dropped);
+* unpaired (KTO): ``{"prompt", "completion", "label", "conversation_id"}``: thumbs up/down, or,
+  without thumbs, a rating >= 4 (true) / <= 2 (false).
+
+Invariants:
+
+* **Same prompt as serving.** Every prompt is ``agent.prompt.build_messages(question, passages,
+  persona, history)`` with the history the runtime passes (all earlier customer/agent/human turns),
+  so the model is tuned on exactly the prompt it is served with.
+* **PII never reaches a row.** Every text (turns, passages, corrections, alternative responses,
+  conversation ids) is redacted with ``training.pii`` before rows are built. The one exception is
+  a value the company itself publishes in ``docs`` (its support line or address): it is kept, and
+  listed in the manifest, unless ``keep_public=False``.
+* **No leak between splits.** A conversation's side is a stable hash of its (original) id, so all
+  its rows land on one side, in every run, whatever the other inputs.
+* **Nothing is skipped silently.** Malformed input raises ``DataError`` naming ``path:line``; with
+  ``skip_invalid`` the line is skipped and reported in the manifest. Dropped duplicates, ties,
+  negative answers left out of SFT and unresolved doc ids are counted there too.
+* **One way in.** Trainers and the evaluation get their rows through ``read_rows`` (any file,
+  a ``CompiledDataset`` or rows), which compiles with this package whatever is not rows already.
+
+The stages, one module each: ``records`` (what readers yield), ``readers`` (files, the log store,
+documents), ``redact``, ``passages`` (which passages each answer is shown, and in which order they
+are looked for), ``rows`` (which answers are SFT targets, pairs, labels, dedupe, split) and
+``compile`` (the orchestration, the compiled dataset and ``read_rows``).
+"""
+
+from training.data.compile import (
+    COLUMNS,
+    SPLIT_FILES,
+    CompiledDataset,
+    TrainingData,
+    compile_dataset,
+    read_rows,
+    training_rows,
+    write_rows,
+)
+from training.data.passages import as_served, focus_passage, resolve_passages
+from training.data.readers import (
+    FORMATS,
+    detect_format,
+    from_store,
+    load_docs,
+    load_rows,
+    merge_feedback,
+    read_source,
+    response_score,
+)
+from training.data.records import (
+    Alternative,
+    PassThroughRow,
+    Retriever,
+    Row,
+    SourceConversation,
+    TurnFeedback,
+    question_and_history,
+)
+from training.data.redact import Redactor, public_values
+from training.data.rows import (
+    PromptOptions,
+    dedupe,
+    is_validation,
+    kto_label,
+    kto_rows,
+    preference_pairs,
+    preference_rows,
+    prompt_for,
+    sft_rows,
+    sft_target,
+)
+
+__all__ = [
+    "COLUMNS",
+    "FORMATS",
+    "SPLIT_FILES",
+    "Alternative",
+    "CompiledDataset",
+    "PassThroughRow",
+    "PromptOptions",
+    "Redactor",
+    "Retriever",
+    "Row",
+    "SourceConversation",
+    "TrainingData",
+    "TurnFeedback",
+    "as_served",
+    "compile_dataset",
+    "dedupe",
+    "detect_format",
+    "focus_passage",
+    "from_store",
+    "is_validation",
+    "kto_label",
+    "kto_rows",
+    "load_docs",
+    "load_rows",
+    "merge_feedback",
+    "preference_pairs",
+    "preference_rows",
+    "prompt_for",
+    "public_values",
+    "question_and_history",
+    "read_rows",
+    "read_source",
+    "resolve_passages",
+    "response_score",
+    "sft_rows",
+    "sft_target",
+    "training_rows",
+    "write_rows",
+]

@@ -1,0 +1,65 @@
+"""Retrievers for compiling and evaluating: (question, history) -> passages.
+
+``bm25_retriever`` searches a documents file with BM25 (no index to build beforehand);
+``knowledge_retriever`` wraps the knowledge index. Both return ``agent.prompt.Passage`` objects,
+the shape the compiler and the prompt builder take, so a passage reads the same whichever
+retriever found it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from agent.prompt import Passage
+from training.data import Retriever, focus_passage
+
+if TYPE_CHECKING:
+    from knowledge import KnowledgeBase
+
+
+def bm25_retriever(docs: Mapping[str, Passage], k: int = 4, chunk_chars: int = 900) -> Retriever:
+    """Conversation-aware BM25 over ``docs`` cut into ~``chunk_chars`` windows: the query is the
+    question plus the last turns, because follow-ups point back ("their bathrooms")."""
+    import bm25s
+
+    chunks: list[Passage] = []
+    for doc in docs.values():
+        chunks.extend(_windows(doc, chunk_chars) if len(doc.text) > chunk_chars else [doc])
+    corpus = [f"{c.title or ''} {c.text}" for c in chunks]
+    index = bm25s.BM25()
+    index.index(bm25s.tokenize(corpus, show_progress=False), show_progress=False)
+
+    def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
+        context = " ".join(text for _, text in list(history)[-4:])
+        query = f"{question} {question} {context}"
+        tokens = bm25s.tokenize([query], show_progress=False)
+        ids, _scores = index.retrieve(tokens, k=min(k, len(chunks)), show_progress=False)
+        return [focus_passage(chunks[int(i)], question, chunk_chars) for i in ids[0]]
+
+    return retrieve
+
+
+def _windows(doc: Passage, size: int) -> list[Passage]:
+    paragraphs = [p for p in doc.text.split("\n") if p.strip()]
+    windows, current = [], ""
+    for paragraph in paragraphs:
+        if current and len(current) + len(paragraph) > size:
+            windows.append(current)
+            current = ""
+        current = f"{current}\n{paragraph}" if current else paragraph
+    windows.append(current)
+    return [
+        Passage(doc.doc_id, doc.source, text, doc.title, chunk_id=f"{doc.doc_id}#{i}")
+        for i, text in enumerate(windows)
+    ]
+
+
+def knowledge_retriever(kb: KnowledgeBase, k: int = 4) -> Retriever:
+    """A ``knowledge.KnowledgeBase`` as a retriever."""
+
+    def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
+        hits = kb.search(question, k=k, history=list(history))
+        return [Passage(h.doc_id, h.source, h.text, h.title, float(h.score), h.chunk_id) for h in hits]
+
+    return retrieve
