@@ -264,8 +264,7 @@ class CompiledGenerator(_UsageMixin):
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt_tokens(self, messages: Sequence[Message]) -> list[str]:
-        tokens: list[str] = self.tokenizer.convert_ids_to_tokens(chat_ids(self.tokenizer, messages))
-        return tokens
+        return list(self.tokenizer.convert_ids_to_tokens(chat_ids(self.tokenizer, messages)))
 
     def stream(
         self,
@@ -307,7 +306,7 @@ class CompiledGenerator(_UsageMixin):
                     break
                 ids.append(step.token_id)
                 usage.completion_tokens = len(ids)
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
                 if not text.endswith("\ufffd") and len(text) > len(shown):
                     yield text[len(shown) :]
                     shown = text

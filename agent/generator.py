@@ -303,7 +303,9 @@ def _compiled_or_reason(spec: str, home: Any, required: bool) -> Generator | str
 
     if not compiled.available():
         if required:
-            raise GenerationError("generation.engine is ctranslate2 but it is not installed: pip install ctranslate2")
+            raise GenerationError(
+                "generation.engine is ctranslate2 but it is not installed: pip install ctranslate2"
+            )
         return "ctranslate2 is not installed (pip install ctranslate2 for the compiled engine)"
     try:
         return compiled.CompiledGenerator.load(spec, home=home)

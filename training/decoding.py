@@ -30,7 +30,6 @@ from agent.prompt import cut_at_stop as stop_index
 from training.heldout import EvalExample
 
 
-
 @dataclass(frozen=True)
 class Protocol:
     max_new_tokens: int = 96
@@ -146,9 +145,7 @@ class _StopAtMarker:
         import torch
 
         done = [
-            any(
-                m in self.tokenizer.decode(row[self.start :], skip_special_tokens=True) for m in STOP_MARKERS
-            )
+            any(m in self.tokenizer.decode(row[self.start :], skip_special_tokens=True) for m in STOP_MARKERS)
             for row in input_ids
         ]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

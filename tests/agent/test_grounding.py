@@ -6,7 +6,6 @@ import pytest
 
 from agent.generator import ScriptedGenerator
 from agent.grounding import SentenceGate, Sources, extractive_answer, figures
-from tests.agent.test_runtime import make_agent  # noqa: F401  (fixture)
 
 PASSAGE = "The Aero warranty lasts 2 years from the delivery date and covers the motor."
 

@@ -7,33 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
 from agent.errors import InputError
 from agent.generator import ScriptedGenerator
 from agent.prompt import example_messages, without_default_examples
-from agent.runtime import Agent
 from agent.store import LogStore
 from agent.types import Reply
-from tests.agent.fakes import KeywordKnowledge, LeakyGenerator
-
-DOCS = {
-    "filters": "Replace the HEPA filter every 6 months. The replacement part is HF-500 and costs $39.",
-    "warranty": "The Aero warranty lasts 2 years from the delivery date and covers the motor.",
-}
-
-
-@pytest.fixture
-def make_agent(home: Path):
-    def make(generator=None, docs=DOCS, **overrides):
-        config = load_config()
-        config.escalation.min_relevance = 0.2
-        for key, value in overrides.items():
-            section, name = key.split("__")
-            setattr(getattr(config, section), name, value)
-        store = LogStore(home=home)
-        return Agent(generator or ScriptedGenerator(), KeywordKnowledge(docs), store, config)
-
-    return make
+from tests.agent.conftest import DOCS
+from tests.agent.fakes import LeakyGenerator
 
 
 def test_reply_is_logged_with_citations_chunks_and_tokens(make_agent) -> None:
