@@ -102,7 +102,7 @@ class Sources:
         text = _CITATION.sub("", sentence)
         missing = [f for f in figures(text) if f not in self._figures and not f.isalpha()]
         names = [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES and n.lower() not in self._lower]
-        words = content_words(text)
+        words = [] if text.rstrip().endswith("?") else content_words(text)  # asking back claims nothing
         if words and sum(w in self._words for w in words) / len(words) < self.min_support:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
         return missing + names

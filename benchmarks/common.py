@@ -65,8 +65,10 @@ def dstc11_data() -> Any:
 
 
 def machine() -> dict[str, Any]:
+    from training.ship import hardware
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m": round(load[0], 2)}
+    return {**hardware(), "python": platform.python_version(), "loadavg_1m": round(load[0], 2)}
 
 
 def write_result(name: str, result: dict[str, Any], *, echo: bool = True) -> Path:

@@ -112,6 +112,7 @@ def serve(args: argparse.Namespace) -> None:
     knowledge: Any
     if args.generator == "fake":
         generator, knowledge = echo_generator(), PassageKnowledge(keyword_retriever(FAKE_DOCS))
+        config.grounding.enabled = False  # the echo tags each reply for the audit; it is no answer
     else:
         import torch
 

@@ -132,3 +132,44 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     console.print(f"written to {paths['manifest'].parent}", markup=False, soft_wrap=True)
     for name, path in paths.items():
         console.print(f"  {name}: {path}", markup=False, soft_wrap=True)
+
+
+@data.command("mix")
+@click.argument("recipe")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "--shared",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The public data sets ($SHARED in the recipe; default: ../shared/data beside the checkout).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on the last line.")
+@click.pass_context
+def mix_command(
+    ctx: click.Context, recipe: str, out: Path | None, shared: Path | None, as_json: bool
+) -> None:
+    """Compile and blend the sources of a mix RECIPE (a name in training/recipes or a YAML path)
+    into one SFT file: each source with its own docs, persona and split, augmented and seeded."""
+    from transformers import AutoTokenizer
+
+    from agent.models import ensure_default_model
+    from training.mix import build_mix, load_mix, write_mix
+    from training.run import new_run_dir
+
+    config = config_of(ctx)
+    sources, settings = load_mix(recipe, shared)
+    tokenizer = AutoTokenizer.from_pretrained(str(ensure_default_model(Path(config.home), progress=True)))
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    train, val, manifest = build_mix(sources, int(settings.get("seed", 0)), count)
+    paths = write_mix(out or new_run_dir(Path(config.home), "mix"), train, val, manifest)
+    for source in manifest["sources"]:
+        click.echo(
+            f"{source['name']}: {source['rows_used']} of {source['rows_available']} rows, "
+            f"{source['rows_total']} with augmentations",
+            err=as_json,
+        )
+    click.echo(f"{manifest['train_rows']} training rows -> {paths['sft_train']}", err=as_json)
+    if as_json:
+        click.echo(json.dumps({**manifest, "out_dir": str(paths["manifest"].parent)}))

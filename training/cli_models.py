@@ -126,3 +126,63 @@ def models_rollback(ctx: click.Context) -> None:
 
     restored = ModelRegistry(Path(config_of(ctx).home)).rollback()
     click.echo(f"production is {restored.name} again")
+
+
+@models.command("ship")
+@click.argument("version")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--name", required=True, help="The name the shipped version gets in every data home.")
+@click.option("--mix", "mix_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_context
+def models_ship(ctx: click.Context, version: str, out: Path, name: str, mix_dir: Path | None) -> None:
+    """Write VERSION's adapter and a manifest (base, recipe, data digests, hardware) to --out."""
+    from agent.models import ModelRegistry
+    from training.ship import ship
+
+    registered = ModelRegistry(Path(config_of(ctx).home)).get(version)
+    if not registered.adapter_path:
+        raise click.UsageError(f"{version} has no adapter to ship")
+    mix = json.loads((mix_dir / "mix_manifest.json").read_text()) if mix_dir else None
+    path = ship(registered, out, name=name, mix_manifest=mix)
+    click.echo(f"shipped {version} as {name}: {path}")
+
+
+@models.command("export")
+@click.argument("version")
+@click.option("--format", "fmt", type=click.Choice(["ct2", "gguf", "hf"]), default="ct2", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_context
+def models_export(ctx: click.Context, version: str, fmt: str, out: Path) -> None:
+    """Export VERSION merged (LoRA folded in): CTranslate2 int8 after the full equivalence check,
+    a transformers folder, or GGUF f16 through llama.cpp's convert_hf_to_gguf.py (set
+    LLAMA_CPP_CONVERT to its path; it ships in the llama-cpp-python sdist)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from agent.compiled import ensure_compiled
+    from agent.models import load_resolved, resolve_spec
+
+    home = Path(config_of(ctx).home)
+    resolved = resolve_spec(version, home=home)
+    if fmt in ("hf", "gguf"):
+        script = os.environ.get("LLAMA_CPP_CONVERT") or shutil.which("convert_hf_to_gguf.py")
+        if fmt == "gguf" and not script:
+            raise click.UsageError(
+                "GGUF export needs llama.cpp's convert_hf_to_gguf.py: set LLAMA_CPP_CONVERT to its path"
+            )
+        hf_dir = out / "hf" if fmt == "gguf" else out
+        model, tokenizer = load_resolved(resolved, merge=True)
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        tokenizer.save_pretrained(hf_dir)
+        if fmt == "gguf":
+            target = out / f"{Path(resolved.version).name}.f16.gguf"
+            cmd = [sys.executable, str(script), str(hf_dir), "--outfile", str(target), "--outtype", "f16"]
+            subprocess.run(cmd, check=True)
+    else:
+        engine = ensure_compiled(resolved, home, check="full")
+        shutil.copytree(engine / "ct2", out, dirs_exist_ok=True)
+        shutil.copy2(engine / "equivalence.json", out / "equivalence.json")
+        click.echo((engine / "equivalence.json").read_text())
+    click.echo(f"exported {resolved.version} ({fmt}) to {out}")

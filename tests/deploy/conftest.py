@@ -93,15 +93,21 @@ class Api:
 
 @pytest.fixture
 def make_api(home: Path) -> Iterator[Callable[..., Api]]:
-    """``make_api(generator=None, factory=None, **settings)`` starts a server; stopped at teardown."""
+    """``make_api(generator=None, factory=None, grounding=True, **settings)`` starts a server;
+    stopped at teardown. ``grounding=False``: replies are served unchecked (echo generators)."""
     stack: list[ServerThread] = []
     stores: list[LogStore] = []
 
     def make(
-        generator: Any = None, factory: Any = None, store_url: str | None = None, **settings: Any
+        generator: Any = None,
+        factory: Any = None,
+        store_url: str | None = None,
+        grounding: bool = True,
+        **settings: Any,
     ) -> Api:
         config = load_config()
         config.escalation.min_relevance = 0.2
+        config.grounding.enabled = grounding
         store = LogStore(store_url, home=home)
         stores.append(store)
         generator = generator or ScriptedGenerator()

@@ -13,7 +13,7 @@ CLIENTS, TURNS = 16, 4
 
 
 def test_concurrent_clients_lose_and_cross_nothing(make_api, store_url: str) -> None:
-    api = make_api(load_api.echo_generator(), store_url=store_url, max_concurrency=8)
+    api = make_api(load_api.echo_generator(), store_url=store_url, grounding=False, max_concurrency=8)
     api.config.escalation.min_relevance = 0.0  # as in the benchmark: every turn is generated
     secrets = [api.customer(f"client-{n}") for n in range(CLIENTS)]
     per_client = asyncio.run(load_api.all_clients(api.url, secrets, TURNS, "fake", load_api.FAKE_QUESTIONS))
@@ -29,7 +29,7 @@ def test_concurrent_clients_lose_and_cross_nothing(make_api, store_url: str) -> 
 
 
 def test_the_audit_notices_lost_and_crossed_rows(make_api) -> None:
-    api = make_api(load_api.echo_generator())
+    api = make_api(load_api.echo_generator(), grounding=False)
     api.config.escalation.min_relevance = 0.0
     secrets = [api.customer("a"), api.customer("b")]
     per_client = asyncio.run(load_api.all_clients(api.url, secrets, 2, "fake", load_api.FAKE_QUESTIONS))

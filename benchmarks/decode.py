@@ -1,0 +1,178 @@
+"""Decode speed of the path the agent serves with, against the alternatives, in one run.
+
+One serving prompt (a sample question, its retrieved passages and the system prompt, exactly as
+``agent.prompt`` builds it), the same token ids on every side, 128 new tokens with end-of-sequence
+ignored, greedy. Each side: time to first token (prefill + one token), the whole reply, and
+decode tokens/s over the 127 tokens after the first; medians of ``--repeats`` interleaved runs.
+
+* ``project``: the production version through the generator the agent picks
+  (``agent.generator.build_generator``: the compiled CTranslate2 int8 engine when available);
+* ``transformers``: the same version in transformers fp32 (``LocalGenerator``'s model);
+* ``llamacpp``: the stock Q4_1 GGUF through llama-cpp-python, when it is installed (an optional,
+  benchmark-only extra that compiles from source: ``pip install llama-cpp-python``), at
+  ``OMP_WAIT_POLICY=PASSIVE`` and threads = cores.
+
+The last line (``--json``) holds ``project_tok_s``, ``llamacpp_tok_s``, ``ratio``,
+``project_ttft_s``, ``llamacpp_ttft_s``, ``ttft_ratio``, ``project_reply_s``,
+``llamacpp_reply_s``, ``reply_ratio`` (time ratios: the other side's seconds / ours, above 1 means
+we are faster), the same against transformers (``transformers_*``, ``*_vs_transformers``), each
+side's settings and the hardware.
+
+    python -m benchmarks.decode --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from benchmarks.common import SAMPLE, bench_home, machine, write_result
+
+NEW_TOKENS = 128
+QUESTION = "My purifier shows E4 and stopped. What should I do?"
+
+
+def serving_prompt(home: Path) -> tuple[list[dict[str, str]], str]:
+    """The agent's messages for ``QUESTION`` over the sample docs, and the production version."""
+    from agent.config import load_config
+    from agent.knowledge import open_knowledge
+    from agent.prompt import build_messages
+    from agent.runtime import Agent
+
+    config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
+    knowledge = open_knowledge(config)
+    if knowledge.count() == 0:
+        knowledge.ingest([SAMPLE / "docs"])
+    passages = [Agent._passage(h) for h in knowledge.search(QUESTION, k=config.retrieval.k)]
+    return build_messages(QUESTION, passages, config.persona), config.model
+
+
+def time_ct2(generator: Any, tokens: list[str]) -> tuple[float, float]:
+    """(seconds to the first token, seconds to the last) for NEW_TOKENS greedy tokens."""
+    started = time.perf_counter()
+    first = 0.0
+    steps = generator.generate_tokens(tokens, max_length=NEW_TOKENS, min_length=NEW_TOKENS, sampling_topk=1)
+    for n, _ in enumerate(steps):
+        if n == 0:
+            first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+def time_hf(model: Any, ids: list[int]) -> tuple[float, float]:
+    import torch
+
+    prompt = torch.tensor([ids])
+    with torch.inference_mode():
+        started = time.perf_counter()
+        model.generate(prompt, max_new_tokens=1, do_sample=False)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        model.generate(prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
+    return first, time.perf_counter() - started
+
+
+def time_llamacpp(llm: Any, ids: list[int]) -> tuple[float, float]:
+    llm.reset()
+    started = time.perf_counter()
+    first = 0.0
+    for n, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
+        if n == 0:
+            first = time.perf_counter() - started
+        if n + 1 >= NEW_TOKENS:
+            break
+    return first, time.perf_counter() - started
+
+
+def llamacpp_side() -> tuple[Any, dict[str, Any]]:
+    """The stock GGUF in llama-cpp-python, or None and why not."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None, {"skipped": "llama-cpp-python is not installed (pip install llama-cpp-python: compiles)"}
+    from agent.models import packaged_gguf
+
+    directory, name = packaged_gguf()
+    threads = os.cpu_count() or 1
+    llm = llama_cpp.Llama(str(directory / name), n_ctx=2048, n_threads=threads, verbose=False)
+    return llm, {"threads": threads, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "gguf": name}
+
+
+def summarize(runs: list[tuple[float, float]]) -> dict[str, float]:
+    ttft = statistics.median(r[0] for r in runs)
+    reply = statistics.median(r[1] for r in runs)
+    decode = statistics.median((NEW_TOKENS - 1) / max(1e-9, r[1] - r[0]) for r in runs)
+    return {"ttft_s": round(ttft, 3), "reply_s": round(reply, 3), "tok_s": round(decode, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, help="Data home (default: a temporary one).")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON on the last line.")
+    args = parser.parse_args()
+
+    from agent.compiled import CompiledGenerator, chat_ids
+    from agent.config import load_config
+    from agent.generator import build_generator
+    from agent.models import load_resolved, resolve_spec
+
+    home = bench_home(args.home, "bench-decode-")
+    messages, spec = serving_prompt(home)
+    config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
+    config.generation.engine = "auto"
+    project = build_generator(config, spec)
+    resolved = resolve_spec(spec, home=home)
+    model, tokenizer = load_resolved(resolved, merge=True)
+    ids = chat_ids(tokenizer, messages)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    llm, llama_settings = llamacpp_side()
+    sides: dict[str, list[tuple[float, float]]] = {"project": [], "transformers": [], "llamacpp": []}
+    for _ in range(args.repeats):  # interleaved, so load changes hit every side alike
+        if isinstance(project, CompiledGenerator):
+            sides["project"].append(time_ct2(project.generator, tokens))
+        else:
+            sides["project"].append(time_hf(model, ids))
+        sides["transformers"].append(time_hf(model, ids))
+        if llm is not None:
+            sides["llamacpp"].append(time_llamacpp(llm, ids))
+    result: dict[str, Any] = {
+        "prompt_tokens": len(ids),
+        "new_tokens": NEW_TOKENS,
+        "version": resolved.version,
+    }
+    for side, runs in sides.items():
+        for key, value in (
+            summarize(runs) if runs else dict.fromkeys(("ttft_s", "reply_s", "tok_s"))
+        ).items():
+            result[f"{side}_{key}"] = value
+    for other in ("llamacpp", "transformers"):
+        suffix = "" if other == "llamacpp" else "_vs_transformers"
+        ok = result[f"{other}_tok_s"] is not None
+        result[f"ratio{suffix}"] = (
+            round(result["project_tok_s"] / result[f"{other}_tok_s"], 2) if ok else None
+        )
+        result[f"ttft_ratio{suffix}"] = (
+            round(result[f"{other}_ttft_s"] / result["project_ttft_s"], 2) if ok else None
+        )
+        result[f"reply_ratio{suffix}"] = (
+            round(result[f"{other}_reply_s"] / result["project_reply_s"], 2) if ok else None
+        )
+    result["settings"] = {
+        "project": {"engine": type(project).__name__, "threads": os.cpu_count()},
+        "transformers": {"dtype": "float32", "threads": os.cpu_count()},
+        "llamacpp": llama_settings,
+    }
+    result["machine"] = machine()
+    write_result("decode", result, echo=False)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The tuned default against the base model, through the agent customers talk to, in one run.
+
+* Sample held-out (``agent/sample/heldout.jsonl``, fixed before training): answer accuracy (all
+  key facts present) on answerable questions and follow-ups, citation accuracy (a cited
+  document is a gold one), decline rate on unanswerable questions and how many of those
+  answers invent a figure; each with the answer check on (the product) and off (the model
+  alone), and the share of answers sent as generated vs replaced by the fallback.
+* Serving check: answers sent with a figure that is in neither the passages nor the conversation.
+* The model reads: the same questions over a copy of the sample documents whose figures were
+  changed (``--changed``); the share of affected answers that give the new figure.
+* MT-RAG held-out tasks (the compiler's 35 % split of the default mix, ``--mtrag N`` per label):
+  behaviour accuracy per answerability label through ``agent.evaluate``.
+
+Both arms serve through the production path (``agent.generator.build_generator``: the compiled
+engine when it is available).
+
+    python -m benchmarks.tuned_default --tuned agent/default_model [--changed] [--mtrag 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import SAMPLE, bench_home, machine, require_data, table, write_result
+
+FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def heldout() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (SAMPLE / "heldout.jsonl").read_text().splitlines() if line]
+
+
+def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
+    from agent.config import load_config
+    from agent.runtime import Agent
+
+    config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
+    config.grounding.enabled = grounding
+    from agent.knowledge import open_knowledge
+
+    knowledge = open_knowledge(config)
+    if knowledge.count() == 0:
+        knowledge.ingest([docs])
+    agent = Agent.from_config(config, model=model)
+    return agent
+
+
+def contains_all(answer: str, facts: list[str]) -> bool:
+    low = answer.lower()
+    return all(f.lower() in low for f in facts)
+
+
+def invented_figures(answer: str, sources: list[str]) -> list[str]:
+    pool = set(FIGURE.findall(" ".join(sources).replace(",", "")))
+    return [f for f in FIGURE.findall(answer.replace(",", "")) if f not in pool]
+
+
+def ask(agent: Any, item: dict[str, Any]) -> dict[str, Any]:
+    import uuid
+
+    from agent.evaluate import behaviour
+
+    cid = f"bench-{uuid.uuid4().hex[:10]}"
+    agent.store.ensure_conversation(cid, channel="eval")
+    for turn in item.get("history", []):
+        agent.store.add_turn(cid, turn["role"], turn["text"])
+    started = time.perf_counter()
+    reply = agent.reply(cid, item["question"])
+    seconds = time.perf_counter() - started
+    turn = agent.store.turns(cid)[-1]
+    passages = [p["text"] for p in turn.metadata.get("passages", [])]
+    conversation = [t["text"] for t in item.get("history", [])] + [item["question"]]
+    return {
+        "id": item["id"],
+        "kind": item["kind"],
+        "answer": reply.text,
+        "behaviour": behaviour(reply.text, reply.escalated, reply.refused),
+        "cited": [c.doc_id for c in reply.citations],
+        "grounding": reply.grounding,
+        "correct": bool(item["answer_contains"]) and contains_all(reply.text, item["answer_contains"]),
+        "invented": invented_figures(reply.text, passages + conversation) if passages else [],
+        "seconds": round(seconds, 2),
+    }
+
+
+def summarize(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    answerable = [r for r in rows if r["kind"] in ("answerable", "followup")]
+    unanswerable = [r for r in rows if r["kind"] == "unanswerable"]
+    cited = [r for r in answerable if r["cited"] and r["behaviour"] == "answer"]
+    gold_cited = sum(bool(set(r["cited"]) & set(items[r["id"]]["gold_doc_ids"])) for r in cited)
+    actions = Counter((r["grounding"] or {}).get("action", "none") for r in rows)
+    return {
+        "answer_accuracy": round(sum(r["correct"] for r in answerable) / len(answerable), 3),
+        "answerable_accuracy": _rate([r["correct"] for r in answerable if r["kind"] == "answerable"]),
+        "followup_accuracy": _rate([r["correct"] for r in answerable if r["kind"] == "followup"]),
+        "citation_accuracy": round(gold_cited / len(cited), 3) if cited else None,
+        "decline_rate": _rate([r["behaviour"] == "decline" for r in unanswerable]),
+        "unanswerable_invented": sum(bool(r["invented"]) for r in unanswerable),
+        "sent_with_unsupported_figure": sum(bool(r["invented"]) for r in rows),
+        "actions": dict(actions),
+        "p50_seconds": sorted(r["seconds"] for r in rows)[len(rows) // 2],
+        "n": len(rows),
+    }
+
+
+def _rate(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 3) if flags else None
+
+
+def changed_docs(out: Path, items: list[dict[str, Any]]) -> dict[str, str]:
+    """A copy of the sample docs with each listed figure changed; {old fact: new fact}."""
+    shutil.copytree(SAMPLE / "docs", out)
+    mapping: dict[str, str] = {}
+    for item in items:
+        for fact in item.get("changed") or []:
+            numbers = FIGURE.findall(fact)
+            if not numbers or fact in mapping:
+                continue
+            old = numbers[0]
+            new = str(int(float(old)) + 3) if "." not in old else f"{float(old) + 0.5:g}"
+            mapping[fact] = fact.replace(old, new, 1)
+    for path in out.glob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        for old, new in sorted(mapping.items(), key=lambda kv: -len(kv[0])):
+            text = re.sub(re.escape(old), new, text, flags=re.IGNORECASE)
+        path.write_text(text, encoding="utf-8")
+    return mapping
+
+
+def run_sample(home_root: Path, arms: dict[str, str]) -> dict[str, Any]:
+    items = heldout()
+    by_id = {i["id"]: i for i in items}
+    out: dict[str, Any] = {}
+    for arm, model in arms.items():
+        for grounding in (True, False):
+            agent = make_agent(home_root / "sample", model, SAMPLE / "docs", grounding)
+            rows = [
+                ask(agent, item) for item in _progress(items, f"{arm} check={'on' if grounding else 'off'}")
+            ]
+            agent.close()
+            key = f"{arm}{'' if grounding else '_no_check'}"
+            out[key] = {"summary": summarize(rows, by_id), "rows": rows}
+            print(key, json.dumps(out[key]["summary"]))
+    return out
+
+
+def run_changed(home_root: Path, arms: dict[str, str]) -> dict[str, Any]:
+    items = [i for i in heldout() if any(FIGURE.search(f) for f in i.get("changed") or [])]
+    docs = Path(tempfile.mkdtemp(prefix="changed-docs-")) / "docs"
+    mapping = changed_docs(docs, items)
+    out: dict[str, Any] = {"mapping": mapping, "n": len(items)}
+    for arm, model in arms.items():
+        agent = make_agent(home_root / "changed", model, docs, True)
+        hits = []
+        for item in _progress(items, f"{arm} changed"):
+            facts = [mapping.get(f, f) for f in item["answer_contains"]]
+            row = ask(agent, {**item, "answer_contains": facts})
+            hits.append(row["correct"])
+        agent.close()
+        out[arm] = _rate(hits)
+        print(arm, "changed figures given:", out[arm])
+    return out
+
+
+def run_mtrag(home_root: Path, arms: dict[str, str], per_label: int) -> dict[str, Any]:
+    """Held-out MT-RAG tasks, each answered over its own passages (as retrieval would serve them)."""
+    from agent.evaluate import balanced_subset, read_cases, run_eval
+    from training.data import is_validation
+
+    path = require_data("mtrag", "conversations.jsonl")
+    contexts = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        contexts[row["id"]] = [(c["doc_id"], c["text"]) for c in row.get("contexts") or []]
+    cases = [c for c in read_cases(path) if is_validation(c.id, 0.35)]
+    cases = balanced_subset(cases, per_label * 4)
+    out: dict[str, Any] = {"tasks": len(cases)}
+    for arm, model in arms.items():
+        agent = make_agent(home_root / "sample", model, SAMPLE / "docs", True)
+        pool = [p for c in contexts.values() for p in c]
+        agent.knowledge = ContextKnowledge(
+            {c.question: contexts.get(c.id) or related(c.question, pool) for c in cases}
+        )
+        report = run_eval(agent, cases, progress=lambda c, arm=arm: _progress(list(c), f"{arm} mtrag"))
+        agent.close()
+        out[arm] = report.summary()
+        print(arm, "mtrag", json.dumps(out[arm]))
+    return out
+
+
+def related(question: str, pool: list[tuple[str, str]], k: int = 2) -> list[tuple[str, str]]:
+    """For a task without passages: the ``k`` passages of other tasks sharing most words with it,
+    as a retriever over the whole corpus would serve (they do not answer it)."""
+    words = set(re.findall(r"[a-z]{4,}", question.lower()))
+    return sorted(pool, key=lambda p: -len(words & set(re.findall(r"[a-z]{4,}", p[1].lower()))))[:k]
+
+
+class ContextKnowledge:
+    """Each question's own passages are what retrieval returns for it (MT-RAG's contexts)."""
+
+    def __init__(self, by_question: dict[str, list[tuple[str, str]]]):
+        self.by_question = by_question
+
+    def count(self) -> int:
+        return len(self.by_question)
+
+    def search(self, query: str, *, k: int = 4, history: Any = ()) -> list[Any]:
+        from knowledge.types import Hit
+
+        found = self.by_question.get(query, [])[:k]
+        return [
+            Hit(doc_id=d, source=d, text=t, score=1.0, chunk_id=f"{d}#{i}", relevance=1.0)
+            for i, (d, t) in enumerate(found)
+        ]
+
+
+def _progress(items: list[Any], what: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="q")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tuned", default="agent/default_model", help="The tuned adapter (a directory).")
+    parser.add_argument("--changed", action="store_true", help="Also ask over docs with changed figures.")
+    parser.add_argument("--mtrag", type=int, default=0, help="MT-RAG held-out tasks per label (0: skip).")
+    parser.add_argument("--home", type=Path, help="Where the arms' data homes go (default: a temp dir).")
+    parser.add_argument("--name", default="tuned_default")
+    args = parser.parse_args()
+    home_root = args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))
+    models = bench_home(home_root / "sample", "bench-tuned-") / "models"
+    (home_root / "changed").mkdir(parents=True, exist_ok=True)
+    if not (home_root / "changed" / "models").exists():
+        (home_root / "changed" / "models").symlink_to(models)
+    arms = {"base": "base", "tuned": str(Path(args.tuned).resolve())}
+    started = time.perf_counter()
+    result: dict[str, Any] = {"machine": machine(), "arms": arms, "sample": run_sample(home_root, arms)}
+    if args.changed:
+        result["changed"] = run_changed(home_root, arms)
+    if args.mtrag:
+        result["mtrag"] = run_mtrag(home_root, arms, args.mtrag)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    rows = [[key, *(v["summary"][m] for m in ("answer_accuracy", "citation_accuracy", "decline_rate"))]
+            for key, v in result["sample"].items()]  # fmt: skip
+    print(table(rows, ["arm", "answer acc", "citation acc", "decline rate"]))
+    write_result(args.name, result, echo=False)
+
+
+if __name__ == "__main__":
+    main()

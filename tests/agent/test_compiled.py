@@ -1,0 +1,115 @@
+"""The compiled engine: conversion, its equivalence check, and the Generator contract."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent import compiled
+from agent.compiled import CompiledGenerator, ensure_compiled, equivalence
+from agent.errors import ModelNotFoundError
+from agent.generator import GenerationOptions, LocalGenerator, build_generator
+from agent.models import ResolvedModel
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="ctranslate2 is not installed")
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "How long is the warranty?"},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> CompiledGenerator:
+    home = tmp_path_factory.mktemp("compiled-home")
+    resolved = ResolvedModel(version="tiny", base=str(tiny_model_dir))
+    engine = ensure_compiled(resolved, home, check="none")
+    assert ensure_compiled(resolved, home, check="none") == engine  # converted once, then cached
+    return CompiledGenerator(engine, version="tiny")
+
+
+def test_streaming_honours_the_token_limit_and_counts_usage(tiny_engine: CompiledGenerator) -> None:
+    deltas = list(tiny_engine.stream(MESSAGES, GenerationOptions(max_new_tokens=12)))
+    usage = tiny_engine.last_usage
+    assert usage.prompt_tokens == len(tiny_engine.prompt_tokens(MESSAGES))
+    assert 0 < usage.completion_tokens <= 12 and deltas
+    assert "".join(deltas) == tiny_engine.tokenizer.decode(
+        tiny_engine.tokenizer("".join(deltas), add_special_tokens=False)["input_ids"]
+    )
+
+
+def test_cancel_and_timeout_stop_generation(tiny_engine: CompiledGenerator) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    list(tiny_engine.stream(MESSAGES, GenerationOptions(max_new_tokens=64), cancel))
+    assert tiny_engine.last_usage.cancelled and tiny_engine.last_usage.completion_tokens == 1
+    list(tiny_engine.stream(MESSAGES, GenerationOptions(max_new_tokens=64, timeout_s=0.0)))
+    assert tiny_engine.last_usage.timed_out and tiny_engine.last_usage.completion_tokens == 1
+
+
+def test_closing_the_stream_early_stops_and_frees_the_engine(tiny_engine: CompiledGenerator) -> None:
+    stream = tiny_engine.stream(MESSAGES, GenerationOptions(max_new_tokens=64))
+    next(stream)
+    stream.close()
+    assert list(tiny_engine.stream(MESSAGES, GenerationOptions(max_new_tokens=4)))  # the lock is free
+
+
+def test_a_broken_conversion_is_refused(tiny_model_dir: Path, tiny_model, tmp_path: Path) -> None:
+    """An engine that does not compute the model (here: another model's weights) fails the check."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(1)
+    other = LlamaForCausalLM(tiny_model[0].config)
+    for p in other.parameters():
+        p.data.mul_(40)  # sharp, confident logits: agreement is not a matter of ties
+    compiled.convert(other, tiny_model[1], tmp_path)
+    model = tiny_model[0]
+    for p in model.parameters():
+        p.data.mul_(40)
+    report = equivalence(model, tiny_model[1], tmp_path, check="short")
+    assert not report.passed and report.teacher_forced < compiled.MIN_TEACHER_FORCED
+    same = tmp_path / "same"
+    compiled.convert(model, tiny_model[1], same)
+    assert equivalence(model, tiny_model[1], same, check="short").passed
+
+
+def test_the_agent_falls_back_to_transformers_with_the_reason_logged(
+    home: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.config import load_config
+
+    def refuse(*args, **kwargs):
+        raise ModelNotFoundError("the compiled engine differs from the model")
+
+    monkeypatch.setattr(CompiledGenerator, "load", classmethod(lambda cls, *a, **k: refuse()))
+    config = load_config()
+    config.generation.engine = "auto"
+    with caplog.at_level(logging.WARNING, logger="supportloop.agent"):
+        generator = build_generator(config, str(tiny_model_dir))
+    assert isinstance(generator, LocalGenerator)
+    assert "differs from the model" in caplog.text
+    config.generation.engine = "ctranslate2"
+    with pytest.raises(ModelNotFoundError):
+        build_generator(config, str(tiny_model_dir))
+
+
+@pytest.mark.slow
+def test_the_default_model_compiles_passes_its_check_and_answers(
+    default_model_dir: Path, tmp_path: Path
+) -> None:
+    resolved = ResolvedModel(version="base", base=str(default_model_dir))
+    engine = ensure_compiled(resolved, tmp_path, check="short")
+    report = (engine / "equivalence.json").read_text()
+    assert '"passed": true' in report
+    generator = CompiledGenerator(engine, version="base")
+    messages = [
+        {
+            "role": "user",
+            "content": "Passages:\n[1] The warranty lasts 2 years.\n\nCustomer: How long is the warranty?",
+        }
+    ]
+    answer = "".join(generator.stream(messages, GenerationOptions(max_new_tokens=32)))
+    assert "2" in answer
