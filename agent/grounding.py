@@ -146,15 +146,30 @@ class SentenceGate:
         return self.cleared
 
 
+def passage_sentences(passage: str) -> list[str]:
+    """The prose sentences of a passage: Markdown headings, breadcrumbs and table rows left out."""
+    out = []
+    for line in passage.splitlines():
+        line = (
+            line.strip().lstrip("-*0123456789. ").strip()
+            if line.strip()[:2] in ("- ", "* ")
+            else line.strip()
+        )
+        if not line or line.startswith(("#", "|")) or (" > " in line and not line.endswith(".")):
+            continue
+        out += [" ".join(s.split()) for s in sentences(line) if s.strip()]
+    return out
+
+
 def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2) -> str | None:
     """The passage sentences sharing most content words with the question, quoted with their
     passage number; None when no sentence shares any."""
     wanted = set(content_words(question))
     scored = []
     for number, passage in enumerate(passages, start=1):
-        for order, sentence in enumerate(sentences(" ".join(passage.split()))):
+        for order, sentence in enumerate(passage_sentences(passage)):
             overlap = len(wanted & set(content_words(sentence)))
-            clean = sentence.strip().lstrip("#-* ").strip()
+            clean = sentence.replace("**", "").strip()
             if overlap and len(clean) > 20:
                 scored.append((-overlap, number, order, clean))
     if not scored:

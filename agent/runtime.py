@@ -302,17 +302,19 @@ class Agent:
                 self._cancels.pop(conversation_id, None)
         usage = self.generator.last_usage
         state.update(sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
-        text = text.strip()
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation
+        end = len(text)  # offsets stay those of the streamed text: `sent` counts from its start
         if gate is not None and not state.get("violation"):
             limited = usage.timed_out or usage.completion_tokens >= options.max_new_tokens
-            text = self._checked(text, gate, limited and not usage.cancelled, state)
+            end = self._checked(text, gate, limited and not usage.cancelled, state)
         else:
             state["grounding"] = grounding.Grounding(passed=True, checked=False)
-        if not state.get("violation") and len(text) > sent:
+        end = len(text[:end].rstrip())
+        if not state.get("violation") and end > sent:
             state.setdefault("ttft", (time.perf_counter() - started) * 1000)
-            yield text[sent:]
+            yield text[sent:end]
+        text = text[:end].strip()
         if not text and usage.timed_out and state["grounding"].action == grounding.SENT:
             raise GenerationError(f"the model did not answer within {options.timeout_s:.0f} s")
         state["text"] = text
@@ -328,8 +330,8 @@ class Agent:
         return grounding.SentenceGate(grounding.Sources(texts, min_support=settings.min_support))
 
     @staticmethod
-    def _checked(text: str, gate: grounding.SentenceGate, limited: bool, state: dict[str, Any]) -> str:
-        """``text`` cut to what passed the check; the verdict goes to ``state["grounding"]``."""
+    def _checked(text: str, gate: grounding.SentenceGate, limited: bool, state: dict[str, Any]) -> int:
+        """How much of ``text`` passed the check; the verdict goes to ``state["grounding"]``."""
         cleared = gate.feed(text, final=not limited)
         kept = text[:cleared].strip()
         dropped_tail = limited and cleared < len(text) and not gate.failed
@@ -343,7 +345,7 @@ class Agent:
                 passed=False, action=action, unsupported=tuple(gate.failed), dropped_tail=dropped_tail
             )
         state["grounding"] = verdict
-        return kept
+        return cleared
 
     def _fallback(self, message: str, passages: list[Passage], state: dict[str, Any]) -> str:
         """The answer sent when nothing the model wrote passed the check."""

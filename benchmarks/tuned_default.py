@@ -34,8 +34,17 @@ from benchmarks.common import SAMPLE, bench_home, machine, require_data, table, 
 FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
+LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke run)
+
+
 def heldout() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SAMPLE / "heldout.jsonl").read_text().splitlines() if line]
+    items = [json.loads(line) for line in (SAMPLE / "heldout.jsonl").read_text().splitlines() if line]
+    if LIMIT is None:
+        return items
+    kinds: dict[str, int] = {}
+    return [
+        i for i in items if (kinds := {**kinds, i["kind"]: kinds.get(i["kind"], 0) + 1})[i["kind"]] <= LIMIT
+    ]
 
 
 def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
@@ -235,13 +244,17 @@ def main() -> None:
     parser.add_argument("--mtrag", type=int, default=0, help="MT-RAG held-out tasks per label (0: skip).")
     parser.add_argument("--home", type=Path, help="Where the arms' data homes go (default: a temp dir).")
     parser.add_argument("--name", default="tuned_default")
+    parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
+    parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     args = parser.parse_args()
+    global LIMIT
+    LIMIT = args.limit
     home_root = args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))
     models = bench_home(home_root / "sample", "bench-tuned-") / "models"
     (home_root / "changed").mkdir(parents=True, exist_ok=True)
     if not (home_root / "changed" / "models").exists():
         (home_root / "changed" / "models").symlink_to(models)
-    arms = {"base": "base", "tuned": str(Path(args.tuned).resolve())}
+    arms = {"base": "base"} if args.base_only else {"base": "base", "tuned": str(Path(args.tuned).resolve())}
     started = time.perf_counter()
     result: dict[str, Any] = {"machine": machine(), "arms": arms, "sample": run_sample(home_root, arms)}
     if args.changed:

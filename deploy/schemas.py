@@ -166,7 +166,12 @@ def usage(reply: Reply) -> dict[str, int]:
 
 
 def finish_reason(reply: Reply, max_new_tokens: int) -> str:
-    return "length" if reply.completion_tokens >= max_new_tokens else "stop"
+    """ "length" when the server's token limit cut the answer and nothing ended it cleanly; an
+    answer the check trimmed to its last whole sentence, or replaced, ended on purpose."""
+    ended_cleanly = bool(reply.grounding) and (
+        reply.grounding.get("dropped_tail") or reply.grounding.get("action") != "sent"
+    )
+    return "length" if reply.completion_tokens >= max_new_tokens and not ended_cleanly else "stop"
 
 
 def completion(reply: Reply, *, model: str, max_new_tokens: int) -> dict[str, Any]:

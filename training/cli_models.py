@@ -35,7 +35,7 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps({"production": production, "versions": rows}, ensure_ascii=False))
         return
     table = Table(title="Model versions (* production)")
-    for column in ("", "name", "kind", "parent", "base", "adapter", "created", "metrics"):
+    for column in ("", "name", "kind", "parent", "base", "adapter", "created", "metrics", "provenance"):
         table.add_column(column)
     for v in versions:
         table.add_row(
@@ -47,8 +47,26 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
             v.adapter_path or "-",
             v.created_at or "-",
             _short_metrics(v.metrics),
+            _short_provenance(v.provenance, v.notes),
         )
     Console(highlight=False).print(table)
+
+
+def _short_provenance(provenance: dict[str, Any], notes: str) -> str:
+    """Where a version came from, in a line: shipped recipe, data sources, hardware."""
+    if not provenance:
+        return notes or "-"
+    sources = [s.get("name", "?") for s in provenance.get("data", {}).get("sources", [])]
+    hardware = provenance.get("hardware", {})
+    train = provenance.get("train", {})
+    parts = [notes] if notes else []
+    if sources:
+        parts.append(f"data: {', '.join(sources)}")
+    if train.get("train_seconds"):
+        parts.append(f"{train['train_rows']} rows in {float(train['train_seconds']) / 60:.0f} min")
+    if hardware:
+        parts.append(f"on {hardware.get('cores')} x {hardware.get('cpu')}")
+    return "; ".join(parts)
 
 
 def _short_metrics(metrics: dict[str, Any]) -> str:

@@ -91,3 +91,10 @@ def test_an_answer_cut_by_the_token_limit_never_ends_mid_sentence(make_agent) ->
     reply = agent.reply("g6", "How long is the warranty?")
     assert reply.text == "The warranty lasts 2 years."
     assert reply.grounding is not None and reply.grounding["dropped_tail"] is True
+
+
+def test_leading_whitespace_does_not_shift_what_was_checked(make_agent) -> None:
+    agent = make_agent(ScriptedGenerator(["  The warranty lasts 2 years. It costs $49 extra."]))
+    deltas = [d for d in agent.stream("g7", "How long is the warranty?") if isinstance(d, str)]
+    assert "".join(deltas).strip() == "The warranty lasts 2 years."
+    assert agent.store.turns("g7")[-1].text == "The warranty lasts 2 years."

@@ -4,6 +4,8 @@ handoff. The URL names the conversation (``?id=...``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +16,18 @@ from ui import services
 
 ROLE_LABEL = {"customer": "Customer", "agent": "Assistant", "human": "Support team", "system": "Note"}
 STATUS_BADGE = {"open": ":blue[open]", "escalated": ":orange[escalated]", "resolved": ":green[resolved]"}
+
+
+def grounding_note(verdict: dict[str, Any] | None) -> list[str]:
+    """The answer check's outcome for the turn header: nothing when it was sent as generated."""
+    if not verdict or (verdict.get("passed") and verdict.get("action") == "sent"):
+        return []
+    unsupported = ", ".join(str(u) for u in verdict.get("unsupported") or [])
+    detail = f" ({unsupported})" if unsupported else ""
+    if verdict.get("action") == "sent":
+        return [f":orange[check: trimmed to the supported sentences{detail}]"]
+    return [f":orange[check failed{detail}: {verdict.get('action')}]"]
+
 
 user = services.require_user()
 agent = services.console_agent()
@@ -192,6 +206,7 @@ def render_turn(turn: Turn, feedback: list[Feedback], reviewer: User, last_agent
                 meta.append(f":orange[handoff: {reason}]")
             if refused := turn.metadata.get("refused"):
                 meta.append(f":red[refused: {refused}]")
+            meta.extend(grounding_note(turn.metadata.get("grounding")))
         st.caption(" · ".join(meta))
         st.markdown(turn.text)
         if turn.role != "agent":

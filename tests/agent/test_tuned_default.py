@@ -1,0 +1,88 @@
+"""The shipped tuned default: registered on first use of a data home, served by every entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent import models
+from agent.cli import cli
+from agent.models import BASE_VERSION, SHIPPED_DIR, ModelRegistry
+
+
+@pytest.fixture
+def shipped(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The real shipped adapter, registered as users get it."""
+    if not (SHIPPED_DIR / "manifest.json").is_file():
+        pytest.fail("agent/default_model/manifest.json is missing: the package ships no tuned default")
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "1")
+    return json.loads((SHIPPED_DIR / "manifest.json").read_text())
+
+
+def models_json(home: Path) -> dict:
+    result = CliRunner().invoke(cli, ["models", "list", "--json"], env={"SUPPORTLOOP_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_a_new_data_home_serves_the_shipped_version(home: Path, shipped: dict) -> None:
+    listed = models_json(home)
+    assert listed["production"] == shipped["name"]
+    (row,) = [v for v in listed["versions"] if v["name"] == shipped["name"]]
+    assert row["production"] is True and row["kind"] != "base" and row["adapter_path"]
+    assert Path(row["adapter_path"], "adapter_model.safetensors").is_file()
+    assert row["provenance"]["data"]["sources"] and row["provenance"]["hardware"]["cores"]
+
+
+def test_rollback_to_base_sticks(home: Path, shipped: dict) -> None:
+    ModelRegistry(home).rollback()
+    assert ModelRegistry(home).production_name() == BASE_VERSION  # a later read does not move it back
+    assert models_json(home)["production"] == BASE_VERSION
+
+
+def test_a_users_own_production_version_is_kept(
+    home: Path, monkeypatch: pytest.MonkeyPatch, shipped: dict
+) -> None:
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
+    registry = ModelRegistry(home)
+    mine = registry.register(base_model="smollm2-135m-instruct", adapter_path=str(home), kind="sft")
+    registry.set_production(mine.name)
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "1")
+    assert ModelRegistry(home).production_name() == mine.name
+    assert ModelRegistry(home).has(shipped["name"])  # registered, not promoted
+
+
+def test_a_home_on_the_bare_base_moves_with_a_notice(
+    home: Path, monkeypatch: pytest.MonkeyPatch, shipped: dict, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
+    registry = ModelRegistry(home)
+    registry.set_production(BASE_VERSION, reason="explicit")
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "1")
+    assert ModelRegistry(home).production_name() == shipped["name"]
+    assert "production moves from the base model" in capsys.readouterr().err
+
+
+def test_registration_can_be_turned_off(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
+    assert models.shipped_manifest() is None
+    assert ModelRegistry(home).production_name() == BASE_VERSION
+
+
+@pytest.mark.slow
+def test_the_default_agent_answers_a_sample_question_with_the_right_fact(home: Path, shipped: dict) -> None:
+    """What `make run` serves on a fresh clone: the shipped version, through the production path."""
+    from agent.config import load_config
+    from agent.runtime import Agent
+
+    config = load_config()
+    config.generation.engine = "auto"
+    agent = Agent.from_config(config)
+    assert agent.generator.version == shipped["name"]
+    reply = agent.reply("tuned-1", "How long is the warranty on a brand-new Aero purifier?")
+    agent.close()
+    assert "2 years" in reply.text.lower() or "2-year" in reply.text.lower(), reply.text
+    assert reply.grounding is not None and reply.grounding["action"] in ("sent", "extractive")
