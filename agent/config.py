@@ -62,7 +62,7 @@ class RetrievalSettings:
     embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
     collection: str = "supportloop"
     chroma_url: str | None = None  # a Chroma server instead of the local persistent index
-    entity_fields: list[str] = field(default_factory=list)  # metadata fields to track in dialogue
+    entity_fields: list[str] = field(default_factory=list)  # tracked in dialogue; []: inferred at ingest
     rerank: bool = False
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 

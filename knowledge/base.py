@@ -7,6 +7,10 @@ Invariants:
   unchanged documents cost no embedding; a changed document's new chunks are added and its old ones
   deleted (none left stale); rows that vanished from a re-ingested JSON Lines file are removed.
 - Every mutation (ingest, remove) invalidates the search snapshot; the next search rebuilds it.
+- Every ingest that changes the index (or finds no inference stored), and every removal, infers the
+  entity fields from the stored documents' metadata and keeps them with the index. Searches track
+  the configured ``entity_fields`` when set, else those inferred ones (unless ``entity_inference``
+  is off).
 - ``search`` is safe to call from several threads.
 """
 
@@ -21,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge.chunking import chunk_document
-from knowledge.loaders import discover, load_file
+from knowledge.entities import infer_entity_fields
+from knowledge.loaders import RESERVED_KEYS, discover, load_file
 from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, KnowledgeConfig
 
 # Part of every file digest: bump it when loading or chunking changes what a file turns into.
@@ -175,6 +180,8 @@ class KnowledgeBase:
                     self.index.update_file_states({}, clear=True)
             else:
                 self.index.update_file_states(_file_states(docs, chunks, failures, digests, files))
+            if plan.add or plan.delete or self.index.entity_fields() is None:
+                self.index.set_entity_fields(self._infer_entity_fields())
         return IngestReport(
             added=plan.added,
             updated=plan.updated,
@@ -245,6 +252,7 @@ class KnowledgeBase:
                 self.index.delete(ids)
                 self._snapshot = None
                 self.index.update_file_states({}, clear=True)  # the next ingest checks every file again
+                self.index.set_entity_fields(self._infer_entity_fields())
         return len(ids)
 
     def count(self) -> int:
@@ -254,6 +262,7 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         from knowledge.embeddings import model_id
 
+        fields, origin = self.entity_fields()
         docs: set[str] = set()
         sources: set[str] = set()
         chunks = 0
@@ -270,7 +279,25 @@ class KnowledgeBase:
             "persist_dir": str(self.config.persist_dir) if self.config.persist_dir else None,
             "chroma_url": self.config.chroma_url,
             "embedding_model": model_id(self.embeddings),
+            "entity_fields": list(fields),
+            "entity_fields_origin": origin,
         }
+
+    def entity_fields(self) -> tuple[tuple[str, ...], str]:
+        """The metadata fields entity tracking uses, and where they come from: ``"configured"``
+        (``entity_fields`` is set: it wins), ``"inferred"`` (from the documents' metadata, kept with
+        the index; possibly none) or ``"off"`` (neither set nor inferred: ``entity_inference=False``)."""
+        if self.config.entity_fields:
+            return self.config.entity_fields, "configured"
+        if not self.config.entity_inference:
+            return (), "off"
+        with self._lock:
+            stored = self.index.entity_fields()
+            # An index built before inference existed: inferred now, kept at its next ingest.
+            return (stored if stored is not None else self._infer_entity_fields()), "inferred"
+
+    def _infer_entity_fields(self) -> tuple[str, ...]:
+        return infer_entity_fields(_document_metadata(self.index.metadata_pages()))
 
     def sources(self) -> list[str]:
         """Every stored file source (JSON Lines files once, not per row), sorted."""
@@ -305,8 +332,9 @@ class KnowledgeBase:
                 if self._snapshot is None:
                     from knowledge.retrieval import Snapshot
 
+                    fields, _origin = self.entity_fields()
                     self._snapshot = Snapshot.build(
-                        self.index.records(), self.config.entity_fields, self.config.entity_threshold
+                        self.index.records(), fields, self.config.entity_threshold
                     )
                 snap = self._snapshot
         return snap
@@ -350,6 +378,17 @@ def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     if chunk.title:
         meta["title"] = chunk.title
     return meta
+
+
+def _document_metadata(pages: Iterable[tuple[list[str], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The metadata of each stored document (its first chunk's, less what the index adds)."""
+    documents: dict[str, dict[str, Any]] = {}
+    for _ids, metas in pages:
+        for meta in metas:
+            source = str(meta.get("source", ""))
+            if source not in documents:
+                documents[source] = {k: v for k, v in meta.items() if k not in RESERVED_KEYS}
+    return list(documents.values())
 
 
 def _file_digest(path: Path, key: str) -> str | None:

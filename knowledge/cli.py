@@ -160,14 +160,24 @@ def kb() -> None:
 @kb.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def kb_stats(as_json: bool) -> None:
-    """Documents, chunks and sources in the index, and where it lives."""
+    """Documents, chunks and sources in the index, where it lives, and the entity fields tracked in
+    conversations (configured, or inferred from the documents' metadata)."""
     with _user_errors():
         stats = _open().stats()
     if as_json:
         _echo_json(stats)
         return
-    for key, value in stats.items():
+    for key, value in _stats_lines(stats):
         click.echo(f"{key + ':':17s}{value}")
+
+
+def _stats_lines(stats: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``stats`` as (label, value) lines: the entity fields on one line with their origin."""
+    lines = [(k, v) for k, v in stats.items() if k not in ("entity_fields", "entity_fields_origin")]
+    if "entity_fields" in stats:
+        names = ", ".join(stats["entity_fields"]) or "none"
+        lines.append(("entity_fields", f"{names} ({stats.get('entity_fields_origin', 'configured')})"))
+    return lines
 
 
 @kb.command("sources")

@@ -12,6 +12,9 @@ A value is named by a span of text when either
 - the words found cover at least ``threshold`` of the name's weight and one of them is distinctive
   (seen in the documents of few values).
 When two names claim the same words, the better-covered (then heavier) name wins.
+
+Which metadata fields hold such names can be inferred from the documents' metadata alone
+(``infer_entity_fields``): short names shared by a few documents each, with many distinct values.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from knowledge.text import words
 
@@ -181,3 +185,81 @@ def _deletions(token: str) -> list[str]:
     if len(token) < 4:
         return []
     return [token[:i] + token[i + 1 :] for i in range(len(token))]
+
+
+# -- which metadata fields name entities ---------------------------------------------------------
+
+MIN_VALUES = 8  # fewer distinct values is a category (domain, doc_type, audience), not names
+_NAME_CHARS = 80
+_NAME_WORDS = 8
+_NAME_SHARE = 0.9  # share of a field's values that must look like names
+_REPEAT_SHARE = 0.5  # share of its documents that must share their value with another document
+
+
+def infer_entity_fields(
+    documents: Sequence[Mapping[str, Any]], *, min_values: int = MIN_VALUES
+) -> tuple[str, ...]:
+    """The metadata fields that name what each document is about, from one metadata mapping per
+    document; most distinct values first.
+
+    A field is a candidate when, over the documents carrying it,
+    - its values are names: strings with a letter, at most 80 characters and 8 words, not JSON
+      (at least 90% of them);
+    - they repeat: at least half of the documents share their value with another document (a
+      per-document id or title does not);
+    - they are many: at least ``min_values`` distinct values (``domain`` or ``doc_type`` have two).
+    Of two candidates where one groups the documents more finely than the other (names within
+    product lines), only the finer is kept; of two that group them alike (a name and its id), the
+    one whose values are more letters and spaces.
+    """
+    names = dict.fromkeys(name for meta in documents for name in meta)
+    columns = {name: [meta.get(name) for meta in documents] for name in names}
+    candidates = sorted(
+        (name for name, column in columns.items() if _names_entities(column, min_values)),
+        key=lambda name: (-_wordiness(columns[name]), name),
+    )
+    kept = [
+        name
+        for i, name in enumerate(candidates)
+        if not any(_refines(columns[other], columns[name]) for other in candidates[:i])
+        and not any(_strictly_refines(columns[other], columns[name]) for other in candidates[i + 1 :])
+    ]
+    return tuple(sorted(kept, key=lambda name: (-len(set(columns[name]) - {None}), name)))
+
+
+def _names_entities(column: list[Any], min_values: int) -> bool:
+    values = [v for v in column if v is not None]
+    if sum(map(_is_name, values)) < _NAME_SHARE * len(values):
+        return False
+    counts: dict[Any, int] = defaultdict(int)
+    for value in values:
+        counts[value] += 1
+    repeated = sum(n for n in counts.values() if n > 1)
+    return len(counts) >= min_values and repeated >= _REPEAT_SHARE * len(values)
+
+
+def _is_name(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return (
+        0 < len(text) <= _NAME_CHARS
+        and len(text.split()) <= _NAME_WORDS
+        and text[0] not in "[{"
+        and any(c.isalpha() for c in text)
+    )
+
+
+def _refines(fine: list[Any], coarse: list[Any]) -> bool:
+    """Whether documents with the same ``fine`` value (or none) always have the same ``coarse`` one."""
+    seen: dict[Any, Any] = {}
+    return all(seen.setdefault(f, c) == c for f, c in zip(fine, coarse, strict=True))
+
+
+def _strictly_refines(fine: list[Any], coarse: list[Any]) -> bool:
+    return _refines(fine, coarse) and not _refines(coarse, fine)
+
+
+def _wordiness(values: Iterable[Any]) -> float:
+    text = "".join(str(v) for v in values if v is not None)
+    return sum(c.isalpha() or c == " " for c in text) / max(1, len(text))

@@ -35,6 +35,9 @@ PAGE = 5000
 # Collection metadata key holding {file source: {"sha256", "docs", "chunks"}} of files ingested
 # complete, so that re-ingesting an unchanged file skips loading, chunking and the id comparison.
 FILES_KEY = "supportloop_files"
+# Collection metadata key holding the JSON list of entity fields inferred from the documents'
+# metadata at the last ingest (absent: never inferred, e.g. an index built before inference).
+ENTITY_FIELDS_KEY = "supportloop_entity_fields"
 
 
 def check_collection_name(name: str) -> str:
@@ -188,11 +191,30 @@ class ChromaIndex:
                 states.pop(source, None)
             else:
                 states[source] = state
-        if states == current:
-            return
-        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if k != FILES_KEY}
-        if states:
-            metadata[FILES_KEY] = json.dumps(states, sort_keys=True)
+        if states != current:
+            self._set_metadata(FILES_KEY, json.dumps(states, sort_keys=True) if states else None)
+
+    def entity_fields(self) -> tuple[str, ...] | None:
+        """The entity fields inferred at the last ingest; ``None`` when never inferred (or unreadable)."""
+        raw = (self.collection.metadata or {}).get(ENTITY_FIELDS_KEY)
+        try:
+            fields = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            return None
+        return tuple(fields)
+
+    def set_entity_fields(self, fields: Sequence[str]) -> None:
+        """Remember the inferred entity fields with the collection, for every later opening."""
+        if self.entity_fields() != tuple(fields):
+            self._set_metadata(ENTITY_FIELDS_KEY, json.dumps(list(fields)))
+
+    def _set_metadata(self, key: str, value: str | None) -> None:
+        """Set (or, with ``None``, drop) one key of the collection's metadata, keeping the others."""
+        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if k != key}
+        if value is not None:
+            metadata[key] = value
         with self._failures("update"):
             self.collection.modify(metadata=metadata)
 

@@ -10,7 +10,8 @@ Invariants:
   chunk stands for its document. Results are distinct documents, highest score first.
 - ``relevance`` is the clipped cosine similarity of the query vector and the chunk vector: absolute,
   comparable across queries.
-- Entity tracking only uses the configured metadata fields and the values found in the index.
+- Entity tracking only uses the metadata fields it is given (configured, or inferred from the
+  documents' metadata by the knowledge base) and the values found in the index.
 """
 
 from __future__ import annotations

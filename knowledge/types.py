@@ -141,7 +141,10 @@ class KnowledgeConfig:
         None  # where distilled static embeddings are kept (None: $SUPPORTLOOP_HOME/models)
     )
     chroma_url: str | None = None  # http(s)://host:port of a Chroma server, instead of persist_dir
-    entity_fields: tuple[str, ...] = ()  # metadata fields tracked through the dialogue
+    # Metadata fields tracked through the dialogue; empty: those inferred from the documents'
+    # metadata at ingest (``entity_inference``), kept with the index.
+    entity_fields: tuple[str, ...] = ()
+    entity_inference: bool = True  # False: no entity tracking unless entity_fields names fields
     rerank: bool = False
     rerank_model: str | None = None  # a sentence-transformers CrossEncoder; None: sentence-level MiniLM
     chunk_size: int = 600  # characters of body text per chunk (the heading trail comes on top)

@@ -24,6 +24,11 @@ class State:
         return KnowledgeConfig(persist_dir=self.index, entity_fields=("entity_name",))
 
 
+class Unconfigured(State):
+    def knowledge_config(self) -> KnowledgeConfig:
+        return KnowledgeConfig(persist_dir=self.index)
+
+
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("knowledge.embeddings.load_embeddings", lambda *a, **kw: HashingEmbeddings())
@@ -100,6 +105,20 @@ def test_kb_stats_sources_and_remove(run, docs_dir: Path) -> None:
     missing = run(kb, "remove", "guides/descaling.txt")
     assert missing.exit_code == 1 and "no such source" in missing.output
     assert json.loads(run(kb, "stats", "--json").stdout)["documents"] == 5
+
+
+def test_kb_stats_shows_the_entity_fields_and_whence(run, tmp_path: Path) -> None:
+    rows = [
+        {"id": f"{h}-{i}", "text": f"Hotel {name} detail {i}.", "entity_name": f"HOTEL {name}"}
+        for h, name in enumerate(["ALDER", "BIRCH", "CEDAR", "DOGWOOD", "ELM", "FIR", "GINKGO", "HAZEL"])
+        for i in range(2)
+    ]
+    run(ingest, write_jsonl(tmp_path / "hotels.jsonl", rows))
+    assert "entity_fields:   entity_name (configured)" in run(kb, "stats").output
+    unconfigured = Unconfigured(tmp_path / "index")  # the same index, no entity_fields setting
+    assert "entity_fields:   entity_name (inferred)" in run(kb, "stats", obj=unconfigured).output
+    stats = json.loads(run(kb, "stats", "--json", obj=unconfigured).stdout)
+    assert stats["entity_fields"] == ["entity_name"] and stats["entity_fields_origin"] == "inferred"
 
 
 def test_default_config_uses_the_data_home(run, docs_dir: Path, tmp_path: Path, monkeypatch) -> None:
