@@ -67,9 +67,13 @@ def contains_all(answer: str, facts: list[str]) -> bool:
     return all(f.lower() in low for f in facts)
 
 
+CITATION = re.compile(r"\[\d{1,2}\]")
+
+
 def invented_figures(answer: str, sources: list[str]) -> list[str]:
+    """Numbers in the answer (citation markers aside) that no source has."""
     pool = set(FIGURE.findall(" ".join(sources).replace(",", "")))
-    return [f for f in FIGURE.findall(answer.replace(",", "")) if f not in pool]
+    return [f for f in FIGURE.findall(CITATION.sub("", answer).replace(",", "")) if f not in pool]
 
 
 def ask(agent: Any, item: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +100,7 @@ def ask(agent: Any, item: dict[str, Any]) -> dict[str, Any]:
         "grounding": reply.grounding,
         "correct": bool(item["answer_contains"]) and contains_all(reply.text, item["answer_contains"]),
         "invented": invented_figures(reply.text, passages + conversation) if passages else [],
+        "passages": passages,
         "seconds": round(seconds, 2),
     }
 

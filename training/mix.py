@@ -75,6 +75,13 @@ def load_mix(recipe: str | Path, shared: Path | None = None) -> tuple[list[Sourc
     return sources, {k: v for k, v in data.items() if k != "sources"}
 
 
+def shown(path: Path) -> str:
+    """``path`` as a recipe writes it ($REPO/$SHARED relative), so manifests do not name a machine."""
+    text = str(path)
+    shared = str(REPO.parent / "shared" / "data")
+    return text.replace(shared, "$SHARED").replace(str(REPO) + "/", "")
+
+
 def digest(path: Path) -> str:
     if path.is_dir():
         h = hashlib.sha256()
@@ -152,9 +159,9 @@ def build_mix(
         manifest["sources"].append(
             {
                 "name": source.name,
-                "path": str(source.path),
+                "path": shown(source.path),
                 "sha256": digest(source.path),
-                "docs": str(source.docs) if source.docs else None,
+                "docs": shown(source.docs) if source.docs else None,
                 "docs_sha256": digest(source.docs) if source.docs else None,
                 "rows_available": available,
                 "rows_used": len(train),

@@ -58,7 +58,7 @@ def ship(version: Any, out: Path, *, name: str, mix_manifest: dict[str, Any] | N
         "kind": version.kind,
         "base_model": version.base_model,
         "created_at": version.created_at,
-        "recipe": metrics.pop("recipe", None) or {"trainer": version.kind},
+        "recipe": {"trainer": version.kind, "recipe": _relative(metrics.pop("recipe", None))},
         "data": mix_manifest or {},
         "train": {
             k: metrics.get(k)
@@ -71,6 +71,17 @@ def ship(version: Any, out: Path, *, name: str, mix_manifest: dict[str, Any] | N
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def _relative(path: Any) -> Any:
+    """A recipe path relative to the checkout (manifests travel; absolute paths do not)."""
+    if not path:
+        return path
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
 
 
 def record_metrics(manifest_path: Path, metrics: dict[str, Any]) -> None:
