@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
-from tests.deploy.conftest import FILTER_QUESTION
+from tests.deploy.conftest import FILTER_QUESTION, wait_until
 from tests.hardening.conftest import table_digest
 
 EMPTY = {"conversations": 0, "turns": 0, "feedback": 0, "escalations": 0}
@@ -195,6 +196,31 @@ def test_an_api_key_name_with_nul_or_controls_is_400(api) -> None:
         for name in ("ops\x00", "line\nbreak", "x" * 256, "   "):
             _assert_400(http.post("/v1/admin/keys", json={"name": name}), "name")
     assert len(api.store.list_api_keys()) == before
+
+
+# -- 8. readiness --------------------------------------------------------------------------------
+
+
+def test_readyz_is_503_when_the_store_cannot_write(api) -> None:
+    with api.http() as http:
+        wait_until(lambda: http.get("/readyz").status_code == 200)
+        engine = api.store._db.engine
+
+        def read_only(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA query_only = ON")
+
+        event.listen(engine, "connect", read_only)
+        engine.dispose()  # new connections: read-only, as on a read-only volume
+        try:
+            answer = http.get("/readyz")
+        finally:
+            event.remove(engine, "connect", read_only)
+            engine.dispose()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "store_unavailable"
+        assert "sqlite" not in answer.text and "supportloop.db" not in answer.text
+        assert http.get("/readyz").status_code == 200  # writable again
+    assert api.store.counts() == EMPTY  # the probe leaves nothing behind
 
 
 # -- 9. a refused request changes nothing --------------------------------------------------------
