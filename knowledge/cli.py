@@ -135,7 +135,7 @@ def search(query: str, k: int, history_file: Path | None, as_json: bool) -> None
 def _read_history(path: Path) -> list[tuple[str, str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise click.ClickException(f"{path}: not a JSON file ({exc})") from None
     turns = data.get("turns") if isinstance(data, dict) else None
     if not isinstance(turns, list) or not all(

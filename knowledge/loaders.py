@@ -276,6 +276,8 @@ def parse_json_line(raw: bytes | str, where: str, lineno: int) -> dict[str, Any]
         row = json.loads(line)
     except UnicodeDecodeError:
         raise LoaderError(where, "not valid UTF-8", lineno) from None
+    except RecursionError:
+        raise LoaderError(where, "JSON nested too deeply", lineno) from None
     except json.JSONDecodeError as exc:
         raise LoaderError(where, f"invalid JSON ({exc.msg} at column {exc.colno})", lineno) from None
     if not isinstance(row, dict):
