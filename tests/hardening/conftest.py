@@ -1,5 +1,5 @@
-"""Fixtures of the hardening suite: the deploy suite's real test server (``make_api``, ``api``)
-and ``table_digest``, a digest of every row of every table of a SQLite log store, so a test can
+"""Fixtures of the hardening suite: the deploy suite's real test server (``make_api``, ``api``),
+the agent suite's agent on a scripted generator (``make_agent``) and ``table_digest``, a digest of every row of every table of a SQLite log store, so a test can
 show that a refused request wrote nothing."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+from tests.agent.conftest import make_agent
 from tests.deploy.conftest import api, make_api
 
-__all__ = ["api", "make_api", "table_digest"]
+__all__ = ["api", "make_agent", "make_api", "table_digest"]
 
 
 def table_digest(database: Path) -> dict[str, str]:

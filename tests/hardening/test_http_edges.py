@@ -223,6 +223,18 @@ def test_readyz_is_503_when_the_store_cannot_write(api) -> None:
     assert api.store.counts() == EMPTY  # the probe leaves nothing behind
 
 
+def test_readyz_is_503_when_the_disk_is_full(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    with api.http() as http:
+        wait_until(lambda: http.get("/readyz").status_code == 200)
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 4096))
+        answer = http.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable"
+
+
 # -- 9. a refused request changes nothing --------------------------------------------------------
 
 
