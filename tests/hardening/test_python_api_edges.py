@@ -77,3 +77,36 @@ def test_check_writable_refuses_a_full_disk(make_agent, monkeypatch: pytest.Monk
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 4096))
     with pytest.raises(StoreError, match="full"):
         store.check_writable()
+
+
+def test_check_writable_on_both_backends(store_url: str, home: Path) -> None:
+    """A read-only session (SQLite ``query_only``; PostgreSQL ``READ ONLY`` transactions, as on a
+    hot standby) is refused; a writable one passes and the probe leaves no row behind."""
+    from sqlalchemy import event
+
+    from agent.errors import StoreError
+    from agent.store import LogStore
+
+    store = LogStore(store_url, home=home)
+    try:
+        store.check_writable()
+        assert store.counts()["conversations"] == 0
+        engine = store._db.engine
+
+        def read_only(dbapi_conn, _record) -> None:
+            if store.dialect == "sqlite":
+                dbapi_conn.execute("PRAGMA query_only = ON")
+            else:
+                with dbapi_conn.cursor() as cursor:
+                    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                dbapi_conn.commit()
+
+        event.listen(engine, "connect", read_only)
+        engine.dispose()
+        with pytest.raises(StoreError):
+            store.check_writable()
+        event.remove(engine, "connect", read_only)
+        engine.dispose()
+        store.check_writable()
+    finally:
+        store.close()
