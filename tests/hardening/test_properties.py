@@ -43,7 +43,8 @@ from knowledge.types import Document
 from training.pii import find_pii, luhn_ok, redact
 
 # 200 in CI; SUPPORTLOOP_PROPERTY_EXAMPLES=2000 for a deeper run by hand (docs/reliability.md).
-MAX_EXAMPLES = int(os.environ.get("SUPPORTLOOP_PROPERTY_EXAMPLES", "200"))
+CI_EXAMPLES = 200
+MAX_EXAMPLES = int(os.environ.get("SUPPORTLOOP_PROPERTY_EXAMPLES", CI_EXAMPLES))
 PROPERTY = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -362,3 +363,16 @@ def test_history_and_evaluation_readers_raise_only_data_errors(scratch: Path, da
     for read in (read_history, read_cases, read_documents):
         with contextlib.suppress(SupportloopError):
             read(path)
+
+
+def test_reliability_doc_states_the_case_counts() -> None:
+    """docs/reliability.md states how many properties run and how many cases each: keep it true."""
+    import sys
+
+    module = sys.modules[__name__]
+    properties = [
+        name for name, fn in vars(module).items() if name.startswith("test_") and hasattr(fn, "hypothesis")
+    ]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert f"**{CI_EXAMPLES} generated cases**" in doc and f"max_examples={CI_EXAMPLES}" in doc
+    assert f"Per run: {len(properties)} properties, {len(properties) * CI_EXAMPLES:,} generated cases" in doc
