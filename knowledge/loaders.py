@@ -36,6 +36,7 @@ SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUF
 RESERVED_KEYS = frozenset({"doc_id", "source", "title", "file", "chunk_index", "headings", "doc_hash"})
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,6 @@ def _expand(raw: str) -> tuple[list[FileRef], list[Failure]]:
                 files = [match]
         refs.extend(FileRef(f, _relative(f, base)) for f in files)
     return refs, skipped
-
-
-NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
 
 
 def _walk(folder: Path) -> tuple[list[Path], list[Failure]]:
