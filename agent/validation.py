@@ -97,13 +97,6 @@ def check_labels(
     return tuple(dict.fromkeys(kept))
 
 
-def check_offset(offset: object, what: str = "offset") -> int:
-    """``offset`` if it is an integer from 0 to ``MAX_OFFSET``."""
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise InputError(f"{what} must be an integer from 0 to {MAX_OFFSET:,}", param=_param(what))
-    return offset
-
-
 def _not_blank(value: object) -> bool:
     return not isinstance(value, str) or bool(value.strip())
 

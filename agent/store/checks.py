@@ -3,8 +3,9 @@ with a message the caller can act on.
 
 Text and ids must not hold NUL (PostgreSQL text cannot) or lone surrogates (no database encoding
 can): ``agent.validation.check_chars``, refused on every backend so the two stay interchangeable.
-The edges check the same rules earlier, before anything is written; these are the last line. JSON columns take only what ``json.dumps`` takes, so a value that one
-backend would store and the other refuse never reaches either.
+The edges check the same rules earlier, before anything is written; these are the last line.
+JSON columns take only what ``json.dumps`` takes, so a value that one backend would store and
+the other refuse never reaches either.
 """
 
 from __future__ import annotations
