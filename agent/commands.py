@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from agent.errors import DataError
+from agent.errors import DataError, InputError
+from agent.validation import check_chars, check_identifier, check_text
 
 
 def _state(ctx: click.Context) -> Any:
@@ -38,9 +39,10 @@ def chat(ctx: click.Context, model: str | None, conversation_id: str | None) -> 
     """Chat with the support agent in the terminal (/human, /new, /quit)."""
     from rich.console import Console
 
-    from agent.errors import InputError
     from agent.types import Reply
 
+    if conversation_id is not None:
+        check_identifier(conversation_id, "--conversation-id")  # before the model loads
     console = Console(stderr=False, highlight=False)
     err = Console(stderr=True)
     with err.status("Loading the model and the knowledge base..."):
@@ -103,13 +105,20 @@ def read_history(path: Path) -> list[tuple[str, str]]:
         raise DataError(f"cannot read conversation: {exc}", path=str(path)) from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from exc
+    except RecursionError:
+        raise DataError("JSON nested too deeply", path=str(path)) from None
     if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
         raise DataError("expected a JSON object with a list of `turns`", path=str(path))
     history = []
     for number, turn in enumerate(data["turns"], start=1):
         if not isinstance(turn, dict) or turn.get("role") not in ("customer", "agent", "human"):
             raise DataError(f"turn {number}: expected {{role: customer|agent, text}}", path=str(path))
-        history.append((turn["role"], str(turn.get("text", ""))))
+        text = str(turn.get("text", ""))
+        try:  # the store would refuse it after the conversation was created
+            check_chars(text, "the text")
+        except InputError as exc:
+            raise DataError(f"turn {number}: {exc}", path=str(path)) from None
+        history.append((turn["role"], text))
     return history
 
 
@@ -134,6 +143,11 @@ def ask(
     as_json: bool,
 ) -> None:
     """Ask one QUESTION and print the answer with its sources."""
+    # Every input is checked before the index and the model load and before anything is written.
+    limit = _state(ctx).config().guardrails.max_input_chars
+    question = check_text(question, "the question", limit).strip()
+    if conversation_id is not None:
+        check_identifier(conversation_id, "--conversation-id")
     history = read_history(conversation_file) if conversation_file else []
     agent = _agent(ctx, model)
     conversation_id = conversation_id or uuid.uuid4().hex
@@ -284,11 +298,14 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective config: defaults < supportloop.yaml < SUPPORTLOOP_* variables."""
+    """Print the effective config: defaults < supportloop.yaml < SUPPORTLOOP_* variables.
+    Passwords and keys print as *** (``agent.config.mask_secrets``)."""
     import yaml
 
+    from agent.config import mask_secrets
+
     cfg = _state(ctx).config()
-    data = cfg.to_dict()
+    data = mask_secrets(cfg.to_dict())
     if as_json:
         click.echo(json.dumps(data))
     else:

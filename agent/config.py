@@ -10,12 +10,16 @@ Precedence, lowest to highest: built-in defaults < ``supportloop.yaml`` < enviro
 * Any setting can be overridden by ``SUPPORTLOOP_<SECTION>__<KEY>`` (or ``SUPPORTLOOP_<KEY>``
   for top-level keys), e.g. ``SUPPORTLOOP_MODEL=./my-model`` or
   ``SUPPORTLOOP_RETRIEVAL__K=6``. Values are parsed as YAML scalars (``6`` -> int).
+* What is shown is masked (``mask_secrets``): passwords in URLs (``store_url``, ``base_url``...),
+  query parameters such as ``api_key=``, and settings named like a secret (``guardrails.secrets``)
+  print as ``***``. Settings that only *name* a secret (``api_key_env``) print as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +125,29 @@ class AgentConfig:
         data["home"] = str(self.home)
         data["database_url"] = self.database_url
         return data
+
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"(?:password|passwd|secret|token|api_?key|credential)s?$", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:)[^/?#\s]*(@)")  # to the last @
+_URL_SECRET_PARAM = re.compile(
+    r"([?&](?:password|passwd|secret|token|access_token|api[_-]?key|key|sig|signature)=)[^&#\s]*",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(value: Any, name: str = "") -> Any:
+    """``value`` (a config's ``to_dict()`` or any part of it) with secrets replaced by ``***``:
+    values of settings named like a secret, URL passwords and secret-looking URL parameters."""
+    if isinstance(value, Mapping):
+        return {key: mask_secrets(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secrets(item, name) for item in value]
+    if isinstance(value, str) and _SECRET_NAME.search(name) and value:
+        return MASK
+    if isinstance(value, str):
+        return _URL_SECRET_PARAM.sub(rf"\1{MASK}", _URL_PASSWORD.sub(rf"\1{MASK}\2", value))
+    return value
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:

@@ -13,7 +13,7 @@ imports heavy libraries.
     ├── ModelError
     │   ├── ModelNotFoundError  unknown spec, missing package, hub unreachable offline
     │   └── GenerationError     the backend failed, timed out or was cancelled
-    ├── InputError             a customer message that cannot be served (empty, oversize)
+    ├── InputError             an input that cannot be served (empty, oversize, NUL, a bad id)
     ├── DataError              malformed input file (names the file and line)
     ├── StoreError             the log store cannot be opened or written
     │   └── NotFoundError       no such conversation, turn or version
@@ -46,7 +46,13 @@ class GenerationError(ModelError):
 
 
 class InputError(SupportloopError):
+    """An input that cannot be served; ``param`` names the request field, when there is one."""
+
     exit_code = 2
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class DataError(SupportloopError):

@@ -83,12 +83,18 @@ def behaviour(answer: str, escalated: bool, refused: bool) -> str:
 
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    """The objects of a JSON Lines file; DataError (path:line) for anything else."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                if not line.strip():
+                    continue
                 row = json.loads(line)
+            except UnicodeDecodeError:
+                raise DataError("not valid UTF-8", path=str(path), line=number) from None
+            except RecursionError:
+                raise DataError("JSON nested too deeply", path=str(path), line=number) from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=number) from exc
             if not isinstance(row, dict):
@@ -100,12 +106,25 @@ def read_cases(path: Path) -> list[EvalCase]:
     cases = []
     for number, row in read_jsonl(path):
         turns = row.get("turns")
-        if not isinstance(turns, list) or not turns or turns[-1].get("role") != "customer":
-            raise DataError("expected `turns` ending on a customer turn", path=str(path), line=number)
+        if (
+            not isinstance(turns, list)
+            or not turns
+            or not all(
+                isinstance(t, dict) and isinstance(t.get("role"), str) and isinstance(t.get("text"), str)
+                for t in turns
+            )
+            or turns[-1]["role"] != "customer"
+        ):
+            raise DataError(
+                "expected `turns` of {role, text} ending on a customer turn", path=str(path), line=number
+            )
         label = str(row.get("answerability", "ANSWERABLE")).upper()
         if label not in EXPECTED:
             raise DataError(f"unknown answerability {label!r}", path=str(path), line=number)
-        gold = row.get("gold_doc_ids") or [c.get("doc_id") for c in row.get("contexts") or []]
+        contexts = row.get("contexts") or []
+        gold = row.get("gold_doc_ids") or [c.get("doc_id") for c in contexts if isinstance(c, dict)]
+        if not isinstance(gold, list) or not isinstance(contexts, list):
+            raise DataError("gold_doc_ids and contexts must be lists", path=str(path), line=number)
         cases.append(
             EvalCase(
                 id=str(row.get("id", number)),
@@ -124,7 +143,7 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
     for number, row in read_jsonl(path):
         items = row["contexts"] if isinstance(row.get("contexts"), list) else [row]
         for item in items:
-            doc_id = item.get("doc_id") or item.get("id")
+            doc_id = item.get("doc_id") or item.get("id") if isinstance(item, dict) else None
             if not doc_id or not isinstance(item.get("text"), str):
                 raise DataError(
                     "each document needs `doc_id` (or `id`) and `text`", path=str(path), line=number

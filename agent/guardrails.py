@@ -1,6 +1,7 @@
 """Guardrails around a turn. Pure functions; the runtime applies them in this order:
 
-1. ``check_input``: empty or oversize messages are refused with a polite ``InputError``.
+1. ``check_input``: empty or oversize messages, and text no database can store (NUL, invalid
+   UTF-8: ``agent.validation.check_chars``), are refused with an ``InputError``.
 2. ``classify_input``: prompt-injection attempts, abuse and clearly off-topic requests get a
    polite refusal instead of a model call (the refusal is logged like any agent turn).
 3. ``clean_passages``: instruction-like sentences inside retrieved documents are removed
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.errors import InputError
+from agent.validation import check_chars
 
 REFUSAL_INJECTION = "I can't help with that request, but I'm happy to answer questions about {product}."
 REFUSAL_ABUSE = (
@@ -83,8 +85,9 @@ class Verdict:
 
 
 def check_input(text: str | None, max_chars: int) -> str:
-    """The message, stripped; ``InputError`` with a polite message if empty or too long."""
-    message = (text or "").strip()
+    """The message, stripped; ``InputError`` with a polite message if empty or too long, or
+    if it holds what no database can store (NUL, invalid UTF-8)."""
+    message = check_chars(text or "", "Your message").strip()
     if not message:
         raise InputError("Please type a message so I can help.")
     if len(message) > max_chars:

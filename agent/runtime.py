@@ -30,6 +30,7 @@ from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Generator, build_generator
 from agent.prompt import Passage, build_messages, cut_at_stop, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
+from agent.validation import check_identifier
 
 if TYPE_CHECKING:
     from agent.store import LogStore
@@ -88,6 +89,7 @@ class Agent:
     def stream(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
         """Yield text deltas as they are cleared, then the complete ``Reply``."""
         started = time.perf_counter()
+        check_identifier(conversation_id, "conversation_id")  # before anything is written
         message = guardrails.check_input(text, self.config.guardrails.max_input_chars)
         conversation = self.store.ensure_conversation(conversation_id)
         history = [(t.role, t.text) for t in conversation.turns if t.role != "system"]

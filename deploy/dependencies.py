@@ -6,7 +6,8 @@ Invariants:
 * **Order of checks** (after the body size, ``deploy/middleware.py``): key (401) -> rate limit
   (429, per key) -> request shape (400, ``parse_body``). Admin endpoints answer 403 to customer
   keys (``require_admin``).
-* A bad body is a 400 in the OpenAI error shape that names the first bad field in ``param``.
+* A bad body is a 400 in the OpenAI error shape that names the first bad field in ``param``;
+  so is an id in the path that breaks ``agent.validation``'s identifier rule (``valid_id``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from agent import validation
+from agent.errors import InputError
 from deploy.errors import ApiError
 from deploy.ratelimit import retry_after_header
 
@@ -79,3 +82,11 @@ async def parse_body(request: Request, model: type[_M]) -> _M:
         raise ApiError(
             400, f"invalid request: {message}", param=where or None, code="invalid_request"
         ) from exc
+
+
+def valid_id(value: str, param: str) -> str:
+    """``value`` if it is an identifier (``agent.validation``); else a 400 naming ``param``."""
+    try:
+        return validation.check_identifier(value, param)
+    except InputError as exc:
+        raise ApiError(400, str(exc), param=param, code="invalid_id") from None

@@ -5,13 +5,18 @@ Every error response the service sends has the body
 official OpenAI clients raise their usual exceptions (``AuthenticationError`` for 401,
 ``PermissionDeniedError`` for 403, ``NotFoundError`` for 404, ``RateLimitError`` for 429...).
 
-Library errors (``agent.errors``) are converted here and nowhere else (``from_library``).
+Library errors (``agent.errors``) are converted here and nowhere else (``from_library``). Their
+messages are written for a local user, who may need to know which database or file failed; a
+client of the API must not learn that: ``public_message`` removes URLs (a database URL may carry
+a password) and file paths from every message that leaves here. An input error names the field
+it is about in ``param``.
 A failure after the customer's message was logged carries ``x-should-retry: false``: the
 OpenAI clients retry 5xx answers by default, and a retry would log the message twice.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent import errors as lib
@@ -62,16 +67,28 @@ def error_body(
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://(?:\S*[^\s:,;.)'\"])?")
+# An absolute or home-relative path of two or more parts; the API's own routes (/v1/...) stay.
+_PATH = re.compile(r"(?<![\w/.:-])~?/(?!v1/)(?:[^\s/'\"`]+/)+(?:[^\s'\"`]*[^\s'\"`:,;.)])?")
+_WHERE = re.compile(r"\s+(?:in|at|from|to)\s+(?:the log store\s+(?:at\s+)?)?<hidden>")
+
+
+def public_message(message: str) -> str:
+    """``message`` without URLs and file paths: what a client of the API may read."""
+    hidden = _PATH.sub("<hidden>", _URL.sub("<hidden>", message))
+    return _WHERE.sub("", hidden).replace("<hidden>", "(hidden)")
+
+
 def from_library(exc: lib.SupportloopError) -> ApiError:
-    """The HTTP status and body for a library error; the message is already meant for users."""
-    message = str(exc)
+    """The HTTP status and body for a library error (``public_message`` of its message)."""
+    message = public_message(str(exc))
     no_retry = {"x-should-retry": "false"}
     if isinstance(exc, lib.ModelNotFoundError):
         return ApiError(404, message, code="model_not_found", param="model")
     if isinstance(exc, lib.NotFoundError):
         return ApiError(404, message, code="not_found")
     if isinstance(exc, lib.InputError):
-        return ApiError(400, message, code="invalid_input")
+        return ApiError(400, message, code="invalid_input", param=exc.param)
     if isinstance(exc, lib.GenerationError):
         busy = "busy" in message
         return ApiError(503 if busy else 502, message, code="generation_failed", headers=no_retry)

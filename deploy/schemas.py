@@ -11,6 +11,10 @@ customer message; earlier ``user``/``assistant`` messages are history, logged as
 ``agent`` turns when the request starts a new conversation and ignored when it continues one
 (the log is the history then). ``system``/``developer`` messages never reach the model: the
 persona comes from the configuration.
+
+Every field that reaches the store is checked here, before anything is logged, with the rules
+of ``agent.validation``: ids (``conversation_id``, ``turn_id``), text that no database can store
+(NUL, invalid UTF-8), and the length and number of feedback labels, comments and key names.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from agent import validation
+from agent.errors import InputError
 from agent.types import Reply
 from deploy.errors import ApiError
 
@@ -73,17 +79,51 @@ class FeedbackRequest(BaseModel):
     turn_id: str
     thumbs: Literal[-1, 1] | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=5000)
-    correction: str | None = Field(default=None, max_length=20_000)
-    labels: list[str] = Field(default_factory=list, max_length=50)
+    comment: str | None = Field(default=None, max_length=validation.COMMENT_MAX_CHARS)
+    correction: str | None = Field(default=None, max_length=validation.CORRECTION_MAX_CHARS)
+    labels: list[str] = Field(default_factory=list, max_length=validation.MAX_LABELS)
     reviewer: str | None = None  # admin keys only
     mark_for_training: bool = False  # admin keys only
+
+    @field_validator("turn_id")
+    @classmethod
+    def _turn_id(cls, value: str) -> str:
+        return _valid(validation.check_identifier, value, "turn_id")
+
+    @field_validator("comment", "correction")
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _valid(validation.check_chars, value, info.field_name or "text")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return list(_valid(validation.check_labels, value, "labels"))
+
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer(cls, value: str | None) -> str | None:
+        return None if value is None else _valid(validation.check_name, value, "reviewer")
 
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
+    name: str
     scope: Literal["customer", "admin"] = "customer"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _valid(validation.check_name, value, "name")
+
+
+def _valid(check: Any, value: Any, what: str) -> Any:
+    """``check(value, what)`` inside a pydantic validator: its ``InputError`` becomes the
+    ``ValueError`` pydantic reports as a 400 naming the field."""
+    try:
+        return check(value, what)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 # -- request -> conversation ----------------------------------------------------------------------
@@ -110,7 +150,7 @@ def split_messages(
             raise ApiError(
                 400, f"messages[{number}]: role {message.role!r} is not supported", param="messages"
             )
-        text = message.text()
+        text = _stored_text(message.text(), f"messages[{number}]")
         if len(text) > max_content_chars:
             raise ApiError(
                 400,
@@ -120,11 +160,28 @@ def split_messages(
             )
         if text.strip():
             history.append((ROLE_TO_LOG[message.role], text))
-    return last.text(), history
+    return _stored_text(last.text(), "the last message"), history
+
+
+def _stored_text(text: str, what: str) -> str:
+    try:
+        return validation.check_chars(text, what)
+    except InputError as exc:
+        raise ApiError(400, str(exc), param="messages", code="invalid_content") from None
 
 
 def conversation_id_of(request: ChatCompletionRequest, header: str | None) -> str | None:
+    """The conversation a request names (body or ``X-Conversation-Id``), checked against the
+    identifier rule (``agent.validation``) so that it is safe to send back in a header."""
     body = request.conversation_id
+    for value in (body, header):
+        if value:
+            try:
+                validation.check_identifier(value, "conversation_id")
+            except InputError as exc:
+                raise ApiError(
+                    400, str(exc), param="conversation_id", code="invalid_conversation_id"
+                ) from None
     if body and header and body != header:
         raise ApiError(
             400,

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.errors import ModelNotFoundError, NotFoundError, SupportloopError
+from agent.errors import ModelNotFoundError, SupportloopError
 from agent.types import Reply
 from deploy.metrics import Metrics
 from deploy.ratelimit import RateLimiter
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("supportloop.deploy")
 AgentFactory = Callable[[str], "Agent"]
 _T = TypeVar("_T")
-_PROBE_ID = "__supportloop_readyz__"
 
 
 # ---------------------------------------------------------------------------------- the agents
@@ -288,15 +287,15 @@ class Service:
         outcome = "escalated" if reply.escalated else "refused" if reply.refused else "answered"
         self.metrics.inc("chat_completions_total", model=model, outcome=outcome)
 
-    def store_reachable(self) -> bool:
+    def store_problem(self) -> str | None:
+        """Why the log store cannot take a turn now (it does not answer, or cannot write), or
+        None when it can (blocking; ``LogStore.check_writable``)."""
         try:
-            self.store.get_conversation(_PROBE_ID)
-        except NotFoundError:
-            return True
+            self.store.check_writable()
         except SupportloopError as exc:
-            log.warning("readiness: the log store is unreachable: %s", exc)
-            return False
-        return True
+            log.warning("readiness: the log store cannot write: %s", exc)
+            return "the log store does not answer or cannot write"
+        return None
 
     def _gauges(self) -> dict[str, float]:
         agents = self.pool.loaded()

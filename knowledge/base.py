@@ -111,9 +111,12 @@ class KnowledgeBase:
         """Ingest files, folders (recursively) and globs; unreadable documents are reported, not fatal.
 
         A file whose bytes (and the chunking settings) match its last complete ingest is skipped
-        without being loaded: its documents count as unchanged."""
+        without being loaded: its documents count as unchanged. Files ``discover`` leaves unread
+        (symlinks out of a folder, special files) are listed in ``report.skipped``."""
         started = time.perf_counter()
-        refs, failures = discover(paths)
+        refs, found = discover(paths)
+        failures = [f for f in found if not f.skipped]
+        unread = tuple(f for f in found if f.skipped)
         docs: list[Document] = []
         complete_files: set[str] = set()
         loaded: set[str] = set()
@@ -137,13 +140,12 @@ class KnowledgeBase:
                 if digest is not None:
                     digests[ref.source] = digest
         report = self._ingest(docs, failures, complete_files, progress, started, digests, loaded)
-        if not any(skipped):
-            return report
         return replace(
             report,
             unchanged=report.unchanged + skipped[0],
             chunks_unchanged=report.chunks_unchanged + skipped[1],
             seconds=time.perf_counter() - started,
+            skipped=unread,
         )
 
     def ingest_documents(self, docs: Iterable[Document], *, progress: bool = False) -> IngestReport:
@@ -396,6 +398,8 @@ def _file_digest(path: Path, key: str) -> str | None:
     import hashlib
 
     digest = hashlib.sha256(key.encode())
+    if not path.is_file():  # a FIFO would block the read; load_file reports it
+        return None
     try:
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -67,12 +67,15 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     """Ingest product documents (files, folders, globs): Markdown, text, HTML, PDF, JSON Lines."""
     from knowledge.loaders import discover
 
-    refs, missing = discover(paths)
-    if missing:
-        raise click.ClickException(f"no such file or directory: {missing[0].path}")
+    refs, found = discover(paths)
+    refused = [f for f in found if not f.skipped]
+    if refused:  # a path given that is missing or a special file
+        raise click.ClickException(f"{refused[0].reason}: {refused[0].path}")
     if not refs:
+        skipped = [f for f in found if f.skipped]
+        more = f" ({len(skipped)} skipped; first: {skipped[0]})" if skipped else ""
         raise click.ClickException(
-            "no supported documents found (.md .txt .html .pdf .jsonl) in: " + " ".join(paths)
+            "no supported documents found (.md .txt .html .pdf .jsonl) in: " + " ".join(paths) + more
         )
     with _user_errors():
         report = _open().ingest(paths, progress=True)
@@ -85,9 +88,10 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print_report(report: IngestReport) -> None:
+    skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
     click.echo(
         f"documents: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.removed} removed, {report.failed} failed"
+        f"{report.removed} removed, {report.failed} failed{skipped}"
     )
     click.echo(
         f"chunks:    {report.chunks_added} added, {report.chunks_removed} removed, "
@@ -95,6 +99,8 @@ def _print_report(report: IngestReport) -> None:
     )
     for failure in report.failures:
         click.echo(f"failed: {failure}", err=True)
+    for skip in report.skipped:
+        click.echo(f"skipped: {skip}", err=True)
 
 
 @click.command()
@@ -129,7 +135,7 @@ def search(query: str, k: int, history_file: Path | None, as_json: bool) -> None
 def _read_history(path: Path) -> list[tuple[str, str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise click.ClickException(f"{path}: not a JSON file ({exc})") from None
     turns = data.get("turns") if isinstance(data, dict) else None
     if not isinstance(turns, list) or not all(

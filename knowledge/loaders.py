@@ -3,6 +3,8 @@
 Invariants:
 - Loading never raises for a bad document: each one that cannot be read becomes a ``Failure`` naming
   its path (``path:line`` for a JSON Lines row) and the reason; the others load.
+- Only regular files inside the paths given are read (``discover``): a symlink out of a folder, a
+  broken symlink, a FIFO or a device is skipped and reported with its reason, never opened.
 - ``source`` is the path relative to the ingest root given (a folder, or a glob's fixed prefix), or
   the file name for a file given directly; ``doc_id`` is the file stem. A JSON Lines row's ``doc_id``
   comes from its ``doc_id`` or ``id`` field and its source is ``<file source>#<doc_id>``; every
@@ -34,6 +36,7 @@ SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUF
 RESERVED_KEYS = frozenset({"doc_id", "source", "title", "file", "chunk_index", "headings", "doc_hash"})
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
 
 
 @dataclass(frozen=True)
@@ -51,40 +54,81 @@ class LoadResult:
 
 
 def discover(paths: Sequence[str | Path]) -> tuple[list[FileRef], list[Failure]]:
-    """Expand files, folders (recursively) and globs into files to load, each once."""
+    """Expand files, folders (recursively) and globs into files to load, each once.
+
+    Only regular files inside what was given are read: in a folder (or under a glob's fixed
+    prefix) a symlink that leads out of it, a broken symlink and a FIFO, socket or device come
+    back as ``Failure(..., skipped=True)`` with the reason, never opened. A path given that does
+    not exist, or is itself a special file, is a plain ``Failure``."""
     refs: dict[Path, FileRef] = {}
     failures: list[Failure] = []
     for raw in paths:
-        found = _expand(str(raw))
-        if found is None:
-            failures.append(Failure(str(raw), "no such file or directory"))
-            continue
+        found, problems = _expand(str(raw))
+        failures.extend(problems)
         for ref in found:
             refs.setdefault(ref.path.resolve(), ref)
     return list(refs.values()), failures
 
 
-def _expand(raw: str) -> list[FileRef] | None:
+def _expand(raw: str) -> tuple[list[FileRef], list[Failure]]:
     path = Path(raw).expanduser()
     if path.is_file():
-        return [FileRef(path, path.name)]
+        return [FileRef(path, path.name)], []
     if path.is_dir():
-        return [FileRef(p, p.relative_to(path).as_posix()) for p in _walk(path)]
+        walked, unread = _walk(path)
+        return [FileRef(p, p.relative_to(path).as_posix()) for p in walked], unread
+    if path.exists():
+        return [], [Failure(raw, NOT_REGULAR)]
     if not _GLOB_CHARS.search(raw):
-        return None
+        return [], [Failure(raw, "no such file or directory")]
     base = _glob_base(raw)
-    matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
     refs: list[FileRef] = []
-    for match in matches:
-        files = _walk(match) if match.is_dir() else [match] if _supported(match) else []
+    skipped: list[Failure] = []
+    for match in sorted(Path(m) for m in glob.glob(str(path), recursive=True)):
+        files: list[Path] = []
+        if match.is_dir():
+            files, more = _walk(match)
+            skipped.extend(more)
+        elif _supported(match):
+            reason = _outside_or_special(match, base.resolve())
+            if reason:
+                skipped.append(Failure(str(match), reason, skipped=True))
+            else:
+                files = [match]
         refs.extend(FileRef(f, _relative(f, base)) for f in files)
-    return refs
+    return refs, skipped
 
 
-def _walk(folder: Path) -> list[Path]:
-    files = [p for p in folder.rglob("*") if p.is_file() and _supported(p)]
-    # Dot-folders (.git, .venv, ...) never hold product documents.
-    return sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _walk(folder: Path) -> tuple[list[Path], list[Failure]]:
+    """The supported regular files under ``folder`` and the supported names skipped, with why.
+    Dot-folders (.git, .venv, ...) never hold product documents."""
+    root = folder.resolve()
+    files: list[Path] = []
+    skipped: list[Failure] = []
+    for path in sorted(folder.rglob("*")):
+        if not _supported(path) or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            continue
+        reason = _outside_or_special(path, root)
+        if reason:
+            skipped.append(Failure(str(path), reason, skipped=True))
+        else:
+            files.append(path)
+    return files, skipped
+
+
+def _outside_or_special(path: Path, root: Path) -> str:
+    """Why ``path`` must not be read as a document under ``root``; "" for a regular file in it."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling or looping symlink
+        return "a broken symlink"
+    if not resolved.is_relative_to(root):
+        return f"it leads outside {root} through a symlink"
+    if not resolved.is_file():
+        return "a directory" if resolved.is_dir() else NOT_REGULAR
+    return ""
 
 
 def _supported(path: Path) -> bool:
@@ -113,6 +157,8 @@ def _relative(path: Path, base: Path) -> str:
 def load_file(ref: FileRef) -> LoadResult:
     """Load one file into documents; never raises for unreadable content."""
     suffix = ref.path.suffix.lower()
+    if not ref.path.is_file():  # replaced since discover(): never open a FIFO (it would block)
+        return LoadResult(failures=[Failure(str(ref.path), NOT_REGULAR)])
     try:
         if suffix in JSONL_SUFFIXES:
             return load_jsonl(ref.path, ref.source)
@@ -228,6 +274,8 @@ def parse_json_line(raw: bytes | str, where: str, lineno: int) -> dict[str, Any]
         row = json.loads(line)
     except UnicodeDecodeError:
         raise LoaderError(where, "not valid UTF-8", lineno) from None
+    except RecursionError:
+        raise LoaderError(where, "JSON nested too deeply", lineno) from None
     except json.JSONDecodeError as exc:
         raise LoaderError(where, f"invalid JSON ({exc.msg} at column {exc.colno})", lineno) from None
     if not isinstance(row, dict):

@@ -76,10 +76,12 @@ class Hit:
 
 @dataclass(frozen=True)
 class Failure:
-    """A document (or JSON Lines row) that could not be ingested, and why."""
+    """A document (or JSON Lines row) that could not be ingested, and why; ``skipped``: a file
+    left unread on purpose (a symlink out of the folder, a special file)."""
 
     path: str
     reason: str
+    skipped: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -98,6 +100,7 @@ class IngestReport:
     chunks_unchanged: int = 0
     failures: tuple[Failure, ...] = ()
     seconds: float = 0.0
+    skipped: tuple[Failure, ...] = ()  # files left unread on purpose, with the reason
 
     @property
     def failed(self) -> int:
@@ -122,6 +125,7 @@ class IngestReport:
                 "unchanged": self.chunks_unchanged,
             },
             "failures": [{"path": f.path, "reason": f.reason} for f in self.failures],
+            "skipped": [{"path": f.path, "reason": f.reason} for f in self.skipped],
             "seconds": round(self.seconds, 3),
         }
 

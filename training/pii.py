@@ -5,8 +5,8 @@ Each detected span is replaced by a typed placeholder (``[EMAIL]``, ``[PHONE]``,
 value sits in a reply without ever seeing one.
 
 Invariants:
-* Redaction is idempotent: placeholders contain no digits, ``@`` or street words, so
-  ``redact(redact(t)) == redact(t)``.
+* Redaction is idempotent: placeholders contain no digits, ``@`` or street words, and ``redact``
+  repeats until nothing is found, so ``redact(redact(t)) == redact(t)`` (a property test checks it).
 * Spans never overlap. Detectors run in a fixed priority order (email, IBAN, card, IP,
   national id, phone, address) and a later detector's span is dropped where it touches an
   earlier one, so the digits of a card or IBAN are never half-redacted as a phone number.
@@ -277,5 +277,12 @@ def replace_spans(text: str, spans: list[PiiSpan]) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with every PII span replaced by a typed placeholder such as ``[PHONE]``."""
-    return replace_spans(text, find_pii(text))
+    """``text`` with every PII span replaced by a typed placeholder such as ``[PHONE]``.
+
+    Repeated until nothing is found: a span dropped because it touched an earlier detector's
+    (``+44 20 7946 0958 2bob@example.com``: the phone candidate runs into the e-mail) is found
+    once its neighbour is a placeholder. Placeholders match no detector, so this ends, and it is
+    what makes ``redact`` idempotent."""
+    while spans := find_pii(text):
+        text = replace_spans(text, spans)
+    return text

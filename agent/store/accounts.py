@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from agent.errors import InputError, NotFoundError, StoreError
 from agent.store.engine import Database
 from agent.store.schema import api_keys, console_sessions, users
+from agent.validation import check_name
 
 ROLES_USERS = ("admin", "reviewer")
 KEY_SCOPES = ("customer", "admin")
@@ -177,10 +178,9 @@ class Accounts:
         """A new key and its secret. Only the secret's SHA-256 is stored: show it once."""
         if scope not in KEY_SCOPES:
             raise InputError(f"scope must be one of {', '.join(KEY_SCOPES)}")
-        if not name.strip():
-            raise InputError("an API key needs a name")
+        name = check_name(name, "name")  # one line, no NUL or control characters, bounded
         secret = f"sl-{scope[:4]}-{secrets.token_urlsafe(32)}"
-        key = ApiKey(uuid.uuid4().hex, name.strip(), scope, secret[:12], False, self._db.now())
+        key = ApiKey(uuid.uuid4().hex, name, scope, secret[:12], False, self._db.now())
         values = {**dataclasses.asdict(key), "key_hash": _sha256(secret)}
         self._db.run(lambda conn: conn.execute(insert(api_keys).values(values)), write=True)
         return key, secret

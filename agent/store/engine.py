@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -90,6 +91,19 @@ class Database:
                     continue
                 raise self._error(exc, opening) from exc
         raise AssertionError("unreachable")
+
+    def check_free_space(self, min_bytes: int) -> None:
+        """StoreError if a SQLite store's disk has less than ``min_bytes`` free (a server's disk
+        is the server's to watch)."""
+        if self.dialect != "sqlite" or not self.engine.url.database:
+            return
+        folder = Path(self.engine.url.database).parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError as exc:
+            raise StoreError(f"cannot check the disk of the log store at {self.url}: {exc}") from exc
+        if free < min_bytes:
+            raise StoreError(f"the disk of the log store at {self.url} is full ({free:,} bytes free)")
 
     def _migrate(self) -> None:
         done = self.run(migrations.applied, opening=True)

@@ -11,6 +11,8 @@ Invariants:
 * **Ownership.** ``conversations.owner`` (e.g. an API key id) is set at creation and never
   changes. Any call given ``owner=`` treats another owner's conversation as missing
   (``NotFoundError``), so a key cannot learn that someone else's conversation exists.
+* **Bounded feedback.** Labels, comments, corrections and reviewer names are checked against
+  ``agent.validation``'s limits before the insert, whichever edge they came from.
 * **Reviewed** means a feedback row from a reviewer or carrying a correction, labels or
   mark-for-training (``feedback.reviewed``, computed at insert). Customer thumbs/ratings alone do
   not make a conversation reviewed.
@@ -31,6 +33,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
+from agent import validation
 from agent.errors import InputError, NotFoundError, StoreError
 from agent.store.checks import check_id, check_json, check_status, check_text
 from agent.store.engine import Database
@@ -196,9 +199,7 @@ class ConversationLog:
     ) -> Feedback:
         """Record feedback on a turn (customer thumbs/rating, or a reviewer's rating, labels,
         correction, mark-for-training). NotFoundError for an unknown turn."""
-        if isinstance(labels, str):
-            raise InputError("labels must be a list of strings, not one string")
-        clean_labels = tuple(dict.fromkeys(label.strip() for label in labels if label.strip()))
+        clean_labels = validation.check_labels(labels)
         item = Feedback(  # validates thumbs and rating
             turn_id=turn_id,
             thumbs=thumbs,
@@ -218,9 +219,13 @@ class ConversationLog:
             raise InputError(
                 "empty feedback: give thumbs, rating, comment, correction, labels or mark_for_training"
             )
-        for name, value in (("comment", item.comment), ("correction", item.correction)):
+        limits = (("comment", validation.COMMENT_MAX_CHARS), ("correction", validation.CORRECTION_MAX_CHARS))
+        for name, limit in limits:
+            value = getattr(item, name)
             if value is not None:
-                check_text(value, name)
+                validation.check_text(value, name, limit, allow_blank=True)
+        if item.reviewer is not None:
+            validation.check_name(item.reviewer, "reviewer")
         created_at = self._db.run(lambda conn: self._insert_feedback(conn, item), write=True)
         return dataclasses.replace(item, created_at=created_at)
 

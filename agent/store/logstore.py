@@ -4,21 +4,30 @@ search (``search.py``) and reports (``reports.py``) are its methods; accounts ar
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 
 from agent.store.accounts import CONSOLE_SESSION_TTL_S, Accounts, ApiKey, User
 from agent.store.engine import Database
 from agent.store.log import ConversationLog
 from agent.store.reports import Reports
+from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
+
+MIN_FREE_BYTES = 8 << 20  # a SQLite store with less free disk is not ready (check_writable)
+
+
+class _RolledBack(Exception):
+    """Raised inside the write probe's transaction so that it rolls back."""
 
 
 class LogStore(ConversationLog, FullTextSearch, Reports):
@@ -62,6 +71,22 @@ class LogStore(ConversationLog, FullTextSearch, Reports):
     def ping(self) -> None:
         """Raise StoreError unless the database answers (readiness probes)."""
         self._db.run(lambda conn: conn.execute(select(1)).scalar_one())
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless the database takes a write now (readiness probes): a
+        conversation row is inserted and rolled back, so nothing is left behind. Its id has a
+        space, which ``agent.validation`` refuses, so no client-named conversation collides. A
+        rolled-back write never reaches the disk, so a SQLite store also needs
+        ``MIN_FREE_BYTES`` free beside its file."""
+        self._db.check_free_space(MIN_FREE_BYTES)
+        probe = self._new_conversation_values(f"readyz probe {uuid.uuid4().hex}", None, None, "probe")
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(conversations).values(probe))
+            raise _RolledBack
+
+        with contextlib.suppress(_RolledBack):
+            self._db.run(work, write=True)
 
     # -- accounts: the same methods as ``self.accounts``, for callers written before it ----------
 

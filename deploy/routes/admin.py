@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from deploy import schemas
-from deploy.dependencies import get_service, parse_body, require_admin
+from deploy.dependencies import get_service, parse_body, require_admin, valid_id
 
 if TYPE_CHECKING:
     from agent.store import ApiKey
@@ -42,6 +42,7 @@ async def create_key(request: Request, key: ApiKey = Depends(require_admin)) -> 
 @router.delete("/v1/admin/keys/{key_id}")
 async def revoke_key(key_id: str, request: Request, key: ApiKey = Depends(require_admin)) -> Any:
     service = get_service(request)
+    valid_id(key_id, "key_id")
     await run_in_threadpool(service.store.revoke_api_key, key_id)
     service.keys.clear()
     return {"object": "api_key", "id": key_id, "revoked": True}

@@ -6,9 +6,12 @@ Invariants:
   body field or ``X-Conversation-Id`` header) or gets a new one, whose id comes back in the body
   (``supportloop.conversation_id``) and the ``X-Conversation-Id`` header. A new conversation's
   client-sent history is logged before the answer; a continued one's history is the log.
-* **Order of checks:** body size (413) -> key (401) -> rate limit (429) -> request shape (400) ->
-  model (404) -> the agent's input check (400) -> conversation ownership (404) -> the turn. Nothing
-  is logged before all of them pass, and a failure after logging says ``x-should-retry: false``.
+* **Order of checks:** body size (413) -> key (401) -> rate limit (429) -> request shape (400:
+  types, message text no database can store, the conversation id's rule) -> model (404) -> the
+  agent's input check (400) -> conversation ownership (404) -> the turn. Nothing is logged before
+  all of them pass, and a failure after logging says ``x-should-retry: false``.
+* **No raw input in a header.** ``X-Conversation-Id`` carries either a new uuid or an id that
+  passed ``agent.validation.check_identifier``.
 * **One turn at a time per conversation:** both paths hold the conversation's lock for the turn.
 * **A client that disconnects mid-stream cancels its generation** (``Agent.cancel``); the agent
   logs what was generated up to then.
@@ -52,11 +55,11 @@ async def chat_completions(request: Request, key: ApiKey = Depends(authenticate)
         max_messages=service.settings.max_messages,
         max_content_chars=service.settings.max_content_chars,
     )
+    wanted = schemas.conversation_id_of(body, request.headers.get("x-conversation-id"))
     agent = await run_in_threadpool(service.pool.get, body.model)
     guardrails.check_input(text, agent.config.guardrails.max_input_chars)  # before anything is logged
-    wanted = schemas.conversation_id_of(body, request.headers.get("x-conversation-id"))
     cid = await run_in_threadpool(service.open_conversation, wanted, key, history)
-    headers = {"X-Conversation-Id": cid}
+    headers = {"X-Conversation-Id": cid}  # an identifier (agent.validation): safe in a header
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = _sse(service, agent, cid, text, body.model, include_usage)

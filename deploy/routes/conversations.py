@@ -6,6 +6,9 @@ Invariants:
 * **Ownership.** A conversation belongs to the API key that created it. A customer-app key reads
   and rates only its own (another key's conversation is 404, as if missing: the store's ``owner=``
   check); an admin key reads all.
+* Ids in the path and body follow ``agent.validation``'s identifier rule (400 otherwise), and
+  paging is bounded (``offset`` up to ``validation.MAX_OFFSET``), so no request reaches the store
+  with a value it cannot take.
 * A customer key sees the public view of a turn (``schemas.public_turn``), never the
   conversation's metadata; reviewer fields and ``mark_for_training`` need an admin key (403).
 """
@@ -17,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from agent import validation
 from deploy import schemas
-from deploy.dependencies import authenticate, get_service, parse_body
+from deploy.dependencies import authenticate, get_service, parse_body, valid_id
 from deploy.errors import ApiError
 
 if TYPE_CHECKING:
@@ -60,7 +64,7 @@ async def conversations(
     request: Request,
     key: ApiKey = Depends(authenticate),
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=validation.MAX_OFFSET),
     status: str | None = Query(None),
 ) -> Any:
     service = get_service(request)
@@ -75,6 +79,7 @@ async def conversations(
 @router.get("/v1/conversations/{conversation_id}")
 async def conversation(conversation_id: str, request: Request, key: ApiKey = Depends(authenticate)) -> Any:
     service = get_service(request)
+    valid_id(conversation_id, "conversation_id")
     admin = key.scope == "admin"
 
     def work() -> dict[str, Any]:

@@ -3,8 +3,9 @@
 
 ``/healthz`` and ``/readyz`` need no key (probes carry none); ``/metrics`` needs an admin key when
 ``metrics_require_key`` is set. ``/readyz`` is ready once the production model is loaded and the
-log store answers; otherwise a 503 whose ``error.code`` says why (``store_unavailable``,
-``model_load_failed`` or ``loading``).
+log store can write (a write probe rolled back, and free disk for SQLite:
+``LogStore.check_writable``); otherwise a 503 whose ``error.code`` says why
+(``store_unavailable``, ``model_load_failed`` or ``loading``), with no URL or path in it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from deploy.dependencies import authenticate, get_service, require_admin
-from deploy.errors import error_body
+from deploy.errors import error_body, public_message
 
 router = APIRouter()
 
@@ -29,14 +30,14 @@ async def healthz() -> Any:
 @router.get("/readyz")
 async def readyz(request: Request) -> Any:
     service = get_service(request)
-    store_ok = await run_in_threadpool(service.store_reachable)
-    if service.pool.ready and store_ok:
+    store_problem = await run_in_threadpool(service.store_problem)
+    if service.pool.ready and store_problem is None:
         return {"status": "ready", "models_loaded": len(service.pool.loaded())}
-    if not store_ok:
-        reason, code = "the log store does not answer", "store_unavailable"
+    if store_problem is not None:
+        reason, code = store_problem, "store_unavailable"
     elif service.pool.load_error:
         reason, code = (
-            f"loading the production model failed: {service.pool.load_error}",
+            f"loading the production model failed: {public_message(service.pool.load_error)}",
             "model_load_failed",
         )
     else:

@@ -72,15 +72,21 @@ class CompiledDataset:
         return {name: getattr(self, name) for name in SPLIT_FILES}
 
     def write(self, out_dir: Path) -> dict[str, Path]:
-        """Write ``<split>.jsonl`` for the six splits and ``manifest.json``; returns their paths."""
-        out_dir.mkdir(parents=True, exist_ok=True)
+        """Write ``<split>.jsonl`` for the six splits and ``manifest.json``; returns their paths.
+        DataError naming ``out_dir`` if it cannot be written (not a folder, read-only, full)."""
         paths = {name: out_dir / f"{name}.jsonl" for name in SPLIT_FILES}
-        for name, rows in self.splits().items():
-            write_rows(paths[name], rows)
         paths["manifest"] = out_dir / "manifest.json"
         manifest = {**self.manifest, "files": {k: p.name for k, p in paths.items()}}
-        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        paths["manifest"].write_text(text, encoding="utf-8")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name, rows in self.splits().items():
+                write_rows(paths[name], rows)
+            text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+            paths["manifest"].write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise DataError(
+                f"cannot write the compiled data: {exc.strerror or exc}", path=str(out_dir)
+            ) from None
         return paths
 
 

@@ -7,6 +7,10 @@ CSV with one row per turn, mtrag-style rated ``responses``, and rows already in 
 
 Invariant: nothing is skipped silently. A malformed line raises ``DataError`` naming
 ``path:line``; with a ``skipped`` list the line is appended to it (the manifest lists it) instead.
+CSV is read strictly: a quote never closed, text after a closing quote or more fields than the
+header is such an error, not a silent merge of the rest of the file. No input, however shaped
+(wrong types, nesting deeper than the parser's stack, bytes that are not UTF-8), raises anything
+but ``DataError`` (a property test in ``tests/hardening`` checks it).
 The log store yields only reviewed conversations; its answers are model outputs, so they are not
 trusted as references (``trusted_answers=False``).
 """
@@ -120,19 +124,23 @@ def load_rows(path: Path) -> list[Row]:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"not UTF-8 text: {exc.reason}", path=str(path), line=line_no) from None
                 if line.strip():
                     yield line_no, line
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text: {exc}", path=str(path)) from exc
     except OSError as exc:
-        raise DataError(f"cannot read: {exc}", path=str(path)) from exc
+        raise DataError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
 
 
 def _parse_json(line: str, path: Path, line_no: int) -> dict[str, Any]:
     try:
         row = json.loads(line)
+    except RecursionError:
+        raise DataError("JSON nested too deeply", path=str(path), line=line_no) from None
     except json.JSONDecodeError as exc:
         message = f"invalid JSON: {exc.msg} (column {exc.colno})"
         if line_no == 1 and line.lstrip().startswith("["):
@@ -156,7 +164,7 @@ def _role(value: Any, path: Path, line: int) -> str:
 
 def _text(value: Any, what: str, path: Path, line: int) -> str:
     if isinstance(value, list):  # HF content parts: [{"type": "text", "text": ...}]
-        value = " ".join(p.get("text", "") for p in value if isinstance(p, dict))
+        value = " ".join(p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str))
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{what} has empty or missing text", path=str(path), line=line)
     return value.strip()
@@ -192,8 +200,8 @@ def _feedback(data: dict[str, Any], path: Path, line: int) -> TurnFeedback | Non
     correction = data.get("correction")
     if correction is not None:
         correction = _text(correction, "correction", path, line)
-    labels = data.get("labels") or ()
-    if isinstance(labels, str) or not all(isinstance(x, str) for x in labels):
+    labels = data.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise DataError("labels must be a list of strings", path=str(path), line=line)
     feedback = TurnFeedback(
         rating=_rating(data.get("rating"), path, line),
@@ -213,12 +221,13 @@ def _passage_list(items: Any, what: str, path: Path, line: int) -> tuple[Passage
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise DataError(f"each of {what} needs a `text`", path=str(path), line=line)
         doc_id = str(item.get("doc_id") or item.get("id") or "")
+        title = item.get("title")
         passages.append(
             Passage(
                 doc_id=doc_id,
                 source=str(item.get("source") or ""),
                 text=item["text"],
-                title=item.get("title"),
+                title=title if isinstance(title, str) else None,
             )
         )
     return tuple(passages)
@@ -241,8 +250,8 @@ def _turns_row(row: dict[str, Any], path: Path, line: int) -> SourceConversation
         if not answers:
             raise DataError("feedback but no agent turn to attach it to", path=str(path), line=line)
         feedback[answers[-1]] = row_feedback
-    gold = row.get("gold_doc_ids") or ()
-    if isinstance(gold, str) or not all(isinstance(x, (str, int)) for x in gold):
+    gold = row.get("gold_doc_ids") or []
+    if not isinstance(gold, list) or not all(isinstance(x, (str, int)) for x in gold):
         raise DataError("gold_doc_ids must be a list of ids", path=str(path), line=line)
     return SourceConversation(
         id=str(row.get("id") or row.get("conversation_id") or _content_id(row, "turns")),
@@ -268,7 +277,10 @@ def _parse_turns(
             raise DataError(f"{what} is not an object", path=str(path), line=line)
         role = _role(turn.get("role"), path, line)
         turns.append((role, _text(turn.get("text", turn.get("content")), what, path, line)))
-        logged = turn.get("passages", (turn.get("metadata") or {}).get("passages"))
+        metadata = turn.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise DataError(f"{what}: `metadata` must be an object", path=str(path), line=line)
+        logged = turn.get("passages", metadata.get("passages"))
         if logged is not None:
             passages[index] = _passage_list(logged, f"{what} passages", path, line)
         if (turn_feedback := _feedback(turn, path, line)) is not None:
@@ -365,7 +377,10 @@ def _pass_through(kind: str) -> Callable[[dict[str, Any], Path, int], PassThroug
         key = str(row.get("conversation_id") or _content_id(out, "prompt"))
         out["conversation_id"] = key
         if kind == "sft":
-            out["turn_index"] = row.get("turn_index")
+            turn_index = row.get("turn_index")
+            if turn_index is not None and (isinstance(turn_index, bool) or not isinstance(turn_index, int)):
+                raise DataError("`turn_index` must be an integer", path=str(path), line=line)
+            out["turn_index"] = turn_index
         return PassThroughRow(kind, out, key, f"{path}:{line}")
 
     return parse
@@ -395,20 +410,46 @@ def _read_csv(path: Path, skipped: list[str] | None) -> Iterator[SourceConversat
 
 
 def _csv_turns(path: Path, skipped: list[str] | None) -> Iterator[tuple[int, str, float, str, str]]:
+    """(first line, conversation id, order, role, text) per record. The reader is strict: a
+    quote that is never closed (it would swallow the rest of the file into one field), text
+    after a closing quote and a record with more fields than the header are errors naming the
+    line the record starts on, never a silent merge or drop."""
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, strict=True)
+        start = 1
         try:
             reader.fieldnames = [h.strip().lower() for h in reader.fieldnames or []]
             text_col, order_col = _csv_columns(reader.fieldnames, path)
-            for record in reader:
+            while True:
+                start = reader.line_num + 1
                 try:
-                    yield reader.line_num, *_csv_turn(record, text_col, order_col, path, reader.line_num)
-                except DataError as exc:
+                    record = next(reader)
+                    yield start, *_csv_turn(record, text_col, order_col, path, start)
+                except StopIteration:
+                    return
+                except (csv.Error, DataError) as exc:
+                    error = (
+                        exc if isinstance(exc, DataError) else _csv_error(exc, path, start, reader.line_num)
+                    )
                     if skipped is None:
-                        raise
-                    skipped.append(str(exc))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"unreadable CSV: {exc}", path=str(path), line=reader.line_num + 1) from exc
+                        raise error from None
+                    skipped.append(str(error))
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"not UTF-8 text: {exc.reason}", path=str(path), line=reader.line_num + 1
+            ) from None
+        except csv.Error as exc:  # in the header
+            raise _csv_error(exc, path, start, reader.line_num) from None
+
+
+def _csv_error(exc: csv.Error, path: Path, start: int, end: int) -> DataError:
+    if "unexpected end of data" in str(exc):
+        message = (
+            f"a quote opened in this record is never closed (it runs to line {end}, the end of the file)"
+        )
+    else:
+        message = f"malformed CSV: {exc}"
+    return DataError(message, path=str(path), line=start)
 
 
 def _csv_columns(header: Sequence[str], path: Path) -> tuple[str, str | None]:
@@ -422,6 +463,13 @@ def _csv_columns(header: Sequence[str], path: Path) -> tuple[str, str | None]:
 def _csv_turn(
     record: dict[str, Any], text_col: str, order_col: str | None, path: Path, line: int
 ) -> tuple[str, float, str, str]:
+    if None in record:  # DictReader's place for fields beyond the header's
+        extra = len(record[None])  # type: ignore[index]
+        raise DataError(
+            f"{extra} more field(s) than the header has; quote a text that holds commas",
+            path=str(path),
+            line=line,
+        )
     key = (record.get("conversation_id") or "").strip()
     if not key:
         raise DataError("empty conversation_id", path=str(path), line=line)
@@ -520,7 +568,10 @@ def load_docs(path: Path) -> dict[str, Passage]:
 def _markdown_docs(folder: Path) -> dict[str, Passage]:
     docs = {}
     for file in sorted([*folder.rglob("*.md"), *folder.rglob("*.txt")]):
-        content = file.read_text(encoding="utf-8")
+        try:
+            content = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read as UTF-8 text: {exc}", path=str(file)) from None
         title = next((ln[2:].strip() for ln in content.splitlines() if ln.startswith("# ")), None)
         docs[file.stem] = Passage(doc_id=file.stem, source=file.name, text=content, title=title)
     return docs
