@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SAMPLE, bench_home, machine, require_data, table, write_result
+from benchmarks.common import RESULTS, SAMPLE, bench_home, machine, require_data, table, write_result
 
 FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 
@@ -53,6 +53,7 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
 
     config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
     config.grounding.enabled = grounding
+    config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
     knowledge = open_knowledge(config)
@@ -141,11 +142,14 @@ def changed_docs(out: Path, items: list[dict[str, Any]]) -> dict[str, str]:
             old = numbers[0]
             new = str(int(float(old)) + 3) if "." not in old else f"{float(old) + 0.5:g}"
             mapping[fact] = fact.replace(old, new, 1)
+    # One pass over each file: a changed figure is never changed again ("7 days" -> "10 days"
+    # must not then meet the rule for "10").
+    keys = sorted(mapping, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![\w.$]){re.escape(k)}(?![\w])" for k in keys), re.IGNORECASE)
+    lower = {k.lower(): v for k, v in mapping.items()}
     for path in out.glob("*.md"):
         text = path.read_text(encoding="utf-8")
-        for old, new in sorted(mapping.items(), key=lambda kv: -len(kv[0])):
-            text = re.sub(re.escape(old), new, text, flags=re.IGNORECASE)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(pattern.sub(lambda m: lower[m.group(0).lower()], text), encoding="utf-8")
     return mapping
 
 
@@ -251,6 +255,11 @@ def main() -> None:
     parser.add_argument("--name", default="tuned_default")
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
+    parser.add_argument(
+        "--only-changed",
+        action="store_true",
+        help="Rerun only the changed-figures part into the results file.",
+    )
     args = parser.parse_args()
     global LIMIT
     LIMIT = args.limit
@@ -261,6 +270,12 @@ def main() -> None:
         (home_root / "changed" / "models").symlink_to(models)
     arms = {"base": "base"} if args.base_only else {"base": "base", "tuned": str(Path(args.tuned).resolve())}
     started = time.perf_counter()
+    if args.only_changed:
+        path = RESULTS / f"{args.name}.json"
+        result = json.loads(path.read_text())
+        result["changed"] = run_changed(home_root, arms)
+        write_result(args.name, result, echo=False)
+        return
     result: dict[str, Any] = {"machine": machine(), "arms": arms, "sample": run_sample(home_root, arms)}
     if args.changed:
         result["changed"] = run_changed(home_root, arms)
