@@ -223,11 +223,10 @@ def usage(reply: Reply) -> dict[str, int]:
 
 
 def finish_reason(reply: Reply, max_new_tokens: int) -> str:
-    """ "length" when the server's token limit cut the answer and nothing ended it cleanly; an
+    """``length`` when the server's token limit cut the answer and nothing ended it cleanly; an
     answer the check trimmed to its last whole sentence, or replaced, ended on purpose."""
-    ended_cleanly = bool(reply.grounding) and (
-        reply.grounding.get("dropped_tail") or reply.grounding.get("action") != "sent"
-    )
+    verdict = reply.grounding or {}
+    ended_cleanly = bool(verdict) and (bool(verdict.get("dropped_tail")) or verdict.get("action") != "sent")
     return "length" if reply.completion_tokens >= max_new_tokens and not ended_cleanly else "stop"
 
 
