@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import GenerationError, ModelNotFoundError
-from agent.generator import GenerationOptions, Message, Usage, _UsageMixin
+from agent.generator import GenerationOptions, Message, Usage, _UsageMixin, acquire_slot, tokenizer_count
 
 log = logging.getLogger("supportloop.agent.compiled")
 
@@ -261,7 +261,7 @@ class CompiledGenerator(_UsageMixin):
         return cls(engine, version=resolved.version, adapter=resolved.adapter, threads=os.cpu_count() or 0)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return tokenizer_count(self.tokenizer, text)
 
     def prompt_tokens(self, messages: Sequence[Message]) -> list[str]:
         return list(self.tokenizer.convert_ids_to_tokens(chat_ids(self.tokenizer, messages)))
@@ -274,8 +274,7 @@ class CompiledGenerator(_UsageMixin):
     ) -> Iterator[str]:
         usage = Usage()
         self._set_usage(usage)
-        if not self._lock.acquire(timeout=max(0.0, options.timeout_s)):
-            raise GenerationError("the model is busy: timed out waiting for a free generation slot")
+        acquire_slot(self._lock, options.timeout_s)
         try:
             yield from self._decode(self.prompt_tokens(messages), options, cancel, usage)
         finally:

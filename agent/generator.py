@@ -74,6 +74,17 @@ class _UsageMixin:
         self._usage.value = usage
 
 
+def acquire_slot(lock: threading.Lock, timeout_s: float) -> None:
+    """Take a local engine's one generation slot, or fail after ``timeout_s``."""
+    if not lock.acquire(timeout=max(0.0, timeout_s)):
+        raise GenerationError("the model is busy: timed out waiting for a free generation slot")
+
+
+def tokenizer_count(tokenizer: Any, text: str) -> int:
+    """Tokens in ``text`` without special tokens (prompt windowing of the local engines)."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 class LocalGenerator(_UsageMixin):
     """A transformers model on this machine; generation serialized by a lock."""
 
@@ -96,7 +107,7 @@ class LocalGenerator(_UsageMixin):
         return cls(model, tokenizer, version=resolved.version, adapter=resolved.adapter)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return tokenizer_count(self.tokenizer, text)
 
     def prompt_ids(self, messages: Sequence[Message]) -> Any:
         encoded = self.tokenizer.apply_chat_template(
@@ -124,9 +135,7 @@ class LocalGenerator(_UsageMixin):
                 usage.cancelled = stop_event.is_set()
                 return usage.timed_out or usage.cancelled or halt.is_set()
 
-        acquired = self._lock.acquire(timeout=max(0.0, options.timeout_s))
-        if not acquired:
-            raise GenerationError("the model is busy: timed out waiting for a free generation slot")
+        acquire_slot(self._lock, options.timeout_s)
         try:
             input_ids = self.prompt_ids(messages)
             usage.prompt_tokens = int(input_ids.shape[1])

@@ -246,6 +246,18 @@ def _progress(items: list[Any], what: str) -> Any:
     return tqdm(items, desc=what, unit="q")
 
 
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures a shipped manifest records (``--record``), with the command that measured them."""
+    sample = {arm: v["summary"] for arm, v in result["sample"].items()}
+    keep = ("answer_accuracy", "citation_accuracy", "decline_rate", "sent_with_unsupported_figure")
+    return {
+        "sample_heldout": {arm: {k: v[k] for k in keep} for arm, v in sample.items()},
+        "changed_figures": {k: v for k, v in result.get("changed", {}).items() if k in ("base", "tuned")},
+        "measured_by": "python -m benchmarks.tuned_default --tuned agent/default_model --changed",
+        "machine": result.get("machine"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tuned", default="agent/default_model", help="The tuned adapter (a directory).")
@@ -255,6 +267,9 @@ def main() -> None:
     parser.add_argument("--name", default="tuned_default")
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
+    parser.add_argument(
+        "--record", action="store_true", help="Write the headline into the adapter's manifest."
+    )
     parser.add_argument(
         "--only-changed",
         action="store_true",
@@ -275,6 +290,7 @@ def main() -> None:
         result = json.loads(path.read_text())
         result["changed"] = run_changed(home_root, arms)
         write_result(args.name, result, echo=False)
+        record(args, result)
         return
     result: dict[str, Any] = {"machine": machine(), "arms": arms, "sample": run_sample(home_root, arms)}
     if args.changed:
@@ -286,6 +302,14 @@ def main() -> None:
             for key, v in result["sample"].items()]  # fmt: skip
     print(table(rows, ["arm", "answer acc", "citation acc", "decline rate"]))
     write_result(args.name, result, echo=False)
+    record(args, result)
+
+
+def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.record and not args.limit and not args.base_only:
+        from training.ship import record_metrics
+
+        record_metrics(Path(args.tuned) / "manifest.json", headline(result))
 
 
 if __name__ == "__main__":

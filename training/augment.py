@@ -25,6 +25,7 @@ from typing import Any
 
 from agent.citations import says_unknown
 from agent.prompt import Passage, user_message
+from training.heldout import split_user_message
 
 Row = dict[str, Any]
 
@@ -46,11 +47,11 @@ def standard_decline(row: Row, text: str = DECLINE) -> Row:
 
 def split_user(content: str) -> tuple[list[Passage], str] | None:
     """(passages, question) of a serving user message; None if it is not one."""
-    head, sep, question = content.rpartition("\n\nCustomer: ")
-    if not sep or not head.startswith("Passages:\n"):
+    if "\n\nCustomer: " not in content or not content.startswith("Passages:\n"):
         return None
+    block, question = split_user_message(content)
     passages = []
-    for line in head.removeprefix("Passages:\n").split("\n"):
+    for line in block.split("\n"):
         match = _BLOCK_LINE.match(line)
         if match:
             label, text = match.group(2), match.group(3)
