@@ -1,0 +1,34 @@
+"""Why a customer gave a thumbs-down: one vocabulary for the chat, the API, the console and
+``data compile``. A reason is stored on the feedback row as the label ``reason:<key>``; the
+free text of "other" goes in the feedback's ``comment``."""
+
+from __future__ import annotations
+
+REASON_PREFIX = "reason:"
+
+#: key -> what the customer sees (in the order the chat offers them)
+THUMBS_DOWN_REASONS: dict[str, str] = {
+    "wrong": "Wrong or outdated answer",
+    "unanswered": "Didn't answer my question",
+    "docs_gap": "Missing information in your docs",
+    "tone": "Tone",
+    "personal_data": "Contains personal data",
+    "other": "Other",
+}
+
+
+def reason_label(key: str) -> str:
+    """The feedback label for a reason key; an unknown key is a ``ValueError``."""
+    if key not in THUMBS_DOWN_REASONS:
+        raise ValueError(
+            f"unknown thumbs-down reason {key!r}; expected one of {', '.join(THUMBS_DOWN_REASONS)}"
+        )
+    return REASON_PREFIX + key
+
+
+def reason_of(labels: tuple[str, ...] | list[str]) -> str | None:
+    """The reason key among a feedback row's labels, or None."""
+    for label in labels:
+        if label.startswith(REASON_PREFIX) and label[len(REASON_PREFIX) :] in THUMBS_DOWN_REASONS:
+            return label[len(REASON_PREFIX) :]
+    return None
