@@ -132,7 +132,7 @@ class Agent:
         guard = guardrails.OutputGuard(
             [system_message(persona)],
             secrets=self.config.guardrails.secrets,
-            allowed=[message, *(t for _, t in history), *(p.text for p in passages)],
+            allowed=[message, *(t for _, t in history), *(p.text for p in passages), *_public_phrases(persona)],
         )
         state: dict[str, Any] = {"gate": self._gate(message, history, passages)}
         yield from self._generate(conversation_id, messages, guard, state)
@@ -445,6 +445,14 @@ class Agent:
         down = {f.turn_id for f in self.store.feedback_for_conversation(conversation_id) if f.thumbs == -1}
         flags = [bool(t.metadata.get("unhelpful")) or t.id in down for t in turns]
         return escalation.unhelpful_streak(flags, self.config.escalation.unhelpful_turns)
+
+
+def _public_phrases(persona: Any) -> list[str]:
+    """What the agent says to customers anyway: a model that declines in these words ("I can
+    connect you with a member of the support team") quotes no secret, however close the system
+    prompt's own wording is."""
+    declines = [grounding.decline_text(persona.company), grounding.decline_text("").replace("  ", " ")]
+    return [*declines, *(text.format(company=persona.company) for text in HANDOFF.values()), WITH_PERSON]
 
 
 def _replace(reply: Reply, *, text: str, escalated: bool, reason: str) -> Reply:

@@ -242,3 +242,28 @@ def test_live_handoff_human_reply_and_resolve(make_agent) -> None:
     assert conversation.status == "resolved"
     reply = agent.reply("h1", "How often do I replace the HEPA filter?")
     assert not reply.escalated and generator.prompts  # the agent answers again
+
+
+@pytest.mark.parametrize(
+    "decline",
+    [
+        "I'm sorry, I don't have that information. I can connect you with a member of the support team if you'd like.",
+        "I don't know. I can connect you with a member of the Halcyon Home support team.",
+    ],
+)
+def test_a_model_that_declines_in_the_prompts_words_is_not_refused_as_a_leak(make_agent, decline) -> None:
+    """The default system prompt asks the model to "offer to connect the customer with a member of
+    the support team"; saying so to the customer is the point, not a system-prompt leak."""
+    agent = make_agent(ScriptedGenerator([decline]))
+    reply = agent.reply("decline-1", "How long is the warranty on the filter?")
+    assert reply.text == decline and not reply.refused
+
+
+def test_the_system_prompt_itself_is_still_refused(make_agent) -> None:
+    agent = make_agent(ScriptedGenerator([]))
+    from agent.prompt import system_message
+
+    leak = system_message(agent.config.persona)
+    agent.generator = ScriptedGenerator([leak])
+    reply = agent.reply("leak-1", "How long is the warranty?")
+    assert reply.refused and "Answer the customer" not in reply.text
