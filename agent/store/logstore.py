@@ -19,6 +19,7 @@ from agent.store.log import ConversationLog
 from agent.store.reports import Reports
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
+from agent.store.verified import VerifiedLog
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -30,8 +31,8 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports):
-    """Conversations, turns, feedback and escalations in one SQL database."""
+class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog):
+    """Conversations, turns, feedback, escalations and verified answers in one SQL database."""
 
     def __init__(
         self,
