@@ -58,6 +58,13 @@ console_pages = [
         visibility=console,
     ),
     st.Page(
+        "pages/shortcuts.py",
+        title="Verified answers",
+        icon=":material/verified:",
+        url_path="verified",
+        visibility=console,
+    ),
+    st.Page(
         "pages/dashboard.py",
         title="Dashboard",
         icon=":material/monitoring:",
