@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, grounding, guardrails, verified
+from agent import escalation, feedback_reasons, grounding, guardrails, verified
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -197,8 +197,12 @@ class Agent:
         labels: tuple[str, ...] | list[str] = (),
         reviewer: str | None = None,
         mark_for_training: bool = False,
+        reason: str | None = None,
     ) -> Feedback:
-        return self.store.add_feedback(
+        """Record feedback; ``reason`` (``agent.feedback_reasons``) is stored as a label and
+        routes in the console; "personal_data" also redacts the turn."""
+        labels = (*labels, *feedback_reasons.labels_for(reason))
+        saved = self.store.add_feedback(
             turn_id,
             thumbs=thumbs,
             rating=rating,
@@ -208,6 +212,9 @@ class Agent:
             reviewer=reviewer,
             mark_for_training=mark_for_training,
         )
+        if reason == "personal_data":
+            self.store.redact_turn(turn_id)
+        return saved
 
     def escalate(self, conversation_id: str, reason: str = "customer_request") -> Reply:
         """Hand a conversation to a person on the customer's request (the UI's button)."""

@@ -65,6 +65,13 @@ console_pages = [
         visibility=console,
     ),
     st.Page(
+        "pages/reasons.py",
+        title="Feedback reasons",
+        icon=":material/thumb_down:",
+        url_path="reasons",
+        visibility=console,
+    ),
+    st.Page(
         "pages/dashboard.py",
         title="Dashboard",
         icon=":material/monitoring:",

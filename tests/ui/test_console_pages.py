@@ -16,6 +16,7 @@ CONSOLE = [
     "pages/dashboard.py",
     "pages/training.py",
     "pages/shortcuts.py",
+    "pages/reasons.py",
 ]
 
 
@@ -226,3 +227,16 @@ def test_a_console_correction_is_served_at_once_and_listed_with_its_hits(agent: 
     assert not at.exception
     assert agent.store.verified_answers() == []
     assert agent.reply("c-after", question).text != fixed
+
+
+def test_reasons_page_routes_each_reason_and_the_dashboard_counts_them(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-wrong", "How often should I replace the filter?")
+    chat(agent, "c-gap", "Does the filter work against wildfire smoke?")
+    agent.feedback(agent.store.turns("c-wrong")[1].id, thumbs=-1, reason="wrong")
+    agent.feedback(agent.store.turns("c-gap")[1].id, thumbs=-1, reason="docs_gap")
+    shown = texts(open_app("pages/reasons.py", user=reviewer))
+    assert "How often should I replace the filter?" in shown and "needs a correction" in shown
+    assert "Does the filter work against wildfire smoke?" in shown and "Retrieved:" in shown
+    at = open_app("pages/dashboard.py", user=reviewer)
+    counts = at.dataframe[-1].value
+    assert dict(zip(counts["reason"], counts["count"], strict=True))["Wrong or outdated answer"] == 1
