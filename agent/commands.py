@@ -181,7 +181,7 @@ def ask(
 # ---------------------------------------------------------------------------------- logs
 @click.group()
 def logs() -> None:
-    """List, show and export logged conversations."""
+    """List, show, export and correct logged conversations; verified answers."""
 
 
 def _store(ctx: click.Context) -> Any:
@@ -286,6 +286,71 @@ def logs_export(ctx: click.Context, out: Path | None) -> None:
         if out:
             handle.close()
     click.echo(f"exported {count} conversations" + (f" to {out}" if out else ""), err=True)
+
+
+@logs.command("correct")
+@click.argument("turn_id")
+@click.option("--text", "text", required=True, help="The corrected answer, served verbatim from now on.")
+@click.option("--reviewer", default="cli", show_default=True, help="Who wrote the correction.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def logs_correct(ctx: click.Context, turn_id: str, text: str, reviewer: str, as_json: bool) -> None:
+    """Correct the agent turn TURN_ID (``ask --json`` prints it): the same and closely similar
+    questions get TEXT at once, cited as verified by the support team; the next ``data compile``
+    turns it into SFT and DPO rows."""
+    from agent.validation import CORRECTION_MAX_CHARS, check_name
+    from agent.verified import record_correction
+
+    check_identifier(turn_id, "TURN_ID")  # every input before the store opens
+    text = check_text(text, "--text", CORRECTION_MAX_CHARS)
+    check_name(reviewer, "--reviewer")
+    with _store(ctx) as store:
+        saved, answer = record_correction(store, turn_id, text, reviewer=reviewer)
+    if as_json:
+        click.echo(json.dumps({"feedback_id": saved.id, "verified": answer.to_dict()}, default=str))
+        return
+    click.echo(f"verified answer {answer.id} for: {answer.question}")
+
+
+@logs.command("shortcuts")
+@click.option("--all", "show_all", is_flag=True, help="Retired ones too.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def logs_shortcuts(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """Verified answers served in place of the model, with their hit counts."""
+    with _store(ctx) as store:
+        answers = store.verified_answers(live=None if show_all else True)
+    rows = [
+        {
+            "id": a.id,
+            "question": a.question,
+            "hits": a.hits,
+            "reviewer": a.reviewer,
+            "live": a.live,
+            "retired_reason": a.retired_reason,
+        }
+        for a in answers
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        state = "live" if row["live"] else f"retired ({row['retired_reason']})"
+        click.echo(f"{row['id']}  {row['hits']:>5} hits  {state}  {row['question']}")
+    if not rows:
+        click.echo("(no verified answers)")
+
+
+@logs.command("retire")
+@click.argument("answer_id")
+@click.option("--reason", default="retired by a reviewer", show_default=True)
+@click.pass_context
+def logs_retire(ctx: click.Context, answer_id: str, reason: str) -> None:
+    """Stop serving the verified answer ANSWER_ID (see ``logs shortcuts``)."""
+    check_identifier(answer_id, "ANSWER_ID")
+    with _store(ctx) as store:
+        answer = store.retire_verified_answer(answer_id, reason)
+    click.echo(f"retired {answer.id} ({answer.hits} hits): {answer.question}")
 
 
 # -------------------------------------------------------------------------- config, model

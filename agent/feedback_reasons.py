@@ -26,6 +26,19 @@ def reason_label(key: str) -> str:
     return REASON_PREFIX + key
 
 
+def labels_for(reason: str | None) -> tuple[str, ...]:
+    """The labels a feedback call adds for ``reason`` (none for None); an unknown key is an
+    ``InputError`` naming the known ones."""
+    if reason is None:
+        return ()
+    from agent.errors import InputError
+
+    try:
+        return (reason_label(reason),)
+    except ValueError as exc:
+        raise InputError(str(exc), param="reason") from None
+
+
 def reason_of(labels: tuple[str, ...] | list[str]) -> str | None:
     """The reason key among a feedback row's labels, or None."""
     for label in labels:

@@ -7,6 +7,7 @@ A turn, top to bottom (``Agent.stream``):
 3. if a person already handles the conversation, say so and stop;
 4. hand off when the customer asks for a person;
 5. refuse injection attempts, abuse and off-topic requests;
+   answer with a reviewer's verified answer when one matches (``agent.verified``), and stop;
 6. retrieve passages with the conversation as context; hand off when none is relevant enough;
 7. generate, streaming only text the output guard has cleared;
 8. derive citations from the passages the answer used; hand off after N unhelpful turns;
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, grounding, guardrails
+from agent import escalation, feedback_reasons, grounding, guardrails, verified
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -63,6 +64,7 @@ class Agent:
         self.generator = model
         self.knowledge = knowledge
         self.store = store or LogStore.from_config(self.config)
+        self.verified = verified.VerifiedIndex(self.store, getattr(knowledge, "embed", None))
         self._cancels: dict[str, threading.Event] = {}
         self._cancels_lock = threading.Lock()
 
@@ -110,6 +112,11 @@ class Agent:
             answer = guardrails.refusal(verdict.kind, persona.company, persona.product)
             yield answer
             yield self._log_reply(conversation_id, answer, started, refused=verdict.kind)
+            return
+        if (shortcut := self.verified.match(message)) is not None:
+            reply = self._verified_reply(conversation_id, shortcut, started)
+            yield reply.text
+            yield reply
             return
 
         hits = self._retrieve(message, history)
@@ -190,8 +197,12 @@ class Agent:
         labels: tuple[str, ...] | list[str] = (),
         reviewer: str | None = None,
         mark_for_training: bool = False,
+        reason: str | None = None,
     ) -> Feedback:
-        return self.store.add_feedback(
+        """Record feedback; ``reason`` (``agent.feedback_reasons``) is stored as a label and
+        routes in the console; "personal_data" also redacts the turn."""
+        labels = (*labels, *feedback_reasons.labels_for(reason))
+        saved = self.store.add_feedback(
             turn_id,
             thumbs=thumbs,
             rating=rating,
@@ -201,6 +212,9 @@ class Agent:
             reviewer=reviewer,
             mark_for_training=mark_for_training,
         )
+        if reason == "personal_data":
+            self.store.redact_turn(turn_id)
+        return saved
 
     def escalate(self, conversation_id: str, reason: str = "customer_request") -> Reply:
         """Hand a conversation to a person on the customer's request (the UI's button)."""
@@ -367,6 +381,19 @@ class Agent:
         text = HANDOFF[reason].format(company=self.config.persona.company)
         reply = self._log_reply(conversation_id, text, started, hits=list(hits), escalation_reason=reason)
         self.store.escalate(conversation_id, reason, turn_id=reply.turn_id)
+        return reply
+
+    def _verified_reply(self, conversation_id: str, match: verified.Match, started: float) -> Reply:
+        """A reviewer's verified answer, verbatim: no retrieval, no model call."""
+        answer = match.answer
+        extra = {
+            "grounding": verified.grounding(),
+            "verified": {"id": answer.id, "similarity": match.similarity},
+        }
+        reply = self._log_reply(
+            conversation_id, answer.answer, started, citations=[verified.citation(match)], extra=extra
+        )
+        self.store.count_verified_hit(str(answer.id))
         return reply
 
     def _note(self, conversation_id: str, text: str, started: float, escalated: bool) -> Reply:

@@ -140,3 +140,25 @@ class Reply(_Serializable):
     # The answer check: {"passed", "action": sent|extractive|declined, ...}; None when the
     # reply was not generated (hand-offs, refusals, notes).
     grounding: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedAnswer(_Serializable):
+    """A reviewer's corrected answer to a customer question, served as-is for the same and
+    closely similar questions while it is live (``agent.verified``)."""
+
+    question: str
+    answer: str
+    id: str | None = None
+    turn_id: str | None = None  # the corrected agent turn
+    feedback_id: str | None = None  # the feedback row holding the correction
+    reviewer: str | None = None
+    hits: int = 0  # customer questions it answered
+    created_at: datetime | None = None
+    last_hit_at: datetime | None = None
+    retired_at: datetime | None = None
+    retired_reason: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.retired_at is None

@@ -84,6 +84,15 @@ class FeedbackRequest(BaseModel):
     labels: list[str] = Field(default_factory=list, max_length=validation.MAX_LABELS)
     reviewer: str | None = None  # admin keys only
     mark_for_training: bool = False  # admin keys only
+    reason: str | None = None  # a thumbs-down reason key (agent.feedback_reasons)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        from agent.feedback_reasons import labels_for
+
+        _valid(lambda key, _what: labels_for(key), value, "reason")
+        return value
 
     @field_validator("turn_id")
     @classmethod

@@ -134,6 +134,13 @@ def models_promote(
         click.echo(f"  FAIL: {line}")
     promote(version, home=home, decision=decision)  # GateError (exit 5) when refused
     click.echo(f"{version} is production now")
+    from agent.store import LogStore
+    from training.gate import retire_after_promotion
+
+    with LogStore.from_config(config) as store:
+        retired = retire_after_promotion(store, version, home, retriever, config.persona)
+    if retired:
+        click.echo(f"{len(retired)} verified answers retired: {version} answers their questions correctly")
 
 
 @models.command("rollback")

@@ -307,3 +307,69 @@ def promote(
         raise GateError(decision.summary())
     registry.update_metrics(candidate, {"gate": decision.to_dict()})
     return registry.set_production(candidate, reason=reason or decision.summary())
+
+
+# ---------------------------------------------------------------------------------------------
+# After a promotion: retire the verified answers the new production model now gets right.
+# ---------------------------------------------------------------------------------------------
+
+SHORTCUT_MIN_ROUGE = 0.5  # ROUGE-L F1 of the model's answer against the reviewer's verified text
+
+
+def answers_like(answer: str, reference: str, min_rouge: float = SHORTCUT_MIN_ROUGE) -> bool:
+    """Whether ``answer`` says what ``reference`` says: ROUGE-L F1 >= ``min_rouge`` and every
+    figure of the reference (prices, durations, codes) in the answer."""
+    from agent.grounding import figures
+    from training.metrics import rouge_l
+
+    if not answer.strip():
+        return False
+    if not set(figures(reference)) <= set(figures(answer)):
+        return False
+    return rouge_l([answer], [reference]) >= min_rouge
+
+
+def retire_shortcuts(
+    store: Any,
+    generator: Generator,
+    version: str,
+    *,
+    retriever: Retriever | None = None,
+    persona: Persona | None = None,
+    max_new_tokens: int = 160,
+) -> list[str]:
+    """Ask ``generator`` (the newly promoted ``version``) every live verified answer's question
+    with the serving prompt; retire those it answers like the reviewer did (``answers_like``).
+    Returns the retired answers' ids."""
+    from agent.generator import GenerationOptions
+    from agent.prompt import build_messages, cut_at_stop
+
+    persona = persona or Persona()
+    retired = []
+    for shortcut in store.verified_answers():
+        passages = retriever(shortcut.question, ())[:4] if retriever else []
+        messages = build_messages(shortcut.question, passages, persona, count_tokens=generator.count_tokens)
+        text = "".join(generator.stream(messages, GenerationOptions(max_new_tokens=max_new_tokens)))
+        cut = cut_at_stop(text)
+        answer = text[:cut] if cut is not None else text
+        if answers_like(answer, shortcut.answer):
+            store.retire_verified_answer(shortcut.id, f"answered correctly by promoted model {version}")
+            retired.append(shortcut.id)
+    return retired
+
+
+def retire_after_promotion(
+    store: Any,
+    version: str,
+    home: Path,
+    retriever: Retriever | None = None,
+    persona: Persona | None = None,
+    generators: Mapping[str, Generator] | None = None,
+) -> list[str]:
+    """``retire_shortcuts`` with the promoted ``version`` (``generators["candidate"]`` if given)."""
+    from agent.generator import LocalGenerator
+
+    if not store.verified_answers():
+        return []
+    generator = (generators or {}).get("candidate") or LocalGenerator.load(version, home=home)
+    return retire_shortcuts(store, generator, version, retriever=retriever, persona=persona)

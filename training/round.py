@@ -40,6 +40,7 @@ class RoundResult:
     promoted: bool
     decision: GateDecision | None
     trained: list[dict[str, Any]] = field(default_factory=list)
+    retired_shortcuts: list[str] = field(default_factory=list)  # verified answers the model now gives
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class RoundResult:
             "reasons": (self.decision.failures or self.decision.reasons) if self.decision else [],
             "decision": self.decision.to_dict() if self.decision else None,
             "trained": self.trained,
+            "retired_shortcuts": self.retired_shortcuts,
         }
 
 
@@ -73,7 +75,7 @@ def run_round(
     from agent.models import ModelRegistry
     from training.data import compile_dataset
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
-    from training.gate import promote, run_gate
+    from training.gate import promote, retire_after_promotion, run_gate
     from training.run import new_run_dir
 
     run_dir = new_run_dir(home, "round")
@@ -112,12 +114,15 @@ def run_round(
         candidate, report, home=home, config=gate, retriever=retriever, persona=persona, generators=generators
     )
     (run_dir / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1), encoding="utf-8")
+    retired: list[str] = []
     if decision.passed:
         promote(candidate, home=home, decision=decision, reason=f"round {run_dir.name}")
+        if store is not None:  # verified answers the new production model now gets right retire
+            retired = retire_after_promotion(store, candidate, home, retriever, persona, generators)
 
     # 5. The report.
     report_md = write_report(run_dir, report, decision, trained, dataset.manifest["counts"], gate)
-    return RoundResult(run_dir, report_md, candidate, decision.passed, decision, trained)
+    return RoundResult(run_dir, report_md, candidate, decision.passed, decision, trained, retired)
 
 
 def _train_stages(

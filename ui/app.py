@@ -58,6 +58,20 @@ console_pages = [
         visibility=console,
     ),
     st.Page(
+        "pages/shortcuts.py",
+        title="Verified answers",
+        icon=":material/verified:",
+        url_path="verified",
+        visibility=console,
+    ),
+    st.Page(
+        "pages/reasons.py",
+        title="Feedback reasons",
+        icon=":material/thumb_down:",
+        url_path="reasons",
+        visibility=console,
+    ),
+    st.Page(
         "pages/dashboard.py",
         title="Dashboard",
         icon=":material/monitoring:",

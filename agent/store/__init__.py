@@ -10,6 +10,8 @@ Each invariant is stated where the code that keeps it lives:
   what "reviewed" and "escalated" mean.
 * ``search.py``: ranked full-text search and its query syntax.
 * ``reports.py``: the console's list, KPIs, the export (paged, short transactions).
+* ``reasons.py``: thumbs-down reasons (counts, the turns given one) and redaction of a turn.
+* ``verified.py``: reviewers' verified answers (one live answer per question; hits).
 * ``accounts.py``: console users, sessions and API keys (``store.accounts``); no secret stored.
 * ``schema.py``: the mirrors statements are built from; time is aware UTC everywhere.
 * ``migrations.py``: the schema itself, append-only, applied on open.

@@ -16,9 +16,11 @@ from sqlalchemy import Connection, insert, select
 from agent.store.accounts import CONSOLE_SESSION_TTL_S, Accounts, ApiKey, User
 from agent.store.engine import Database
 from agent.store.log import ConversationLog
+from agent.store.reasons import ReasonLog
 from agent.store.reports import Reports
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
+from agent.store.verified import VerifiedLog
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -30,8 +32,8 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports):
-    """Conversations, turns, feedback and escalations in one SQL database."""
+class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog):
+    """Conversations, turns, feedback, escalations and verified answers in one SQL database."""
 
     def __init__(
         self,

@@ -296,3 +296,33 @@ def m003_console_sessions(conn: Connection) -> None:
         Column("expires_at", ts, nullable=False),
     )
     meta.create_all(conn)
+
+
+@migration
+def m004_verified_answers(conn: Connection) -> None:
+    """Verified answers: a reviewer's corrected answer, served for the same and closely similar
+    questions until it retires (``agent.verified``). Embeddings are not stored: the serving
+    process computes them with its own embedding model, so vectors of two models never mix."""
+    ts = DateTime(timezone=True)
+    rowid = BigInteger().with_variant(Integer(), "sqlite")
+    meta = MetaData()
+    Table(
+        "verified_answers",
+        meta,
+        Column("pk", rowid, primary_key=True, autoincrement=True),  # insertion order
+        Column("id", String(64), nullable=False, unique=True),
+        Column("question", Text, nullable=False),
+        Column("answer", Text, nullable=False),
+        # The corrected agent turn and the feedback row holding the correction: no foreign keys, so
+        # an answer outlives the conversation it came from (the reviewer wrote it).
+        Column("turn_id", String(64)),
+        Column("feedback_id", String(64)),
+        Column("reviewer", String(255)),
+        Column("hits", Integer, nullable=False),
+        Column("last_hit_at", ts),
+        Column("created_at", ts, nullable=False),
+        Column("retired_at", ts),
+        Column("retired_reason", Text),
+        Index("ix_verified_answers_retired_at", "retired_at"),
+    )
+    meta.create_all(conn)

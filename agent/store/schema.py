@@ -160,3 +160,19 @@ console_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+verified_answers = Table(
+    "verified_answers",
+    metadata,
+    Column("pk", _rowid, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("turn_id", String(64)),
+    Column("feedback_id", String(64)),
+    Column("reviewer", String(255)),
+    Column("hits", Integer, nullable=False),
+    Column("last_hit_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+    Column("retired_reason", Text),
+)

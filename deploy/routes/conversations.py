@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from agent import validation
+from agent.feedback_reasons import labels_for
 from deploy import schemas
 from deploy.dependencies import authenticate, get_service, parse_body, valid_id
 from deploy.errors import ApiError
@@ -50,10 +51,12 @@ async def feedback(request: Request, key: ApiKey = Depends(authenticate)) -> Any
             rating=body.rating,
             comment=body.comment,
             correction=body.correction,
-            labels=tuple(body.labels),
+            labels=(*body.labels, *labels_for(body.reason)),
             reviewer=body.reviewer,
             mark_for_training=body.mark_for_training,
         )
+        if body.reason == "personal_data":  # the customer flagged it: redacted in the store now
+            service.store.redact_turn(body.turn_id)
         return {"object": "feedback", "conversation_id": turn.conversation_id, **saved.to_dict()}
 
     return await run_in_threadpool(work)

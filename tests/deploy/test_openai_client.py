@@ -203,3 +203,20 @@ def test_the_readme_quick_start_runs_against_a_real_server(api, capsys) -> None:
     assert "support team" in follow_up  # the keyword test knowledge base knows no prices: a hand-off
     (conversation,) = api.store.list_conversations(owner=api.key_ids["docs"])
     assert conversation.turn_count == 4
+
+
+def test_feedback_takes_a_reason_and_personal_data_redacts_the_turn(api) -> None:
+    secret = api.customer("shop")
+    reply = api.openai(secret).chat.completions.create(
+        model="production", messages=[{"role": "user", "content": FILTER_QUESTION}]
+    )
+    turn_id = reply.model_extra["supportloop"]["turn_id"]
+    with api.http(secret) as http:
+        bad = http.post("/v1/feedback", json={"turn_id": turn_id, "thumbs": -1, "reason": "boring"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "reason"
+        assert api.store.feedback_for_turn(turn_id) == []
+        ok = http.post("/v1/feedback", json={"turn_id": turn_id, "thumbs": -1, "reason": "personal_data"})
+        assert ok.status_code == 200, ok.text
+    (saved,) = api.store.feedback_for_turn(turn_id)
+    assert saved.labels == ("reason:personal_data",)
+    assert api.store.get_turn(turn_id).text == "[redacted: personal data]"

@@ -15,6 +15,8 @@ CONSOLE = [
     "pages/review.py",
     "pages/dashboard.py",
     "pages/training.py",
+    "pages/shortcuts.py",
+    "pages/reasons.py",
 ]
 
 
@@ -204,3 +206,37 @@ def test_training_round_runs_with_live_output_and_report(
     assert "Candidate **sft-test** promoted." in shown
     assert any("--max-steps 3" in c.value and "sft step 2/2" in c.value for c in at.code)
     assert [s.label for s in at.status] == ["Training round finished"]
+
+
+def test_a_console_correction_is_served_at_once_and_listed_with_its_hits(agent: Any, reviewer: Any) -> None:
+    question = "How often should I replace the filter?"
+    fixed = "Every 6 to 8 months, sooner with smoke. Verified by Riley."
+    chat(agent, "c-verify", question)
+    turn = agent.store.turns("c-verify")[1]
+    at = open_review("c-verify", reviewer)
+    at.text_area(key=f"review-correction-{turn.id}").set_value(fixed)
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+
+    reply = agent.reply("c-next", question)
+    assert reply.text == fixed and reply.citations[0].source == "verified by the support team"
+    at = open_app("pages/shortcuts.py", user=reviewer)
+    shown = texts(at)
+    assert question in shown and fixed in shown and "1 hits" in shown
+    next(b for b in at.button if b.label == "Retire").click().run()
+    assert not at.exception
+    assert agent.store.verified_answers() == []
+    assert agent.reply("c-after", question).text != fixed
+
+
+def test_reasons_page_routes_each_reason_and_the_dashboard_counts_them(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-wrong", "How often should I replace the filter?")
+    chat(agent, "c-gap", "Does the filter work against wildfire smoke?")
+    agent.feedback(agent.store.turns("c-wrong")[1].id, thumbs=-1, reason="wrong")
+    agent.feedback(agent.store.turns("c-gap")[1].id, thumbs=-1, reason="docs_gap")
+    shown = texts(open_app("pages/reasons.py", user=reviewer))
+    assert "How often should I replace the filter?" in shown and "needs a correction" in shown
+    assert "Does the filter work against wildfire smoke?" in shown and "Retrieved:" in shown
+    at = open_app("pages/dashboard.py", user=reviewer)
+    counts = at.dataframe[-1].value
+    assert dict(zip(counts["reason"], counts["count"], strict=True))["Wrong or outdated answer"] == 1

@@ -520,8 +520,11 @@ def _logged(turn: Turn) -> tuple[Passage, ...] | None:
 
 
 def from_store(store: LogStore, since: datetime | None = None) -> Iterator[SourceConversation]:
-    """Reviewed conversations of the log store, with the passages each answer was shown."""
+    """Reviewed conversations of the log store, with the passages each answer was shown. A
+    conversation holding a turn redacted for personal data is left out whole."""
     for conversation, feedback in store.reviewed_conversations(since=since):
+        if any(turn.metadata.get("redacted") for turn in conversation.turns):
+            continue
         index = {turn.id: i for i, turn in enumerate(conversation.turns)}
         by_turn: dict[int, list[Feedback]] = defaultdict(list)
         for item in feedback:

@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from agent.feedback_reasons import THUMBS_DOWN_REASONS
 from ui import services
 
 NO_MODEL = "(no model)"
@@ -132,3 +133,13 @@ for tab, (key, (label, fmt, _)) in zip(tabs, METRICS.items(), strict=True):
             .properties(height=300)
         )
         st.altair_chart(chart, width="stretch")
+
+st.subheader("Thumbs-down reasons")
+reasons = store.reason_counts()
+st.caption("All time. Each reason has a queue on the Feedback reasons page.")
+st.dataframe(
+    pd.DataFrame([{"reason": THUMBS_DOWN_REASONS[k], "count": n} for k, n in reasons.items()]),
+    hide_index=True,
+    width="content",
+)
+st.page_link("pages/reasons.py", label="Feedback reasons", icon=":material/thumb_down:")

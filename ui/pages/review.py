@@ -12,6 +12,7 @@ import streamlit as st
 from agent.errors import NotFoundError, SupportloopError
 from agent.store import User
 from agent.types import Conversation, Feedback, Turn
+from agent.verified import record_correction
 from ui import services
 
 ROLE_LABEL = {"customer": "Customer", "agent": "Assistant", "human": "Support team", "system": "Note"}
@@ -108,8 +109,8 @@ def review_form(turn: Turn, reviewer: User) -> None:
         correction = st.text_area(
             "Corrected answer",
             key=f"review-correction-{turn.id}",
-            placeholder="What the assistant should have said. Saved as a correction; training turns it into "
-            "a preference pair (corrected answer preferred over this one).",
+            placeholder="What the assistant should have said. Served at once, verbatim, for the same and closely "
+            "similar questions (Verified answers page); training turns it into SFT and preference rows.",
             height=110,
         )
         comment = st.text_input("Note for the team (optional)", key=f"review-comment-{turn.id}")
@@ -118,15 +119,20 @@ def review_form(turn: Turn, reviewer: User) -> None:
         if rating is None and not (labels or correction.strip() or mark or comment.strip()):
             st.warning("Nothing to save: rate, label, correct or mark the answer first.")
             return
-        agent.feedback(
-            turn.id or "",
-            rating=None if rating is None else rating + 1,
-            labels=labels,
-            correction=correction.strip() or None,
-            comment=comment.strip() or None,
-            reviewer=reviewer.username,
-            mark_for_training=mark,
-        )
+        fields = {
+            "rating": None if rating is None else rating + 1,
+            "labels": labels,
+            "comment": comment.strip() or None,
+            "mark_for_training": mark,
+        }
+        try:
+            if correction.strip():  # also served at once for the same and similar questions
+                record_correction(store, turn.id or "", correction, reviewer=reviewer.username, **fields)
+            else:
+                agent.feedback(turn.id or "", reviewer=reviewer.username, **fields)
+        except SupportloopError as exc:
+            st.error(f"Not saved: {exc}", icon=":material/error:")
+            return
         st.toast("Correction saved" if correction.strip() else "Review saved", icon=":material/save:")
         st.rerun()
 
@@ -206,6 +212,8 @@ def render_turn(turn: Turn, feedback: list[Feedback], reviewer: User, last_agent
                 meta.append(f":orange[handoff: {reason}]")
             if refused := turn.metadata.get("refused"):
                 meta.append(f":red[refused: {refused}]")
+            if turn.metadata.get("verified"):
+                meta.append(":green[verified answer, no model]")
             meta.extend(grounding_note(turn.metadata.get("grounding")))
         st.caption(" · ".join(meta))
         st.markdown(turn.text)
