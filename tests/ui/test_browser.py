@@ -173,6 +173,12 @@ def ask(page: Any, url: str, question: str) -> None:
     box.press("Enter")
 
 
+def conversation_of(page: Any) -> str:
+    from ui.chat import conversation_for
+
+    return conversation_for(re.search(r"[?&]c=([A-Za-z0-9_-]+)", page.url).group(1))  # type: ignore[union-attr]
+
+
 def open_page(page: Any, url: str) -> None:
     """``page.goto(url)``. On a heavily loaded machine Streamlit can show a transient "Page not
     found" dialog over a deep link while the page itself renders (seen with and without the
@@ -213,13 +219,13 @@ def test_customer_sees_the_answer_grow_and_a_reviewer_corrects_it(
     page.wait_for_function(LAST_ANSWER_JS, arg=[start, end], timeout=30_000, polling=50)
     bubble = page.get_by_test_id("stChatMessage").last
     expect(bubble).to_contain_text(re.sub(r" \[\d+\]$", "", answer), timeout=30_000)
-    source = page.get_by_test_id("stExpander").filter(has_text="Source [").first
+    source = page.get_by_test_id("stExpander").filter(has_text="Source").first
     expect(source).to_be_visible(timeout=30_000)
     source.click()
     expect(page.get_by_test_id("stFeedback").first).to_be_visible()
     page.get_by_test_id("stFeedbackButton").first.click()  # thumbs up
     expect(page.get_by_text("Thanks for the feedback!")).to_be_visible(timeout=15_000)
-    cid = re.search(r"conversation=([0-9a-f]+)", page.url).group(1)  # type: ignore[union-attr]
+    cid = conversation_of(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
 
@@ -254,8 +260,8 @@ def test_an_escalated_conversation_is_answered_live_from_the_console(browser: An
     customer = browser.new_page(viewport={"width": 1000, "height": 800})
     customer.goto(f"{demo_ui}/")
     customer.get_by_role("button", name="Talk to a person").click()
-    expect(customer.get_by_text("will reply here").first).to_be_visible(timeout=30_000)
-    cid = re.search(r"conversation=([0-9a-f]+)", customer.url).group(1)  # type: ignore[union-attr]
+    expect(customer.get_by_text("What happens next")).to_have_count(1, timeout=30_000)
+    cid = conversation_of(customer)
 
     console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), demo_ui)
     expect(console.get_by_text(cid[:8])).to_be_visible(timeout=15_000)
@@ -352,3 +358,61 @@ def test_real_model_streams_in_the_browser(browser: Any, home: Path) -> None:
         page.screenshot(path=str(SHOTS / "chat-real-model.png"), full_page=True)
     finally:
         server.close()
+
+
+# ------------------------------------------------------------------------------- the customer widget
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+FOLLOW_UP = "Can I return my purifier?"
+TYPING_JS = """() => {
+  window.__typing = [];
+  new MutationObserver(() => {
+    const t = document.querySelector('.sl-typing');
+    if (t && !window.__typing.includes(t.innerText)) window.__typing.push(t.innerText);
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def agent_texts(home: Path, cid: str) -> list[tuple[str, str]]:
+    with LogStore(home=home) as store:
+        return [(t.role, t.text) for t in store.turns(cid)]
+
+
+def test_nothing_a_customer_sends_is_lost(browser: Any, demo_ui: str, demo_home: Path) -> None:
+    """Typing indicator, a second message queued while a reply streams, a reload mid-reply, and
+    an oversize message refused with the text kept in the box."""
+    from playwright.sync_api import expect
+
+    first, second = expected_answer(QUESTION), expected_answer(FOLLOW_UP)
+    words = first.split()
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.add_init_script(f"({TYPING_JS})()")
+    ask(page, demo_ui, QUESTION)
+    page.wait_for_function(LAST_ANSWER_JS, arg=[" ".join(words[:2]), " ".join(words[-4:-1])], timeout=30_000)
+    assert "Aria is typing…" in page.evaluate("window.__typing.join('|')")
+
+    # A second message while the first reply streams: queued, shown as waiting, never dropped.
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(FOLLOW_UP)
+    box.press("Enter")
+    expect(page.get_by_text("Aria will answer this next")).to_be_visible(timeout=10_000)
+    cid = conversation_of(page)
+    page.reload()  # in the middle of the first reply (it has ~40 words at 0.1 s each)
+
+    bubbles = page.get_by_test_id("stChatMessage")
+    expect(bubbles.filter(has_text=" ".join(words[-4:-1]))).to_be_visible(timeout=60_000)
+    expect(bubbles.filter(has_text=" ".join(second.split()[:6]))).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stFeedback")).to_have_count(4, timeout=30_000)  # both logged (thumbs + stars)
+    roles = agent_texts(demo_home, cid)
+    assert [r for r, _ in roles] == ["customer", "agent", "customer", "agent"]
+    assert roles[0][1] == QUESTION and roles[2][1] == FOLLOW_UP
+    assert words[-2] in roles[1][1] and second.split()[3] in roles[3][1]
+
+    # Refused (too long): the warning, and the customer's text is still in the box.
+    long_text = "My purifier " + "x" * 2100
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(long_text)
+    box.press("Enter")
+    expect(page.get_by_text("the limit is 2,000")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_have_value(long_text, timeout=10_000)
+    assert len(agent_texts(demo_home, cid)) == 4  # nothing logged
