@@ -59,7 +59,8 @@ def new_token() -> str:
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """The passage's opening sentences that fit in ``limit`` characters, never cut mid-sentence
     (a first sentence longer than the limit is cut at a word, with an ellipsis)."""
-    plain = " ".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+    lines = [re.sub(r"^\s*(?:\d+\.|[-*+])\s+", "", line) for line in text.splitlines()]
+    plain = " ".join(line for line in lines if not line.lstrip().startswith("|"))
     plain = " ".join(re.sub(r"[*_`#>]", " ", plain).split())
     kept = ""
     for sentence in _SENTENCE_END.split(plain):
@@ -406,6 +407,8 @@ def header(persona: Persona, branding: Branding, embedded: bool) -> None:
 
 STYLE = """<style>
 .sl-typing { color: #31333F; font-style: italic; margin: 0; }
+/* captions: WCAG AA contrast on white and on the message bubbles */
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { color: #55575F; opacity: 1; }
 @media (max-width: 480px) {
   [data-testid="stMainBlockContainer"] { padding-left: 0.75rem; padding-right: 0.75rem; padding-top: 1.5rem; }
   h1 { font-size: 1.6rem !important; }

@@ -416,3 +416,151 @@ def test_nothing_a_customer_sends_is_lost(browser: Any, demo_ui: str, demo_home:
     expect(page.get_by_text("the limit is 2,000")).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stChatInputTextArea")).to_have_value(long_text, timeout=10_000)
     assert len(agent_texts(demo_home, cid)) == 4  # nothing logged
+
+
+SUGGESTION = "How often should I replace the filter?"  # answered from the second passage: "[2]"
+CUT_SHORT = "Is my purifier covered by the warranty?"  # two sentences: the second hits the limit
+WELCOME = "Welcome to Halcyon Help! {agent_name} answers in seconds."
+
+
+@pytest.fixture(scope="module")
+def branded_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server whose branding comes from the config (environment overrides), with a 30-token
+    generation limit: the suggestion's answer fits, the warranty answer is cut."""
+    require(CHROMIUM.exists(), "Chromium is not installed (make system-deps)")
+    from PIL import Image
+
+    home = tmp_path_factory.mktemp("branded-home")
+    Image.new("RGB", (64, 64), (31, 95, 153)).save(home / "logo.png")
+    with LogStore(home=home) as store:
+        store.create_user("riley", PASSWORD, "reviewer")
+    yield from (
+        (url, home)
+        for url in start_ui(
+            home,
+            SUPPORTLOOP_UI_FAKE_MODEL="1",
+            SUPPORTLOOP_UI_FAKE_DELAY="0.02",
+            SUPPORTLOOP_GENERATION__MAX_NEW_TOKENS="30",
+            SUPPORTLOOP_BRANDING__WELCOME=WELCOME,
+            SUPPORTLOOP_BRANDING__SUGGESTIONS=f'["{SUGGESTION}", "{CUT_SHORT}"]',
+            SUPPORTLOOP_BRANDING__LOGO=str(home / "logo.png"),
+            SUPPORTLOOP_BRANDING__SOURCE_URL="https://help.halcyon.example/{doc_id}",
+        )
+    )
+
+
+def test_a_customer_only_branded_surface(browser: Any, branded_ui: tuple[str, Path]) -> None:
+    """No console navigation; welcome, logo and suggestions from the config; sources by title from
+    [1] with links; the thumbs-down reason picker; a cut-short answer says so; one hand-off
+    confirmation with the expected wait when the team is online."""
+    from playwright.sync_api import expect
+
+    url, home = branded_ui
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(f"{url}/")
+    expect(page.get_by_text("Welcome to Halcyon Help! Aria answers in seconds.")).to_be_visible(
+        timeout=60_000
+    )
+    expect(page.get_by_test_id("stImage").first).to_be_visible()
+    for hidden in ("Team sign-in", "Support team", "Live handoffs"):
+        expect(page.get_by_text(hidden)).to_have_count(0)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+
+    page.get_by_text(SUGGESTION).click()
+    bubble = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stExpander"))
+    expect(bubble).to_have_count(1, timeout=60_000)
+    expect(bubble).to_contain_text("reuse it. [1]")  # the answer cited passage 2: shown as [1]
+    bubble.get_by_test_id("stExpander").click()
+    expect(bubble).to_contain_text("[1] Filters and Filter Replacement: How to Replace the Filter")
+    link = bubble.get_by_role("link", name="Filters and Filter Replacement: How to Replace the Filter")
+    assert link.get_attribute("href") == "https://help.halcyon.example/filters-and-replacement"
+    expect(bubble).not_to_contain_text(".md")
+    expect(bubble).not_to_contain_text("relevance")
+    sources_text = bubble.get_by_test_id("stExpanderDetails").inner_text().strip()
+    assert sources_text.endswith((".", "!", "?")), sources_text  # the snippet ends at a sentence
+
+    bubble.get_by_test_id("stFeedbackButton").nth(1).click()  # thumbs down
+    page.get_by_text("Missing information in your docs").click()
+    expect(page.get_by_text("Thanks, noted: Missing information in your docs.")).to_be_visible(timeout=30_000)
+    cid = conversation_of(page)
+    with LogStore(home=home) as store:
+        rows = store.feedback_for_conversation(cid)
+    assert [(f.thumbs, f.labels) for f in rows] == [(-1, ()), (-1, ("reason:docs_gap",))]
+
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(CUT_SHORT)
+    box.press("Enter")
+    expect(page.get_by_text("This answer was cut short.")).to_be_visible(timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+
+    console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), url)  # 1 online
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.get_by_text("What happens next")).to_have_count(1, timeout=30_000)
+    expect(page.get_by_text("1 person from the team online now")).to_be_visible()
+    expect(page.get_by_text("reply right here")).to_have_count(1)
+    console.close()
+
+
+AXE_JS = """async () => {
+  const result = await axe.run(document, {runOnly: {type: 'tag',
+    values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
+  return result.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+    .map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.html.slice(0, 160) + ' ' + n.failureSummary).join(' | '));
+}"""
+
+
+def test_widget_in_an_iframe_at_phone_width_by_keyboard_with_no_serious_axe_violations(
+    browser: Any, demo_ui: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    # Embedded: the documented snippet on a company page, a phone-width frame, no header chrome.
+    host = tmp_path / "company.html"
+    host.write_text(
+        f'<!doctype html><html lang="en"><title>Halcyon Home</title><body style="margin:0">'
+        f'<iframe src="{demo_ui}/widget" title="Chat with Halcyon Home support" '
+        'style="width:390px;height:700px;border:0"></iframe></body></html>'
+    )
+    site = browser.new_page(viewport={"width": 390, "height": 720})
+    site.goto(host.as_uri())
+    frame = site.frame_locator("iframe")
+    box = frame.get_by_test_id("stChatInputTextArea")
+    box.fill(QUESTION)
+    box.press("Enter")
+    expect(frame.get_by_test_id("stFeedback").first).to_be_visible(timeout=60_000)
+    expect(frame.get_by_test_id("stHeader")).to_be_hidden()
+    expect(frame.get_by_role("heading", name="Halcyon Home support")).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    site.screenshot(path=str(SHOTS / "chat-embedded.png"))
+
+    # The full page at phone width, used with the keyboard only.
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.goto(f"{demo_ui}/")
+    phone.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    for _ in range(40):  # Tab until the message box has the focus
+        phone.keyboard.press("Tab")
+        if phone.evaluate("document.activeElement.dataset.testid") == "stChatInputTextArea":
+            break
+    else:
+        raise AssertionError("the message box cannot be reached with the Tab key")
+    phone.keyboard.type(QUESTION)
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_test_id("stFeedback").first).to_be_visible(timeout=60_000)
+    for _ in range(60):  # Shift+Tab back up to the answer's thumbs-up
+        phone.keyboard.press("Shift+Tab")
+        if phone.evaluate("(document.activeElement.getAttribute('aria-label') || '') === 'Thumbs up'"):
+            break
+    label = phone.evaluate("document.activeElement.getAttribute('aria-label') || ''")
+    assert label == "Thumbs up", "the feedback buttons cannot be reached with the keyboard"
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_text("Thanks for the feedback!")).to_be_visible(timeout=15_000)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    phone.screenshot(path=str(SHOTS / "chat-mobile.png"))
+
+    # Accessibility: axe-core (vendored) finds no serious or critical WCAG 2.1 AA violation.
+    phone.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=30_000)
+    phone.wait_for_timeout(1_000)  # faded (stale) elements are back to full colour
+    phone.add_script_tag(path=str(AXE))
+    violations = phone.evaluate(AXE_JS)
+    assert violations == [], "\n".join(violations)
