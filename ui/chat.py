@@ -49,7 +49,7 @@ PERSON_AVATAR = ":material/support_agent:"
 
 def conversation_for(token: str) -> str:
     """The conversation a resume token opens (a one-way hash: an id never reveals its token)."""
-    return "chat-" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def new_token() -> str:

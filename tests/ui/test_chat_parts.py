@@ -63,7 +63,7 @@ def test_wait_text_says_what_to_expect() -> None:
 
 def test_the_resume_token_is_not_the_conversation_id() -> None:
     cid = conversation_for("abc")
-    assert cid.startswith("chat-") and "abc" not in cid and cid == conversation_for("abc")
+    assert len(cid) == 32 and "abc" not in cid and cid == conversation_for("abc")
 
 
 @pytest.mark.parametrize(
