@@ -91,6 +91,66 @@ class GroundingSettings:
     min_support: float = 0.5  # share of a sentence's content words that must be in the sources
 
 
+HALCYON_SUGGESTIONS = [
+    "How often should I replace the filter?",
+    "What does a red blinking light mean?",
+    "How do I connect the purifier to Wi-Fi?",
+]
+_HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+MIN_CONTRAST = 4.5  # WCAG 2.1 AA for normal text: the accent carries white button labels and links
+
+
+@dataclass
+class Branding:
+    """How the customer chat looks; the company and assistant names come from ``persona``."""
+
+    logo: str | None = None  # an image file or https URL beside the company name; None: an icon
+    accent_color: str = "#1F5F99"  # buttons, links and focus rings; needs 4.5:1 against white
+    welcome: str = (
+        "Hi! I'm {agent_name}. Ask me anything about your {product}: "
+        "filters, lights and error codes, Wi-Fi, orders, warranty."
+    )  # placeholders: {agent_name}, {company}, {product}
+    suggestions: list[str] = field(default_factory=lambda: list(HALCYON_SUGGESTIONS))
+    source_url: str | None = None  # e.g. "https://help.example.com/{doc_id}": each source links there
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.accent_color, str) or not _HEX_COLOUR.fullmatch(self.accent_color):
+            raise ConfigError(
+                f"branding.accent_color must be a colour like #1F5F99, not {self.accent_color!r}"
+            )
+        if (ratio := contrast_ratio(self.accent_color, "#FFFFFF")) < MIN_CONTRAST:
+            raise ConfigError(
+                f"branding.accent_color {self.accent_color} has a contrast of {ratio:.1f}:1 against "
+                f"white; WCAG AA needs {MIN_CONTRAST}:1 for the white text on buttons: choose a darker colour"
+            )
+        try:
+            self.welcome.format(agent_name="", company="", product="")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"branding.welcome: bad placeholder {exc}; use {{agent_name}}, {{company}} or {{product}}"
+            ) from exc
+        if not isinstance(self.suggestions, list) or not all(isinstance(q, str) for q in self.suggestions):
+            raise ConfigError("branding.suggestions must be a list of questions")
+        if self.source_url is not None and (
+            not re.match(r"https?://", self.source_url) or "{doc_id}" not in self.source_url
+        ):
+            raise ConfigError(
+                f"branding.source_url must be an http(s) URL containing {{doc_id}}, not {self.source_url!r}"
+            )
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """The WCAG 2.1 contrast ratio of two ``#RRGGBB`` colours (1 to 21)."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
 @dataclass
 class AgentConfig:
     home: Path = field(default_factory=lambda: default_home())
@@ -102,6 +162,7 @@ class AgentConfig:
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
+    branding: Branding = field(default_factory=Branding)
     source: str | None = None  # the YAML file this came from, if any
 
     @property
@@ -204,7 +265,7 @@ def _read_yaml(file: Path) -> dict[str, Any]:
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     sections = {f.name for f in dataclasses.fields(AgentConfig) if dataclasses.is_dataclass(f.type)}
-    sections |= {"persona", "generation", "retrieval", "escalation", "guardrails"}
+    sections |= {"persona", "generation", "retrieval", "escalation", "guardrails", "branding"}
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX) or key in ("SUPPORTLOOP_CONFIG",):
             continue

@@ -1,8 +1,10 @@
 """The supportloop Streamlit app: ``supportloop ui`` runs ``streamlit run ui/app.py``.
 
-One app, two audiences. Customers get the chat page (the default, at ``/``). The support team's
-console pages are always registered (so links and reloads work) but only listed once someone is
-signed in; each of them checks the sign-in itself (``ui.services.require_user``).
+One app, two audiences. Customers get the chat (the default, at ``/``; ``/widget`` is the same
+chat for an iframe) and never see the console: without a sign-in there is no navigation at all.
+The support team's console pages are always registered (so links and reloads work) and listed
+once someone is signed in at ``/sign-in``; each of them checks the sign-in itself
+(``ui.services.require_user``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from agent.errors import SupportloopError  # noqa: E402
 from ui import services  # noqa: E402
 
-st.set_page_config(page_icon="💬")
+try:
+    company = services.config().persona.company
+except SupportloopError:  # the chat page says what is wrong with the config
+    company = "Customer"
+st.set_page_config(page_title=f"{company} support", page_icon="💬")
 
 user = services.current_user()
 signed_in = user is not None
@@ -27,6 +34,13 @@ console = "visible" if signed_in else "hidden"
 
 chat = st.Page(
     "pages/chat.py", title="Chat with support", icon=":material/chat:", url_path="chat", default=True
+)
+widget = st.Page(
+    "pages/widget.py",
+    title="Chat with support",
+    icon=":material/chat:",
+    url_path="widget",
+    visibility="hidden",
 )
 sign_in = st.Page(
     "pages/sign_in.py",
@@ -86,8 +100,12 @@ console_pages = [
         visibility="visible" if signed_in and user.role == "admin" else "hidden",
     ),
 ]
-page = st.navigation({"Customers": [chat], "Support team": [sign_in, *console_pages]})
-st.set_page_config(layout="centered" if page.url_path in (chat.url_path, sign_in.url_path) else "wide")
+page = st.navigation(
+    {"Customers": [chat, widget], "Support team": [sign_in, *console_pages]},
+    position="sidebar" if signed_in else "hidden",  # customers see the chat only
+)
+customer_pages = (chat.url_path, widget.url_path, sign_in.url_path)
+st.set_page_config(layout="centered" if page.url_path in customer_pages else "wide")
 
 if user is not None:
     with st.sidebar:

@@ -34,7 +34,8 @@ def _store(ctx: click.Context) -> Any:
     return context_store(ctx)
 
 
-def streamlit_argv(port: int, host: str) -> list[str]:
+def streamlit_argv(port: int, host: str, accent: str | None = None) -> list[str]:
+    theme = ["--theme.primaryColor", accent] if accent else []
     return [
         sys.executable,
         "-m",
@@ -53,6 +54,7 @@ def streamlit_argv(port: int, host: str) -> list[str]:
         "none",
         "--client.toolbarMode",
         "minimal",
+        *theme,
     ]
 
 
@@ -65,6 +67,7 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     env = dict(os.environ)
     if config_path := _config_path(ctx):
         env["SUPPORTLOOP_CONFIG"] = config_path
+    accent = _config(ctx).branding.accent_color
     store = _store(ctx)
     try:
         has_users = bool(store.list_users())
@@ -74,7 +77,7 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     click.echo(f"supportloop UI: customer chat at http://{shown}:{port}/  ·  review console at /sign-in")
     if not has_users:
         click.echo("No console accounts yet: create one with  supportloop users create NAME --role admin")
-    argv = streamlit_argv(port, host)
+    argv = streamlit_argv(port, host, accent)
     if os.name == "nt":  # no exec on Windows
         import subprocess
 

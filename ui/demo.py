@@ -206,6 +206,8 @@ class DemoGenerator(ScriptedGenerator):
             if cancel is not None and cancel.is_set():
                 usage.cancelled = True
                 return
+            if usage.completion_tokens >= options.max_new_tokens:
+                return  # the generation limit, as a real model would hit it
             if self.delay_s:
                 time.sleep(self.delay_s)
             usage.completion_tokens += 1

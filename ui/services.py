@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -150,6 +151,37 @@ def _build_console_agent(home: str, config_file: str) -> Agent:
 
     cfg = config()
     return Agent(model=_NoModel(), knowledge=None, store=LogStore.from_config(cfg), config=cfg)
+
+
+# ------------------------------------------------------------------------------- hand-offs
+
+
+def handoff_outlook() -> tuple[int, float | None]:
+    """(console users signed in now, median minutes to a person's first answer in recent
+    hand-offs or None without history), refreshed at most every 30 s."""
+    return _handoff_outlook(config().database_url)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _handoff_outlook(database_url: str) -> tuple[int, float | None]:
+    return store().console_users_online(), first_answer_minutes(store())
+
+
+def first_answer_minutes(log: LogStore, recent: int = 20) -> float | None:
+    """The median minutes from a hand-off to the first answer by a person, over the ``recent``
+    latest hand-offs that got one; None when there are none."""
+    waits = []
+    for row in reversed(log.escalations(open_only=False)):
+        turns = log.turns(row["conversation_id"])
+        answer = next(
+            (t for t in turns if t.role == "human" and t.created_at and t.created_at >= row["created_at"]),
+            None,
+        )
+        if answer is not None and answer.created_at is not None:
+            waits.append((answer.created_at - row["created_at"]).total_seconds() / 60)
+        if len(waits) >= recent:
+            break
+    return statistics.median(waits) if waits else None
 
 
 # ------------------------------------------------------------------------------- sign-in

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agent.errors import InputError, NotFoundError, StoreError
@@ -162,6 +162,16 @@ class Accounts:
         if row is None or row.disabled or row.expires_at <= self._db.now():
             return None
         return _user(row)
+
+    def console_users_online(self) -> int:
+        """How many enabled users hold an unexpired console session (signed in, not signed out)."""
+        now = self._db.now()
+        stmt = (
+            select(func.count(func.distinct(console_sessions.c.user_id)))
+            .join(users, console_sessions.c.user_id == users.c.id)
+            .where(console_sessions.c.expires_at > now, users.c.disabled.is_(False))
+        )
+        return int(self._db.run(lambda conn: conn.execute(stmt).scalar_one()))
 
     def end_console_session(self, token: str) -> None:
         """Sign-out: the token stops working at once (unknown tokens are ignored)."""

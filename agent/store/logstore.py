@@ -110,6 +110,9 @@ class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog)
     def user_for_session(self, token: str) -> User | None:
         return self.accounts.user_for_session(token)
 
+    def console_users_online(self) -> int:
+        return self.accounts.console_users_online()
+
     def end_console_session(self, token: str) -> None:
         self.accounts.end_console_session(token)
 

@@ -173,6 +173,12 @@ def ask(page: Any, url: str, question: str) -> None:
     box.press("Enter")
 
 
+def conversation_of(page: Any) -> str:
+    from ui.chat import conversation_for
+
+    return conversation_for(re.search(r"[?&]c=([A-Za-z0-9_-]+)", page.url).group(1))  # type: ignore[union-attr]
+
+
 def open_page(page: Any, url: str) -> None:
     """``page.goto(url)``. On a heavily loaded machine Streamlit can show a transient "Page not
     found" dialog over a deep link while the page itself renders (seen with and without the
@@ -213,13 +219,13 @@ def test_customer_sees_the_answer_grow_and_a_reviewer_corrects_it(
     page.wait_for_function(LAST_ANSWER_JS, arg=[start, end], timeout=30_000, polling=50)
     bubble = page.get_by_test_id("stChatMessage").last
     expect(bubble).to_contain_text(re.sub(r" \[\d+\]$", "", answer), timeout=30_000)
-    source = page.get_by_test_id("stExpander").filter(has_text="Source [").first
+    source = page.get_by_test_id("stExpander").filter(has_text="Source").first
     expect(source).to_be_visible(timeout=30_000)
     source.click()
     expect(page.get_by_test_id("stFeedback").first).to_be_visible()
     page.get_by_test_id("stFeedbackButton").first.click()  # thumbs up
     expect(page.get_by_text("Thanks for the feedback!")).to_be_visible(timeout=15_000)
-    cid = re.search(r"conversation=([0-9a-f]+)", page.url).group(1)  # type: ignore[union-attr]
+    cid = conversation_of(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
 
@@ -254,8 +260,8 @@ def test_an_escalated_conversation_is_answered_live_from_the_console(browser: An
     customer = browser.new_page(viewport={"width": 1000, "height": 800})
     customer.goto(f"{demo_ui}/")
     customer.get_by_role("button", name="Talk to a person").click()
-    expect(customer.get_by_text("will reply here").first).to_be_visible(timeout=30_000)
-    cid = re.search(r"conversation=([0-9a-f]+)", customer.url).group(1)  # type: ignore[union-attr]
+    expect(customer.get_by_text("What happens next")).to_have_count(1, timeout=30_000)
+    cid = conversation_of(customer)
 
     console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), demo_ui)
     expect(console.get_by_text(cid[:8])).to_be_visible(timeout=15_000)
@@ -352,3 +358,209 @@ def test_real_model_streams_in_the_browser(browser: Any, home: Path) -> None:
         page.screenshot(path=str(SHOTS / "chat-real-model.png"), full_page=True)
     finally:
         server.close()
+
+
+# ------------------------------------------------------------------------------- the customer widget
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+FOLLOW_UP = "Can I return my purifier?"
+TYPING_JS = """() => {
+  window.__typing = [];
+  new MutationObserver(() => {
+    const t = document.querySelector('.sl-typing');
+    if (t && !window.__typing.includes(t.innerText)) window.__typing.push(t.innerText);
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def agent_texts(home: Path, cid: str) -> list[tuple[str, str]]:
+    with LogStore(home=home) as store:
+        return [(t.role, t.text) for t in store.turns(cid)]
+
+
+def test_nothing_a_customer_sends_is_lost(browser: Any, demo_ui: str, demo_home: Path) -> None:
+    """Typing indicator, a second message queued while a reply streams, a reload mid-reply, and
+    an oversize message refused with the text kept in the box."""
+    from playwright.sync_api import expect
+
+    first, second = expected_answer(QUESTION), expected_answer(FOLLOW_UP)
+    words = first.split()
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.add_init_script(f"({TYPING_JS})()")
+    ask(page, demo_ui, QUESTION)
+    page.wait_for_function(LAST_ANSWER_JS, arg=[" ".join(words[:2]), " ".join(words[-4:-1])], timeout=30_000)
+    assert "Aria is typing…" in page.evaluate("window.__typing.join('|')")
+
+    # A second message while the first reply streams: queued, shown as waiting, never dropped.
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(FOLLOW_UP)
+    box.press("Enter")
+    expect(page.get_by_text("Aria will answer this next")).to_be_visible(timeout=10_000)
+    cid = conversation_of(page)
+    page.reload()  # in the middle of the first reply (it has ~40 words at 0.1 s each)
+
+    bubbles = page.get_by_test_id("stChatMessage")
+    expect(bubbles.filter(has_text=" ".join(words[-4:-1]))).to_be_visible(timeout=60_000)
+    expect(bubbles.filter(has_text=" ".join(second.split()[:6]))).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stFeedback")).to_have_count(4, timeout=30_000)  # both logged (thumbs + stars)
+    roles = agent_texts(demo_home, cid)
+    assert [r for r, _ in roles] == ["customer", "agent", "customer", "agent"]
+    assert roles[0][1] == QUESTION and roles[2][1] == FOLLOW_UP
+    assert words[-2] in roles[1][1] and second.split()[3] in roles[3][1]
+
+    # Refused (too long): the warning, and the customer's text is still in the box.
+    long_text = "My purifier " + "x" * 2100
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(long_text)
+    box.press("Enter")
+    expect(page.get_by_text("the limit is 2,000")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_have_value(long_text, timeout=10_000)
+    assert len(agent_texts(demo_home, cid)) == 4  # nothing logged
+
+
+SUGGESTION = "How often should I replace the filter?"  # answered from the second passage: "[2]"
+CUT_SHORT = "Is my purifier covered by the warranty?"  # two sentences: the second hits the limit
+WELCOME = "Welcome to Halcyon Help! {agent_name} answers in seconds."
+
+
+@pytest.fixture(scope="module")
+def branded_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server whose branding comes from the config (environment overrides), with a 30-token
+    generation limit: the suggestion's answer fits, the warranty answer is cut."""
+    require(CHROMIUM.exists(), "Chromium is not installed (make system-deps)")
+    from PIL import Image
+
+    home = tmp_path_factory.mktemp("branded-home")
+    Image.new("RGB", (64, 64), (31, 95, 153)).save(home / "logo.png")
+    with LogStore(home=home) as store:
+        store.create_user("riley", PASSWORD, "reviewer")
+    yield from (
+        (url, home)
+        for url in start_ui(
+            home,
+            SUPPORTLOOP_UI_FAKE_MODEL="1",
+            SUPPORTLOOP_UI_FAKE_DELAY="0.02",
+            SUPPORTLOOP_GENERATION__MAX_NEW_TOKENS="30",
+            SUPPORTLOOP_BRANDING__WELCOME=WELCOME,
+            SUPPORTLOOP_BRANDING__SUGGESTIONS=f'["{SUGGESTION}", "{CUT_SHORT}"]',
+            SUPPORTLOOP_BRANDING__LOGO=str(home / "logo.png"),
+            SUPPORTLOOP_BRANDING__SOURCE_URL="https://help.halcyon.example/{doc_id}",
+        )
+    )
+
+
+def test_a_customer_only_branded_surface(browser: Any, branded_ui: tuple[str, Path]) -> None:
+    """No console navigation; welcome, logo and suggestions from the config; sources by title from
+    [1] with links; the thumbs-down reason picker; a cut-short answer says so; one hand-off
+    confirmation with the expected wait when the team is online."""
+    from playwright.sync_api import expect
+
+    url, home = branded_ui
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(f"{url}/")
+    expect(page.get_by_text("Welcome to Halcyon Help! Aria answers in seconds.")).to_be_visible(
+        timeout=60_000
+    )
+    expect(page.get_by_test_id("stImage").first).to_be_visible()
+    for hidden in ("Team sign-in", "Support team", "Live handoffs"):
+        expect(page.get_by_text(hidden)).to_have_count(0)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+
+    page.get_by_text(SUGGESTION).click()
+    bubble = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stExpander"))
+    expect(bubble).to_have_count(1, timeout=60_000)
+    expect(bubble).to_contain_text("reuse it. [1]")  # the answer cited passage 2: shown as [1]
+    bubble.get_by_test_id("stExpander").click()
+    expect(bubble).to_contain_text("[1] Filters and Filter Replacement: How to Replace the Filter")
+    link = bubble.get_by_role("link", name="Filters and Filter Replacement: How to Replace the Filter")
+    assert link.get_attribute("href") == "https://help.halcyon.example/filters-and-replacement"
+    expect(bubble).not_to_contain_text(".md")
+    expect(bubble).not_to_contain_text("relevance")
+    sources_text = bubble.get_by_test_id("stExpanderDetails").inner_text().strip()
+    assert sources_text.endswith((".", "!", "?")), sources_text  # the snippet ends at a sentence
+
+    bubble.get_by_test_id("stFeedbackButton").nth(1).click()  # thumbs down
+    page.get_by_text("Missing information in your docs").click()
+    expect(page.get_by_text("Thanks, noted: Missing information in your docs.")).to_be_visible(timeout=30_000)
+    cid = conversation_of(page)
+    with LogStore(home=home) as store:
+        rows = store.feedback_for_conversation(cid)
+    assert [(f.thumbs, f.labels) for f in rows] == [(-1, ()), (-1, ("reason:docs_gap",))]
+
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(CUT_SHORT)
+    box.press("Enter")
+    expect(page.get_by_text("This answer was cut short.")).to_be_visible(timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+
+    console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), url)  # 1 online
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.get_by_text("What happens next")).to_have_count(1, timeout=30_000)
+    expect(page.get_by_text("1 person from the team online now")).to_be_visible()
+    expect(page.get_by_text("reply right here")).to_have_count(1)
+    console.close()
+
+
+AXE_JS = """async () => {
+  const result = await axe.run(document, {runOnly: {type: 'tag',
+    values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
+  return result.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+    .map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.html.slice(0, 160) + ' ' + n.failureSummary).join(' | '));
+}"""
+
+
+def test_widget_in_an_iframe_at_phone_width_by_keyboard_with_no_serious_axe_violations(
+    browser: Any, demo_ui: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    # Embedded: the documented snippet on a company page, a phone-width frame, no header chrome.
+    host = tmp_path / "company.html"
+    host.write_text(
+        f'<!doctype html><html lang="en"><title>Halcyon Home</title><body style="margin:0">'
+        f'<iframe src="{demo_ui}/widget" title="Chat with Halcyon Home support" '
+        'style="width:390px;height:700px;border:0"></iframe></body></html>'
+    )
+    site = browser.new_page(viewport={"width": 390, "height": 720})
+    site.goto(host.as_uri())
+    frame = site.frame_locator("iframe")
+    box = frame.get_by_test_id("stChatInputTextArea")
+    box.fill(QUESTION)
+    box.press("Enter")
+    expect(frame.get_by_test_id("stFeedback").first).to_be_visible(timeout=60_000)
+    expect(frame.get_by_test_id("stHeader")).to_be_hidden()
+    expect(frame.get_by_role("heading", name="Halcyon Home support")).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    site.screenshot(path=str(SHOTS / "chat-embedded.png"))
+
+    # The full page at phone width, used with the keyboard only.
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.goto(f"{demo_ui}/")
+    phone.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    for _ in range(40):  # Tab until the message box has the focus
+        phone.keyboard.press("Tab")
+        if phone.evaluate("document.activeElement.dataset.testid") == "stChatInputTextArea":
+            break
+    else:
+        raise AssertionError("the message box cannot be reached with the Tab key")
+    phone.keyboard.type(QUESTION)
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_test_id("stFeedback").first).to_be_visible(timeout=60_000)
+    for _ in range(60):  # Shift+Tab back up to the answer's thumbs-up
+        phone.keyboard.press("Shift+Tab")
+        if phone.evaluate("(document.activeElement.getAttribute('aria-label') || '') === 'Thumbs up'"):
+            break
+    label = phone.evaluate("document.activeElement.getAttribute('aria-label') || ''")
+    assert label == "Thumbs up", "the feedback buttons cannot be reached with the keyboard"
+    phone.keyboard.press("Enter")
+    expect(phone.get_by_text("Thanks for the feedback!")).to_be_visible(timeout=15_000)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    phone.screenshot(path=str(SHOTS / "chat-mobile.png"))
+
+    # Accessibility: axe-core (vendored) finds no serious or critical WCAG 2.1 AA violation.
+    phone.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=30_000)
+    phone.wait_for_timeout(1_000)  # faded (stale) elements are back to full colour
+    phone.add_script_tag(path=str(AXE))
+    violations = phone.evaluate(AXE_JS)
+    assert violations == [], "\n".join(violations)

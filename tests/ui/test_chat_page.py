@@ -23,7 +23,9 @@ def ask(at: Any, text: str) -> Any:
 
 
 def conversation_of(at: Any) -> str:
-    return at.query_params["conversation"]
+    from ui.chat import conversation_for
+
+    return conversation_for(at.query_params["c"])
 
 
 def test_chat_turn_appears_with_its_source(agent: Any) -> None:
@@ -33,7 +35,7 @@ def test_chat_turn_appears_with_its_source(agent: Any) -> None:
     bubbles = [(m.name, " ".join(str(md.value) for md in m.markdown)) for m in at.chat_message]
     assert bubbles[0] == ("user", QUESTION)
     assert bubbles[1][0] == "assistant" and ANSWER in bubbles[1][1]
-    assert any(e.label.startswith("Source [1]") for e in at.expander)
+    assert any(e.label == "Source" for e in at.expander)
     turns = agent.store.turns(conversation_of(at))
     assert [t.role for t in turns] == ["customer", "agent"]
     assert turns[1].citations and turns[1].citations[0].index == 1
@@ -41,12 +43,17 @@ def test_chat_turn_appears_with_its_source(agent: Any) -> None:
 
 def test_reload_restores_the_conversation_from_the_url(agent: Any) -> None:
     agent.generator.enqueue(ANSWER)
-    cid = conversation_of(ask(open_app(), QUESTION))
+    first = ask(open_app(), QUESTION)
+    token, cid = first.query_params["c"], conversation_of(first)
+    assert len(token) >= 32 and token not in cid  # the URL carries a token, not the id
 
-    reloaded = open_app(query={"conversation": cid})  # a new session: only the URL survives
+    reloaded = open_app(query={"c": token})  # a new session: only the URL survives
     shown = texts(reloaded)
     assert QUESTION in shown and ANSWER in shown
     assert conversation_of(reloaded) == cid
+
+    by_id = open_app(query={"c": cid})  # knowing the id is not enough to open the chat
+    assert QUESTION not in texts(by_id) and conversation_of(by_id) != cid
 
 
 def test_thumbs_and_stars_are_stored(agent: Any) -> None:
@@ -81,7 +88,7 @@ def test_a_failing_turn_says_so(agent: Any) -> None:
     agent.generator = FailingGenerator()
     at = ask(open_app(), QUESTION)
     errors = " ".join(e.value for e in at.error)
-    assert "couldn't answer that" in errors and "stopped responding" in errors
+    assert "couldn't finish that answer" in errors and "stopped responding" in errors
     roles = [t.role for t in agent.store.turns(conversation_of(at))]
     assert roles == ["customer", "system"]  # the message is kept; the failure is noted, not shown
 
@@ -91,7 +98,10 @@ def test_talk_to_a_person_then_the_reply_appears_marked_as_a_person(agent: Any) 
     next(b for b in at.button if b.label == "Talk to a person").click().run()
     cid = conversation_of(at)
     assert agent.store.get_conversation(cid).status == "escalated"
-    assert "will reply here" in texts(at)
+    shown = texts(at)
+    assert "reply right here" in shown  # the hand-off message, once
+    assert [i.value for i in at.info if "What happens next" in i.value] and len(at.info) == 1
+    assert "will reply here" not in shown and "No one from the team is online right now" in shown
 
     agent.human_reply(cid, "Hi, I'm Sam from the support team. Let's sort this out.", author="sam")
     at.run()  # what the page's 2-second poll does

@@ -106,27 +106,31 @@ def test_correction_is_saved(agent: Any, reviewer: Any) -> None:
 
 
 def test_escalation_is_answered_and_resolved_from_the_console(agent: Any, reviewer: Any) -> None:
-    agent.reply("c-help", "My purifier smells like burning plastic and I want a person")
-    assert agent.store.get_conversation("c-help").status == "escalated"
-    handoffs = open_app("pages/handoffs.py", user=reviewer)
-    assert "`c-help`" in texts(handoffs)
+    from ui.chat import conversation_for
 
-    at = open_review("c-help", reviewer)
+    token = "resume-token-of-the-customer"  # the customer's link carries this, never the id
+    help_id = conversation_for(token)
+    agent.reply(help_id, "My purifier smells like burning plastic and I want a person")
+    assert agent.store.get_conversation(help_id).status == "escalated"
+    handoffs = open_app("pages/handoffs.py", user=reviewer)
+    assert f"`{help_id[:8]}…`" in texts(handoffs)
+
+    at = open_review(help_id, reviewer)
     at.text_area(key="human-reply-text").set_value("Please unplug it now; I'm sending a replacement.")
     next(b for b in at.button if b.label == "Send to customer").click().run()
     assert not at.exception
-    human = [t for t in agent.store.turns("c-help") if t.role == "human"]
+    human = [t for t in agent.store.turns(help_id) if t.role == "human"]
     assert [(t.text, t.author) for t in human] == [
         ("Please unplug it now; I'm sending a replacement.", "riley")
     ]
 
-    customer = open_app(query={"conversation": "c-help"})
+    customer = open_app(query={"c": token})
     assert any(m.name == "human" for m in customer.chat_message)
     assert "sending a replacement" in texts(customer)
 
-    at = open_review("c-help", reviewer)
+    at = open_review(help_id, reviewer)
     next(b for b in at.button if b.label == "Resolve without replying").click().run()
-    assert agent.store.get_conversation("c-help").status == "resolved"
+    assert agent.store.get_conversation(help_id).status == "resolved"
     assert agent.store.escalations(open_only=True) == []
 
 
