@@ -7,7 +7,8 @@ Invariants:
   (``supportloop.conversation_id``) and the ``X-Conversation-Id`` header. A new conversation's
   client-sent history is logged before the answer; a continued one's history is the log.
 * **Order of checks:** body size (413) -> key (401) -> rate limit (429) -> request shape (400:
-  types, message text no database can store, the conversation id's rule) -> model (404) -> the
+  strict types and ranges, fields this server cannot honour (``schemas.refuse_unsupported``),
+  message text no database can store, the conversation id's rule) -> model (404) -> the
   agent's input check (400) -> conversation ownership (404) -> the turn. Nothing is logged before
   all of them pass, and a failure after logging says ``x-should-retry: false``.
 * **No raw input in a header.** ``X-Conversation-Id`` carries either a new uuid or an id that
@@ -19,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -50,6 +52,7 @@ router = APIRouter()
 async def chat_completions(request: Request, key: ApiKey = Depends(authenticate)) -> Any:
     service = get_service(request)
     body = await parse_body(request, schemas.ChatCompletionRequest)
+    schemas.refuse_unsupported(body)
     text, history = schemas.split_messages(
         body,
         max_messages=service.settings.max_messages,
@@ -60,22 +63,32 @@ async def chat_completions(request: Request, key: ApiKey = Depends(authenticate)
     guardrails.check_input(text, agent.config.guardrails.max_input_chars)  # before anything is logged
     cid = await run_in_threadpool(service.open_conversation, wanted, key, history)
     headers = {"X-Conversation-Id": cid}  # an identifier (agent.validation): safe in a header
+    options: dict[str, Any] = {"max_tokens": body.token_limit(), "stop": body.stop_sequences()}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse(service, agent, cid, text, body.model, include_usage)
+        events = _sse(service, agent, cid, text, body.model, include_usage, options)
         headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     async with service.locks.hold(cid):
-        reply = await service.turn(agent.reply, cid, text)
+        reply = await service.turn(functools.partial(agent.reply, cid, text, **options))
     service.count_reply(reply)
     payload = schemas.completion(
-        reply, model=body.model, max_new_tokens=agent.config.generation.max_new_tokens
+        reply,
+        model=body.model,
+        max_new_tokens=agent.config.generation.max_new_tokens,
+        requested=body.token_limit(),
     )
     return JSONResponse(payload, headers=headers)
 
 
 async def _sse(
-    service: Service, agent: Agent, cid: str, text: str, model: str, include_usage: bool
+    service: Service,
+    agent: Agent,
+    cid: str,
+    text: str,
+    model: str,
+    include_usage: bool,
+    options: dict[str, Any],
 ) -> AsyncIterator[str]:
     """The SSE body of a streamed completion: a role chunk, content chunks, a final chunk with
     ``finish_reason`` and the ``supportloop`` field, [usage], ``[DONE]``. An error after the
@@ -89,7 +102,7 @@ async def _sse(
         ended = False
         try:
             yield _event(schemas.chunk(completion_id, created, model, {"role": "assistant", "content": ""}))
-            async for item in service.turn_stream(agent, cid, text, stop):
+            async for item in service.turn_stream(agent, cid, text, stop, **options):
                 if isinstance(item, Reply):
                     reply = item
                 else:
@@ -120,7 +133,7 @@ async def _sse(
                 agent.cancel(cid)
     assert reply is not None
     service.count_reply(reply)
-    finish = schemas.finish_reason(reply, agent.config.generation.max_new_tokens)
+    finish = schemas.finish_reason(reply, agent.config.generation.max_new_tokens, options["max_tokens"])
     yield _event(schemas.chunk(completion_id, created, model, {}, finish, supportloop=schemas.extra(reply)))
     if include_usage:
         yield _event(schemas.usage_chunk(completion_id, created, model, reply))
