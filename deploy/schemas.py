@@ -172,6 +172,13 @@ class FeedbackRequest(_Closed):
     reviewer: str | None = None  # admin keys only
     mark_for_training: bool = False  # admin keys only
 
+    @field_validator("thumbs", mode="before")
+    @classmethod
+    def _thumbs(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # a Literal[-1, 1] would take true as 1
+            raise ValueError("Input should be -1 or 1, not a boolean")
+        return value
+
     @field_validator("turn_id")
     @classmethod
     def _turn_id(cls, value: str) -> str:
