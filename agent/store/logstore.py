@@ -1,6 +1,7 @@
 """``LogStore``: one object over one database. The conversation log (``log.py``), full-text
 search (``search.py``) and reports (``reports.py``) are its methods; accounts are
-``store.accounts`` (``accounts.py``). Opening it migrates the database (``engine.py``)."""
+``store.accounts`` (``accounts.py``), idempotent HTTP requests ``store.requests``
+(``requests.py``). Opening it migrates the database (``engine.py``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from agent.store.accounts import CONSOLE_SESSION_TTL_S, Accounts, ApiKey, User
 from agent.store.engine import Database
 from agent.store.log import ConversationLog
 from agent.store.reports import Reports
+from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
 
@@ -51,6 +53,7 @@ class LogStore(ConversationLog, FullTextSearch, Reports):
         self.url: str = self._db.url
         self.dialect: str = self._db.dialect
         self.accounts = Accounts(self._db)
+        self.requests = IdempotentRequests(self._db)
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> LogStore:
