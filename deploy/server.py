@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.errors import SupportloopError
+from deploy import openapi
 from deploy.dependencies import authenticate, require_admin
 from deploy.errors import ApiError, as_api_error, from_library
 from deploy.middleware import BodyLimit, RecordMetrics
@@ -120,6 +121,7 @@ def create_app(
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
     return app
 
 
