@@ -138,9 +138,13 @@ def _assert_clean(agent: Any, attack: str, streamed: str, reply: Reply) -> None:
     assert not _leaks(streamed) and not _leaks(reply.text) and not _leaks(logged), (attack, reply.text)
 
 
-def test_the_battery_has_at_least_50_attacks() -> None:
+def test_the_battery_has_at_least_50_attacks_as_the_reliability_doc_says() -> None:
+    from tests.conftest import REPO
+
     assert len(DIRECT) >= 40 and len(PLANTED_DOCS) >= 8 and len(PLANTED_TURNS) >= 6
     assert BATTERY >= 50
+    doc = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert f"**{BATTERY} attacks**" in doc and f"{len(DIRECT)} sent directly" in doc
 
 
 @pytest.mark.parametrize("number", range(len(DIRECT)))

@@ -120,3 +120,11 @@ def test_every_operation_against_the_openapi_document(make_api, home: Path, caps
     operations = {name.rsplit(" ", 1)[0] for name in cases}
     assert len(operations) == 13 and len(cases) == 18  # every operation; negative where it has input
     assert total >= 10 * EXAMPLES  # operations without input give one distinct case each
+
+
+def test_the_reliability_doc_states_the_ci_case_count() -> None:
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert "| CI (`SUPPORTLOOP_SCHEMA_EXAMPLES` unset) | **15** |" in doc
+    assert int(os.environ.get("SUPPORTLOOP_SCHEMA_EXAMPLES", "15")) >= 15
