@@ -48,6 +48,8 @@ _INJECTION = re.compile(
     r"|\b(?:other|another|previous|last|earlier|prior|different)\s+(?:customers?|users?|clients?)'?s?\s+"
     r"(?:\w+\s+){0,2}(?:data|details|conversations?|chats?|messages?|orders?|emails?|addresses|"
     r"phone|info(?:rmation)?|names?|accounts?)\b"
+    r"|\b(?:other|another|previous|last|earlier|prior)\s+(?:customers?|users?|clients?)\s+"
+    r"(?:ordered|bought|purchased|asked|said|wrote|paid)\b"
     r"|\b(?:api|secret|access|admin|private)[ _-]?(?:keys?|tokens?|passwords?|credentials?)\b"
     r"|\b(?:text|words|message|everything|all)\s+(?:above|before this|preceding)\b"
     r"|<\|im_start\|>|<\|system\|>|\[/?inst\]|###\s*(?:system|instruction)|\bbegin (?:system|admin)\b)",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent import escalation, feedback_reasons, grounding, guardrails, verified
@@ -29,7 +29,7 @@ from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Generator, build_generator
-from agent.prompt import Passage, build_messages, cut_at_stop, system_message
+from agent.prompt import Passage, build_messages, cut_at_stop, stop_prefix_length, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
 from agent.validation import check_identifier
 
@@ -81,15 +81,21 @@ class Agent:
         return cls(build_generator(config, model), knowledge, LogStore.from_config(config), config)
 
     # ------------------------------------------------------------------ public API
-    def reply(self, conversation_id: str, text: str) -> Reply:
+    def reply(
+        self, conversation_id: str, text: str, *, max_tokens: int | None = None, stop: Sequence[str] = ()
+    ) -> Reply:
         """Answer one customer message; see ``stream`` for the steps."""
-        for item in self.stream(conversation_id, text):
+        for item in self.stream(conversation_id, text, max_tokens=max_tokens, stop=stop):
             if isinstance(item, Reply):
                 return item
         raise GenerationError("the turn ended without a reply")  # pragma: no cover - invariant
 
-    def stream(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
-        """Yield text deltas as they are cleared, then the complete ``Reply``."""
+    def stream(
+        self, conversation_id: str, text: str, *, max_tokens: int | None = None, stop: Sequence[str] = ()
+    ) -> Iterator[str | Reply]:
+        """Yield text deltas as they are cleared, then the complete ``Reply``. A caller's
+        ``max_tokens`` lowers the configured limit for this turn; the answer ends before the first
+        of its ``stop`` sequences (neither is ever sent)."""
         started = time.perf_counter()
         check_identifier(conversation_id, "conversation_id")  # before anything is written
         message = guardrails.check_input(text, self.config.guardrails.max_input_chars)
@@ -139,9 +145,16 @@ class Agent:
         guard = guardrails.OutputGuard(
             [system_message(persona)],
             secrets=self.config.guardrails.secrets,
-            allowed=[message, *(t for _, t in history), *(p.text for p in passages), *_public_phrases(persona)],
+            allowed=[
+                message,
+                *(t for _, t in history),
+                *(p.text for p in passages),
+                *_public_phrases(persona),
+            ],
         )
-        state: dict[str, Any] = {"gate": self._gate(message, history, passages)}
+        state: dict[str, Any] = {"gate": self._gate(message, history, passages), "stop": tuple(stop)}
+        if max_tokens is not None:
+            state["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
         yield from self._generate(conversation_id, messages, guard, state)
         answer = state["text"]
         if state.get("violation"):
@@ -276,7 +289,7 @@ class Agent:
     ) -> Iterator[str]:
         settings = self.config.generation
         options = GenerationOptions(
-            max_new_tokens=settings.max_new_tokens,
+            max_new_tokens=state.get("max_tokens", settings.max_new_tokens),
             temperature=settings.temperature,
             repetition_penalty=settings.repetition_penalty,
             timeout_s=settings.timeout_s,
@@ -291,7 +304,7 @@ class Agent:
             stream = self.generator.stream(messages, options, cancel)
             for delta in stream:
                 text += delta
-                cut = cut_at_stop(text)
+                cut = cut_at_stop(text, state["stop"])
                 if cut is not None:
                     text = text[:cut]
                 if violation := guard.violation(text):
@@ -299,6 +312,8 @@ class Agent:
                     cancel.set()
                     break
                 safe = guard.safe_prefix_length(text, final=cut is not None)
+                if cut is None:
+                    safe = min(safe, len(text) - stop_prefix_length(text, state["stop"]))
                 if gate is not None:
                     safe = min(safe, gate.feed(text, final=cut is not None))
                 if safe > sent:

@@ -59,6 +59,9 @@ def serve(
     os.environ["SUPPORTLOOP_HOME"] = str(Path(config.home).resolve())
     import uvicorn
 
+    from deploy.metrics import prepare_multiprocess, remove_multiprocess
+
+    metrics_dir = prepare_multiprocess(settings.workers, Path(config.home))  # before workers start
     click.echo(
         f"supportloop API on http://{settings.host}:{settings.port}/v1 ({settings.workers} worker(s), "
         f"log store {config.database_url.split('://')[0]}, model {config.model})",
@@ -73,6 +76,7 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+    remove_multiprocess(metrics_dir)
 
 
 # ----------------------------------------------------------------------------------- keys

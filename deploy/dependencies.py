@@ -47,10 +47,16 @@ async def authenticate(request: Request) -> ApiKey:
             "no API key: send 'Authorization: Bearer <key>' (an admin creates keys with "
             "`supportloop keys create --name NAME --scope customer`)",
             code="missing_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="supportloop"'},
         )
     key = await run_in_threadpool(service.keys.verify, secret)
     if key is None:
-        raise ApiError(401, "the API key is invalid or revoked", code="invalid_api_key")
+        raise ApiError(
+            401,
+            "the API key is invalid or revoked",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="supportloop", error="invalid_token"'},
+        )
     wait = service.limiter.acquire(key.id)
     if wait is not None:
         service.metrics.inc("rate_limited_total")

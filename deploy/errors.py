@@ -96,3 +96,13 @@ def from_library(exc: lib.SupportloopError) -> ApiError:
         unavailable = "the log store is unavailable; try again shortly"
         return ApiError(503, unavailable, code="store_unavailable", headers=no_retry)
     return ApiError(500, message, code=type(exc).__name__, headers=no_retry)
+
+
+def as_api_error(exc: BaseException) -> ApiError:
+    """The answer an exception becomes at the edge: itself, a library error's conversion, or a
+    500 that says nothing of its cause and must not be retried (the turn may be logged)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, lib.SupportloopError):
+        return from_library(exc)
+    return ApiError(500, "internal server error", headers={"x-should-retry": "false"})

@@ -1,10 +1,24 @@
 """Request models and response shapes of the HTTP API. Pure: no I/O, no agent.
 
 The chat endpoint speaks the OpenAI chat-completions format. Requests are validated with
-pydantic and unknown fields are accepted and ignored (clients send ``temperature``, ``top_p``...;
-the agent's generation settings come from its configuration). Responses are plain dicts in
-the OpenAI shape plus one extra top-level field, ``supportloop``, that standard clients ignore
-(the OpenAI Python client exposes it as ``response.model_extra["supportloop"]``).
+pydantic in strict mode, as OpenAI's API is: a string where a number or a boolean belongs is a
+400, on every route. The OpenAI parameters are honoured, checked or refused:
+
+* honoured: ``max_tokens`` / ``max_completion_tokens`` (capped by the server's own
+  ``generation.max_new_tokens``; a reply the client's limit cut ends with ``finish_reason:
+  "length"``), ``stop`` (up to 4 sequences; the reply ends before the first), ``stream`` and
+  ``stream_options.include_usage``;
+* checked and accepted: ``temperature`` (0-2), ``top_p`` (0-1], ``presence_penalty`` and
+  ``frequency_penalty`` (-2-2), ``seed``, ``user``, ``metadata`` (OpenAI's bounds); the agent's
+  sampling settings come from its configuration;
+* refused with a 400 (``code: "unsupported_parameter"``), never answered with plain text as if
+  they had been applied: fields that change the output contract (``tools``, ``tool_choice``,
+  ``functions``, ``function_call``, ``response_format`` other than ``{"type": "text"}``, ``n`` > 1,
+  ``logprobs``, ``top_logprobs``, ``audio``, ``modalities`` other than text, ``prediction``).
+
+Unknown fields are accepted and ignored. Responses are plain dicts in the OpenAI shape plus one
+extra top-level field, ``supportloop``, that standard clients ignore (the OpenAI Python client
+exposes it as ``response.model_extra["supportloop"]``).
 
 Mapping of a stateless OpenAI request onto the log: ``messages[-1]`` (role ``user``) is the new
 customer message; earlier ``user``/``assistant`` messages are history, logged as ``customer`` /
@@ -34,7 +48,11 @@ ROLE_TO_LOG = {"user": "customer", "assistant": "agent", "system": "system", "de
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ContentPart(_Loose):
@@ -58,24 +76,93 @@ class StreamOptions(_Loose):
     include_usage: bool = False
 
 
+MAX_STOP = 4  # stop sequences, as OpenAI
+STOP_MAX_CHARS = 100
+METADATA_MAX_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's bounds
+
+
 class ChatCompletionRequest(_Loose):
     model: str = "production"
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = 1
+    n: int = Field(default=1, ge=1)
     conversation_id: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    user: str | None = Field(default=None, max_length=validation.NAME_MAX_CHARS)
+    metadata: dict[str, str] | None = Field(default=None, max_length=METADATA_MAX_PAIRS)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
-    @field_validator("n")
+    @field_validator("stop")
     @classmethod
-    def _one_choice(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("only n=1 is supported")
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        sequences = [value] if isinstance(value, str) else value or []
+        if len(sequences) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences")
+        if any(not s or len(s) > STOP_MAX_CHARS for s in sequences):
+            raise ValueError(f"a stop sequence has 1-{STOP_MAX_CHARS} characters")
         return value
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, item in (value or {}).items():
+            if len(key) > METADATA_KEY_CHARS or len(item) > METADATA_VALUE_CHARS:
+                raise ValueError(
+                    f"metadata keys have at most {METADATA_KEY_CHARS} characters, "
+                    f"values at most {METADATA_VALUE_CHARS}"
+                )
+        return value
 
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    def stop_sequences(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+    def token_limit(self) -> int | None:
+        """The client's own limit on generated tokens (the smaller, if it sent both names)."""
+        limits = [n for n in (self.max_tokens, self.max_completion_tokens) if n is not None]
+        return min(limits) if limits else None
+
+
+# Fields that change the output contract: a reply without them applied would break the client.
+_CONTRACT_FIELDS = ("tools", "tool_choice", "functions", "function_call", "audio", "prediction")
+
+
+def refuse_unsupported(request: ChatCompletionRequest) -> None:
+    """ApiError 400 (OpenAI's shape, ``code: "unsupported_parameter"``) for a field this server
+    cannot honour and whose absence the client would not notice from a plain-text answer."""
+    extra = request.model_extra or {}
+    refused = [name for name in _CONTRACT_FIELDS if extra.get(name) is not None]
+    response_format = extra.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        refused.append("response_format")
+    if request.n > 1:
+        refused.append("n")
+    if request.logprobs:
+        refused.append("logprobs")
+    if request.top_logprobs is not None:
+        refused.append("top_logprobs")
+    modalities = extra.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        refused.append("modalities")
+    if refused:
+        raise ApiError(
+            400,
+            f"{refused[0]} is not supported by this server: it answers one plain-text choice "
+            "(no tools, structured output, logprobs, audio or n > 1)",
+            param=refused[0],
+            code="unsupported_parameter",
+        )
+
+
+class FeedbackRequest(_Closed):
     turn_id: str
     thumbs: Literal[-1, 1] | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
@@ -92,6 +179,13 @@ class FeedbackRequest(BaseModel):
         from agent.feedback_reasons import labels_for
 
         _valid(lambda key, _what: labels_for(key), value, "reason")
+        return value
+
+    @field_validator("thumbs", mode="before")
+    @classmethod
+    def _thumbs(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # a Literal[-1, 1] would take true as 1
+            raise ValueError("Input should be -1 or 1, not a boolean")
         return value
 
     @field_validator("turn_id")
@@ -115,8 +209,7 @@ class FeedbackRequest(BaseModel):
         return None if value is None else _valid(validation.check_name, value, "reviewer")
 
 
-class KeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KeyRequest(_Closed):
     name: str
     scope: Literal["customer", "admin"] = "customer"
 
@@ -231,15 +324,20 @@ def usage(reply: Reply) -> dict[str, int]:
     }
 
 
-def finish_reason(reply: Reply, max_new_tokens: int) -> str:
-    """``length`` when the server's token limit cut the answer and nothing ended it cleanly; an
-    answer the check trimmed to its last whole sentence, or replaced, ended on purpose."""
+def finish_reason(reply: Reply, max_new_tokens: int, requested: int | None = None) -> str:
+    """``length`` when the client's own limit (``requested``, below the server's) cut the answer;
+    or when the server's token limit cut it and nothing ended it cleanly (an answer the check
+    trimmed to its last whole sentence, or replaced, ended on purpose)."""
+    if requested is not None and requested < max_new_tokens and reply.completion_tokens >= requested:
+        return "length"
     verdict = reply.grounding or {}
     ended_cleanly = bool(verdict) and (bool(verdict.get("dropped_tail")) or verdict.get("action") != "sent")
     return "length" if reply.completion_tokens >= max_new_tokens and not ended_cleanly else "stop"
 
 
-def completion(reply: Reply, *, model: str, max_new_tokens: int) -> dict[str, Any]:
+def completion(
+    reply: Reply, *, model: str, max_new_tokens: int, requested: int | None = None
+) -> dict[str, Any]:
     return {
         "id": completion_id(),
         "object": "chat.completion",
@@ -251,7 +349,7 @@ def completion(reply: Reply, *, model: str, max_new_tokens: int) -> dict[str, An
                 "index": 0,
                 "message": {"role": "assistant", "content": reply.text, "refusal": None},
                 "logprobs": None,
-                "finish_reason": finish_reason(reply, max_new_tokens),
+                "finish_reason": finish_reason(reply, max_new_tokens, requested),
             }
         ],
         "usage": usage(reply),

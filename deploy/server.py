@@ -23,7 +23,8 @@ requests with a complete log and cancel on disconnect (``routes/chat``), convers
 
 This module keeps the error handlers: every error leaves as the OpenAI error shape, a library
 error as ``deploy.errors.from_library`` says, an unknown route as a 404 naming it, and anything
-unexpected as a 500 that says nothing of its cause (logged with its traceback here).
+unexpected as a 500 that says nothing of its cause (logged with its traceback here) and carries
+``x-should-retry: false``, as every 5xx does that may come after a turn was logged.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.errors import SupportloopError
+from deploy import openapi
 from deploy.dependencies import authenticate, require_admin
-from deploy.errors import ApiError, error_body, from_library
+from deploy.errors import ApiError, as_api_error, from_library
 from deploy.middleware import BodyLimit, RecordMetrics
 from deploy.routes import ROUTERS
 from deploy.services import (
@@ -119,6 +121,7 @@ def create_app(
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
     return app
 
 
@@ -173,4 +176,4 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse(error_body(500, "internal server error"), status_code=500)
+        return respond(as_api_error(exc))

@@ -229,11 +229,12 @@ class Service:
             self.metrics.add_gauge("turns_in_flight", -1)
 
     async def turn_stream(
-        self, agent: Agent, conversation_id: str, text: str, stop: threading.Event
+        self, agent: Agent, conversation_id: str, text: str, gone: threading.Event, **options: Any
     ) -> AsyncIterator[str | Reply]:
-        """``agent.stream`` run on the turn pool, its items handed to the loop through a queue.
+        """``agent.stream`` (with ``options``) run on the turn pool, its items handed to the loop
+        through a queue.
 
-        When ``stop`` is set (the client went away) the worker cancels the generation and drains
+        When ``gone`` is set (the client went away) the worker cancels the generation and drains
         the stream, so the agent still logs the turn it cut short."""
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -244,8 +245,8 @@ class Service:
 
         def produce() -> None:
             try:
-                for item in agent.stream(conversation_id, text):
-                    if stop.is_set():
+                for item in agent.stream(conversation_id, text, **options):
+                    if gone.is_set():
                         agent.cancel(conversation_id)
                     post("item", item)
             except BaseException as exc:

@@ -13,6 +13,7 @@ Each invariant is stated where the code that keeps it lives:
 * ``reasons.py``: thumbs-down reasons (counts, the turns given one) and redaction of a turn.
 * ``verified.py``: reviewers' verified answers (one live answer per question; hits).
 * ``accounts.py``: console users, sessions and API keys (``store.accounts``); no secret stored.
+* ``requests.py``: HTTP requests sent with an idempotency key (``store.requests``), answered once.
 * ``schema.py``: the mirrors statements are built from; time is aware UTC everywhere.
 * ``migrations.py``: the schema itself, append-only, applied on open.
 * ``rows.py``, ``checks.py``: rows -> the agent's types; checks on values going in.

@@ -1,6 +1,7 @@
 """``LogStore``: one object over one database. The conversation log (``log.py``), full-text
 search (``search.py``) and reports (``reports.py``) are its methods; accounts are
-``store.accounts`` (``accounts.py``). Opening it migrates the database (``engine.py``)."""
+``store.accounts`` (``accounts.py``), idempotent HTTP requests ``store.requests``
+(``requests.py``). Opening it migrates the database (``engine.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from agent.store.engine import Database
 from agent.store.log import ConversationLog
 from agent.store.reasons import ReasonLog
 from agent.store.reports import Reports
+from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
 from agent.store.verified import VerifiedLog
@@ -53,6 +55,7 @@ class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog)
         self.url: str = self._db.url
         self.dialect: str = self._db.dialect
         self.accounts = Accounts(self._db)
+        self.requests = IdempotentRequests(self._db)
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> LogStore:

@@ -326,3 +326,26 @@ def m004_verified_answers(conn: Connection) -> None:
         Index("ix_verified_answers_retired_at", "retired_at"),
     )
     meta.create_all(conn)
+
+
+@migration
+def m005_idempotent_requests(conn: Connection) -> None:
+    """HTTP requests sent with an ``Idempotency-Key``: one row per (API key, idempotency key)
+    holding the request's fingerprint and, once it ends, its answer, so a retry is answered
+    from here instead of logging its turn again."""
+    ts = DateTime(timezone=True)
+    meta = MetaData()
+    Table(
+        "idempotent_requests",
+        meta,
+        Column("owner", String(64), primary_key=True),
+        Column("key", String(128), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("status_code", Integer),
+        Column("response", JSON().with_variant(JSONB(), "postgresql")),
+        Column("conversation_id", String(128)),
+        Column("created_at", ts, nullable=False),
+        Column("finished_at", ts),
+    )
+    meta.create_all(conn)

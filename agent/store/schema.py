@@ -176,3 +176,16 @@ verified_answers = Table(
     Column("retired_at", UTCDateTime),
     Column("retired_reason", Text),
 )
+idempotent_requests = Table(
+    "idempotent_requests",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status_code", Integer),
+    Column("response", _json),
+    Column("conversation_id", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)

@@ -17,11 +17,13 @@ from starlette.concurrency import run_in_threadpool
 
 from deploy import schemas
 from deploy.dependencies import get_service, parse_body, require_admin, valid_id
+from deploy.errors import ApiError
 
 if TYPE_CHECKING:
     from agent.store import ApiKey
 
 router = APIRouter()
+TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 
 
 @router.get("/v1/admin/keys")
@@ -52,13 +54,26 @@ async def revoke_key(key_id: str, request: Request, key: ApiKey = Depends(requir
 async def kpis(
     request: Request,
     key: ApiKey = Depends(require_admin),
-    since: datetime | None = Query(None),
-    until: datetime | None = Query(None),
+    since: str | None = Query(None, pattern=TIMESTAMP, description="ISO 8601 date and time"),
+    until: str | None = Query(None, pattern=TIMESTAMP, description="ISO 8601 date and time"),
     by: str = Query("model_version"),
 ) -> Any:
     store = get_service(request).store
-    rows = await run_in_threadpool(lambda: store.kpis(since=since, until=until, by=by))
+    start, end = _timestamp(since, "since"), _timestamp(until, "until")
+    rows = await run_in_threadpool(lambda: store.kpis(since=start, until=end, by=by))
     return {"object": "list", "data": rows, "counts": await run_in_threadpool(store.counts)}
+
+
+def _timestamp(value: str | None, param: str) -> datetime | None:
+    """An ISO 8601 timestamp (a number is not one, though pydantic would read it as epoch seconds)."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, f"{param} is not a valid date and time", param=param, code="invalid_request"
+        ) from None
 
 
 def _key_row(key: ApiKey) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deploy.dependencies import authenticate, get_service, require_admin
 from deploy.errors import error_body, public_message
+from deploy.metrics import CONTENT_TYPE
 
 router = APIRouter()
 
@@ -50,4 +51,5 @@ async def metrics(request: Request) -> Any:
     service = get_service(request)
     if service.settings.metrics_require_key:
         await require_admin(await authenticate(request))
-    return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
+    text = await run_in_threadpool(service.metrics.render)  # reads the workers' files
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)
