@@ -27,7 +27,7 @@ from agent import escalation, grounding, guardrails
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
-from agent.generator import GenerationOptions, Generator, build_generator
+from agent.generator import GenerationOptions, Generator, Usage, build_generator, metered
 from agent.prompt import Passage, build_messages, cut_at_stop, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
 from agent.validation import check_identifier
@@ -156,6 +156,7 @@ class Agent:
             unhelpful=unhelpful,
             refused="output" if state.get("violation") else None,
             ttft=state.get("ttft"),
+            usage=state.get("usage"),
             extra={
                 "grounding": state["grounding"].to_dict(),
                 "violation": state.get("violation"),
@@ -274,7 +275,7 @@ class Agent:
         gate: grounding.SentenceGate | None = state["gate"]
         text, sent = "", 0
         try:
-            stream = self.generator.stream(messages, options, cancel)
+            stream = metered(self.generator, messages, options, cancel)
             for delta in stream:
                 text += delta
                 cut = cut_at_stop(text)
@@ -293,16 +294,14 @@ class Agent:
                     sent = safe
                 if cut is not None or (gate is not None and gate.failed):
                     break  # closing the stream below stops the generation
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
         except GenerationError as exc:
             self.store.add_turn(conversation_id, "system", f"generation failed: {exc}")
             raise
         finally:
             with self._cancels_lock:
                 self._cancels.pop(conversation_id, None)
-        usage = self.generator.last_usage
+        usage = stream.usage  # the call's own counts, whichever thread stepped the stream
         state.update(sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation
@@ -393,10 +392,11 @@ class Agent:
         refused: str | None = None,
         escalation_reason: str | None = None,
         ttft: float | None = None,
+        usage: Usage | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Reply:
         generated = passages is not None
-        usage = self.generator.last_usage if generated else None
+        usage = usage or (Usage() if generated else None)
         latency = (time.perf_counter() - started) * 1000
         metadata: dict[str, Any] = {
             "unhelpful": unhelpful,
