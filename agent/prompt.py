@@ -144,10 +144,20 @@ def build_messages(
     return head + past + tail
 
 
-def cut_at_stop(text: str) -> int | None:
-    """Index of the first stop marker in ``text``, or None."""
-    positions = [i for i in (text.find(m) for m in STOP_MARKERS) if i >= 0]
+def cut_at_stop(text: str, extra: Sequence[str] = ()) -> int | None:
+    """Index of the first stop marker (or ``extra`` stop sequence, a caller's own) in ``text``, or None."""
+    positions = [i for i in (text.find(m) for m in (*STOP_MARKERS, *extra)) if i >= 0]
     return min(positions) if positions else None
+
+
+def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that a stop sequence could still complete: held
+    back while streaming, so no part of a stop sequence is ever sent."""
+    longest = max((len(s) for s in stops), default=0)
+    for size in range(min(longest - 1, len(text)), 0, -1):
+        if any(s.startswith(text[-size:]) for s in stops):
+            return size
+    return 0
 
 
 def cited_numbers(answer: str, n_passages: int) -> list[int]:

@@ -6,7 +6,8 @@ A turn, top to bottom (``Agent.stream``):
 2. **log the customer's message** (committed before anything else can fail);
 3. if a person already handles the conversation, say so and stop;
 4. hand off when the customer asks for a person;
-5. refuse injection attempts, abuse and off-topic requests;
+5. refuse injection attempts, abuse and off-topic requests; answer small talk (a greeting,
+   thanks, goodbye, "are you a bot?") on brand, without retrieval;
 6. retrieve passages with the conversation as context; hand off when none is relevant enough;
 7. generate, streaming only text the output guard has cleared;
 8. derive citations from the passages the answer used; hand off after N unhelpful turns;
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent import escalation, grounding, guardrails
@@ -28,9 +29,9 @@ from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Generator, Usage, build_generator, metered
-from agent.prompt import Passage, build_messages, cut_at_stop, system_message
+from agent.prompt import Passage, build_messages, cut_at_stop, stop_prefix_length, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
-from agent.validation import check_identifier
+from agent.validation import check_identifier, check_turn_limits
 
 if TYPE_CHECKING:
     from agent.store import LogStore
@@ -79,17 +80,30 @@ class Agent:
         return cls(build_generator(config, model), knowledge, LogStore.from_config(config), config)
 
     # ------------------------------------------------------------------ public API
-    def reply(self, conversation_id: str, text: str) -> Reply:
-        """Answer one customer message; see ``stream`` for the steps."""
-        for item in self.stream(conversation_id, text):
+    def reply(self, conversation_id: str, text: str, **limits: Any) -> Reply:
+        """Answer one customer message; see ``stream`` for the steps and the ``limits``."""
+        for item in self.stream(conversation_id, text, **limits):
             if isinstance(item, Reply):
                 return item
         raise GenerationError("the turn ended without a reply")  # pragma: no cover - invariant
 
-    def stream(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
-        """Yield text deltas as they are cleared, then the complete ``Reply``."""
+    def stream(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        max_tokens: int | None = None,
+        stop: Sequence[str] = (),
+        temperature: float | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str | Reply]:
+        """Yield text deltas as they are cleared, then the complete ``Reply``. A caller's
+        ``max_tokens`` lowers the configured limit for this turn; the answer ends before the first
+        of its ``stop`` sequences (neither is ever sent); ``temperature`` and ``timeout_s`` replace
+        the configured ones for this turn."""
         started = time.perf_counter()
         check_identifier(conversation_id, "conversation_id")  # before anything is written
+        limits = check_turn_limits(max_tokens, stop, temperature, timeout_s)
         message = guardrails.check_input(text, self.config.guardrails.max_input_chars)
         conversation = self.store.ensure_conversation(conversation_id)
         history = [(t.role, t.text) for t in conversation.turns if t.role != "system"]
@@ -110,6 +124,14 @@ class Agent:
             answer = guardrails.refusal(verdict.kind, persona.company, persona.product)
             yield answer
             yield self._log_reply(conversation_id, answer, started, refused=verdict.kind)
+            return
+        if kind := guardrails.small_talk(message, (persona.agent_name, persona.company)):
+            answer = guardrails.small_talk_reply(kind, persona.company, persona.product, persona.agent_name)
+            yield answer
+            unchecked = grounding.Grounding(passed=True, checked=False).to_dict()  # its own source
+            yield self._log_reply(
+                conversation_id, answer, started, extra={"small_talk": kind, "grounding": unchecked}
+            )
             return
 
         hits = self._retrieve(message, history)
@@ -134,7 +156,9 @@ class Agent:
             secrets=self.config.guardrails.secrets,
             allowed=[message, *(t for _, t in history), *(p.text for p in passages)],
         )
-        state: dict[str, Any] = {"gate": self._gate(message, history, passages)}
+        state: dict[str, Any] = {"gate": self._gate(message, history, passages), **limits}
+        if max_tokens is not None:
+            state["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
         yield from self._generate(conversation_id, messages, guard, state)
         answer = state["text"]
         if state.get("violation"):
@@ -263,10 +287,10 @@ class Agent:
     ) -> Iterator[str]:
         settings = self.config.generation
         options = GenerationOptions(
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
+            max_new_tokens=state.get("max_tokens", settings.max_new_tokens),
+            temperature=state.get("temperature", settings.temperature),
             repetition_penalty=settings.repetition_penalty,
-            timeout_s=settings.timeout_s,
+            timeout_s=state.get("timeout_s", settings.timeout_s),
         )
         cancel = threading.Event()
         with self._cancels_lock:
@@ -278,7 +302,7 @@ class Agent:
             stream = metered(self.generator, messages, options, cancel)
             for delta in stream:
                 text += delta
-                cut = cut_at_stop(text)
+                cut = cut_at_stop(text, state["stop"])
                 if cut is not None:
                     text = text[:cut]
                 if violation := guard.violation(text):
@@ -286,6 +310,8 @@ class Agent:
                     cancel.set()
                     break
                 safe = guard.safe_prefix_length(text, final=cut is not None)
+                if cut is None:
+                    safe = min(safe, len(text) - stop_prefix_length(text, state["stop"]))
                 if gate is not None:
                     safe = min(safe, gate.feed(text, final=cut is not None))
                 if safe > sent:
