@@ -19,6 +19,7 @@ thread-safe, and the local generator runs one generation at a time.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,7 @@ HANDOFF = {
     "unhelpful_streak": "I'm sorry I haven't been able to help. I've asked a member of the {company} support "
     "team to take over; they'll reply right here.",
 }
+log = logging.getLogger(__name__)  # decisions only: never the customer's text at INFO
 WITH_PERSON = "A member of our support team has your conversation and will reply here shortly."
 
 
@@ -111,21 +113,25 @@ class Agent:
         persona = self.config.persona
 
         if conversation.status == "escalated":
+            log.info("conversation %s: with a person, the agent does not answer", conversation_id)
             yield WITH_PERSON
             yield self._note(conversation_id, WITH_PERSON, started, escalated=True)
             return
         if escalation.wants_human(message):
+            log.info("conversation %s: hand-off, the customer asked for a person", conversation_id)
             handoff = self._handoff(conversation_id, "customer_request", started)
             yield handoff.text
             yield handoff
             return
         verdict = guardrails.classify_input(message, self.config.guardrails.refuse_off_topic)
         if not verdict.ok:
+            log.info("conversation %s: input refused by the guardrails (%s)", conversation_id, verdict.kind)
             answer = guardrails.refusal(verdict.kind, persona.company, persona.product)
             yield answer
             yield self._log_reply(conversation_id, answer, started, refused=verdict.kind)
             return
         if kind := guardrails.small_talk(message, (persona.agent_name, persona.company)):
+            log.info("conversation %s: small talk (%s), answered without retrieval", conversation_id, kind)
             answer = guardrails.small_talk_reply(kind, persona.company, persona.product, persona.agent_name)
             yield answer
             unchecked = grounding.Grounding(passed=True, checked=False).to_dict()  # its own source
@@ -137,7 +143,16 @@ class Agent:
         hits = self._retrieve(message, history)
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         best = max((h.relevance for h in hits), default=None)
+        log.debug(
+            "conversation %s: retrieved %d passages, best relevance %s", conversation_id, len(hits), best
+        )
         if escalation.low_confidence(best, self.config.escalation.min_relevance):
+            log.info(
+                "conversation %s: hand-off, low confidence (best relevance %s < %s)",
+                conversation_id,
+                best,
+                self.config.escalation.min_relevance,
+            )
             handoff = self._handoff(conversation_id, "low_confidence", started, hits=hits)
             yield handoff.text
             yield handoff
@@ -167,6 +182,16 @@ class Agent:
         elif not answer and state["grounding"].action != grounding.SENT:
             answer = self._fallback(message, passages, state)
             yield answer
+        judged = state["grounding"]
+        log.info(
+            "conversation %s: grounding checked=%s passed=%s action=%s, %d unsupported sentences%s",
+            conversation_id,
+            judged.checked,
+            judged.passed,
+            judged.action,
+            len(judged.unsupported),
+            ", output refused by the guard" if state.get("violation") else "",
+        )
         cited = used_passages(grounding.strip_lead(answer), passages)
         citations = [self._citation(passages[n - 1], n) for n in cited]
         unhelpful = says_unknown(answer) or not answer
@@ -189,6 +214,7 @@ class Agent:
             },
         )
         if unhelpful and self._unhelpful_streak(conversation_id):
+            log.info("conversation %s: hand-off after an unhelpful streak", conversation_id)
             self.store.escalate(conversation_id, "unhelpful_streak", turn_id=reply.turn_id)
             note = HANDOFF["unhelpful_streak"].format(company=persona.company)
             yield "\n\n" + note
