@@ -226,10 +226,10 @@ class LocalGenerator(_UsageMixin):
             finally:
                 halt.set()
                 worker.join()
+                if output:  # counted even when the consumer closed the stream early (a stop sequence)
+                    usage.completion_tokens = int(output[0].shape[1] - input_ids.shape[1])
             if failure:
                 raise GenerationError(f"generation failed: {failure[0]}") from failure[0]
-            if output:
-                usage.completion_tokens = int(output[0].shape[1] - input_ids.shape[1])
         finally:
             self._lock.release()
 

@@ -95,7 +95,36 @@ class TestSupportAgentChatModelIntegration(ChatModelIntegrationTests):
         return False
 
 
-# -- what the suites cannot see: the standard parameters reach the model ------------------------
+# -- what the suites cannot see ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_agent_async_streaming_reports_and_logs_its_usage(real_agent: Agent) -> None:
+    import asyncio
+
+    model = SupportAgentChatModel(agent=real_agent)
+    questions = ["How often should I replace the filter?", "How long is the warranty on a new Aero?"]
+
+    async def collect(n: int) -> Any:
+        total = None
+        async for chunk in model.astream([HumanMessage(questions[n])], conversation_id=f"eco-async-{n}"):
+            total = chunk if total is None else total + chunk
+        return total
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(collect(0), collect(1))
+
+    for n, total in enumerate(asyncio.run(both())):
+        usage = total.usage_metadata
+        assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+        (turn,) = [t for t in real_agent.store.turns(f"eco-async-{n}") if t.role == "agent"]
+        assert (turn.prompt_tokens, turn.completion_tokens) == (usage["input_tokens"], usage["output_tokens"])
+
+
+@pytest.mark.slow
+def test_real_agent_answers_hello_without_a_handoff(real_agent: Agent) -> None:
+    reply = real_agent.reply("eco-hello", "Hello")
+    assert not reply.escalated and real_agent.config.persona.agent_name in reply.text
 
 
 def test_standard_parameters_reach_the_generation(make_agent) -> None:

@@ -116,3 +116,15 @@ def test_metered_keeps_a_usage_the_engine_replaces_on_its_last_step() -> None:
     stream = metered(ReplacingEngine(), [{"role": "user", "content": "x"}], GenerationOptions())
     assert step_on_new_threads(stream) == ["a", " b"]
     assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (3, 2)
+
+
+def test_local_engine_counts_tokens_when_the_stream_is_closed_early(tiny_model) -> None:
+    from agent.generator import LocalGenerator
+
+    model, tokenizer = tiny_model
+    generator = LocalGenerator(model, tokenizer)
+    options = GenerationOptions(max_new_tokens=40, repetition_penalty=1.0)
+    stream = metered(generator, [{"role": "user", "content": "Hello there"}], options)
+    next(stream)  # the consumer stops here, as the agent does at a stop sequence
+    stream.close()
+    assert 0 < stream.usage.completion_tokens <= 40 and stream.usage.prompt_tokens > 0
