@@ -13,6 +13,11 @@ agent's behaviour: retrieval, citations, escalation, guardrails, and a log entry
   ``conversation_id`` and ``model``; ``usage_metadata`` holds the token counts. ``turn_id`` is
   what ``agent.feedback`` takes.
 * **Streaming** yields the agent's text deltas; the last chunk carries the metadata.
+* **Standard parameters** (as in LangChain's standard tests): ``temperature``, ``max_tokens``
+  (at most the agent's ``generation.max_new_tokens``), ``timeout`` (seconds) and ``stop`` (the
+  answer ends before the first stop sequence) apply to every call; ``stop=`` and the same names
+  given in a call override them. ``None`` keeps the agent's configured value. ``model=`` in a call
+  must name the model the agent serves: one agent serves one model.
 * System messages are ignored: the persona and the system prompt come from the agent's config.
 """
 
@@ -23,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import LangSmithParams
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -30,6 +36,7 @@ from pydantic import ConfigDict
 
 from agent.errors import InputError
 from agent.types import Reply
+from agent.validation import check_turn_limits
 
 
 class SupportAgentChatModel(BaseChatModel):
@@ -37,6 +44,10 @@ class SupportAgentChatModel(BaseChatModel):
 
     agent: Any
     conversation_id: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    stop: list[str] | None = None
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     @property
@@ -44,8 +55,29 @@ class SupportAgentChatModel(BaseChatModel):
         return "supportloop-agent"
 
     @property
+    def model_name(self) -> str:
+        """The model the agent serves (its registry version)."""
+        return str(getattr(getattr(self.agent, "generator", None), "version", None) or "supportloop-agent")
+
+    @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": getattr(self.agent.generator, "version", None)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="supportloop",
+            ls_model_name=str(kwargs.get("model") or self.model_name),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        if stop := stop if stop is not None else self.stop:
+            params["ls_stop"] = list(stop)
+        return params
 
     def _generate(
         self,
@@ -54,11 +86,12 @@ class SupportAgentChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        limits = self._limits(stop, kwargs)
         conversation_id, question = self._prepare(messages, kwargs)
-        reply = self.agent.reply(conversation_id, question)
+        reply = self.agent.reply(conversation_id, question, **limits)
         message = AIMessage(
             content=reply.text,
-            response_metadata=_metadata(reply, conversation_id),
+            response_metadata=self._metadata(reply, conversation_id),
             usage_metadata=_usage(reply),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -70,14 +103,16 @@ class SupportAgentChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        limits = self._limits(stop, kwargs)
         conversation_id, question = self._prepare(messages, kwargs)
-        for item in self.agent.stream(conversation_id, question):
+        for item in self.agent.stream(conversation_id, question, **limits):
             if isinstance(item, Reply):
                 chunk = ChatGenerationChunk(
                     message=AIMessageChunk(
                         content="",
-                        response_metadata=_metadata(item, conversation_id),
+                        response_metadata=self._metadata(item, conversation_id),
                         usage_metadata=_usage(item),
+                        chunk_position="last",
                     )
                 )
             else:
@@ -87,6 +122,24 @@ class SupportAgentChatModel(BaseChatModel):
             yield chunk
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _limits(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The agent's per-turn limits from this model's fields and the call's own arguments."""
+        requested = kwargs.get("model")
+        if requested is not None and requested != self.model_name:
+            raise InputError(
+                f"this agent serves {self.model_name!r}, not {requested!r}; one agent serves one model"
+            )
+        limits = {
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "timeout_s": kwargs.get("timeout", self.timeout),
+        }
+        limits["stop"] = stop if stop is not None else self.stop or ()
+        return check_turn_limits(**limits)  # before _prepare writes anything
+
+    def _metadata(self, reply: Reply, conversation_id: str) -> dict[str, Any]:
+        return {**_metadata(reply, conversation_id), "model_name": self.model_name}
 
     def _prepare(self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str]:
         """(conversation id, last human message), importing earlier turns into a new conversation."""

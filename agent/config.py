@@ -10,6 +10,9 @@ Precedence, lowest to highest: built-in defaults < ``supportloop.yaml`` < enviro
 * Any setting can be overridden by ``SUPPORTLOOP_<SECTION>__<KEY>`` (or ``SUPPORTLOOP_<KEY>``
   for top-level keys), e.g. ``SUPPORTLOOP_MODEL=./my-model`` or
   ``SUPPORTLOOP_RETRIEVAL__K=6``. Values are parsed as YAML scalars (``6`` -> int).
+* Every value is checked against its setting's type (pydantic, lax: ``"6"`` is an int, a number
+  is a string where a string is expected) when the config loads: a bad one is a ``ConfigError``
+  naming the key, the value and what was expected, before anything starts.
 * What is shown is masked (``mask_secrets``): passwords in URLs (``store_url``, ``base_url``...),
   query parameters such as ``api_key=``, and settings named like a secret (``guardrails.secrets``)
   print as ``***``. Settings that only *name* a secret (``api_key_env``) print as they are.
@@ -18,8 +21,10 @@ Precedence, lowest to highest: built-in defaults < ``supportloop.yaml`` < enviro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +290,30 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             data[name] = value
 
 
+def _typed(hint: Any, value: Any, name: str, expected: Any, where: str) -> Any:
+    """``value`` checked (and coerced, leniently) against the setting's type; else ``ConfigError``."""
+    import pydantic
+
+    try:
+        return _adapter(hint).validate_python(value)
+    except pydantic.ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        key = f"{where.split(': ', 1)[1]}.{name}" if ": " in where else name
+        source = where.split(": ", 1)[0]
+        env = f"{ENV_PREFIX}{key.replace('.', '__').upper()}"
+        raise ConfigError(
+            f"{source}: {key} = {value!r} is not valid: {problem} (expected {expected}; "
+            f"set in the config file or as {env})"
+        ) from None
+
+
+@functools.cache
+def _adapter(hint: Any) -> Any:
+    import pydantic
+
+    return pydantic.TypeAdapter(hint, config=pydantic.ConfigDict(coerce_numbers_to_str=True))
+
+
 def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
@@ -296,13 +325,14 @@ def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
             f"known: {', '.join(sorted(fields))}"
         )
     kwargs: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         default = fields[name].default_factory  # type: ignore[misc]
         sub_cls = type(default()) if callable(default) else None
         if sub_cls is not None and dataclasses.is_dataclass(sub_cls):
             kwargs[name] = _build(sub_cls, value or {}, where=f"{where}: {name}")
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(hints[name], value, name, fields[name].type, where)
     try:
         return cls(**kwargs)
     except TypeError as exc:

@@ -6,8 +6,11 @@
 * ``OpenAIGenerator``: any OpenAI-compatible chat-completions server (vLLM, a hosted API).
 * ``ScriptedGenerator``: replies queued with ``enqueue()``, for tests and demos without a model.
 
-``stream()`` yields text deltas; afterwards ``last_usage`` holds the token counts of that call
-(per thread). Chat templates always come from the tokenizer or the server.
+``stream()`` yields text deltas; the engine records that call's token counts (``last_usage``, per
+thread, set during the stream's steps). A consumer may step one stream from several threads
+(LangChain's ``astream`` does): ``metered()`` wraps a stream and keeps the call's own ``Usage``
+whichever thread took each step, so usage travels with the stream. Chat templates always come
+from the tokenizer or the server.
 """
 
 from __future__ import annotations
@@ -72,6 +75,56 @@ class _UsageMixin:
 
     def _set_usage(self, usage: Usage) -> None:
         self._usage.value = usage
+
+
+class MeteredStream:
+    """An engine's stream plus the ``Usage`` of that call (``usage``), whatever thread steps it.
+
+    Engines record usage in per-thread storage during a step (at the first step, and some again
+    at the last). Each step is checked in the thread that took it: a usage object that appears
+    during the step is this call's, so reading ``generator.last_usage`` from another thread, or
+    after the stream ended, never returns another call's counts or zero."""
+
+    def __init__(self, generator: Generator, stream: Iterator[str]):
+        self.generator = generator
+        self.stream = stream
+        self.usage = Usage()
+
+    def __iter__(self) -> MeteredStream:
+        return self
+
+    def __next__(self) -> str:
+        before = self._recorded()
+        try:
+            return next(self.stream)
+        finally:
+            after = self._recorded()
+            if after is not None and after is not before:
+                self.usage = after
+
+    def close(self) -> None:
+        before = self._recorded()
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+        after = self._recorded()
+        if after is not None and after is not before:
+            self.usage = after
+
+    def _recorded(self) -> Usage | None:
+        """The usage the engine holds for this thread, or None when it holds none (a fresh default)."""
+        first = self.generator.last_usage
+        return first if first is self.generator.last_usage else None
+
+
+def metered(
+    generator: Generator,
+    messages: Sequence[Message],
+    options: GenerationOptions,
+    cancel: threading.Event | None = None,
+) -> MeteredStream:
+    """``generator.stream(...)`` with its usage attached (see ``MeteredStream``)."""
+    return MeteredStream(generator, iter(generator.stream(messages, options, cancel)))
 
 
 def acquire_slot(lock: threading.Lock, timeout_s: float) -> None:
@@ -173,10 +226,10 @@ class LocalGenerator(_UsageMixin):
             finally:
                 halt.set()
                 worker.join()
+                if output:  # counted even when the consumer closed the stream early (a stop sequence)
+                    usage.completion_tokens = int(output[0].shape[1] - input_ids.shape[1])
             if failure:
                 raise GenerationError(f"generation failed: {failure[0]}") from failure[0]
-            if output:
-                usage.completion_tokens = int(output[0].shape[1] - input_ids.shape[1])
         finally:
             self._lock.release()
 

@@ -4,6 +4,9 @@
    UTF-8: ``agent.validation.check_chars``), are refused with an ``InputError``.
 2. ``classify_input``: prompt-injection attempts, abuse and clearly off-topic requests get a
    polite refusal instead of a model call (the refusal is logged like any agent turn).
+   ``small_talk``: a message that is only a greeting, thanks, goodbye, "how are you" or "are you
+   a bot?" gets a short on-brand answer (``small_talk_reply``) without retrieval or a hand-off.
+   The whole message must be small talk: "hi, my filter light is red" is a question.
 3. ``clean_passages``: instruction-like sentences inside retrieved documents are removed
    before the model sees them (an injection planted in a document is data, not a command).
 4. ``OutputGuard``: every streamed prefix is checked before it is sent; a reply that would
@@ -108,6 +111,111 @@ def classify_input(text: str, off_topic: bool = True) -> Verdict:
     if off_topic and (match := _OFF_TOPIC.search(text)):
         return Verdict("off_topic", match.group(0))
     return Verdict("ok")
+
+
+SMALL_TALK_REPLIES = {
+    "greeting": "Hi! I'm {agent_name}, the {company} assistant. How can I help with your {product} today?",
+    "how_are_you": "I'm doing well, thanks for asking! How can I help with your {product} today?",
+    "thanks": "You're welcome! Is there anything else I can help you with?",
+    "goodbye": "Thanks for contacting {company}. Have a great day!",
+    "bot": "Yes, I'm {agent_name}, {company}'s virtual assistant. I can answer questions about your "
+    "{product}, and connect you with a member of our team whenever you like.",
+    "ack": "Great! Let me know if there's anything else I can help with.",
+}
+# Each phrase, with the kind it signals; a message is small talk when phrases (and filler) cover
+# all of it. Order matters only within one alternation (longest first).
+_SMALL_TALK = [
+    (
+        "bot",
+        r"(?:are|r) (?:you|u) (?:an? |the )?(?:real |actual )?(?:bot|robot|ai|chat ?bot|machine|computer|"
+        r"human|real person|person|real|automated|virtual assistant)"
+        r"|(?:am i|are we) (?:talking|chatting|speaking) (?:to|with) (?:an? |the )?(?:real |actual )?"
+        r"(?:bot|robot|ai|chat ?bot|machine|computer|human|person|real person)"
+        r"|is (?:this|that|it) (?:an? |the )?(?:real |actual )?(?:bot|robot|ai|chat ?bot|machine|computer|"
+        r"human|real person|person|automated(?: \w+)?)"
+        r"|who (?:are|r) (?:you|u)|what are you",
+    ),
+    (
+        "how_are_you",
+        r"how (?:are|r) (?:you|u|things)(?: doing)?(?: today)?|how(?:'s| is) it going|"
+        r"how do you do|how have you been|what'?s up|whats up|sup",
+    ),
+    (
+        "thanks",
+        r"(?:thank (?:you|u)|thanks|thx|ty|cheers|much appreciated|appreciate it|"
+        r"i appreciate (?:it|that|your help|the help))"
+        r"(?: (?:so|very) much| a lot| a bunch| again| for (?:your|the|all (?:your|the)) help| for helping(?: me)?)*"
+        r"|(?:that|this|you) (?:was|were|is|are|has been|have been) (?:very |really |super |so )?"
+        r"(?:helpful|great|perfect|a great help|a big help)",
+    ),
+    (
+        "goodbye",
+        r"good ?bye|bye(?: bye| now| for now)?|see (?:you|ya|u)(?: later| soon)?|farewell|"
+        r"(?:have|wish you) a (?:good|great|nice|lovely) (?:day|evening|night|weekend|one)|"
+        r"good ?night|take care|talk (?:to you )?(?:later|soon)|ttyl|that'?s all(?: for (?:now|today))?|"
+        r"that is all|i'?m (?:all )?(?:done|set|good)|all (?:done|set|good)|nothing else",
+    ),
+    (
+        "greeting",
+        r"hello|hi|hiya|hey(?: there)?|howdy|greetings|yo|good (?:morning|afternoon|evening|day)|"
+        r"morning|afternoon|evening|nice to meet you|pleased to meet you|(?:is )?any(?:one|body) (?:there|here|home)",
+    ),
+    (
+        "ack",
+        r"ok(?:ay)?|k|cool|great|awesome|perfect|got it|understood|sounds good|alright|all right|"
+        r"nice|wonderful|excellent|brilliant|lovely|noted|sure|fine|no worries|no problem|np",
+    ),
+]
+_SMALL_TALK_RE = re.compile(
+    "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _SMALL_TALK), re.IGNORECASE
+)
+_FILLER = re.compile(
+    r"(?:there|again|everyone|all|folks|team|friend|mate|buddy|guys|so|oh|ah|well|and|then|"
+    r"too|very|much|really|just|again|please|pls|by the way|btw|lol|haha|:\)|:-\)|:d|"
+    r"you|u|[!?.,;:~\-]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]+)",
+    re.IGNORECASE,
+)
+_SMALL_TALK_MAX_CHARS = 80
+# When a message holds several kinds, the answer follows the most specific one.
+_SMALL_TALK_PRIORITY = ("bot", "goodbye", "thanks", "how_are_you", "greeting", "ack")
+
+
+def small_talk(text: str, names: Sequence[str] = ()) -> str | None:
+    """The kind of small talk ``text`` is (see ``SMALL_TALK_REPLIES``), or None when it holds
+    anything else: a question, a problem, a request. ``names`` (the assistant's, the company's)
+    may appear in it ("thanks Aria")."""
+    rest = " ".join(text.lower().replace("’", "'").split())
+    if not rest or len(rest) > _SMALL_TALK_MAX_CHARS:
+        return None
+    for name in names:
+        if name:
+            rest = re.sub(rf"\b{re.escape(name.lower())}\b", " ", rest)
+    kinds: set[str] = set()
+    position = 0
+    while position < len(rest):
+        if rest[position].isspace():
+            position += 1
+            continue
+        phrase = _SMALL_TALK_RE.match(rest, position)
+        if phrase and _ends_a_word(rest, phrase.end()):
+            kinds.add(next(k for k, v in phrase.groupdict().items() if v is not None))
+            position = phrase.end()
+            continue
+        filler = _FILLER.match(rest, position)
+        if filler and _ends_a_word(rest, filler.end()):
+            position = filler.end()
+            continue
+        return None
+    return next((kind for kind in _SMALL_TALK_PRIORITY if kind in kinds), None)
+
+
+def _ends_a_word(text: str, end: int) -> bool:
+    return end >= len(text) or not (text[end].isalnum() or text[end] == "'") or not text[end - 1].isalnum()
+
+
+def small_talk_reply(kind: str, company: str, product: str, agent_name: str) -> str:
+    """The short, on-brand answer to a kind of small talk."""
+    return SMALL_TALK_REPLIES[kind].format(company=company, product=product, agent_name=agent_name)
 
 
 def refusal(kind: str, company: str, product: str) -> str:

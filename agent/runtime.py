@@ -6,8 +6,9 @@ A turn, top to bottom (``Agent.stream``):
 2. **log the customer's message** (committed before anything else can fail);
 3. if a person already handles the conversation, say so and stop;
 4. hand off when the customer asks for a person;
-5. refuse injection attempts, abuse and off-topic requests;
-   answer with a reviewer's verified answer when one matches (``agent.verified``), and stop;
+5. refuse injection attempts, abuse and off-topic requests; answer with a reviewer's verified
+   answer when one matches (``agent.verified``); answer small talk (a greeting, thanks,
+   goodbye, "are you a bot?") on brand, without retrieval;
 6. retrieve passages with the conversation as context; hand off when none is relevant enough;
 7. generate, streaming only text the output guard has cleared;
 8. derive citations from the passages the answer used; hand off after N unhelpful turns;
@@ -19,6 +20,7 @@ thread-safe, and the local generator runs one generation at a time.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,10 +30,10 @@ from agent import escalation, feedback_reasons, grounding, guardrails, verified
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
-from agent.generator import GenerationOptions, Generator, build_generator
+from agent.generator import GenerationOptions, Generator, Usage, build_generator, metered
 from agent.prompt import Passage, build_messages, cut_at_stop, stop_prefix_length, system_message
 from agent.types import Citation, Feedback, Reply, RetrievedChunk, Turn
-from agent.validation import check_identifier
+from agent.validation import check_identifier, check_turn_limits
 
 if TYPE_CHECKING:
     from agent.store import LogStore
@@ -45,6 +47,7 @@ HANDOFF = {
     "unhelpful_streak": "I'm sorry I haven't been able to help. I've asked a member of the {company} support "
     "team to take over; they'll reply right here.",
 }
+log = logging.getLogger(__name__)  # decisions only: never the customer's text at INFO
 WITH_PERSON = "A member of our support team has your conversation and will reply here shortly."
 
 
@@ -81,23 +84,30 @@ class Agent:
         return cls(build_generator(config, model), knowledge, LogStore.from_config(config), config)
 
     # ------------------------------------------------------------------ public API
-    def reply(
-        self, conversation_id: str, text: str, *, max_tokens: int | None = None, stop: Sequence[str] = ()
-    ) -> Reply:
-        """Answer one customer message; see ``stream`` for the steps."""
-        for item in self.stream(conversation_id, text, max_tokens=max_tokens, stop=stop):
+    def reply(self, conversation_id: str, text: str, **limits: Any) -> Reply:
+        """Answer one customer message; see ``stream`` for the steps and the ``limits``."""
+        for item in self.stream(conversation_id, text, **limits):
             if isinstance(item, Reply):
                 return item
         raise GenerationError("the turn ended without a reply")  # pragma: no cover - invariant
 
     def stream(
-        self, conversation_id: str, text: str, *, max_tokens: int | None = None, stop: Sequence[str] = ()
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        max_tokens: int | None = None,
+        stop: Sequence[str] = (),
+        temperature: float | None = None,
+        timeout_s: float | None = None,
     ) -> Iterator[str | Reply]:
         """Yield text deltas as they are cleared, then the complete ``Reply``. A caller's
         ``max_tokens`` lowers the configured limit for this turn; the answer ends before the first
-        of its ``stop`` sequences (neither is ever sent)."""
+        of its ``stop`` sequences (neither is ever sent); ``temperature`` and ``timeout_s`` replace
+        the configured ones for this turn."""
         started = time.perf_counter()
         check_identifier(conversation_id, "conversation_id")  # before anything is written
+        limits = check_turn_limits(max_tokens, stop, temperature, timeout_s)
         message = guardrails.check_input(text, self.config.guardrails.max_input_chars)
         conversation = self.store.ensure_conversation(conversation_id)
         history = [(t.role, t.text) for t in conversation.turns if t.role != "system"]
@@ -105,16 +115,19 @@ class Agent:
         persona = self.config.persona
 
         if conversation.status == "escalated":
+            log.info("conversation %s: with a person, the agent does not answer", conversation_id)
             yield WITH_PERSON
             yield self._note(conversation_id, WITH_PERSON, started, escalated=True)
             return
         if escalation.wants_human(message):
+            log.info("conversation %s: hand-off, the customer asked for a person", conversation_id)
             handoff = self._handoff(conversation_id, "customer_request", started)
             yield handoff.text
             yield handoff
             return
         verdict = guardrails.classify_input(message, self.config.guardrails.refuse_off_topic)
         if not verdict.ok:
+            log.info("conversation %s: input refused by the guardrails (%s)", conversation_id, verdict.kind)
             answer = guardrails.refusal(verdict.kind, persona.company, persona.product)
             yield answer
             yield self._log_reply(conversation_id, answer, started, refused=verdict.kind)
@@ -124,11 +137,29 @@ class Agent:
             yield reply.text
             yield reply
             return
+        if kind := guardrails.small_talk(message, (persona.agent_name, persona.company)):
+            log.info("conversation %s: small talk (%s), answered without retrieval", conversation_id, kind)
+            answer = guardrails.small_talk_reply(kind, persona.company, persona.product, persona.agent_name)
+            yield answer
+            unchecked = grounding.Grounding(passed=True, checked=False).to_dict()  # its own source
+            yield self._log_reply(
+                conversation_id, answer, started, extra={"small_talk": kind, "grounding": unchecked}
+            )
+            return
 
         hits = self._retrieve(message, history)
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         best = max((h.relevance for h in hits), default=None)
+        log.debug(
+            "conversation %s: retrieved %d passages, best relevance %s", conversation_id, len(hits), best
+        )
         if escalation.low_confidence(best, self.config.escalation.min_relevance):
+            log.info(
+                "conversation %s: hand-off, low confidence (best relevance %s < %s)",
+                conversation_id,
+                best,
+                self.config.escalation.min_relevance,
+            )
             handoff = self._handoff(conversation_id, "low_confidence", started, hits=hits)
             yield handoff.text
             yield handoff
@@ -152,7 +183,7 @@ class Agent:
                 *_public_phrases(persona),
             ],
         )
-        state: dict[str, Any] = {"gate": self._gate(message, history, passages), "stop": tuple(stop)}
+        state: dict[str, Any] = {"gate": self._gate(message, history, passages), **limits}
         if max_tokens is not None:
             state["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
         yield from self._generate(conversation_id, messages, guard, state)
@@ -163,6 +194,16 @@ class Agent:
         elif not answer and state["grounding"].action != grounding.SENT:
             answer = self._fallback(message, passages, state)
             yield answer
+        judged = state["grounding"]
+        log.info(
+            "conversation %s: grounding checked=%s passed=%s action=%s, %d unsupported sentences%s",
+            conversation_id,
+            judged.checked,
+            judged.passed,
+            judged.action,
+            len(judged.unsupported),
+            ", output refused by the guard" if state.get("violation") else "",
+        )
         cited = used_passages(grounding.strip_lead(answer), passages)
         citations = [self._citation(passages[n - 1], n) for n in cited]
         unhelpful = says_unknown(answer) or not answer
@@ -176,6 +217,7 @@ class Agent:
             unhelpful=unhelpful,
             refused="output" if state.get("violation") else None,
             ttft=state.get("ttft"),
+            usage=state.get("usage"),
             extra={
                 "grounding": state["grounding"].to_dict(),
                 "violation": state.get("violation"),
@@ -184,6 +226,7 @@ class Agent:
             },
         )
         if unhelpful and self._unhelpful_streak(conversation_id):
+            log.info("conversation %s: hand-off after an unhelpful streak", conversation_id)
             self.store.escalate(conversation_id, "unhelpful_streak", turn_id=reply.turn_id)
             note = HANDOFF["unhelpful_streak"].format(company=persona.company)
             yield "\n\n" + note
@@ -290,9 +333,9 @@ class Agent:
         settings = self.config.generation
         options = GenerationOptions(
             max_new_tokens=state.get("max_tokens", settings.max_new_tokens),
-            temperature=settings.temperature,
+            temperature=state.get("temperature", settings.temperature),
             repetition_penalty=settings.repetition_penalty,
-            timeout_s=settings.timeout_s,
+            timeout_s=state.get("timeout_s", settings.timeout_s),
         )
         cancel = threading.Event()
         with self._cancels_lock:
@@ -301,7 +344,7 @@ class Agent:
         gate: grounding.SentenceGate | None = state["gate"]
         text, sent = "", 0
         try:
-            stream = self.generator.stream(messages, options, cancel)
+            stream = metered(self.generator, messages, options, cancel)
             for delta in stream:
                 text += delta
                 cut = cut_at_stop(text, state["stop"])
@@ -322,16 +365,14 @@ class Agent:
                     sent = safe
                 if cut is not None or (gate is not None and gate.failed):
                     break  # closing the stream below stops the generation
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
         except GenerationError as exc:
             self.store.add_turn(conversation_id, "system", f"generation failed: {exc}")
             raise
         finally:
             with self._cancels_lock:
                 self._cancels.pop(conversation_id, None)
-        usage = self.generator.last_usage
+        usage = stream.usage  # the call's own counts, whichever thread stepped the stream
         state.update(sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation
@@ -435,10 +476,11 @@ class Agent:
         refused: str | None = None,
         escalation_reason: str | None = None,
         ttft: float | None = None,
+        usage: Usage | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Reply:
         generated = passages is not None
-        usage = self.generator.last_usage if generated else None
+        usage = usage or (Usage() if generated else None)
         latency = (time.perf_counter() - started) * 1000
         metadata: dict[str, Any] = {
             "unhelpful": unhelpful,

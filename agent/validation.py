@@ -14,13 +14,15 @@ The rules, one place each:
   what no database encoding can store), not blank unless allowed, at most ``max_chars``.
 * **Names and labels** (API key names, feedback labels, reviewers): text on one line, without
   control characters, bounded in length; labels also in number.
-* **Numbers** (paging): within bounds every backend's integers hold (``MAX_OFFSET``).
+* **Numbers** (paging, a turn's limits): within bounds every backend's integers hold
+  (``MAX_OFFSET``); a turn's ``temperature`` 0-2, ``max_tokens`` at least 1.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from agent.errors import InputError
 
@@ -67,6 +69,36 @@ def check_text(value: object, what: str, max_chars: int, *, allow_blank: bool = 
             f"{what} is {len(text):,} characters long; the limit is {max_chars:,}", param=_param(what)
         )
     return text
+
+
+def check_number(value: object, what: str, low: float, high: float, *, integer: bool = False) -> float:
+    """``value`` if it is a number (an integer when ``integer``) from ``low`` to ``high``."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise InputError(f"{what} must be {kind} from {low:g} to {high:g}", param=_param(what))
+    return float(value)
+
+
+def check_turn_limits(
+    max_tokens: object = None, stop: object = (), temperature: object = None, timeout_s: object = None
+) -> dict[str, Any]:
+    """A caller's limits for one turn, checked: the ones given, plus ``stop`` as a tuple."""
+    limits: dict[str, Any] = {}
+    if max_tokens is not None:
+        limits["max_tokens"] = int(check_number(max_tokens, "max_tokens", 1, 2**31 - 1, integer=True))
+    if (
+        isinstance(stop, str)
+        or not isinstance(stop, Sequence)
+        or not all(isinstance(s, str) and s for s in stop)
+    ):
+        raise InputError("stop must be a list of non-empty strings", param="stop")
+    limits["stop"] = tuple(stop)
+    if temperature is not None:
+        limits["temperature"] = check_number(temperature, "temperature", 0.0, 2.0)
+    if timeout_s is not None:
+        limits["timeout_s"] = check_number(timeout_s, "timeout_s", 0.001, 86_400.0)
+    return limits
 
 
 def check_name(value: object, what: str, max_chars: int = NAME_MAX_CHARS) -> str:

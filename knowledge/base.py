@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -31,6 +32,8 @@ from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, Knowled
 
 # Part of every file digest: bump it when loading or chunking changes what a file turns into.
 CHUNKING_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,13 +143,24 @@ class KnowledgeBase:
                 if digest is not None:
                     digests[ref.source] = digest
         report = self._ingest(docs, failures, complete_files, progress, started, digests, loaded)
-        return replace(
+        report = replace(
             report,
             unchanged=report.unchanged + skipped[0],
             chunks_unchanged=report.chunks_unchanged + skipped[1],
             seconds=time.perf_counter() - started,
             skipped=unread,
         )
+        log.info(
+            "ingest: %d added, %d updated, %d unchanged, %d removed, %d failed, %d skipped (%d chunks added)",
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+            report.failed,
+            len(report.skipped),
+            report.chunks_added,
+        )
+        return report
 
     def ingest_documents(self, docs: Iterable[Document], *, progress: bool = False) -> IngestReport:
         """Ingest documents built by the caller (each replaces the document of the same source)."""
@@ -324,7 +338,16 @@ class KnowledgeBase:
 
         snapshot = self.snapshot()
         turns = tuple((str(role), str(text)) for role, text in history)
-        return search(snapshot, Query(query, turns), k, self.config, self._embed_queries, self._rerank_fn())
+        hits = search(snapshot, Query(query, turns), k, self.config, self._embed_queries, self._rerank_fn())
+        log.debug(
+            "search: k=%d history=%d turns -> %d hits, best relevance %s, documents %s",
+            k,
+            len(turns),
+            len(hits),
+            f"{hits[0].relevance:.3f}" if hits else "none",
+            [h.doc_id for h in hits],
+        )
+        return hits
 
     def snapshot(self) -> Snapshot:
         """The current search snapshot, built from the index if a mutation invalidated it."""

@@ -269,7 +269,7 @@ def retriever_class() -> type:
         """A LangChain retriever over a ``KnowledgeBase``: one ``Document`` per hit, best first.
 
         ``invoke(query)`` searches without context; ``invoke(query, history=[(role, text), ...])`` is
-        conversation-aware. Each document's metadata holds ``doc_id``, ``source``, ``score``,
+        conversation-aware; ``invoke(query, k=3)`` returns at most 3 documents for this call. Each document's metadata holds ``doc_id``, ``source``, ``score``,
         ``relevance`` and ``chunk_id`` next to the chunk's own metadata.
         """
 
@@ -282,8 +282,9 @@ def retriever_class() -> type:
             *,
             run_manager: CallbackManagerForRetrieverRun,
             history: Sequence[tuple[str, str]] = (),
+            k: int | None = None,
         ) -> list[LCDocument]:
-            hits = self.knowledge.search(query, k=self.k, history=history)
+            hits = self.knowledge.search(query, k=self.k if k is None else k, history=history)
             return [LCDocument(page_content=h.text, metadata=hit_metadata(h), id=h.chunk_id) for h in hits]
 
     KnowledgeRetriever.__module__ = __name__

@@ -59,9 +59,12 @@ def test_earlier_messages_seed_a_new_conversation_once(agent: Agent) -> None:
 
 
 def test_stream_yields_deltas_then_metadata(agent: Agent) -> None:
-    agent.generator.enqueue("Unused items can be returned within 30 days [1].")
+    agent.generator.enqueue("Unused items can be returned within 30 days [1]. You get a full refund [1].")
     chunks = list(SupportAgentChatModel(agent=agent).stream([HumanMessage("Can I return unused items?")]))
-    assert len(chunks) > 2  # deltas, not one block
+    assert len(chunks) > 2  # deltas (one per checked sentence), not one block
+    assert chunks[-1].chunk_position == "last" and [c.chunk_position for c in chunks[:-1]] == [None] * (
+        len(chunks) - 1
+    )
     merged = chunks[0]
     for chunk in chunks[1:]:
         merged += chunk  # LangChain's own aggregation: texts concatenate, metadata merges

@@ -53,3 +53,62 @@ def test_to_dict_is_plain(home: Path) -> None:
     data = AgentConfig(home=home).to_dict()
     assert data["home"] == str(home)
     assert data["persona"]["agent_name"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("SUPPORTLOOP_RETRIEVAL__K", "abc", r"retrieval\.k = 'abc' is not valid.*expected int"),
+        ("SUPPORTLOOP_GENERATION__TEMPERATURE", "hot", r"generation\.temperature = 'hot'.*expected float"),
+        (
+            "SUPPORTLOOP_GUARDRAILS__REFUSE_OFF_TOPIC",
+            "maybe",
+            r"guardrails\.refuse_off_topic = 'maybe'.*bool",
+        ),
+        ("SUPPORTLOOP_RETRIEVAL__ENTITY_FIELDS", "sku", r"retrieval\.entity_fields = 'sku'.*list\[str\]"),
+    ],
+)
+def test_a_badly_typed_value_is_refused_naming_key_value_and_type(
+    home: Path, key: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(env={"SUPPORTLOOP_HOME": str(home), key: value})
+    assert key in str(caught.value)
+
+
+def test_a_badly_typed_value_in_the_file_names_the_file(home: Path) -> None:
+    Path("supportloop.yaml").write_text("generation:\n  max_new_tokens: lots\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"supportloop\.yaml: generation\.max_new_tokens = 'lots'"):
+        load_config()
+
+
+def test_well_typed_values_are_coerced_leniently(home: Path) -> None:
+    config = load_config(
+        env={
+            "SUPPORTLOOP_RETRIEVAL__K": "6",
+            "SUPPORTLOOP_GENERATION__TEMPERATURE": "1",
+            "SUPPORTLOOP_MODEL": "2024",
+        }
+    )
+    assert (config.retrieval.k, config.generation.temperature, config.model) == (6, 1.0, "2024")
+    assert isinstance(config.generation.temperature, float)
+
+
+def test_ask_with_a_bad_value_fails_in_one_line_before_loading_anything(home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPPORTLOOP_HOME": str(home), "SUPPORTLOOP_RETRIEVAL__K": "abc"}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "ask", "How often should I change the filter?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(home),
+        timeout=300,
+    )
+    assert done.returncode == ConfigError.exit_code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "retrieval.k = 'abc'" in lines[0] and "Traceback" not in done.stderr
+    assert not (home / "supportloop.db").exists()
