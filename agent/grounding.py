@@ -17,8 +17,9 @@ tail is dropped the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.citations import content_words, says_unknown
 
@@ -161,22 +162,37 @@ def passage_sentences(passage: str) -> list[str]:
     return out
 
 
-def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2) -> str | None:
-    """The passage sentences sharing most content words with the question, quoted with their
-    passage number; None when no sentence shares any."""
+Embed = Callable[[list[str]], Any]  # texts -> L2-normalised vectors (``KnowledgeBase.embed``)
+
+
+def extractive_answer(
+    question: str, passages: Sequence[str], max_sentences: int = 2, embed: Embed | None = None
+) -> str | None:
+    """The passage sentences that best match the question, quoted with their passage number;
+    None when no sentence shares a content word with it.
+
+    With ``embed`` (the knowledge base's own embedding model) sentences are ranked by cosine
+    similarity to the question, which finds an answer worded differently from the question
+    ("send back" -> "return window"); without it, by the content words they share."""
     wanted = set(content_words(question))
-    scored = []
+    candidates = []
     for number, passage in enumerate(passages, start=1):
         for order, sentence in enumerate(passage_sentences(passage)):
-            overlap = len(wanted & set(content_words(sentence)))
             clean = sentence.replace("**", "").strip()
-            if overlap and len(clean) > 20:
-                scored.append((-overlap, number, order, clean))
-    if not scored:
+            if len(clean) > 20 and wanted & set(content_words(clean)):
+                candidates.append((number, order, clean))
+    if not candidates:
         return None
-    best = sorted(scored)[:max_sentences]
-    best.sort(key=lambda item: (item[1], item[2]))
-    quoted = " ".join(f"{s if s.endswith(('.', '!', '?')) else s + '.'} [{n}]" for _, n, _, s in best)
+    if embed is not None:
+        import numpy as np
+
+        vectors = np.asarray(embed([question, *(c[2] for c in candidates)]), dtype=np.float32)
+        scores = [float(v) for v in vectors[1:] @ vectors[0]]
+    else:
+        scores = [float(len(wanted & set(content_words(c[2])))) for c in candidates]
+    ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i][:2]))
+    best = sorted(candidates[i] for i in ranked[:max_sentences])
+    quoted = " ".join(f"{s if s.endswith(('.', '!', '?')) else s + '.'} [{n}]" for n, _, s in best)
     return f"Here is what our help pages say: {quoted}"
 
 

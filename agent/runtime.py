@@ -426,7 +426,8 @@ class Agent:
         verdict: grounding.Grounding = state["grounding"]
         quoted = None
         if self.config.grounding.fallback == "extractive":
-            quoted = grounding.extractive_answer(message, [p.text for p in passages])
+            embed = getattr(self.knowledge, "embed", None)
+            quoted = grounding.extractive_answer(message, [p.text for p in passages], embed=embed)
         if quoted is not None:
             state["grounding"] = dataclasses.replace(verdict, action=grounding.EXTRACTIVE)
             return quoted

@@ -51,6 +51,27 @@ def test_extractive_answer_quotes_the_best_matching_passage_sentences() -> None:
     assert extractive_answer("pizza toppings?", passages) is None
 
 
+def test_extractive_answer_ranks_by_the_embedding_model_when_given_one() -> None:
+    """Word overlap picks the sentence repeating the question's words; the embedding model picks
+    the one that answers it, worded differently."""
+    import numpy as np
+
+    passages = [
+        "You can send back a purifier you bought on our website in its original box. "
+        "Returns are accepted within 30 days of delivery."
+    ]
+    question = "How many days do I have to send back a purifier I bought on your website?"
+    by_words = extractive_answer(question, passages, max_sentences=1)
+    assert by_words is not None and "original box" in by_words
+
+    def embed(texts: list[str]) -> np.ndarray:  # a stand-in that knows "days" ~ "30 days"
+        vectors = np.array([[1.0, 0.0] if "days" in t else [0.0, 1.0] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    by_meaning = extractive_answer(question, passages, max_sentences=1, embed=embed)
+    assert by_meaning is not None and "30 days" in by_meaning and "original box" not in by_meaning
+
+
 def test_an_invented_figure_never_reaches_the_customer(make_agent) -> None:
     agent = make_agent(ScriptedGenerator(["The warranty lasts 90 days."]))
     deltas = [d for d in agent.stream("g1", "How long is the warranty?") if isinstance(d, str)]
