@@ -6,6 +6,13 @@ at once with the same ~550-token chat prompt, greedy. Each is timed twice, with 
 (prefill only) and with T new tokens; the difference is the decode time.
 
     python -m benchmarks.load_batching --clients 8 --new-tokens 32 --threads 1
+
+``--engine ct2`` measures the serving path instead: the production version compiled to
+CTranslate2, the 10 sample questions' serving prompts (retrieved over the sample docs), 64 new
+tokens each, ``CompiledGenerator`` one request at a time against ``CompiledBatchingGenerator`` with
+all of them at once; it writes ``results/load_batching.json``:
+
+    python -m benchmarks.load_batching --engine ct2 --clients 8 --new-tokens 64
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchmarks.common import CACHED_MODEL
+from benchmarks.common import CACHED_MODEL, SAMPLE, bench_home, machine, write_result
 
 
 def timed(generator: Any, clients: int, new_tokens: int, prompt: list[dict[str, str]]) -> tuple[float, int]:
@@ -41,7 +48,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--model", default=str(CACHED_MODEL), help="a model directory")
+    parser.add_argument("--engine", choices=("transformers", "ct2"), default="transformers")
     args = parser.parse_args()
+    if args.engine == "ct2":
+        compiled_main(args.clients, args.new_tokens)
+        return
 
     import torch
 
@@ -80,6 +91,83 @@ def main() -> None:
             {"prompt_tokens": local.count_tokens(prompt[0]["content"]), "threads": torch.get_num_threads()}
         )
     )
+
+
+def serving_prompts(home: Any, count: int) -> tuple[list[list[dict[str, str]]], str]:
+    """The agent's messages for the first ``count`` sample questions, and the production version."""
+    from agent.config import load_config
+    from agent.knowledge import open_knowledge
+    from agent.prompt import build_messages
+    from agent.runtime import Agent
+
+    config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
+    knowledge = open_knowledge(config)
+    if knowledge.count() == 0:
+        knowledge.ingest([SAMPLE / "docs"])
+    lines = (SAMPLE / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [q["question"] for q in map(json.loads, lines) if "gold_doc_ids" in q][:count]
+    prompts = []
+    for question in questions:
+        passages = [Agent._passage(h) for h in knowledge.search(question, k=config.retrieval.k)]
+        prompts.append(build_messages(question, passages, config.persona))
+    return prompts, config.model
+
+
+def compiled_main(clients: int, new_tokens: int) -> None:
+    """Single-stream against batched aggregate tokens/s on the compiled serving path."""
+    import tempfile
+    from pathlib import Path
+
+    from agent.compiled import CompiledGenerator
+    from agent.generator import GenerationOptions
+    from deploy.batching import CompiledBatchingGenerator
+
+    home = bench_home(Path(tempfile.mkdtemp(prefix="bench-batching-")), "bench-batching-")
+    prompts, version = serving_prompts(home, 10)
+    alone = CompiledGenerator.load(version, home=home, check="none")
+    batching = CompiledBatchingGenerator.wrap(alone, max_batch=clients, window_ms=50)
+    options = GenerationOptions(max_new_tokens=new_tokens, temperature=0.0, repetition_penalty=1.0)
+
+    def run(generator: Any, messages: list[dict[str, str]]) -> int:
+        for _text in generator.stream(messages, options):
+            pass
+        return int(generator.last_usage.completion_tokens)
+
+    run(alone, prompts[0])  # warm-up
+    started = time.perf_counter()
+    single_tokens = sum(run(alone, p) for p in prompts)
+    single_s = time.perf_counter() - started
+    work = [prompts[i % len(prompts)] for i in range(len(prompts))]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        batched_tokens = sum(pool.map(lambda p: run(batching, p), work))
+    batched_s = time.perf_counter() - started
+    batching.close()
+    single_rate, batched_rate = single_tokens / single_s, batched_tokens / batched_s
+    result = {
+        "machine": machine(),
+        "engine": "ctranslate2 int8",
+        "version": version,
+        "requests": len(work),
+        "clients": clients,
+        "new_tokens": new_tokens,
+        "prompt_tokens_mean": round(
+            sum(alone.count_tokens(m["content"]) for p in prompts for m in p) / len(prompts)
+        ),
+        "single": {
+            "seconds": round(single_s, 2),
+            "tokens": single_tokens,
+            "tokens_per_s": round(single_rate, 1),
+        },
+        "batched": {
+            "seconds": round(batched_s, 2),
+            "tokens": batched_tokens,
+            "tokens_per_s": round(batched_rate, 1),
+            "batches": batching.batches,
+        },
+        "ratio": round(batched_rate / single_rate, 2),
+    }
+    write_result("load_batching", result)
 
 
 if __name__ == "__main__":

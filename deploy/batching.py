@@ -1,4 +1,4 @@
-"""Batched generation for a local transformers model: one ``generate`` call serves many requests.
+"""Batched generation for a local model: one ``generate`` call serves many requests.
 
 ``LocalGenerator`` runs one generation at a time (a lock), so N concurrent customers wait N
 generations. ``BatchingGenerator`` implements the same ``Generator`` protocol over the same model:
@@ -20,6 +20,10 @@ Invariants:
   last row finishes.
 * **Usage** (``last_usage``) is per calling thread, as for ``LocalGenerator``: prompt tokens
   without padding, completion tokens up to and including EOS.
+
+``CompiledBatchingGenerator`` is the same batcher over the compiled CTranslate2 engine (the
+default serving path): one ``generate_batch`` call decodes the batch, and its per-token callback
+streams each row and stops it (returning True ends decoding for that row only).
 
 Imports torch and transformers: import this module only where a local model is served.
 """
@@ -94,7 +98,7 @@ class BatchingGenerator:
         self._pending: list[_Row] = []  # collected but of another sampling group: next batch
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        eos = getattr(model.generation_config, "eos_token_id", None)
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         if eos is None:
             eos = tokenizer.eos_token_id
         self._eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
@@ -299,3 +303,53 @@ class _RowStreamer(BaseStreamer):
 
     def end(self) -> None:
         pass
+
+
+class CompiledBatchingGenerator(BatchingGenerator):
+    """The batcher over a CTranslate2 engine (``agent.compiled.CompiledGenerator``)."""
+
+    @classmethod
+    def wrap(cls, local: Any, **kwargs: Any) -> BatchingGenerator:
+        return cls(local.generator, local.tokenizer, version=local.version, adapter=local.adapter, **kwargs)
+
+    def _run(self, batch: list[_Row]) -> None:
+        self.batches += 1
+        self.batched_requests += len(batch)
+        first = batch[0].options
+        sampling = (
+            {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": first.temperature}
+            if first.temperature > 0
+            else {"sampling_topk": 1}
+        )
+
+        def step(result: Any) -> bool:  # called on the engine's thread, once per token per row
+            row = batch[result.batch_id]
+            if not row.closed:
+                now = time.monotonic()
+                row.cancelled = row.cancelled or row.cancel.is_set()
+                row.timed_out = row.timed_out or now > row.deadline
+                if row.halt.is_set() or row.cancelled or row.timed_out:
+                    self._finish(row)
+                else:
+                    self._accept(row, result.step + 1, int(result.token_id))
+            return row.closed
+
+        try:
+            self.model.generate_batch(
+                [self.tokenizer.convert_ids_to_tokens(row.ids) for row in batch],
+                max_length=max(r.options.max_new_tokens for r in batch),
+                repetition_penalty=first.repetition_penalty,
+                end_token=self.tokenizer.eos_token,
+                include_prompt_in_result=False,
+                beam_size=1,
+                callback=step,
+                **sampling,
+            )
+        except Exception as exc:  # every waiting caller gets the failure, the worker lives on
+            for row in batch:
+                if not row.closed:
+                    row.closed = True
+                    row.out.put(("error", exc))
+            return
+        for row in batch:
+            self._finish(row)

@@ -115,11 +115,13 @@ def _release(agent: Agent) -> None:
 def default_agent_factory(config: AgentConfig, store: LogStore, settings: ServerSettings) -> AgentFactory:
     """What ``supportloop serve`` uses: the pieces of ``Agent.from_config`` (the configured
     generator, knowledge base and store), with one knowledge base and one store shared by every
-    version, and a local model wrapped in the ``BatchingGenerator`` unless batching is off."""
+    version, and a local model (transformers or the compiled engine) wrapped in a batcher unless
+    batching is off."""
     shared: dict[str, Any] = {}
     lock = threading.Lock()
 
     def factory(name: str) -> Agent:
+        from agent.compiled import CompiledGenerator
         from agent.generator import LocalGenerator, build_generator
         from agent.knowledge import open_knowledge
         from agent.runtime import Agent
@@ -128,10 +130,13 @@ def default_agent_factory(config: AgentConfig, store: LogStore, settings: Server
             if "knowledge" not in shared:
                 shared["knowledge"] = open_knowledge(config)
         generator: Any = build_generator(config, None if name == "production" else name)
-        if settings.batching and isinstance(generator, LocalGenerator):
-            from deploy.batching import BatchingGenerator
+        if settings.batching and isinstance(generator, (LocalGenerator, CompiledGenerator)):
+            from deploy.batching import BatchingGenerator, CompiledBatchingGenerator
 
-            generator = BatchingGenerator.wrap(
+            batcher = (
+                CompiledBatchingGenerator if isinstance(generator, CompiledGenerator) else BatchingGenerator
+            )
+            generator = batcher.wrap(
                 generator, max_batch=settings.batch_max_size, window_ms=settings.batch_window_ms
             )
         return Agent(generator, shared["knowledge"], store, config)

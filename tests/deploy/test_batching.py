@@ -78,3 +78,55 @@ def test_a_caller_that_stops_reading_frees_its_row(generators) -> None:
     assert first
     _, usage = _run(batching, PROMPTS[1], GenerationOptions(max_new_tokens=4))
     assert usage.completion_tokens == 4 and batching.batches == 2
+
+
+@pytest.fixture(scope="module")
+def compiled_generators(tiny_model_dir, tmp_path_factory):
+    from agent import compiled
+
+    if not compiled.available():
+        pytest.skip("ctranslate2 is not installed")
+    from agent.models import ResolvedModel
+    from deploy.batching import CompiledBatchingGenerator
+
+    home = tmp_path_factory.mktemp("compiled-batching")
+    engine = compiled.ensure_compiled(
+        ResolvedModel(version="tiny", base=str(tiny_model_dir)), home, check="none"
+    )
+    alone = compiled.CompiledGenerator(engine, version="tiny")
+    batching = CompiledBatchingGenerator.wrap(alone, max_batch=8, window_ms=200)
+    yield alone, batching
+    batching.close()
+
+
+def test_the_compiled_engine_batches_concurrent_requests_with_unbatched_greedy_output(
+    compiled_generators,
+) -> None:
+    alone, batching = compiled_generators
+    options = GenerationOptions(max_new_tokens=12, temperature=0.0)
+    single = [_run(alone, p, options)[0] for p in PROMPTS]
+    before = batching.batches
+    with ThreadPoolExecutor(len(PROMPTS)) as pool:
+        together = list(pool.map(lambda p: _run(batching, p, options), PROMPTS))
+    assert [t for t, _ in together] == single
+    assert all(0 < u.completion_tokens <= 12 for _, u in together)
+    assert [u.prompt_tokens for _, u in together] == [len(alone.prompt_tokens(p)) for p in PROMPTS]
+    assert batching.batches == before + 1 and batching.version == "tiny"
+
+
+def test_the_compiled_batcher_keeps_each_rows_limit_cancel_and_early_close(compiled_generators) -> None:
+    _, batching = compiled_generators
+    cancelled = threading.Event()
+    cancelled.set()
+    jobs = [
+        (PROMPTS[0], GenerationOptions(max_new_tokens=3), None),
+        (PROMPTS[2], GenerationOptions(max_new_tokens=10), cancelled),
+    ]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: _run(batching, *job), jobs))
+    assert results[0][1].completion_tokens <= 3
+    assert results[1][1].cancelled and results[1][1].completion_tokens <= 1
+    stream = batching.stream(PROMPTS[0], GenerationOptions(max_new_tokens=50))
+    next(stream, None)
+    stream.close()  # as the agent does at a stop marker: the batcher serves the next request
+    assert _run(batching, PROMPTS[1], GenerationOptions(max_new_tokens=4))[1].completion_tokens <= 4
