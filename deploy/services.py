@@ -133,12 +133,11 @@ def default_agent_factory(config: AgentConfig, store: LogStore, settings: Server
         if settings.batching and isinstance(generator, (LocalGenerator, CompiledGenerator)):
             from deploy.batching import BatchingGenerator, CompiledBatchingGenerator
 
-            batcher = (
-                CompiledBatchingGenerator if isinstance(generator, CompiledGenerator) else BatchingGenerator
-            )
-            generator = batcher.wrap(
-                generator, max_batch=settings.batch_max_size, window_ms=settings.batch_window_ms
-            )
+            limits = {"max_batch": settings.batch_max_size, "window_ms": settings.batch_window_ms}
+            if isinstance(generator, CompiledGenerator):
+                generator = CompiledBatchingGenerator.wrap(generator, **limits)
+            else:
+                generator = BatchingGenerator.wrap(generator, **limits)
         return Agent(generator, shared["knowledge"], store, config)
 
     return factory
