@@ -278,7 +278,7 @@ def main() -> None:
     args = parser.parse_args()
     global LIMIT
     LIMIT = args.limit
-    home_root = args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))
+    home_root = (args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))).resolve()
     models = bench_home(home_root / "sample", "bench-tuned-") / "models"
     (home_root / "changed").mkdir(parents=True, exist_ok=True)
     if not (home_root / "changed" / "models").exists():
