@@ -96,7 +96,7 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 @click.pass_context
 def create_user(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
-    """Create a console account. The password is stored scrypt-hashed."""
+    """Create a console account. The password is stored Argon2id-hashed."""
     if password_stdin:
         password = click.get_text_stream("stdin").readline().rstrip("\r\n")
     else:
