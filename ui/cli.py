@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 APP = Path(__file__).resolve().parent / "app.py"
+SERVER = Path(__file__).resolve().parent / "server.py"  # APP on Streamlit's server, plus our cookie route
 
 
 def _config_path(ctx: click.Context) -> str | None:
@@ -40,7 +41,7 @@ def streamlit_argv(port: int, host: str) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(SERVER),
         "--server.headless",
         "true",
         "--server.port",
