@@ -350,12 +350,16 @@ _NAME_WORD = r"[A-ZÀ-Þ][\w'’\-]*"
 _LOWER_WORD = (
     r"(?!(?:and|but|from|with|here|again|the|my|i|im|is|it|its|please|thanks|about|to)\b)[^\W\d_]{2,}"
 )
-# Cues strong enough to take what follows as a name, in any case ("my name is carlos mendez").
+# Cues strong enough to take what follows as a name: "my name is" and "name on card" (in any
+# case: "my name is carlos mendez") and a title ("Ms Chen"). A sign-off ("Thanks, Priya") or a
+# greeting ("Hi Anna,") also needs a known name: "Thanks, Halcyon" is not one.
 _NAME_CUES = [
     re.compile(
         rf"(?i:\bmy name(?:'s| is)\b|\bname on (?:the )?(?:card|order|account)(?: is)?:?)\s+((?:{_LOWER_WORD})(?: {_LOWER_WORD}){{0,2}})"
     ),
     re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ({_NAME_WORD}(?: {_NAME_WORD}){{0,2}})"),
+]
+_WEAK_NAME_CUES = [
     re.compile(
         rf"(?i:\b(?:regards|sincerely|cheers|best|thanks|thank you|many thanks|best wishes)),?\s*\n?"
         rf"({_NAME_WORD}(?: {_NAME_WORD}){{0,2}})[.!]?\s*$"
@@ -439,7 +443,7 @@ def _name_spans(text: str, doc: Any | None = None) -> Iterator[tuple[int, int]]:
             ent.label_ == "PERSON"
             and not ent.text.islower()
             and not _sentence_word(text, ent)
-            and any(_fold(word) in known_names() for word in re.split(r"[\s\-]+", ent.text))
+            and _holds_known_name(ent.text)
         ):
             start, end = ent.start_char, ent.end_char
             value = text[start:end]
@@ -449,6 +453,14 @@ def _name_spans(text: str, doc: Any | None = None) -> Iterator[tuple[int, int]]:
     for pattern in _NAME_CUES:
         for match in pattern.finditer(text):
             yield match.span(1)
+    for pattern in _WEAK_NAME_CUES:
+        for match in pattern.finditer(text):
+            if _holds_known_name(match.group(1)):
+                yield match.span(1)
+
+
+def _holds_known_name(value: str) -> bool:
+    return any(_fold(word) in known_names() for word in re.split(r"[\s\-]+", value))
 
 
 def _people(text: str, doc: Any | None = None) -> Iterator[tuple[int, int]]:
