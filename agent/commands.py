@@ -274,13 +274,15 @@ def logs_show(ctx: click.Context, conversation_id: str, as_json: bool) -> None:
 )
 @click.pass_context
 def logs_export(ctx: click.Context, out: Path | None) -> None:
-    """Export every conversation with turns and feedback as JSON Lines."""
+    """Export every conversation with turns and feedback as JSON Lines, PII redacted."""
+    from agent.pii import redact_export
+
     store = _store(ctx)
     handle = out.open("w", encoding="utf-8") if out else sys.stdout
     count = 0
     try:
         for row in store.export():
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            handle.write(json.dumps(redact_export(row), ensure_ascii=False, default=str) + "\n")
             count += 1
     finally:
         if out:

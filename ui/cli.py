@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 APP = Path(__file__).resolve().parent / "app.py"
+SERVER = Path(__file__).resolve().parent / "server.py"  # APP on Streamlit's server, plus our cookie route
 
 
 def _config_path(ctx: click.Context) -> str | None:
@@ -41,7 +42,7 @@ def streamlit_argv(port: int, host: str, accent: str | None = None) -> list[str]
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(SERVER),
         "--server.headless",
         "true",
         "--server.port",
@@ -99,7 +100,7 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 @click.pass_context
 def create_user(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
-    """Create a console account. The password is stored scrypt-hashed."""
+    """Create a console account. The password is stored Argon2id-hashed."""
     if password_stdin:
         password = click.get_text_stream("stdin").readline().rstrip("\r\n")
     else:

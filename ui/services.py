@@ -12,15 +12,15 @@ Invariants:
   may also install an agent of their own with ``use_agent()``.
 * **Console access** needs a signed-in user (``LogStore.authenticate``) in the session; admins
   also run training rounds. Every console page calls ``require_user()`` first. A sign-in is a
-  console session in the store whose token the browser keeps in a cookie, so it survives a page
-  reload; signing out ends it in the store.
+  console session in the store whose token the browser keeps in an ``HttpOnly`` cookie set by the
+  server (``ui.session_cookie``; no page script can read it), so it survives a page reload;
+  signing out ends it in the store.
 * Pages go through ``agent``'s and ``training``'s public APIs only: no SQL in ``ui/``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import statistics
 import threading
 from collections.abc import Iterator
@@ -32,6 +32,7 @@ import streamlit as st
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
 from agent.generator import GenerationOptions, Usage
+from ui import session_cookie
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -189,7 +190,7 @@ def first_answer_minutes(log: LogStore, recent: int = 20) -> float | None:
 
 # A sign-in lives in the store as a console session; the browser keeps its token in a cookie, so
 # a page reload (a new Streamlit session) finds the user again. Only the token's hash is stored.
-SESSION_COOKIE = "supportloop_console"
+SESSION_COOKIE = session_cookie.SESSION_COOKIE
 TOKEN_KEY = "console_session_token"
 COOKIE_AGE_KEY = "console_cookie_max_age"
 
@@ -230,18 +231,16 @@ def sign_out() -> None:
 def write_session_cookie() -> None:
     """Bring the browser's cookie in line with this session's sign-in (called once per script run).
 
-    The script element is sent on every run until the browser holds the cookie: a run that ends
-    in ``st.rerun`` or ``st.switch_page`` (as sign-in and sign-out do) may never mount it."""
+    The page gets a one-time code, never the token, and posts it to the server, which sets the
+    cookie ``HttpOnly`` (``ui.session_cookie``). The script element is sent on every run until the
+    browser holds the cookie: a run that ends in ``st.rerun`` or ``st.switch_page`` (as sign-in
+    and sign-out do) may never mount it."""
     token = st.session_state.get(TOKEN_KEY)
     if token is None or (_cookie_token() or "") == token:
         return  # never signed in or out here, or the connection already carries it
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", token):  # token_urlsafe; never script text
-        raise ValueError("unexpected session token")
     max_age = int(st.session_state.get(COOKIE_AGE_KEY, 0)) if token else 0
     st.html(
-        f"<script>document.cookie = '{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; "
-        "SameSite=Strict';</script>",
-        unsafe_allow_javascript=True,
+        session_cookie.exchange_script(session_cookie.issue(token, max_age)), unsafe_allow_javascript=True
     )
 
 

@@ -1,7 +1,9 @@
 """Accounts: support-console users, their sign-in sessions, and HTTP API keys (``store.accounts``).
 
-No secret is stored: passwords as scrypt hashes whose parameters travel with them, console session
-tokens and API key secrets as their SHA-256. A disabled user's sessions stop working at once; a
+No secret is stored: passwords as Argon2id hashes (OWASP's current recommendation; the parameters
+travel with each hash), console session tokens and API key secrets as their SHA-256. A password
+hashed under older or weaker parameters (scrypt at N=2^14, as before issue 21) still signs in, and
+is rehashed with the current ones at that sign-in. A disabled user's sessions stop working at once; a
 revoked key stops working at once.
 """
 
@@ -11,13 +13,14 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -52,15 +55,37 @@ class ApiKey:
     last_used_at: datetime | None = None
 
 
-def hash_password(password: str, *, salt: bytes | None = None, n: int = 2**14, r: int = 8, p: int = 1) -> str:
-    """scrypt (memory-hard, in the standard library); the parameters travel with the hash."""
-    salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${n}${r}${p}${b64(salt).decode()}${b64(digest).decode()}"
+# argon2-cffi's default profile is RFC 9106's "low memory" one: Argon2id, t=3, m=64 MiB, p=4,
+# above OWASP's minimum (m=19 MiB, t=2, p=1).
+_HASHER = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """Argon2id in PHC string form (``$argon2id$v=19$m=...,t=...,p=...$salt$hash``)."""
+    return _HASHER.hash(password)
 
 
 def check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored``: an Argon2 hash, or a legacy ``scrypt$...`` one."""
+    if stored.startswith("scrypt$"):
+        return _check_scrypt(password, stored)
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether ``stored`` was made with other than the current algorithm and parameters."""
+    if not stored.startswith("$argon2"):
+        return True
+    try:
+        return _HASHER.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+def _check_scrypt(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
         expected = base64.b64decode(digest)
@@ -71,6 +96,7 @@ def check_password(password: str, stored: str) -> bool:
             r=int(r),
             p=int(p),
             dklen=len(expected),
+            maxmem=2**30,
         )
     except (ValueError, TypeError):
         return False
@@ -86,7 +112,7 @@ class Accounts:
     # -- users (support console) ---------------------------------------------------------------
 
     def create_user(self, username: str, password: str, role: str = "reviewer") -> User:
-        """A console user; StoreError if the name is taken. Passwords are stored scrypt-hashed."""
+        """A console user; StoreError if the name is taken. Passwords are stored Argon2id-hashed."""
         username = username.strip()
         if not username or len(username) > 255:
             raise InputError("a username needs 1-255 characters")
@@ -113,6 +139,14 @@ class Accounts:
         )
         if row is None or row.disabled or not check_password(password, row.password_hash):
             return None
+        if needs_rehash(row.password_hash):  # an old hash: upgrade it now that we hold the password
+            fresh = hash_password(password)
+            self._db.run(
+                lambda conn: conn.execute(
+                    update(users).where(users.c.id == row.id).values(password_hash=fresh)
+                ),
+                write=True,
+            )
         return _user(row)
 
     def list_users(self) -> list[User]:

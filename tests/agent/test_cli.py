@@ -87,3 +87,28 @@ def test_a_failing_chroma_call_is_a_one_line_error(
     (line,) = _error_lines(capsys.readouterr().err)
     where = f"collection 'supportloop' at {home / 'index'}"
     assert line.endswith(f"cannot read {where}: disk I/O error while reading the segment")
+
+
+def test_logs_export_redacts_pii_with_the_compile_policy(home: Path, tmp_path: Path) -> None:
+    from agent.config import load_config
+    from agent.store import LogStore
+
+    with LogStore.from_config(load_config()) as store:
+        store.create_conversation("c1", owner="maria.garcia@example.com")
+        store.add_turn("c1", "customer", "Hi, I'm John Smith, card 4111 1111 1111 1111 cvv 123")
+        answer = store.add_turn("c1", "agent", "Thanks John, the filter ships to SW1A 1AA.")
+        store.add_feedback(answer.id or "", thumbs=-1, correction="Thanks Mr. Smith, it ships to SW1A 1AA.")
+        store.escalate("c1", "Customer Maria Garcia, DOB 14/03/1985, asked for a manager")
+    out = tmp_path / "export.jsonl"
+    result = CliRunner().invoke(cli, ["logs", "export", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    for secret in ("John", "Smith", "4111", "123", "SW1A", "Maria", "Garcia", "1985", "maria.garcia@"):
+        assert secret not in text, secret
+    (row,) = [json.loads(line) for line in text.splitlines()]
+    assert [t["text"] for t in row["turns"]] == [
+        "Hi, I'm [PERSON], card [CARD] cvv [CVV]",
+        "Thanks [PERSON], the filter ships to [POSTCODE].",
+    ]
+    assert row["owner"] == "[EMAIL]"
+    assert row["escalations"][0]["reason"] == "Customer [PERSON], DOB [DOB], asked for a manager"

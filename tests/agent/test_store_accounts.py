@@ -121,3 +121,50 @@ def test_log_store_keeps_its_account_methods_as_delegations(store: LogStore) -> 
     assert store.verify_api_key(secret) is not None and [k.id for k in store.list_api_keys()] == [key.id]
     store.revoke_api_key(key.id)
     assert store.verify_api_key(secret) is None
+
+
+def test_passwords_are_argon2id_at_or_above_owasp_minimums() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("$argon2id$")
+    params = dict(kv.split("=") for kv in stored.split("$")[3].split(","))
+    # OWASP Password Storage Cheat Sheet: Argon2id with m >= 19 MiB, t >= 2, p = 1 (or a
+    # stronger equivalent).
+    assert int(params["m"]) >= 19 * 1024 and int(params["t"]) >= 2 and int(params["p"]) >= 1
+
+
+def _legacy_scrypt(password: str) -> str:
+    """A hash as stored before issue 21: scrypt at N=2^14."""
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def test_an_old_scrypt_hash_signs_in_and_is_rehashed_with_argon2id(accounts: Accounts) -> None:
+    from sqlalchemy import select, update
+
+    from agent.store.schema import users
+
+    accounts.create_user("old", "an-old-password")
+    legacy = _legacy_scrypt("an-old-password")
+    assert check_password("an-old-password", legacy) and not check_password("wrong-password", legacy)
+    db = accounts._db
+    db.run(
+        lambda c: c.execute(update(users).where(users.c.username == "old").values(password_hash=legacy)),
+        write=True,
+    )
+
+    def stored() -> str:
+        return str(
+            db.run(
+                lambda c: c.execute(select(users.c.password_hash).where(users.c.username == "old")).scalar()
+            )
+        )
+
+    assert accounts.authenticate("old", "wrong-password") is None
+    assert stored() == legacy  # a failed sign-in changes nothing
+    assert accounts.authenticate("old", "an-old-password") is not None
+    assert stored().startswith("$argon2id$")
+    assert accounts.authenticate("old", "an-old-password") is not None  # and the new hash works

@@ -6,6 +6,9 @@ planted in it; every other span the detector reports in a positive sentence coun
 positive. ``NEGATIVES`` hold the traps that must not be redacted: prices, dates, times, order
 quantities and numbers, version and model numbers, percentages, tracking and serial numbers.
 
+Grown (issue 21), again before tuning, to cover person names, postcodes/ZIPs, dates of birth and
+card security codes; the earlier cases that already held one of these now list it.
+
 Card numbers are Luhn-valid and IBANs pass the mod-97 check; all values are fictitious
 (reserved phone ranges, documentation IP ranges, example domains where it reads naturally).
 """
@@ -26,7 +29,7 @@ PHONES: list[Case] = [
     ("Please ring +1 (212) 555-0187 about the refund.", [("PHONE", "+1 (212) 555-0187")]),
     ("I called 1-800-555-0199 twice and nobody answered.", [("PHONE", "1-800-555-0199")]),
     ("my cell is 212-555-0143", [("PHONE", "212-555-0143")]),
-    ("Sydney office +61 2 9374 4000, ask for Tom.", [("PHONE", "+61 2 9374 4000")]),
+    ("Sydney office +61 2 9374 4000, ask for Tom.", [("PHONE", "+61 2 9374 4000"), ("PERSON", "Tom")]),
     ("mobile +61 412 345 678", [("PHONE", "+61 412 345 678")]),
     ("Call me on 0412 345 678 if the courier is late.", [("PHONE", "0412 345 678")]),
     ("My mobile is 07700 900123.", [("PHONE", "07700 900123")]),
@@ -70,7 +73,7 @@ CARDS: list[Case] = [
     ("Discover card 6011 1111 1111 1117, exp 04/27", [("CARD", "6011 1111 1111 1117")]),
     ("the JCB ending ... actually the full number is 3530111333300000", [("CARD", "3530111333300000")]),
     ("Use 4012888888881881 for the replacement order.", [("CARD", "4012888888881881")]),
-    ("Mastercard 5105 1051 0510 5100, CVV 123", [("CARD", "5105 1051 0510 5100")]),
+    ("Mastercard 5105 1051 0510 5100, CVV 123", [("CARD", "5105 1051 0510 5100"), ("CVV", "123")]),
     ("Amex: 378734493671000", [("CARD", "378734493671000")]),
     ("Diners Club 3056 930902 5904 please", [("CARD", "3056 930902 5904")]),
     ("Charge 6011-0009-9013-9424 instead.", [("CARD", "6011-0009-9013-9424")]),
@@ -93,7 +96,10 @@ CARDS: list[Case] = [
     ("Maestro 5018 9624 5957 117778", [("CARD", "5018 9624 5957 117778")]),
     ("charged on card 4741 2154 7280 3857 yesterday", [("CARD", "4741 2154 7280 3857")]),
     ("my card is 5328-0841-4852-5387.", [("CARD", "5328-0841-4852-5387")]),
-    ("Visa 4500 4743 9575 5139, name on card Jane Roe", [("CARD", "4500 4743 9575 5139")]),
+    (
+        "Visa 4500 4743 9575 5139, name on card Jane Roe",
+        [("CARD", "4500 4743 9575 5139"), ("PERSON", "Jane Roe")],
+    ),
 ]
 
 EMAILS: list[Case] = [
@@ -177,12 +183,15 @@ ADDRESSES: list[Case] = [
     ("I live at 221B Baker Street, London.", [("ADDRESS", "221B Baker Street")]),
     (
         "Ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043",
-        [("ADDRESS", "1600 Amphitheatre Parkway")],
+        [("ADDRESS", "1600 Amphitheatre Parkway"), ("POSTCODE", "94043")],
     ),
     ("My address is 742 Evergreen Terrace, Springfield.", [("ADDRESS", "742 Evergreen Terrace")]),
-    ("Livraison au 12 rue de Rivoli, 75001 Paris", [("ADDRESS", "12 rue de Rivoli")]),
-    ("Lieferadresse: Hauptstraße 5, 10115 Berlin", [("ADDRESS", "Hauptstraße 5")]),
-    ("New address: 350 Fifth Avenue, Apt 4B, New York, NY 10118", [("ADDRESS", "350 Fifth Avenue, Apt 4B")]),
+    ("Livraison au 12 rue de Rivoli, 75001 Paris", [("ADDRESS", "12 rue de Rivoli"), ("POSTCODE", "75001")]),
+    ("Lieferadresse: Hauptstraße 5, 10115 Berlin", [("ADDRESS", "Hauptstraße 5"), ("POSTCODE", "10115")]),
+    (
+        "New address: 350 Fifth Avenue, Apt 4B, New York, NY 10118",
+        [("ADDRESS", "350 Fifth Avenue, Apt 4B"), ("POSTCODE", "10118")],
+    ),
     ("send the filter to 10 Downing St", [("ADDRESS", "10 Downing St")]),
     ("It's 4059 Mt Lee Dr. in LA", [("ADDRESS", "4059 Mt Lee Dr")]),
     ("deliver to 77 Massachusetts Ave, Cambridge", [("ADDRESS", "77 Massachusetts Ave")]),
@@ -205,15 +214,15 @@ ADDRESSES: list[Case] = [
     ("Adresse : 27 boulevard Haussmann, Paris", [("ADDRESS", "27 boulevard Haussmann")]),
     ("8 avenue des Champs-Élysées", [("ADDRESS", "8 avenue des Champs-Élysées")]),
     ("Bitte an Goethestr. 12, München senden", [("ADDRESS", "Goethestr. 12")]),
-    ("Lindenallee 7, 50968 Köln", [("ADDRESS", "Lindenallee 7")]),
+    ("Lindenallee 7, 50968 Köln", [("ADDRESS", "Lindenallee 7"), ("POSTCODE", "50968")]),
     ("Prinsengracht 263, Amsterdam", [("ADDRESS", "Prinsengracht 263")]),
     ("Avenida Paulista 1578, São Paulo", [("ADDRESS", "Avenida Paulista 1578")]),
-    ("PO Box 4521, Anchorage AK 99501", [("ADDRESS", "PO Box 4521")]),
+    ("PO Box 4521, Anchorage AK 99501", [("ADDRESS", "PO Box 4521"), ("POSTCODE", "99501")]),
     ("I'm at 19 Kings Way, Brighton.", [("ADDRESS", "19 Kings Way")]),
     ("deliver to 1200 Park Ave, Unit 5", [("ADDRESS", "1200 Park Ave, Unit 5")]),
-    ("7 Station Rd, Cambridge CB1 2JB", [("ADDRESS", "7 Station Rd")]),
+    ("7 Station Rd, Cambridge CB1 2JB", [("ADDRESS", "7 Station Rd"), ("POSTCODE", "CB1 2JB")]),
     ("Our new place is 99 Bloor Street West, Suite 300", [("ADDRESS", "99 Bloor Street West, Suite 300")]),
-    ("1 Martin Place, Sydney NSW 2000", [("ADDRESS", "1 Martin Place")]),
+    ("1 Martin Place, Sydney NSW 2000", [("ADDRESS", "1 Martin Place"), ("POSTCODE", "2000")]),
     ("Schillerweg 4 in Dresden", [("ADDRESS", "Schillerweg 4")]),
     ("Piazza Navona 45, Roma", [("ADDRESS", "Piazza Navona 45")]),
     ("send it to 1427 North Highland Avenue", [("ADDRESS", "1427 North Highland Avenue")]),
@@ -233,6 +242,7 @@ MIXED: list[Case] = [
         "Hi, I'm Jane, email jane.roe+aero@example.com, phone +44 20 7946 0123, and my address is "
         "14 Albert Road, Apt 3. I ordered 2 filters for $129.99 on 2024-03-15 (order #48213).",
         [
+            ("PERSON", "Jane"),
             ("EMAIL", "jane.roe+aero@example.com"),
             ("PHONE", "+44 20 7946 0123"),
             ("ADDRESS", "14 Albert Road, Apt 3"),
@@ -256,7 +266,135 @@ MIXED: list[Case] = [
     ),
 ]
 
-POSITIVES: list[Case] = PHONES + CARDS + EMAILS + IBANS + ADDRESSES + IPS_AND_IDS + MIXED
+# Person names: customers introducing or signing themselves, names of other people, agents'
+# names, lower-case typing, names from many languages. Only the name is planted, never the cue.
+PERSONS: list[Case] = [
+    ("Hi, I'm John Smith", [("PERSON", "John Smith")]),
+    ("My name is Maria Garcia and my purifier won't start.", [("PERSON", "Maria Garcia")]),
+    ("This is Ahmed Khan from the accounts team.", [("PERSON", "Ahmed Khan")]),
+    ("Kind regards, Sophie Müller", [("PERSON", "Sophie Müller")]),
+    ("Thanks, Priya", [("PERSON", "Priya")]),
+    ("Hello, can I speak to Wei Zhang about the invoice?", [("PERSON", "Wei Zhang")]),
+    ("Please tell Mr. Okafor his order shipped.", [("PERSON", "Okafor")]),
+    ("my son Lucas dropped the filter in the bath", [("PERSON", "Lucas")]),
+    ("hi its emily johnson again about the refund", [("PERSON", "emily johnson")]),
+    ("my name is carlos mendez", [("PERSON", "carlos mendez")]),
+    ("The parcel was signed for by Olivia Brown, who I don't know.", [("PERSON", "Olivia Brown")]),
+    ("Your colleague Daniel promised me a callback yesterday.", [("PERSON", "Daniel")]),
+    ("Put the order under my wife's name, Aiko Tanaka.", [("PERSON", "Aiko Tanaka")]),
+    ("Dear Support, I am writing on behalf of my father, Robert Wilson.", [("PERSON", "Robert Wilson")]),
+    ("Best, Liam O'Connor", [("PERSON", "Liam O'Connor")]),
+    ("Cheers, Dave", [("PERSON", "Dave")]),
+    ("The account holder is Fatima Al-Sayed.", [("PERSON", "Fatima Al-Sayed")]),
+    ("Name on the order: Jean-Pierre Dubois", [("PERSON", "Jean-Pierre Dubois")]),
+    ("I spoke with Sarah on the phone last week and she said it was covered.", [("PERSON", "Sarah")]),
+    ("Hi Anna, thanks for the quick reply!", [("PERSON", "Anna")]),
+    ("Could you update the delivery name to Giovanni Rossi?", [("PERSON", "Giovanni Rossi")]),
+    ("Dr. Emma Thompson ordered it for her clinic.", [("PERSON", "Emma Thompson")]),
+    ("Ms Chen asked me to chase this up.", [("PERSON", "Chen")]),
+    ("Regards,\nMichael Brown", [("PERSON", "Michael Brown")]),
+    ("Hey, Mateo Silva here, the app keeps logging me out.", [("PERSON", "Mateo Silva")]),
+    ("I'm Nguyen Van An and I need a replacement filter.", [("PERSON", "Nguyen Van An")]),
+    ("The gift was for Hannah Schmidt, please don't include the invoice.", [("PERSON", "Hannah Schmidt")]),
+    ("my name's Tom Baker", [("PERSON", "Tom Baker")]),
+    ("Agent Rachel told me to email you.", [("PERSON", "Rachel")]),
+    ("Thank you, Ines Ferreira", [("PERSON", "Ines Ferreira")]),
+    ("Please cancel the subscription for Kwame Mensah.", [("PERSON", "Kwame Mensah")]),
+    ("Sincerely, Katarzyna Nowak", [("PERSON", "Katarzyna Nowak")]),
+]
+
+# Postcodes and ZIP codes: UK, US (5 and ZIP+4), Canada and the EU formats, on their own or after
+# a city, with and without a "postcode" cue.
+POSTCODES: list[Case] = [
+    ("London NW1 6XE", [("POSTCODE", "NW1 6XE")]),
+    ("SW1A 1AA", [("POSTCODE", "SW1A 1AA")]),
+    ("My postcode is M1 1AE.", [("POSTCODE", "M1 1AE")]),
+    ("Deliver to Leeds LS1 4AP please", [("POSTCODE", "LS1 4AP")]),
+    ("postcode: ec1a 1bb", [("POSTCODE", "ec1a 1bb")]),
+    ("Edinburgh EH1 1YZ", [("POSTCODE", "EH1 1YZ")]),
+    ("It's B33 8TH in Birmingham.", [("POSTCODE", "B33 8TH")]),
+    ("Austin, TX 78701", [("POSTCODE", "78701")]),
+    ("zip code 90210", [("POSTCODE", "90210")]),
+    ("Seattle, WA 98101-2345", [("POSTCODE", "98101-2345")]),
+    ("My ZIP is 02139.", [("POSTCODE", "02139")]),
+    ("Chicago IL 60611", [("POSTCODE", "60611")]),
+    ("Toronto, ON M5V 3L9", [("POSTCODE", "M5V 3L9")]),
+    ("postal code K1A 0B1", [("POSTCODE", "K1A 0B1")]),
+    ("10117 Berlin", [("POSTCODE", "10117")]),
+    ("PLZ 80331, München", [("POSTCODE", "80331")]),
+    ("13001 Marseille", [("POSTCODE", "13001")]),
+    ("code postal 69002", [("POSTCODE", "69002")]),
+    ("28013 Madrid, España", [("POSTCODE", "28013")]),
+    ("00184 Roma", [("POSTCODE", "00184")]),
+    ("1012 AB Amsterdam", [("POSTCODE", "1012 AB")]),
+    ("3011 HE Rotterdam", [("POSTCODE", "3011 HE")]),
+    ("1000 Bruxelles", [("POSTCODE", "1000")]),
+    ("8001 Zürich", [("POSTCODE", "8001")]),
+    ("1010 Wien", [("POSTCODE", "1010")]),
+    ("00-950 Warszawa", [("POSTCODE", "00-950")]),
+    ("1100-148 Lisboa", [("POSTCODE", "1100-148")]),
+    ("Dublin D02 X285", [("POSTCODE", "D02 X285")]),
+    ("114 55 Stockholm", [("POSTCODE", "114 55")]),
+    ("Ship to Hauptstraße 5, D-10115 Berlin", [("ADDRESS", "Hauptstraße 5"), ("POSTCODE", "10115")]),
+    ("The old address was in Bristol BS1 5TR.", [("POSTCODE", "BS1 5TR")]),
+    ("My zip is 30301 and the store says it doesn't deliver there", [("POSTCODE", "30301")]),
+]
+
+# Dates of birth: the date after a birth cue (the cue itself stays).
+DOBS: list[Case] = [
+    ("My name is Maria Garcia, DOB 14/03/1985", [("PERSON", "Maria Garcia"), ("DOB", "14/03/1985")]),
+    ("DOB: 1985-03-14", [("DOB", "1985-03-14")]),
+    ("date of birth 03/14/1985", [("DOB", "03/14/1985")]),
+    ("Date of birth: 14 March 1985", [("DOB", "14 March 1985")]),
+    ("I was born on 2 February 1990.", [("DOB", "2 February 1990")]),
+    ("born 7/4/76", [("DOB", "7/4/76")]),
+    ("D.O.B. 14.03.1985", [("DOB", "14.03.1985")]),
+    ("my birthday is March 14, 1985", [("DOB", "March 14, 1985")]),
+    ("birth date 1985/03/14", [("DOB", "1985/03/14")]),
+    ("dob 14-03-1985, postcode SW1A 1AA", [("DOB", "14-03-1985"), ("POSTCODE", "SW1A 1AA")]),
+    ("For verification: DOB 31 Dec 1979", [("DOB", "31 Dec 1979")]),
+    ("my date of birth is the 3rd of May 1992", [("DOB", "3rd of May 1992")]),
+    ("Geburtsdatum 14.03.1985", [("DOB", "14.03.1985")]),
+    ("date de naissance : 14/03/1985", [("DOB", "14/03/1985")]),
+    ("fecha de nacimiento 14/03/1985", [("DOB", "14/03/1985")]),
+    ("The account is in my mother's name, born 12/11/1948.", [("DOB", "12/11/1948")]),
+    ("birthdate: Jan 5 2001", [("DOB", "Jan 5 2001")]),
+    ("DOB 1/2/1999 and the last four of the card are 1111", [("DOB", "1/2/1999")]),
+    ("I was born in 1985 if that helps with the security question.", [("DOB", "1985")]),
+    ("Date of Birth - 22/07/1963", [("DOB", "22/07/1963")]),
+]
+
+# Card security codes: the digits after a CVV/CVC/security-code cue (the cue stays).
+CVVS: list[Case] = [
+    ("cvv 123", [("CVV", "123")]),
+    ("CVC: 456", [("CVV", "456")]),
+    ("the security code on the back is 789", [("CVV", "789")]),
+    ("CVV2 321, exp 09/27", [("CVV", "321")]),
+    ("Amex CID 1234", [("CVV", "1234")]),
+    ("cvc is 907", [("CVV", "907")]),
+    ("the 3 digit code is 552", [("CVV", "552")]),
+    ("CV2 = 118", [("CVV", "118")]),
+    ("my cvv number: 044", [("CVV", "044")]),
+    ("Card 4111 1111 1111 1111 cvv 123 exp 12/26", [("CARD", "4111 1111 1111 1111"), ("CVV", "123")]),
+    ("security code 8421 (it's an Amex)", [("CVV", "8421")]),
+    ("CVV-Code 613", [("CVV", "613")]),
+    ("card verification code 275", [("CVV", "275")]),
+    ("cvv:999", [("CVV", "999")]),
+    ("the code on the back of the card is 480", [("CVV", "480")]),
+    ("Kartenprüfnummer 736", [("CVV", "736")]),
+    ("cryptogramme 415", [("CVV", "415")]),
+    ("my CVC number is 306 and it still fails", [("CVV", "306")]),
+    ("CVV 771.", [("CVV", "771")]),
+    ("the cvv code is 090", [("CVV", "090")]),
+]
+
+POSITIVES: list[Case] = (
+    PHONES + CARDS + EMAILS + IBANS + ADDRESSES + IPS_AND_IDS + MIXED + PERSONS + POSTCODES + DOBS + CVVS
+)
+
+# Kinds found by the NER layer, measured on their own (goal: recall 0.9); every other kind is a
+# structured identifier (bar: recall 0.99).
+NAME_KINDS = frozenset({"PERSON"})
 
 NEGATIVES: list[str] = [
     # prices
@@ -336,4 +474,36 @@ NEGATIVES: list[str] = [
     "Latency is 120 ms from 10.0 to 10.5 seconds.",
     "Sizes 10 x 12 x 1 inch filters fit.",
     "Promo code SPRING24 gives 15% off.",
+    # words that look like names but are products, places, brands, days and months
+    "The Halcyon Aero 500 ships with a HEPA filter.",
+    "I bought it at Best Buy in Austin.",
+    "Does it work with Alexa or Google Home?",
+    "Our London and Paris warehouses are closed on Good Friday.",
+    "The Apple Watch app shows the air quality.",
+    "I bought the Aero 700 on Amazon in March.",
+    "Windows Defender flags the installer.",
+    "We're open Monday to Saturday, 9 to 5.",
+    "Happy New Year from the Halcyon team!",
+    "Is the Aero compatible with Samsung SmartThings?",
+    "The Jackson Street store has stock.",
+    "I live in Victoria and the courier is Royal Mail.",
+    "Customer Service told me to reset the Wi-Fi.",
+    "Thanks for your help, have a great day!",
+    "Hi there, my purifier is making a clicking noise.",
+    "Hello, I'm having trouble with the app.",
+    "I'm Happy with the filter but the fan is loud.",
+    "This is ridiculous, third time I'm asking.",
+    "Kind regards",
+    # numbers next to cue words that are not postcodes, birth dates or security codes
+    "Order 48213 Shipped yesterday according to the email.",
+    "Since 2019 March has been our busiest month.",
+    "The code is 1234 for the parental lock, per the manual.",
+    "Enter the security code shown on the screen of the purifier.",
+    "Room 101 on floor 3.",
+    "The Aero 500 draws 45 W and weighs 6 kg.",
+    "My order was placed on 14/03/2024 and shipped on 16/03/2024.",
+    "The 2024 Aero model was born out of customer feedback.",
+    "Filter lifespan: 4380 hours.",
+    "Use coupon SAVE20 before 31 Dec 2024.",
+    "The F-150 owners love the car purifier.",
 ]

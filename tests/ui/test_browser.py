@@ -296,6 +296,12 @@ def test_console_sign_in_survives_a_reload_and_sign_out_ends_it(browser: Any, de
     expect(console.get_by_placeholder("Search every message")).to_be_visible(timeout=30_000)
     cookies = {c["name"]: c for c in context.cookies()}
     assert "supportloop_console" in cookies and cookies["supportloop_console"]["value"]
+    # Set by the server as HttpOnly: no script on the page can read it (plain HTTP: not Secure).
+    assert (
+        cookies["supportloop_console"]["httpOnly"] and cookies["supportloop_console"]["sameSite"] == "Strict"
+    )
+    assert not cookies["supportloop_console"]["secure"]
+    assert "supportloop_console" not in console.evaluate("document.cookie")
 
     # A reload is a new Streamlit session: the cookie's console session signs it in again.
     console.reload()

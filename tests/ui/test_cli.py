@@ -53,7 +53,7 @@ def test_ui_runs_streamlit_on_the_app(home: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(cli, ["--config", "custom.yaml", "ui", "--port", "8611"])
     assert result.exit_code == 0, result.output
     [(_, argv, env)] = calls
-    assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("ui/app.py")
+    assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("ui/server.py")
     flags = dict(zip(argv[5::2], argv[6::2], strict=True))
     assert flags["--server.port"] == "8611" and flags["--server.headless"] == "true"
     assert flags["--browser.gatherUsageStats"] == "false" and flags["--server.address"] == "127.0.0.1"

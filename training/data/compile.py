@@ -145,6 +145,7 @@ def compile_dataset(
     # 3. Redact PII before anything else touches the text (the company's published contacts stay).
     all_docs = load_docs(docs) if docs is not None else None
     redactor = Redactor(public_values(all_docs) if all_docs and keep_public else ())
+    redactor.warm_conversations(conversations)
     conversations = [redactor.conversation(c) for c in conversations]
     pass_through = [redactor.row(r) for r in pass_through]
 

@@ -1,4 +1,6 @@
-"""Redaction of records: ``training.pii`` applied to every text before a row is built.
+"""Redaction of records: ``agent.pii`` (the one redaction policy) applied to every text before a
+row is built. ``Redactor.warm`` runs the name model over many texts at once, several times faster
+than one text at a time; the result is the same.
 
 Invariant: PII never reaches a row. Turns, passages, corrections, alternative responses and
 conversation ids are all redacted (an id holding PII is replaced by its hash). The one exception
@@ -11,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent.pii import PiiSpan, find_pii, find_pii_many, replace_spans
 from agent.prompt import Passage
 from training.data.records import PassThroughRow, SourceConversation
-from training.pii import find_pii, replace_spans
 
 
 class Redactor:
@@ -32,11 +34,21 @@ class Redactor:
         self.kept: Counter[str] = Counter()
         self.public = frozenset(_public_key(v) for v in public)
         self._cache: dict[str, tuple[str, list[str], list[str]]] = {}
+        self._spans: dict[str, list[PiiSpan]] = {}
+
+    def warm(self, texts: Iterable[str]) -> None:
+        """Detect PII in ``texts`` in batches, ahead of the calls that redact them."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache and t not in self._spans))
+        self._spans.update(zip(todo, find_pii_many(todo), strict=True))
+
+    def warm_conversations(self, conversations: Iterable[SourceConversation]) -> None:
+        self.warm(text for conv in conversations for text in _texts(conv))
 
     def __call__(self, text: str) -> str:
         """``text`` redacted; counted per occurrence, computed once per distinct text."""
         if text not in self._cache:
-            spans = find_pii(text)
+            spans = self._spans.pop(text, None)
+            spans = find_pii(text) if spans is None else spans
             keep = [s for s in spans if _public_key(s.value) in self.public]
             spans = [s for s in spans if s not in keep]
             redacted = replace_spans(text, spans) if spans else text
@@ -85,6 +97,17 @@ class Redactor:
         return dataclasses.replace(
             item, row={**row, "conversation_id": self.public_id(row["conversation_id"])}
         )
+
+
+def _texts(conv: SourceConversation) -> Iterator[str]:
+    """Every text ``Redactor.conversation`` redacts."""
+    yield from (text for _, text in conv.turns)
+    for passage in [*(p for ps in conv.passages.values() for p in ps), *conv.context]:
+        yield passage.text
+        if passage.title:
+            yield passage.title
+    yield from (f.correction for f in conv.feedback.values() if f.correction)
+    yield from (a.text for alts in conv.alternatives.values() for a in alts)
 
 
 def _public_key(value: str) -> str:
