@@ -15,7 +15,10 @@ silently behave like their base after export: this check is what catches that he
 
 ``CompiledGenerator`` serves it behind the ``Generator`` protocol with the same contract as
 ``LocalGenerator``: one generation at a time, deadline, cancel event, usage counts, streaming
-deltas that decode whole characters.
+deltas that decode whole characters. The part of an agent turn's prompt that never changes (the
+system message and the worked example, ``agent.prompt.static_head``) goes to the engine as its
+*static prompt*: its state is computed once and reused, so each turn prefills only the passages,
+the history and the question.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from typing import Any
 
 from agent.errors import GenerationError, ModelNotFoundError
 from agent.generator import GenerationOptions, Message, Usage, _UsageMixin, acquire_slot, tokenizer_count
+from agent.prompt import static_head
 
 log = logging.getLogger("supportloop.agent.compiled")
+MAX_STATIC_PROMPTS = 8  # distinct cached prompt heads per engine (one per persona, in practice)
 
 COMPUTE_TYPE = "int8"
 MIN_TEACHER_FORCED = 0.9  # top-1 agreement over reference answers
@@ -251,6 +256,8 @@ class CompiledGenerator(_UsageMixin):
             str(engine / "ct2"), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=threads
         )
         self._lock = threading.Lock()
+        self._heads: dict[tuple[str, ...], list[str]] = {}  # static prompts seen, by their texts
+        self._heads_lock = threading.Lock()
 
     @classmethod
     def load(cls, spec: str | None, *, home: Path, check: str = "short") -> CompiledGenerator:
@@ -266,6 +273,26 @@ class CompiledGenerator(_UsageMixin):
     def prompt_tokens(self, messages: Sequence[Message]) -> list[str]:
         return list(self.tokenizer.convert_ids_to_tokens(chat_ids(self.tokenizer, messages)))
 
+    def split_static(self, messages: Sequence[Message], tokens: list[str]) -> tuple[list[str], list[str]]:
+        """(static prompt, the rest) of ``tokens``: the static prompt is empty unless the messages
+        start with the agent's fixed head and its tokens are exactly the prompt's first tokens.
+        At most ``MAX_STATIC_PROMPTS`` distinct heads are cached (the engine keeps each one's state)."""
+        count = static_head(messages)
+        if not count:
+            return [], tokens
+        key = tuple(m["content"] for m in messages[:count])
+        with self._heads_lock:
+            head = self._heads.get(key)
+            if head is None:
+                if len(self._heads) >= MAX_STATIC_PROMPTS:
+                    return [], tokens
+                text = self.tokenizer.apply_chat_template(list(messages[:count]), tokenize=False)
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                head = self._heads[key] = list(self.tokenizer.convert_ids_to_tokens(ids))
+        if len(head) >= len(tokens) or tokens[: len(head)] != head:
+            return [], tokens
+        return head, tokens[len(head) :]
+
     def stream(
         self,
         messages: Sequence[Message],
@@ -276,15 +303,21 @@ class CompiledGenerator(_UsageMixin):
         self._set_usage(usage)
         acquire_slot(self._lock, options.timeout_s)
         try:
-            yield from self._decode(self.prompt_tokens(messages), options, cancel, usage)
+            static, rest = self.split_static(messages, self.prompt_tokens(messages))
+            yield from self._decode(rest, options, cancel, usage, static=static)
         finally:
             self._lock.release()
 
     def _decode(
-        self, tokens: list[str], options: GenerationOptions, cancel: threading.Event | None, usage: Usage
+        self,
+        tokens: list[str],
+        options: GenerationOptions,
+        cancel: threading.Event | None,
+        usage: Usage,
+        static: list[str] | None = None,
     ) -> Iterator[str]:
         deadline = time.monotonic() + options.timeout_s
-        usage.prompt_tokens = len(tokens)
+        usage.prompt_tokens = len(static or ()) + len(tokens)
         sampling = (
             {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": options.temperature}
             if options.temperature > 0
@@ -295,6 +328,7 @@ class CompiledGenerator(_UsageMixin):
             max_length=options.max_new_tokens,
             repetition_penalty=options.repetition_penalty,
             end_token=self.tokenizer.eos_token,
+            static_prompt=static or None,
             **sampling,
         )
         ids: list[int] = []

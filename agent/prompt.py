@@ -71,6 +71,16 @@ def example_messages(examples: Sequence[tuple[str, str]] | None = None) -> list[
     return [message for pair in pairs for message in pair]
 
 
+def static_head(messages: Sequence[Message]) -> int:
+    """How many leading messages of an agent turn are the same every turn: the system message and
+    the built-in worked example (0 when the messages do not start that way). An engine that can
+    cache a prompt prefix (CTranslate2's static prompt) prefills them once, not on every turn."""
+    default = example_messages()
+    if not messages or messages[0]["role"] != "system" or not default:
+        return 0
+    return 1 + len(default) if list(messages[1 : 1 + len(default)]) == default else 0
+
+
 def without_default_examples(messages: Sequence[Message]) -> list[Message]:
     """``messages`` minus the built-in worked example (to recover the conversation itself)."""
     default = example_messages()

@@ -64,6 +64,7 @@ class _Row:
     closed: bool = False
     timed_out: bool = False
     cancelled: bool = False
+    static: int = 0  # leading prompt tokens an engine may cache (the compiled batcher's static prompt)
 
     @property
     def group(self) -> tuple[bool, float, float]:
@@ -134,6 +135,7 @@ class BatchingGenerator:
             cancel=cancel or threading.Event(),
             deadline=time.monotonic() + options.timeout_s,
         )
+        self._prepare(row, messages)
         self._usage.value = Usage(prompt_tokens=len(row.ids))
         self._ensure_worker()
         self._queue.put(row)
@@ -156,6 +158,9 @@ class BatchingGenerator:
             self._queue.put(_SHUTDOWN)
             self._worker.join()
             self._worker = None
+
+    def _prepare(self, row: _Row, messages: Sequence[Message]) -> None:
+        """A hook for engines that need more than the token ids (the compiled batcher)."""
 
     # -- the worker ----------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -308,9 +313,19 @@ class _RowStreamer(BaseStreamer):
 class CompiledBatchingGenerator(BatchingGenerator):
     """The batcher over a CTranslate2 engine (``agent.compiled.CompiledGenerator``)."""
 
+    compiled: Any = None  # the CompiledGenerator wrapped: its static-prompt split
+
     @classmethod
     def wrap(cls, local: Any, **kwargs: Any) -> BatchingGenerator:
-        return cls(local.generator, local.tokenizer, version=local.version, adapter=local.adapter, **kwargs)
+        batcher = cls(
+            local.generator, local.tokenizer, version=local.version, adapter=local.adapter, **kwargs
+        )
+        batcher.compiled = local
+        return batcher
+
+    def _prepare(self, row: _Row, messages: Sequence[Message]) -> None:
+        tokens = self.tokenizer.convert_ids_to_tokens(row.ids)
+        row.static = len(self.compiled.split_static(messages, tokens)[0]) if self.compiled else 0
 
     def _run(self, batch: list[_Row]) -> None:
         self.batches += 1
@@ -334,9 +349,17 @@ class CompiledBatchingGenerator(BatchingGenerator):
                     self._accept(row, result.step + 1, int(result.token_id))
             return row.closed
 
+        prompts = [self.tokenizer.convert_ids_to_tokens(row.ids) for row in batch]
+        size = batch[0].static  # the batch shares one static prompt, or none is used
+        static = prompts[0][:size] if size and all(p[:size] == prompts[0][:size] for p in prompts) else []
+        if static and all(r.static == size for r in batch):
+            prompts = [p[size:] for p in prompts]
+        else:
+            static = []
         try:
             self.model.generate_batch(
-                [self.tokenizer.convert_ids_to_tokens(row.ids) for row in batch],
+                prompts,
+                static_prompt=static or None,
                 max_length=max(r.options.max_new_tokens for r in batch),
                 repetition_penalty=first.repetition_penalty,
                 end_token=self.tokenizer.eos_token,

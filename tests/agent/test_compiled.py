@@ -113,3 +113,27 @@ def test_the_default_model_compiles_passes_its_check_and_answers(
     ]
     answer = "".join(generator.stream(messages, GenerationOptions(max_new_tokens=32)))
     assert "2" in answer
+
+
+def test_the_fixed_head_of_an_agent_prompt_is_the_engines_static_prompt(
+    tiny_engine: CompiledGenerator,
+) -> None:
+    """System message + worked example are prefilled once and cached; the answer is unchanged and
+    usage still counts the whole prompt."""
+    from agent.config import Persona
+    from agent.prompt import build_messages, static_head
+
+    messages = build_messages("How long is the warranty?", [], Persona())
+    assert static_head(messages) == 3 and static_head(MESSAGES) == 0
+    tokens = tiny_engine.prompt_tokens(messages)
+    static, rest = tiny_engine.split_static(messages, tokens)
+    assert static and static + rest == tokens
+    assert tiny_engine.split_static(MESSAGES, tiny_engine.prompt_tokens(MESSAGES))[0] == []
+    options = GenerationOptions(max_new_tokens=10)
+    cached = "".join(tiny_engine.stream(messages, options))
+    assert tiny_engine.last_usage.prompt_tokens == len(tokens)
+    plain = tiny_engine.generator.generate_tokens(
+        tokens, max_length=10, sampling_topk=1, repetition_penalty=1.1
+    )
+    ids = [step.token_id for step in plain if step.token_id != tiny_engine.tokenizer.eos_token_id]
+    assert cached == tiny_engine.tokenizer.decode(ids, skip_special_tokens=True)

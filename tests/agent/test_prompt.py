@@ -52,3 +52,13 @@ def test_citations_come_from_used_passages() -> None:
     assert used_passages("Hello! How can I help?", P) == []
     assert used_passages("I don't know, sorry. The warranty lasts 2 years.", P) == []
     assert says_unknown("I'm not sure about that")
+
+
+def test_static_head_counts_the_system_message_and_the_worked_example_only() -> None:
+    from agent.config import Persona
+    from agent.prompt import build_messages, static_head
+
+    with_example = build_messages("Hi?", [], Persona(), [("customer", "earlier"), ("agent", "reply")])
+    assert static_head(with_example) == 3 and with_example[3]["content"] == "earlier"
+    assert static_head(build_messages("Hi?", [], Persona(), examples=())) == 0
+    assert static_head([{"role": "user", "content": "Hi"}]) == 0

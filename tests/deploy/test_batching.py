@@ -130,3 +130,19 @@ def test_the_compiled_batcher_keeps_each_rows_limit_cancel_and_early_close(compi
     next(stream, None)
     stream.close()  # as the agent does at a stop marker: the batcher serves the next request
     assert _run(batching, PROMPTS[1], GenerationOptions(max_new_tokens=4))[1].completion_tokens <= 4
+
+
+def test_the_compiled_batcher_shares_the_agents_static_prompt(compiled_generators) -> None:
+    from agent.config import Persona
+    from agent.prompt import build_messages
+
+    alone, batching = compiled_generators
+    turns = [
+        build_messages(q, [], Persona()) for q in ("How long is the warranty?", "Hi", "Where is my order?")
+    ]
+    options = GenerationOptions(max_new_tokens=8, temperature=0.0)
+    single = [_run(alone, m, options)[0] for m in turns]
+    with ThreadPoolExecutor(len(turns)) as pool:
+        together = list(pool.map(lambda m: _run(batching, m, options), turns))
+    assert [t for t, _ in together] == single
+    assert [u.prompt_tokens for _, u in together] == [len(alone.prompt_tokens(m)) for m in turns]
