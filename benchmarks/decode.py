@@ -4,6 +4,9 @@ One serving prompt (a sample question, its retrieved passages and the system pro
 ``agent.prompt`` builds it), the same token ids on every side, 128 new tokens with end-of-sequence
 ignored, greedy. Each side: time to first token (prefill + one token), the whole reply, and
 decode tokens/s over the 127 tokens after the first; medians of ``--repeats`` interleaved runs.
+The prompt's fixed head (system message + worked example) is cached as served: the compiled
+engine's static prompt, and llama.cpp's prompt-prefix cache with the same head evaluated untimed
+before each run; transformers prefills the whole prompt (its path has no such cache).
 
 * ``project``: the production version through the generator the agent picks
   (``agent.generator.build_generator``: the compiled CTranslate2 int8 engine when available);
@@ -54,11 +57,14 @@ def serving_prompt(home: Path) -> tuple[list[dict[str, str]], str]:
     return build_messages(QUESTION, passages, config.persona), config.model
 
 
-def time_ct2(generator: Any, tokens: list[str]) -> tuple[float, float]:
-    """(seconds to the first token, seconds to the last) for NEW_TOKENS greedy tokens."""
+def time_ct2(generator: Any, tokens: list[str], static: list[str] | None = None) -> tuple[float, float]:
+    """(seconds to the first token, seconds to the last) for NEW_TOKENS greedy tokens; ``static``:
+    the cached head of the prompt (``tokens`` are then the rest), as the agent serves."""
     started = time.perf_counter()
     first = 0.0
-    steps = generator.generate_tokens(tokens, max_length=NEW_TOKENS, min_length=NEW_TOKENS, sampling_topk=1)
+    steps = generator.generate_tokens(
+        tokens, max_length=NEW_TOKENS, min_length=NEW_TOKENS, sampling_topk=1, static_prompt=static or None
+    )
     for n, _ in enumerate(steps):
         if n == 0:
             first = time.perf_counter() - started
@@ -78,11 +84,15 @@ def time_hf(model: Any, ids: list[int]) -> tuple[float, float]:
     return first, time.perf_counter() - started
 
 
-def time_llamacpp(llm: Any, ids: list[int]) -> tuple[float, float]:
+def time_llamacpp(llm: Any, ids: list[int], head: int = 0) -> tuple[float, float]:
+    """As ``time_ct2``; the first ``head`` ids are evaluated untimed beforehand and reused (its
+    prompt-prefix cache, the counterpart of the compiled engine's static prompt)."""
     llm.reset()
+    if head:
+        llm.eval(ids[:head])
     started = time.perf_counter()
     first = 0.0
-    for n, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
+    for n, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=not head)):
         if n == 0:
             first = time.perf_counter() - started
         if n + 1 >= NEW_TOKENS:
@@ -132,16 +142,19 @@ def main() -> None:
     model, tokenizer = load_resolved(resolved, merge=True)
     ids = chat_ids(tokenizer, messages)
     tokens = tokenizer.convert_ids_to_tokens(ids)
+    static, rest = (
+        project.split_static(messages, tokens) if isinstance(project, CompiledGenerator) else ([], [])
+    )
     llm, llama_settings = llamacpp_side()
     sides: dict[str, list[tuple[float, float]]] = {"project": [], "transformers": [], "llamacpp": []}
     for _ in range(args.repeats):  # interleaved, so load changes hit every side alike
         if isinstance(project, CompiledGenerator):
-            sides["project"].append(time_ct2(project.generator, tokens))
+            sides["project"].append(time_ct2(project.generator, rest, static))
         else:
             sides["project"].append(time_hf(model, ids))
         sides["transformers"].append(time_hf(model, ids))
         if llm is not None:
-            sides["llamacpp"].append(time_llamacpp(llm, ids))
+            sides["llamacpp"].append(time_llamacpp(llm, ids, len(static)))
     result: dict[str, Any] = {
         "prompt_tokens": len(ids),
         "new_tokens": NEW_TOKENS,
@@ -165,9 +178,13 @@ def main() -> None:
             round(result[f"{other}_reply_s"] / result["project_reply_s"], 2) if ok else None
         )
     result["settings"] = {
-        "project": {"engine": type(project).__name__, "threads": os.cpu_count()},
+        "project": {
+            "engine": type(project).__name__,
+            "threads": os.cpu_count(),
+            "static_prompt_tokens": len(static),
+        },
         "transformers": {"dtype": "float32", "threads": os.cpu_count()},
-        "llamacpp": llama_settings,
+        "llamacpp": {**llama_settings, "cached_prefix_tokens": len(static) if llm is not None else 0},
     }
     result["machine"] = machine()
     write_result("decode", result, echo=False)
