@@ -38,6 +38,8 @@ _FIGURE = re.compile(r"[A-Za-z]*-?\d+(?:[.,:]\d+)*[A-Za-z]*")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][A-Za-z]+(?:[- ][A-Z0-9][A-Za-z0-9]*)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
+_LIST_MARKER = re.compile(r"(?:\d{1,2}[.)]|[-*\u2022])")
+_LEADING_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 _ALWAYS_NAMES = {"I", "I'm", "I'll", "I've", "I'd", "OK", "Yes", "No", "Please", "Thanks", "Sorry"}
 
 
@@ -100,7 +102,7 @@ class Sources:
         """What ``sentence`` states that the sources do not (empty: supported)."""
         if says_unknown(sentence):
             return []
-        text = _CITATION.sub("", sentence)
+        text = _LEADING_MARKER.sub("", _CITATION.sub("", sentence))  # "2. Press..." claims no "2"
         missing = [f for f in figures(text) if f not in self._figures and not f.isalpha()]
         names = [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES and n.lower() not in self._lower]
         words = [] if text.rstrip().endswith("?") else content_words(text)  # asking back claims nothing
@@ -138,7 +140,12 @@ class SentenceGate:
             rest = text[self.cleared : end]
             match = _SENTENCE_END.search(rest)
             stop = self.cleared + (match.end() if match else len(rest))
+            while _LIST_MARKER.fullmatch(text[self.cleared : stop].strip()) and stop < end:
+                match = _SENTENCE_END.search(text[stop:end])  # a list number goes with its item
+                stop = stop + (match.end() if match else end - stop)
             sentence = text[self.cleared : stop]
+            if _LIST_MARKER.fullmatch(sentence.strip()):
+                break  # "2." alone: shown with its item, never as the last thing on screen
             problems = self.sources.unsupported(sentence) if sentence.strip() else []
             if problems:
                 self.failed = problems

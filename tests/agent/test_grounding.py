@@ -119,3 +119,13 @@ def test_leading_whitespace_does_not_shift_what_was_checked(make_agent) -> None:
     deltas = [d for d in agent.stream("g7", "How long is the warranty?") if isinstance(d, str)]
     assert "".join(deltas).strip() == "The warranty lasts 2 years."
     assert agent.store.turns("g7")[-1].text == "The warranty lasts 2 years."
+
+
+def test_a_list_number_is_shown_with_its_item_never_alone_at_the_end() -> None:
+    """A numbered step cut by the token limit right after "2." used to end the answer on a bare
+    "2." (seen in the browser): the number now waits for its item and goes if the item never comes."""
+    gate = SentenceGate(Sources(["To reset it, unplug the purifier. Hold the Filter button for 3 seconds."]))
+    text = "To reset it:\n1. Unplug the purifier.\n2."
+    cleared = gate.feed(text, final=True)
+    assert text[:cleared].rstrip().endswith("Unplug the purifier.") and not gate.failed
+    assert gate.feed(text + " Hold the Filter button for 3 seconds.", final=True) > cleared

@@ -498,7 +498,7 @@ def test_a_customer_only_branded_surface(browser: Any, branded_ui: tuple[str, Pa
     box.press("Enter")
     expect(page.get_by_text("This answer was cut short.")).to_be_visible(timeout=60_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "chat-branded.png"), full_page=True)
 
     console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), url)  # 1 online
     page.get_by_role("button", name="Talk to a person").click()
