@@ -12,4 +12,6 @@ rm -rf "$WORK/home" "$WORK/run"
 "$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" --recipe cpu --learning-rate 3e-4 \
   --max-examples 100000 --out "$WORK/run" --json
 "$BIN/supportloop" models ship v1 --name halcyon-tuned-1 --mix "$WORK/mix" --out agent/default_model
+# The full equivalence check of the compiled engine (token agreement, the gate's primary metric) into the manifest.
+"$BIN/supportloop" models export v1 --format ct2 --out "$WORK/ct2" --manifest agent/default_model/manifest.json
 "$BIN/python" -m benchmarks.tuned_default --tuned agent/default_model --changed --mtrag 20 --record --home "$WORK/bench"

@@ -176,11 +176,17 @@ def models_ship(ctx: click.Context, version: str, out: Path, name: str, mix_dir:
 @click.argument("version")
 @click.option("--format", "fmt", type=click.Choice(["ct2", "gguf", "hf"]), default="ct2", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="ct2: also write the check's figures into this manifest (the shipped default's build).",
+)
 @click.pass_context
-def models_export(ctx: click.Context, version: str, fmt: str, out: Path) -> None:
-    """Export VERSION merged (LoRA folded in): CTranslate2 int8 after the full equivalence check,
-    a transformers folder, or GGUF f16 through llama.cpp's convert_hf_to_gguf.py (set
-    LLAMA_CPP_CONVERT to its path; it ships in the llama-cpp-python sdist)."""
+def models_export(ctx: click.Context, version: str, fmt: str, out: Path, manifest: Path | None) -> None:
+    """Export VERSION merged (LoRA folded in): CTranslate2 int8 after the full equivalence check
+    (token agreement and the gate's primary metric), a transformers folder, or GGUF f16 through
+    llama.cpp's convert_hf_to_gguf.py (set LLAMA_CPP_CONVERT to its path; it ships in the
+    llama-cpp-python sdist)."""
     import os
     import shutil
     import subprocess
@@ -210,4 +216,11 @@ def models_export(ctx: click.Context, version: str, fmt: str, out: Path) -> None
         shutil.copytree(engine / "ct2", out, dirs_exist_ok=True)
         shutil.copy2(engine / "equivalence.json", out / "equivalence.json")
         click.echo((engine / "equivalence.json").read_text())
+        if manifest is not None:
+            from training.ship import record_metrics
+
+            report = json.loads((engine / "equivalence.json").read_text())
+            record_metrics(
+                manifest, {"equivalence": {**report, "measured_by": f"supportloop models export {version}"}}
+            )
     click.echo(f"exported {resolved.version} ({fmt}) to {out}")

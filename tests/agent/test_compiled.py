@@ -137,3 +137,19 @@ def test_the_fixed_head_of_an_agent_prompt_is_the_engines_static_prompt(
     )
     ids = [step.token_id for step in plain if step.token_id != tiny_engine.tokenizer.eos_token_id]
     assert cached == tiny_engine.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def test_the_full_check_reports_the_gates_metric_and_refuses_a_significant_drop(
+    tiny_model, tmp_path: Path
+) -> None:
+    from training.gate import GateConfig
+
+    assert compiled.METRIC_MARGIN == GateConfig().margin  # one margin for the gate and the check
+    compiled.convert(tiny_model[0], tiny_model[1], tmp_path)
+    report = equivalence(tiny_model[0], tiny_model[1], tmp_path, check="full")
+    assert report.prompts == len(compiled.CHECK_PROMPTS) and report.metric == "rougeL_f1"
+    assert report.metric_delta is not None and report.metric_delta_ci is not None
+    low, high = report.metric_delta_ci
+    assert low <= report.metric_delta <= high
+    assert compiled._bootstrap_ci([-0.3, -0.2, -0.25, -0.4, -0.3])[1] < -compiled.METRIC_MARGIN  # refused
+    assert compiled._bootstrap_ci([-0.4, 0.3, 0.0, -0.2, 0.1])[1] >= -compiled.METRIC_MARGIN  # noise: kept
