@@ -100,18 +100,55 @@ def time_llamacpp(llm: Any, ids: list[int], head: int = 0) -> tuple[float, float
     return first, time.perf_counter() - started
 
 
+_PROBE = """
+import os, sys
+import llama_cpp
+llm = llama_cpp.Llama(sys.argv[1], n_ctx=2048, n_threads=os.cpu_count(), verbose=False)
+prompt = llm.tokenize(b"How often should I replace the filter? " * 60)  # a serving-size prefill
+for n, _ in enumerate(llm.generate(prompt, top_k=1, temp=0.0)):
+    if n >= 2:
+        break
+"""
+
+
+def repacking_works(gguf: str) -> tuple[bool, str]:
+    """Whether llama.cpp runs with its weight repacking on here, probed in a child process (on
+    some CPUs with AMX the source build segfaults in llama_decode with it on)."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, gguf], capture_output=True, timeout=300, check=False
+    )
+    if probe.returncode == 0:
+        return True, "on"
+    return False, f"off: the probe with it on exited with {probe.returncode} (a crash) on this CPU"
+
+
 def llamacpp_side() -> tuple[Any, dict[str, Any]]:
-    """The stock GGUF in llama-cpp-python, or None and why not."""
+    """The stock GGUF in llama-cpp-python at its fastest working settings, or None and why not."""
     try:
         import llama_cpp
+        import llama_cpp.llama_cpp as low
     except ImportError:
         return None, {"skipped": "llama-cpp-python is not installed (pip install llama-cpp-python: compiles)"}
     from agent.models import packaged_gguf
 
     directory, name = packaged_gguf()
+    repack, why = repacking_works(str(directory / name))
+    if not repack:
+        defaults = low.llama_model_default_params
+
+        def no_repacking() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        low.llama_model_default_params = no_repacking
     threads = os.cpu_count() or 1
     llm = llama_cpp.Llama(str(directory / name), n_ctx=2048, n_threads=threads, verbose=False)
-    return llm, {"threads": threads, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "gguf": name}
+    settings = {"threads": threads, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "gguf": name}
+    return llm, {**settings, "weight_repacking": why, "version": llama_cpp.__version__}
 
 
 def summarize(runs: list[tuple[float, float]]) -> dict[str, float]:
