@@ -250,12 +250,25 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     """The figures a shipped manifest records (``--record``), with the command that measured them."""
     sample = {arm: v["summary"] for arm, v in result["sample"].items()}
     keep = ("answer_accuracy", "citation_accuracy", "decline_rate", "sent_with_unsupported_figure")
-    return {
+    labels = (
+        "answerable_answer_rate",
+        "partial_answer_rate",
+        "unanswerable_decline_rate",
+        "underspecified_clarify_rate",
+    )
+    mtrag = result.get("mtrag") or {}
+    command = "python -m benchmarks.tuned_default --tuned agent/default_model --changed"
+    out = {
         "sample_heldout": {arm: {k: v[k] for k in keep} for arm, v in sample.items()},
         "changed_figures": {k: v for k, v in result.get("changed", {}).items() if k in ("base", "tuned")},
-        "measured_by": "python -m benchmarks.tuned_default --tuned agent/default_model --changed",
+        "measured_by": command + (f" --mtrag {mtrag['tasks'] // 4}" if mtrag else ""),
         "machine": result.get("machine"),
     }
+    if mtrag:
+        out["mtrag_heldout"] = {
+            arm: {k: mtrag[arm][k] for k in labels} for arm in ("base", "tuned") if arm in mtrag
+        }
+    return out
 
 
 def main() -> None:
