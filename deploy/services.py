@@ -115,8 +115,8 @@ def _release(agent: Agent) -> None:
 def default_agent_factory(config: AgentConfig, store: LogStore, settings: ServerSettings) -> AgentFactory:
     """What ``supportloop serve`` uses: the pieces of ``Agent.from_config`` (the configured
     generator, knowledge base and store), with one knowledge base and one store shared by every
-    version, and a local model (transformers or the compiled engine) wrapped in a batcher unless
-    batching is off."""
+    version, and a local transformers model wrapped in a batcher unless batching is off (the
+    compiled engine only with ``batching_compiled``)."""
     shared: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -130,11 +130,16 @@ def default_agent_factory(config: AgentConfig, store: LogStore, settings: Server
             if "knowledge" not in shared:
                 shared["knowledge"] = open_knowledge(config)
         generator: Any = build_generator(config, None if name == "production" else name)
-        if settings.batching and isinstance(generator, (LocalGenerator, CompiledGenerator)):
+        compiled = isinstance(generator, CompiledGenerator)
+        if (
+            settings.batching_compiled
+            if compiled
+            else settings.batching and isinstance(generator, LocalGenerator)
+        ):
             from deploy.batching import BatchingGenerator, CompiledBatchingGenerator
 
             limits = {"max_batch": settings.batch_max_size, "window_ms": settings.batch_window_ms}
-            if isinstance(generator, CompiledGenerator):
+            if compiled:
                 generator = CompiledBatchingGenerator.wrap(generator, **limits)
             else:
                 generator = BatchingGenerator.wrap(generator, **limits)

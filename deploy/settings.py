@@ -31,6 +31,9 @@ class ServerSettings:
     max_concurrency: int = 32  # agent turns running at once (threads); more wait in line
     max_models: int = 2  # model versions kept loaded at once (least recently used dropped)
     batching: bool = True  # batch concurrent generations of a local model (deploy/batching.py)
+    # ... on the compiled engine too: off by default, since a CTranslate2 batch of 8 ran slower than
+    # the same 8 one after another on a 2-core CPU (benchmarks/load_batching.py --engine ct2)
+    batching_compiled: bool = False
     batch_max_size: int = 8
     batch_window_ms: float = 25.0
     auth_cache_s: float = 5.0  # verified keys are cached this long (revocation delay elsewhere)
