@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, SAMPLE, link_cached_model, naive_llm, naive_store, write_result
+from benchmarks.common import REPO, SAMPLE, link_cached_model, machine, naive_llm, naive_store, write_result
 from knowledge.types import Document
 
 
@@ -87,8 +87,9 @@ def run_ours(qs: list[str], max_new_tokens: int, home: Path) -> dict[str, list[f
                 escalated += item.escalated
         total.append(time.perf_counter() - start)
         ttft.append(first if first is not None else total[-1])
+    engine = type(agent.generator).__name__
     agent.close()
-    return {"ttft": ttft, "total": total, "escalated": [float(escalated)]}
+    return {"ttft": ttft, "total": total, "escalated": [float(escalated)], "engine": engine}
 
 
 def ask_peak_rss(home: Path) -> float:
@@ -129,8 +130,10 @@ def main() -> None:
         "max_new_tokens": args.max_new_tokens,
         "naive": {k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in naive.items()},
         "supportloop": {
-            k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in ours.items() if k != "escalated"
+            k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in ours.items() if k in ("ttft", "total")
         },
+        "supportloop_engine": ours["engine"],
+        "machine": machine(),
         "supportloop_escalated": int(ours["escalated"][0]),
         "ask_peak_rss_mb": round(rss, 1),
     }
