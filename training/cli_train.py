@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from training.cli_shared import GATE, config_of, default_docs, eval_retriever, gate_options, log_store
+from training.cli_shared import (
+    GATE,
+    config_of,
+    default_docs,
+    erasures_of,
+    eval_retriever,
+    gate_options,
+    log_store,
+)
 from training.gate import GateConfig
 
 if TYPE_CHECKING:
@@ -87,6 +95,7 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
         "grpo": ("training.grpo", "train_grpo"),
     }[kind]
     config = config_of(ctx)
+    _warn_if_stale(config, opts["data_path"])
     train_fn = getattr(importlib.import_module(module), func)
     result = train_fn(
         opts["data_path"],
@@ -99,6 +108,15 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
         persona=config.persona,
     )
     _print_result(kind, result, opts["as_json"])
+
+
+def _warn_if_stale(config: Any, data: Path) -> None:
+    """Warn when ``data`` is a compiled dataset made before the latest erasure."""
+    from training.data.erasure import stale_warning
+
+    warning = stale_warning(Path(data), erasures_of(config)[1])
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _print_result(kind: str, result: TrainResult, as_json: bool) -> None:
