@@ -132,6 +132,7 @@ def models_promote(
         click.echo(f"  ok: {line}")
     for line in decision.failures:
         click.echo(f"  FAIL: {line}")
+    click.echo(decision.why)
     promote(version, home=home, decision=decision)  # GateError (exit 5) when refused
     click.echo(f"{version} is production now")
     from agent.store import LogStore

@@ -314,6 +314,8 @@ def train_round(
         )
     verdict = "promoted" if result.promoted else "refused"
     click.echo(f"round {verdict}: candidate {result.candidate}", err=as_json)
+    if result.decision is not None:
+        click.echo(f"  {result.decision.why}", err=as_json)
     for reason in result.to_dict()["reasons"]:
         click.echo(f"  {reason}", err=as_json)
     click.echo(f"report: {result.report_md}", err=as_json)

@@ -48,6 +48,7 @@ class RoundResult:
             "report": str(self.report_md),
             "candidate": self.candidate,
             "promoted": self.promoted,
+            "why": self.decision.why if self.decision else "",
             "reasons": (self.decision.failures or self.decision.reasons) if self.decision else [],
             "decision": self.decision.to_dict() if self.decision else None,
             "trained": self.trained,
@@ -189,6 +190,8 @@ def write_report(
         f"# Training round {run_dir.name}",
         "",
         f"**{verdict}**: candidate `{decision.candidate}` vs production `{decision.production}`.",
+        "",
+        decision.why,
         "",
         *[
             f"- {'fails' if r in decision.failures else 'ok'}: {r}"

@@ -30,6 +30,7 @@ from training.data.rows import (
     PromptOptions,
     count_ties,
     dedupe,
+    is_handoff_example,
     is_validation,
     kto_rows,
     preference_rows,
@@ -196,6 +197,7 @@ def compile_dataset(
         "duplicate_conversation_ids": duplicate_ids,
         "preference_ties_dropped": stats["ties_dropped"],
         "answers_not_used_for_sft": stats["answers_not_used_for_sft"],
+        "hand_off": {k: stats[k] for k in ("human_answers", "should_have_handed_off")},
         "skipped": skipped or [],
     }
     return dataset
@@ -275,6 +277,8 @@ def _build(
         built["kto"] += [(conv.id, row) for row in kto_rows(conv, options)]
         stats["ties_dropped"] += count_ties(conv)
         stats["answers_not_used_for_sft"] += _unused_answers(conv, turns)
+        stats["human_answers"] += sum(role == "human" for role, _ in conv.turns)
+        stats["should_have_handed_off"] += sum(is_handoff_example(conv, p) for p in range(len(conv.turns)))
     kinds = {"sft": "sft", "preference": "pref", "kto": "kto"}
     for item in pass_through:
         built[kinds[item.kind]].append((item.split_key, item.row))
@@ -312,7 +316,11 @@ def _unused_answers(conv: SourceConversation, turns: str) -> int:
     positions = [p for p in conv.answer_positions() if p < len(conv.turns)]
     if turns == "last":
         positions = positions[-1:]
-    return sum(sft_target(conv, p) is None or question_and_history(conv.turns, p) is None for p in positions)
+    return sum(
+        (sft_target(conv, p) is None and not is_handoff_example(conv, p))
+        or question_and_history(conv.turns, p) is None
+        for p in positions
+    )
 
 
 def _progress(items: Sequence[Any], enabled: bool, what: str) -> Iterable[Any]:
