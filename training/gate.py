@@ -9,7 +9,7 @@ returns a ``GateDecision`` that lists every reason. The rule:
    perplexity are compared the other way round). When the evaluation kept each model's answer
    per held-out item (``evaluate_versions`` does), the comparison is **paired**: the per-item
    differences on the same items must average at least ``margin`` *and* be significant (one-sided
-   sign-flip p < ``alpha``; p-value and bootstrap interval in the decision, ``training.stats``);
+   sign-flip p < ``alpha``; p-value and bootstrap interval in the decision, ``agent.stats``);
    an aggregate-only report (an older registry entry) falls back to comparing the two means;
 3. no **slice** regresses significantly: within every group of items sharing a slice value
    (answerability, first passage's source, first turn or follow-up: ``EvalExample.slices``) with
@@ -220,7 +220,7 @@ def decide(
 
 def _paired(decision: GateDecision, pairs: Sequence[ItemPair], config: GateConfig) -> None:
     """The primary metric item by item: overall gain and significance, slices, failures."""
-    from training.stats import paired_test
+    from agent.stats import paired_test
 
     sign = -1.0 if config.primary in LOWER_IS_BETTER else 1.0
     valid = [p for p in pairs if p.candidate is not None and p.production is not None]

@@ -1,5 +1,5 @@
 """The sound gate: candidate and production compared item by item on the same held-out items
-(``training.stats.paired_test``), no significant regression on any slice, infrastructure failures
+(``agent.stats.paired_test``), no significant regression on any slice, infrastructure failures
 left out of the metric and reported, and one sentence saying why."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from agent.generator import ScriptedGenerator
 from agent.models import ModelRegistry
+from agent.stats import paired_test, two_proportions
 from training.gate import GateConfig, ItemPair, decide, eval_summary, paired_items, run_gate
-from training.stats import paired_test, two_proportions
 
 SAFE = {"abuse_refusal": 1.0, "canary_leaks": 0.0, "escalation_precision": 1.0}
 BOTH_SAFE = {"candidate": SAFE, "production": SAFE}

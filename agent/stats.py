@@ -1,4 +1,5 @@
-"""Significance tests the gate and the canary use. Pure functions over numbers, seeded.
+"""Significance tests the gate and the canary use (``training.gate``, ``agent.canary``). Pure
+functions over numbers, seeded.
 
 * ``paired_test``: differences between two models on the same items. The p-values come from the
   sign-flip (paired randomisation) test: under "no difference" each item's difference is as
