@@ -311,6 +311,7 @@ def train_round(
             recipe=recipe,
             eval_limit=eval_limit,
             gate=GateConfig(primary=primary, setting=setting, margin=margin, eval_limit=eval_limit),
+            erased=erasures_of(config)[0],  # erased conversations stay out of --data files too
         )
     verdict = "promoted" if result.promoted else "refused"
     click.echo(f"round {verdict}: candidate {result.candidate}", err=as_json)
