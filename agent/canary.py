@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ CANARY = "canary"
 PRODUCTION = "production"
 MAX_SHARE = 50.0  # a canary is the smaller arm; past half, promote instead
 ALPHA = 0.05
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,12 @@ def load_canary(home: Path) -> Canary | None:
     path = canary_path(home)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        when = datetime.fromisoformat(data["started_at"])
+        return Canary(str(data["version"]), float(data["share"]), str(data["production"]), when)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the canary at {path}: {exc}") from None
-    return Canary(
-        data["version"], float(data["share"]), data["production"], datetime.fromisoformat(data["started_at"])
-    )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot read the canary at {path} ({exc!r}): fix or delete it") from None
 
 
 def start_canary(home: Path, version: str, share: float) -> Canary:
@@ -101,10 +102,15 @@ def end_canary(home: Path) -> Canary | None:
 
 def route(model: str, conversation_id: str, home: Path) -> str:
     """The model to serve ``model`` with in ``conversation_id``: the canary's version for its
-    share of ``production`` conversations, else ``model`` unchanged."""
+    share of ``production`` conversations, else ``model`` unchanged (also when the canary file
+    cannot be read: production keeps answering, and a warning is logged)."""
     if model != PRODUCTION:
         return model
-    canary = load_canary(home)
+    try:
+        canary = load_canary(home)
+    except ModelError as exc:  # a broken canary file must not stop production from answering
+        log.warning("canary ignored: %s", exc)
+        return model
     if canary is None or arm_for(conversation_id, canary.version, canary.share) != CANARY:
         return model
     return canary.version

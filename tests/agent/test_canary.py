@@ -76,6 +76,14 @@ def test_bad_canaries_are_refused_and_write_nothing(
     assert not canary_path(home).exists()
 
 
+def test_a_broken_canary_file_leaves_production_answering(home: Path, registry: ModelRegistry) -> None:
+    start_canary(home, "v2", 50)
+    canary_path(home).write_text("{not json", encoding="utf-8")
+    assert {route("production", f"c{i}", home) for i in range(50)} == {"production"}
+    with pytest.raises(ModelError, match="fix or delete it"):
+        load_canary(home)
+
+
 def log_arm(store: LogStore, version: str, ups: int, downs: int) -> None:
     for i in range(ups + downs):
         cid = f"{version}-{i}"
