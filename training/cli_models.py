@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from training.cli_eval import evaluate_and_record
-from training.cli_shared import GATE, config_of, eval_retriever, gate_options
+from training.cli_shared import GATE, config_of, erasures_of, eval_retriever, gate_options
 
 
 @click.group()
@@ -26,12 +26,19 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
     from rich.table import Table
 
     from agent.models import ModelRegistry
+    from training.data.erasure import trained_before_erasure
 
-    registry = ModelRegistry(Path(config_of(ctx).home))
+    config = config_of(ctx)
+    registry = ModelRegistry(Path(config.home))
     production = registry.production_name()
     versions = registry.list()
+    latest_erasure = erasures_of(config)[1]
+    flagged = {v.name for v in versions if trained_before_erasure(v.metrics, v.created_at, latest_erasure)}
     if as_json:
-        rows = [{**v.to_dict(), "production": v.name == production} for v in versions]
+        rows = [
+            {**v.to_dict(), "production": v.name == production, "trained_before_erasure": v.name in flagged}
+            for v in versions
+        ]
         click.echo(json.dumps({"production": production, "versions": rows}, ensure_ascii=False))
         return
     table = Table(title="Model versions (* production)")
@@ -50,6 +57,12 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
             _short_provenance(v.provenance, v.notes),
         )
     Console(highlight=False).print(table)
+    if flagged:
+        names = ", ".join(v.name for v in versions if v.name in flagged)
+        click.echo(
+            f"trained before an erasure (their weights may have seen an erased conversation; "
+            f"retrain without it): {names}"
+        )
 
 
 def _short_provenance(provenance: dict[str, Any], notes: str) -> str:

@@ -174,3 +174,22 @@ def test_logs_erase_of_an_unknown_conversation_is_a_one_line_error(
         main(["logs", "erase", "--conversation", "nobody"])
     assert exited.value.code != 0
     assert capsys.readouterr().err.startswith("error: no conversation 'nobody' in the log store")
+
+
+def test_models_list_flags_versions_trained_before_an_erasure(home: Path, tiny_model_dir: Path) -> None:
+    from agent.models import ModelRegistry
+
+    registry = ModelRegistry(home)
+    registry.register(name="before", base_model=str(tiny_model_dir), metrics={"data": "compiled dataset"})
+    registry.register(name="elsewhere", base_model=str(tiny_model_dir))  # no data: not trained here
+    with LogStore(home=home) as store:
+        reviewed(store, "erase-me", "Where is parcel ZX-9931?")
+        time.sleep(1.1)  # registry times have whole seconds
+        store.erase_conversation("erase-me")
+    time.sleep(1.1)
+    registry.register(name="after", base_model=str(tiny_model_dir), metrics={"data": "compiled dataset"})
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(cli, ["models", "list", "--json"]).output)["versions"]
+    flags = {v["name"]: v["trained_before_erasure"] for v in listed if v["name"] != "base"}
+    assert flags == {"before": True, "elsewhere": False, "after": False}
+    assert "trained before an erasure" in runner.invoke(cli, ["models", "list"]).output

@@ -53,3 +53,19 @@ def stale_warning(data: Path, latest_erasure: datetime | None) -> str | None:
         f"{data} was compiled before a conversation was erased ({latest_erasure:%Y-%m-%d %H:%M} UTC) "
         "and may hold its rows: recompile it with `supportloop data compile`"
     )
+
+
+def trained_before_erasure(
+    metrics: dict[str, object], created_at: str, latest_erasure: datetime | None
+) -> bool:
+    """Whether a registry version was trained here (its metrics name its ``data``) before the
+    latest erasure, so its weights may have seen the erased conversation. Shipped versions (no
+    ``data``: trained elsewhere, on no customer's logs) are never flagged."""
+    if latest_erasure is None or not metrics.get("data") or not created_at:
+        return False
+    try:
+        created = datetime.fromisoformat(created_at)
+    except ValueError:
+        return False
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return created < latest_erasure
