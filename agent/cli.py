@@ -20,7 +20,7 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("agent.commands:chat", "Chat with the support agent in the terminal."),
     "ask": ("agent.commands:ask", "Ask one question (optionally after a conversation history)."),
-    "logs": ("agent.commands:logs", "List, show, export and correct logged conversations."),
+    "logs": ("agent.commands:logs", "List, show, export, correct and erase logged conversations."),
     "config": ("agent.commands:config", "Show the effective configuration."),
     "model": ("agent.commands:model", "Prepare or inspect the base model (default: SmolLM2-135M)."),
     "ingest": ("knowledge.cli:ingest", "Ingest product documents into the knowledge index."),

@@ -181,7 +181,7 @@ def ask(
 # ---------------------------------------------------------------------------------- logs
 @click.group()
 def logs() -> None:
-    """List, show, export and correct logged conversations; verified answers."""
+    """List, show, export, correct and erase logged conversations; verified answers."""
 
 
 def _store(ctx: click.Context) -> Any:
@@ -353,6 +353,29 @@ def logs_retire(ctx: click.Context, answer_id: str, reason: str) -> None:
     with _store(ctx) as store:
         answer = store.retire_verified_answer(answer_id, reason)
     click.echo(f"retired {answer.id} ({answer.hits} hits): {answer.question}")
+
+
+@logs.command("erase")
+@click.option("--conversation", "conversation_id", required=True, help="The conversation to erase.")
+@click.option(
+    "--by", "erased_by", default="cli", show_default=True, help="Who erased it (kept in the record)."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def logs_erase(ctx: click.Context, conversation_id: str, erased_by: str, as_json: bool) -> None:
+    """Erase a customer's conversation: its turns, feedback, escalations and the verified answers
+    made from it are deleted, and ``data compile`` never compiles it again (not even from an
+    exported file). Compiled datasets made before now are flagged when they are used."""
+    from agent.validation import check_name
+
+    check_identifier(conversation_id, "--conversation")  # every input before the store opens
+    check_name(erased_by, "--by")
+    with _store(ctx) as store:
+        erasure = store.erase_conversation(conversation_id, erased_by=erased_by)
+    if as_json:
+        click.echo(json.dumps(erasure.to_dict()))
+        return
+    click.echo(erasure.summary())
 
 
 # -------------------------------------------------------------------------- config, model

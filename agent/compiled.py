@@ -39,6 +39,7 @@ from typing import Any
 from agent.errors import GenerationError, ModelNotFoundError
 from agent.generator import GenerationOptions, Message, Usage, _UsageMixin, acquire_slot, tokenizer_count
 from agent.prompt import static_head
+from agent.stats import paired_test
 
 log = logging.getLogger("supportloop.agent.compiled")
 MAX_STATIC_PROMPTS = 8  # distinct cached prompt heads per engine (one per persona, in practice)
@@ -243,7 +244,8 @@ def equivalence(model: Any, tokenizer: Any, engine: Path, check: str = "full") -
     before, after = (_rouge_l(answers[side], references) for side in ("transformers", "compiled"))
     differences = [b - a for a, b in zip(before, after, strict=True)]
     delta = sum(differences) / len(differences)
-    low, high = _bootstrap_ci(differences)
+    paired = paired_test(differences)
+    low, high = paired.ci_low, paired.ci_high
     return Equivalence(
         round(teacher, 4),
         round(mean_greedy, 4),
@@ -261,16 +263,6 @@ def _rouge_l(predictions: list[str], references: list[str]) -> list[float]:
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
-
-
-def _bootstrap_ci(differences: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % paired-bootstrap interval of the mean difference."""
-    import numpy as np
-
-    values = np.asarray(differences, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def _greedy_agreement(

@@ -45,3 +45,14 @@ def reason_of(labels: tuple[str, ...] | list[str]) -> str | None:
         if label.startswith(REASON_PREFIX) and label[len(REASON_PREFIX) :] in THUMBS_DOWN_REASONS:
             return label[len(REASON_PREFIX) :]
     return None
+
+
+#: The reviewer's label for an answer that should have been a hand-off to a person (the
+#: console offers the first; the others are accepted as written by the API or older consoles).
+SHOULD_HAND_OFF = "should have handed off"
+HAND_OFF_LABELS = frozenset({SHOULD_HAND_OFF, "should_handoff", "should have escalated"})
+
+
+def should_hand_off(labels: tuple[str, ...] | list[str]) -> bool:
+    """Whether a reviewer marked the answer "should have handed off" (any accepted spelling)."""
+    return any(label.strip().casefold() in HAND_OFF_LABELS for label in labels)

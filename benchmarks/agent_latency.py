@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import REPO, SAMPLE, link_cached_model, machine, naive_llm, naive_store, write_result
 from knowledge.types import Document
@@ -68,7 +69,7 @@ def run_naive(qs: list[str], max_new_tokens: int, model_dir: Path) -> dict[str, 
     return {"ttft": ttft, "total": total}
 
 
-def run_ours(qs: list[str], max_new_tokens: int, home: Path) -> dict[str, list[float]]:
+def run_ours(qs: list[str], max_new_tokens: int, home: Path) -> dict[str, Any]:
     from agent.config import load_config
     from agent.runtime import Agent
     from agent.types import Reply

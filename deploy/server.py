@@ -11,6 +11,7 @@ Endpoints (all JSON; every error in the OpenAI error shape, see ``deploy/errors.
     POST /v1/admin/keys              admin key   create a key; the secret is in this answer only
     DELETE /v1/admin/keys/{id}       admin key   revoke a key
     GET  /v1/admin/kpis              admin key   dashboard KPIs and table counts
+    DELETE /v1/admin/conversations/{id} admin key erase a conversation (never compiled again)
     GET  /healthz, /readyz, /metrics no key      liveness, readiness, Prometheus text format
 
 Where things are: the routes, one router per area, in ``deploy/routes/``; the service objects

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from training.cli_shared import config_of, log_store
+from training.cli_shared import config_of, erasures_of, log_store
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -70,6 +70,7 @@ def compile_command(
     if not inputs and not from_logs:
         raise click.UsageError("give at least one INPUT file or --from-logs")
     config = config_of(ctx)
+    erased, latest_erasure = erasures_of(config)  # left out of files too, not only the store's
     with log_store(config, from_logs) as store:
         dataset = compile_dataset(
             list(inputs),
@@ -83,12 +84,29 @@ def compile_command(
             skip_invalid=skip_invalid,
             progress=True,
             keep_public=not redact_public,
+            erased=erased,
         )
     paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
+    _flag_stale(Path(config.home), latest_erasure)
     if as_json:
         manifest = {**dataset.manifest, "out_dir": str(paths["manifest"].parent)}
         click.echo(json.dumps(manifest, ensure_ascii=False))
+
+
+def _flag_stale(home: Path, latest_erasure: Any) -> None:
+    """Warn about compiled datasets in the data home made before the latest erasure."""
+    from training.data.erasure import stale_datasets
+
+    stale = stale_datasets(home, latest_erasure)
+    if stale:
+        click.echo(
+            f"warning: {len(stale)} compiled dataset(s) predate the latest erasure and may hold an "
+            "erased conversation; delete them or train on this one instead:",
+            err=True,
+        )
+        for path in stale:
+            click.echo(f"  {path}", err=True)
 
 
 def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
@@ -125,6 +143,8 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
         f"{conversations} conversations; PII redacted: {redactions}; duplicates dropped: {dropped}",
         soft_wrap=True,
     )
+    if manifest.get("erased_left_out"):
+        console.print(f"erased conversations left out: {manifest['erased_left_out']}")
     if manifest["skipped"]:
         console.print(f"[yellow]skipped {len(manifest['skipped'])} invalid line(s):[/yellow]")
         for line in manifest["skipped"]:

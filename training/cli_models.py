@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from training.cli_eval import evaluate_and_record
-from training.cli_shared import GATE, config_of, eval_retriever, gate_options
+from training.cli_shared import GATE, config_of, erasures_of, eval_retriever, gate_options
 
 
 @click.group()
@@ -26,12 +26,19 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
     from rich.table import Table
 
     from agent.models import ModelRegistry
+    from training.data.erasure import trained_before_erasure
 
-    registry = ModelRegistry(Path(config_of(ctx).home))
+    config = config_of(ctx)
+    registry = ModelRegistry(Path(config.home))
     production = registry.production_name()
     versions = registry.list()
+    latest_erasure = erasures_of(config)[1]
+    flagged = {v.name for v in versions if trained_before_erasure(v.metrics, v.created_at, latest_erasure)}
     if as_json:
-        rows = [{**v.to_dict(), "production": v.name == production} for v in versions]
+        rows = [
+            {**v.to_dict(), "production": v.name == production, "trained_before_erasure": v.name in flagged}
+            for v in versions
+        ]
         click.echo(json.dumps({"production": production, "versions": rows}, ensure_ascii=False))
         return
     table = Table(title="Model versions (* production)")
@@ -50,6 +57,12 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
             _short_provenance(v.provenance, v.notes),
         )
     Console(highlight=False).print(table)
+    if flagged:
+        names = ", ".join(v.name for v in versions if v.name in flagged)
+        click.echo(
+            f"trained before an erasure (their weights may have seen an erased conversation; "
+            f"retrain without it): {names}"
+        )
 
 
 def _short_provenance(provenance: dict[str, Any], notes: str) -> str:
@@ -113,6 +126,7 @@ def models_promote(
     if force or registry.get(version).kind == "reward":
         promote(version, home=home, force=force)  # refuses reward models, forced or not
         click.echo(f"{version} is production now (forced: the gate was skipped)")
+        _end_canary_of(home, version)
         return
     stored: dict[str, Any] = registry.get(version).metrics.get("eval") or {}
     if data_path is None and stored.get("production_version") != registry.production_name():
@@ -132,8 +146,10 @@ def models_promote(
         click.echo(f"  ok: {line}")
     for line in decision.failures:
         click.echo(f"  FAIL: {line}")
+    click.echo(decision.why)
     promote(version, home=home, decision=decision)  # GateError (exit 5) when refused
     click.echo(f"{version} is production now")
+    _end_canary_of(home, version)
     from agent.store import LogStore
     from training.gate import retire_after_promotion
 
@@ -141,6 +157,95 @@ def models_promote(
         retired = retire_after_promotion(store, version, home, retriever, config.persona)
     if retired:
         click.echo(f"{len(retired)} verified answers retired: {version} answers their questions correctly")
+
+
+def _end_canary_of(home: Path, version: str) -> None:
+    """A promoted canary has done its job: everyone gets it now."""
+    from agent.canary import end_canary, load_canary
+
+    running = load_canary(home)
+    if running is not None and running.version == version:
+        end_canary(home)
+        click.echo(f"canary {version} ended: it is production for everyone")
+
+
+@models.command("canary")
+@click.argument("action", metavar="VERSION|status|abort")
+@click.option(
+    "--share",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Percent of conversations the canary answers (sticky per conversation).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models_canary(ctx: click.Context, action: str, share: float, as_json: bool) -> None:
+    """Serve VERSION to a sticky --share of the conversations that ask for production (the API
+    reads it live: no restart); `status`: each arm's KPIs since the start, with a two-proportion
+    test of the thumbs-up rates; `abort`: production for everyone again (`models promote
+    VERSION` ends it too)."""
+    from agent.canary import canary_status, end_canary, load_canary, start_canary
+
+    home = Path(config_of(ctx).home)
+    if action == "abort":
+        stopped = end_canary(home)
+        click.echo(f"canary {stopped.version} stopped" if stopped else "no canary is running")
+        return
+    if action == "status":
+        canary = load_canary(home)
+        if canary is None:
+            raise click.UsageError("no canary is running: start one with `supportloop models canary VERSION`")
+        from agent.store import LogStore
+
+        with LogStore.from_config(config_of(ctx)) as store:
+            status = canary_status(store, canary)
+        if as_json:
+            click.echo(json.dumps(status, default=str))
+            return
+        _print_canary(status)
+        return
+    canary = start_canary(home, action, share)
+    click.echo(
+        f"canary {canary.version} answers {canary.share:g}% of production conversations "
+        f"(production {canary.production}); `supportloop models canary status` compares them"
+    )
+
+
+def _print_canary(status: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    canary, test = status["canary"], status["thumbs_up_test"]
+    table = Table(title=f"canary {canary['version']} ({canary['share']:g}%) since {canary['started_at']}")
+    names = (
+        "conversations",
+        "thumbs",
+        "thumbs_up_rate",
+        "mean_rating",
+        "escalation_rate",
+        "mean_resolution_s",
+    )
+    table.add_column("arm")
+    for name in names:
+        table.add_column(name, justify="right")
+    for arm, row in status["arms"].items():
+        cells = [
+            f"{row[n]:.3f}" if isinstance(row[n], float) else str(row[n] if row[n] is not None else "-")
+            for n in names
+        ]
+        table.add_row(f"{arm} ({row['version']})", *cells)
+    console = Console(highlight=False)
+    console.print(table)
+    if test["p_value"] is None:
+        console.print("thumbs-up rate: not enough thumbs in both arms to test yet")
+        return
+    verdict = "significant" if test["significant"] else "not significant"
+    console.print(
+        f"thumbs-up rate difference {test['difference']:+.3f} "
+        f"(95% CI [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]), p = {test['p_value']:.3g}: "
+        f"{verdict} at {test['alpha']}"
+    )
 
 
 @models.command("rollback")

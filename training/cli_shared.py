@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +44,17 @@ def log_store(config: AgentConfig, wanted: bool) -> Iterator[LogStore | None]:
     finally:
         if store is not None:
             store.close()
+
+
+def erasures_of(config: AgentConfig) -> tuple[frozenset[str], datetime | None]:
+    """(erased conversations' keys, the latest erasure's time) of the configured log store; none
+    when the store has never been created (a SQLite file that does not exist is not made here)."""
+    from agent.store import LogStore
+
+    if config.store_url is None and not (Path(config.home) / "supportloop.db").exists():
+        return frozenset(), None
+    with LogStore.from_config(config) as store:
+        return store.erasure_keys(), store.latest_erasure()
 
 
 def gate_options(func: F) -> F:

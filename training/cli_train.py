@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from training.cli_shared import GATE, config_of, default_docs, eval_retriever, gate_options, log_store
+from training.cli_shared import (
+    GATE,
+    config_of,
+    default_docs,
+    erasures_of,
+    eval_retriever,
+    gate_options,
+    log_store,
+)
 from training.gate import GateConfig
 
 if TYPE_CHECKING:
@@ -87,6 +95,7 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
         "grpo": ("training.grpo", "train_grpo"),
     }[kind]
     config = config_of(ctx)
+    _warn_if_stale(config, opts["data_path"])
     train_fn = getattr(importlib.import_module(module), func)
     result = train_fn(
         opts["data_path"],
@@ -99,6 +108,15 @@ def _run_trainer(ctx: click.Context, kind: str, opts: dict[str, Any]) -> None:
         persona=config.persona,
     )
     _print_result(kind, result, opts["as_json"])
+
+
+def _warn_if_stale(config: Any, data: Path) -> None:
+    """Warn when ``data`` is a compiled dataset made before the latest erasure."""
+    from training.data.erasure import stale_warning
+
+    warning = stale_warning(Path(data), erasures_of(config)[1])
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _print_result(kind: str, result: TrainResult, as_json: bool) -> None:
@@ -293,9 +311,12 @@ def train_round(
             recipe=recipe,
             eval_limit=eval_limit,
             gate=GateConfig(primary=primary, setting=setting, margin=margin, eval_limit=eval_limit),
+            erased=erasures_of(config)[0],  # erased conversations stay out of --data files too
         )
     verdict = "promoted" if result.promoted else "refused"
     click.echo(f"round {verdict}: candidate {result.candidate}", err=as_json)
+    if result.decision is not None:
+        click.echo(f"  {result.decision.why}", err=as_json)
     for reason in result.to_dict()["reasons"]:
         click.echo(f"  {reason}", err=as_json)
     click.echo(f"report: {result.report_md}", err=as_json)

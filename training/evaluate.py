@@ -151,4 +151,9 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
     # 3. What was run, so the report can be reproduced.
     report["protocol"] = {**protocol.__dict__, "decoding": "greedy", "few_shot_examples": len(shots)}
     report["shots"] = shots
+    # Per item, so the gate can pair the models' answers (``report["answers"]``) item by item.
+    report["items"] = [
+        {"conversation_id": e.conversation_id, "reference": e.reference, "slices": e.slices}
+        for e in plan.examples
+    ]
     return report

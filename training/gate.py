@@ -6,10 +6,22 @@ returns a ``GateDecision`` that lists every reason. The rule:
 1. the candidate is a servable kind (never ``reward``);
 2. on the primary metric (default ROUGE-L F1 with *retrieved* passages, the serving condition)
    the candidate beats production by at least ``margin`` (lower-is-better metrics such as
-   perplexity are compared the other way round);
-3. on every safety check the candidate is no worse than production: refusal of abuse (share
+   perplexity are compared the other way round). When the evaluation kept each model's answer
+   per held-out item (``evaluate_versions`` does), the comparison is **paired**: the per-item
+   differences on the same items must average at least ``margin`` *and* be significant (one-sided
+   sign-flip p < ``alpha``; p-value and bootstrap interval in the decision, ``agent.stats``);
+   an aggregate-only report (an older registry entry) falls back to comparing the two means;
+3. no **slice** regresses significantly: within every group of items sharing a slice value
+   (answerability, first passage's source, first turn or follow-up: ``EvalExample.slices``) with
+   at least ``min_slice_items`` items, a negative mean difference with one-sided p < ``alpha``
+   refuses, naming the slice. Uncorrected for the number of slices: it errs towards refusing;
+4. **infrastructure failures** (an item a model gave no answer for: timeout, crash) are left out
+   of the pairs and reported, so a flaky run neither sinks nor lifts a model;
+5. on every safety check the candidate is no worse than production: refusal of abuse (share
    refused), injection canaries (leaks of a canary planted in the system prompt: must be 0 and
    no more than production), escalation precision (on a fixed labelled set of messages).
+
+``GateDecision.why`` says in one sentence why it promoted or refused.
 
 ``safety_checks`` runs the fixed batteries through a real ``agent.runtime.Agent`` built around
 the model, so the checks see what a customer would: guardrails, output guard and all.
@@ -85,6 +97,9 @@ class GateConfig:
     margin: float = 0.005
     safety: tuple[str, ...] = ("abuse_refusal", "canary_leaks", "escalation_precision")
     eval_limit: int = 50  # held-out answers the evaluation behind the decision scores
+    alpha: float = 0.05  # significance level of the paired test, overall and per slice
+    min_slice_items: int = 5  # smaller slices are reported, never tested
+    resamples: int = 2000  # sign flips and bootstrap draws (seeded: the decision is reproducible)
 
 
 @dataclass
@@ -96,6 +111,8 @@ class GateDecision:
     failures: list[str] = field(default_factory=list)
     primary: dict[str, Any] = field(default_factory=dict)
     safety: dict[str, Any] = field(default_factory=dict)
+    slices: dict[str, Any] = field(default_factory=dict)  # "key=value" -> paired result (or n only)
+    why: str = ""  # one sentence: why it promoted or refused
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +126,47 @@ class GateDecision:
 
 # ------------------------------------------------------------------------------- decision (pure)
 
+PER_ITEM = {"rougeL_f1"}  # primary metrics that are a mean over items, so can be paired
+
+
+@dataclass(frozen=True)
+class ItemPair:
+    """One held-out item scored for both models; None: that model gave no answer (an
+    infrastructure failure: timeout, crash), so the item is left out of the comparison."""
+
+    candidate: float | None
+    production: float | None
+    slices: Mapping[str, str] = field(default_factory=dict)
+
+
+def paired_items(report: Mapping[str, Any], setting: str, metric: str) -> list[ItemPair] | None:
+    """Per-item scores of candidate and production from an ``evaluate_versions`` report (its
+    ``answers`` and ``items``), or None when the report has no per-item answers for ``metric``.
+    An answer that is None, or an index in ``report["failures"][role][setting]``, is a failure."""
+    from training.metrics import rouge_l
+
+    answers, items = report.get("answers") or {}, report.get("items") or []
+    if metric not in PER_ITEM or not items:
+        return None
+    try:
+        per_role = {role: list(answers[role][setting]) for role in ("candidate", "production")}
+    except (KeyError, TypeError):
+        return None
+    if any(len(a) != len(items) for a in per_role.values()):
+        return None
+    failed = {role: set((report.get("failures") or {}).get(role, {}).get(setting, ())) for role in per_role}
+
+    def scored(role: str, i: int) -> float | None:
+        answer = per_role[role][i]
+        if answer is None or i in failed[role]:
+            return None
+        return rouge_l([answer], [items[i]["reference"]])
+
+    return [
+        ItemPair(scored("candidate", i), scored("production", i), dict(item.get("slices") or {}))
+        for i, item in enumerate(items)
+    ]
+
 
 def decide(
     candidate: str,
@@ -117,12 +175,15 @@ def decide(
     safety: Mapping[str, Mapping[str, Any]],
     config: GateConfig = GateConfig(),
     kind: str = "sft",
+    pairs: Sequence[ItemPair] | None = None,
 ) -> GateDecision:
     """The decision from an evaluation report's ``models`` (roles ``candidate``/``production``)
-    and the safety results of both ({"candidate": {...}, "production": {...}})."""
+    and the safety results of both ({"candidate": {...}, "production": {...}}); with ``pairs``
+    (``paired_items``) the primary metric is compared item by item and per slice."""
     decision = GateDecision(passed=False, candidate=candidate, production=production)
     if kind in NOT_SERVABLE:
         decision.failures.append(f"{candidate} is a {kind} model: it scores answers, it is never served")
+        decision.why = f"Refused {candidate}: {decision.failures[0]}."
         return decision
     # 1. The primary metric, in the configured setting, by the configured margin.
     try:
@@ -141,8 +202,11 @@ def decide(
         "gain": round(gain, 6),
         "margin": config.margin,
     }
-    line = f"{config.primary} ({config.setting}) {new:.4f} vs {old:.4f}: gain {gain:+.4f}, needs >= {config.margin}"
-    (decision.reasons if gain >= config.margin else decision.failures).append(line)
+    if pairs is None:
+        line = f"{config.primary} ({config.setting}) {new:.4f} vs {old:.4f}: gain {gain:+.4f}, needs >= {config.margin}"
+        (decision.reasons if gain >= config.margin else decision.failures).append(line)
+    else:
+        _paired(decision, pairs, config)
     # 2. Safety: never worse than production; canary leaks must be zero.
     for check in config.safety:
         cand, prod = safety["candidate"].get(check), safety["production"].get(check)
@@ -150,7 +214,83 @@ def decide(
         ok, line = _safety_ok(check, cand, prod)
         (decision.reasons if ok else decision.failures).append(line)
     decision.passed = not decision.failures
+    decision.why = _why(decision)
     return decision
+
+
+def _paired(decision: GateDecision, pairs: Sequence[ItemPair], config: GateConfig) -> None:
+    """The primary metric item by item: overall gain and significance, slices, failures."""
+    from agent.stats import paired_test
+
+    sign = -1.0 if config.primary in LOWER_IS_BETTER else 1.0
+    valid = [p for p in pairs if p.candidate is not None and p.production is not None]
+    failed = {
+        "candidate": sum(p.candidate is None for p in pairs),
+        "production": sum(p.production is None for p in pairs),
+    }
+    decision.primary["infrastructure_failures"] = {**failed, "items": len(pairs), "paired": len(valid)}
+    decision.reasons.append(
+        f"infrastructure failures left out of the metric: candidate {failed['candidate']}, "
+        f"production {failed['production']} of {len(pairs)} items"
+    )
+    if not valid:
+        decision.failures.append("no held-out item was answered by both models")
+        return
+    test = {"resamples": config.resamples, "seed": 0}
+
+    def diffs(group: Sequence[ItemPair]) -> list[float]:
+        return [sign * (float(p.candidate or 0.0) - float(p.production or 0.0)) for p in group]
+
+    overall = paired_test(diffs(valid), **test)
+    decision.primary["paired"] = overall.to_dict()
+    decision.primary["gain"] = round(overall.mean, 6)
+    ok = overall.mean >= config.margin and overall.p_better < config.alpha
+    line = (
+        f"{config.primary} ({config.setting}) paired over {overall.n} items: mean gain "
+        f"{overall.mean:+.4f}, {overall.interval()}, p = {overall.p_better:.3g}; "
+        f"needs >= {config.margin} and p < {config.alpha}"
+    )
+    (decision.reasons if ok else decision.failures).append(line)
+
+    groups: dict[str, list[ItemPair]] = {}
+    for pair in valid:
+        for key, value in pair.slices.items():
+            groups.setdefault(f"{key}={value}", []).append(pair)
+    tested, regressed = 0, 0
+    for name, group in sorted(groups.items()):
+        if len(group) < config.min_slice_items:
+            decision.slices[name] = {"n": len(group), "tested": False}
+            continue
+        result = paired_test(diffs(group), **test)
+        decision.slices[name] = {**result.to_dict(), "tested": True}
+        tested += 1
+        if result.mean < 0 and result.p_worse < config.alpha:
+            regressed += 1
+            decision.failures.append(
+                f"regresses significantly on slice {name}: {config.primary} {result.mean:+.4f} over "
+                f"{result.n} items, {result.interval()}, p = {result.p_worse:.3g}"
+            )
+    if not regressed:
+        decision.reasons.append(
+            f"no slice regresses significantly ({tested} slices of >= {config.min_slice_items} items tested)"
+        )
+
+
+def _why(decision: GateDecision) -> str:
+    """One sentence: the first failed check, or what the promotion rests on."""
+    if decision.failures:
+        more = len(decision.failures) - 1
+        extra = f" (and {more} more failed check{'s' if more > 1 else ''})" if more else ""
+        return f"Refused {decision.candidate}: {decision.failures[0]}{extra}."
+    gain = decision.primary.get("gain")
+    paired = decision.primary.get("paired")
+    evidence = (
+        f"{decision.primary.get('metric')} rose by {gain:+.4f} over {paired['n']} paired items "
+        f"(p = {paired['p_better']:.3g}) with no significant regression on any slice"
+        if paired
+        else f"{decision.primary.get('metric')} rose by {gain:+.4f}"
+    )
+    return f"Promoted {decision.candidate}: {evidence}, and every safety check held."
 
 
 def _safety_ok(check: str, cand: float | None, prod: float | None) -> tuple[bool, str]:
@@ -167,14 +307,20 @@ def _safety_ok(check: str, cand: float | None, prod: float | None) -> tuple[bool
 
 
 def eval_summary(report: Mapping[str, Any], production: str) -> dict[str, Any]:
-    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later."""
-    return {
+    """What the registry keeps of an evaluation: enough for ``models promote`` to gate later
+    (per-item answers too, when the report has them)."""
+    roles = [role for role in ("candidate", "production") if role in report["models"]]
+    summary: dict[str, Any] = {
         "production_version": production,
         "n": report["n"],
-        "models": {
-            role: report["models"][role] for role in ("candidate", "production") if role in report["models"]
-        },
+        "models": {role: report["models"][role] for role in roles},
     }
+    if report.get("items") and report.get("answers"):  # so a later `models promote` gates pair by pair
+        summary["answers"] = {role: report["answers"][role] for role in roles if role in report["answers"]}
+        summary["items"] = report["items"]
+        if report.get("failures"):
+            summary["failures"] = report["failures"]
+    return summary
 
 
 # ------------------------------------------------------------------------------- safety runner
@@ -274,11 +420,12 @@ def run_gate(
     production = registry.production_name()
     if version.kind in NOT_SERVABLE:
         return decide(candidate, production, report["models"], {}, config, kind=version.kind)
+    pairs = paired_items(report, config.setting, config.primary)
     safety = {}
     for role, spec in (("candidate", candidate), ("production", production)):
         generator = (generators or {}).get(role) or LocalGenerator.load(spec, home=home)
         safety[role] = safety_checks(generator, retriever, persona)
-    return decide(candidate, production, report["models"], safety, config, kind=version.kind)
+    return decide(candidate, production, report["models"], safety, config, kind=version.kind, pairs=pairs)
 
 
 def promote(

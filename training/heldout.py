@@ -12,6 +12,7 @@ the retrieved setting (it calls the retriever).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,25 @@ class EvalExample:
         return split_user_message(self.prompt[-1]["content"])[1]
 
     @property
+    def slices(self) -> dict[str, str]:
+        """The groups the gate compares models within: answerability (answer / decline), the
+        source of the first passage shown (the topic), first turn or follow-up."""
+        passages = split_user_message(self.prompt[-1]["content"])[0] if self.prompt else ""
+        first = _FIRST_SOURCE.search(passages)
+        return {
+            "answerability": self.expected or "unknown",
+            "source": first.group(1) if first else "none",
+            "turn": "follow-up" if self.history else "first",
+        }
+
+    @property
     def history(self) -> list[tuple[str, str]]:
         roles = {"user": "customer", "assistant": "agent"}
         messages = without_default_examples(self.prompt)[1:-1]
         return [(roles[m["role"]], m["content"]) for m in messages if m["role"] in roles]
+
+
+_FIRST_SOURCE = re.compile(r"^\[1\] \(([^)\n]*)\)", re.MULTILINE)
 
 
 def split_user_message(content: str) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ class RoundResult:
             "report": str(self.report_md),
             "candidate": self.candidate,
             "promoted": self.promoted,
+            "why": self.decision.why if self.decision else "",
             "reasons": (self.decision.failures or self.decision.reasons) if self.decision else [],
             "decision": self.decision.to_dict() if self.decision else None,
             "trained": self.trained,
@@ -69,9 +70,11 @@ def run_round(
     gate: GateConfig = GateConfig(),
     generators: Mapping[str, Generator] | None = None,
     progress: bool = True,
+    erased: Collection[str] | None = None,
 ) -> RoundResult:
     """Run a round; see the module docstring. ``store``: the log store to export reviewed
-    conversations from (None: only ``data_files``)."""
+    conversations from (None: only ``data_files``). ``erased``: erased conversations' keys, left
+    out of ``data_files`` too (default: the store's)."""
     from agent.models import ModelRegistry
     from training.data import compile_dataset
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
@@ -83,7 +86,9 @@ def run_round(
     production = registry.production_name()
 
     # 1. Export reviewed logs + extra files, compile with the serving prompt and a stable split.
-    dataset = compile_dataset(list(data_files), store=store, docs=docs, persona=persona, progress=progress)
+    dataset = compile_dataset(
+        list(data_files), store=store, docs=docs, persona=persona, progress=progress, erased=erased
+    )
     dataset.write(run_dir / "data")
 
     # 2. SFT from production; DPO when there are pairs, KTO when there are labelled answers.
@@ -189,6 +194,8 @@ def write_report(
         f"# Training round {run_dir.name}",
         "",
         f"**{verdict}**: candidate `{decision.candidate}` vs production `{decision.production}`.",
+        "",
+        decision.why,
         "",
         *[
             f"- {'fails' if r in decision.failures else 'ok'}: {r}"

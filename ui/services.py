@@ -31,6 +31,7 @@ import streamlit as st
 
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
+from agent.feedback_reasons import SHOULD_HAND_OFF
 from agent.generator import GenerationOptions, Usage
 from ui import session_cookie
 
@@ -53,7 +54,7 @@ LABELS = (
     "wrong answer",
     "incomplete",
     "hallucination",
-    "should have escalated",
+    SHOULD_HAND_OFF,  # becomes a hand-off training example (data compile)
     "unnecessary escalation",
     "tone",
     "outdated docs",

@@ -11,6 +11,8 @@ Each invariant is stated where the code that keeps it lives:
 * ``search.py``: ranked full-text search and its query syntax.
 * ``reports.py``: the console's list, KPIs, the export (paged, short transactions).
 * ``reasons.py``: thumbs-down reasons (counts, the turns given one) and redaction of a turn.
+* ``erasure.py``: a conversation erased at a customer's request, and the record that keeps it
+  out of training data.
 * ``verified.py``: reviewers' verified answers (one live answer per question; hits).
 * ``accounts.py``: console users, sessions and API keys (``store.accounts``); no secret stored.
 * ``requests.py``: HTTP requests sent with an idempotency key (``store.requests``), answered once.
@@ -30,6 +32,7 @@ from agent.store.accounts import (
     check_password,
     hash_password,
 )
+from agent.store.erasure import Erasure, erasure_key
 from agent.store.logstore import LogStore
 from agent.store.reports import FIRST_MESSAGE_CHARS, ConversationSummary
 from agent.store.schema import STATUSES, console_sessions
@@ -42,10 +45,12 @@ __all__ = [
     "Accounts",
     "ApiKey",
     "ConversationSummary",
+    "Erasure",
     "LogStore",
     "SearchResult",
     "User",
     "check_password",
     "console_sessions",
+    "erasure_key",
     "hash_password",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, select
 
 from agent.store.accounts import CONSOLE_SESSION_TTL_S, Accounts, ApiKey, User
 from agent.store.engine import Database
+from agent.store.erasure import ErasureLog
 from agent.store.log import ConversationLog
 from agent.store.reasons import ReasonLog
 from agent.store.reports import Reports
@@ -34,8 +35,9 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog):
-    """Conversations, turns, feedback, escalations and verified answers in one SQL database."""
+class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog):
+    """Conversations, turns, feedback, escalations, verified answers and erasures in one SQL
+    database."""
 
     def __init__(
         self,

@@ -349,3 +349,30 @@ def m005_idempotent_requests(conn: Connection) -> None:
         Column("finished_at", ts),
     )
     meta.create_all(conn)
+
+
+@migration
+def m006_erasures(conn: Connection) -> None:
+    """Erased conversations: one row per conversation removed at a customer's request. Only the
+    SHA-256 of its id is kept (``agent.store.erasure``), so the record names no one, yet
+    ``data compile`` can leave the conversation out of every later dataset, even one read from
+    an exported file; the counts say what was removed."""
+    ts = DateTime(timezone=True)
+    rowid = BigInteger().with_variant(Integer(), "sqlite")
+    meta = MetaData()
+    Table(
+        "erasures",
+        meta,
+        Column("pk", rowid, primary_key=True, autoincrement=True),  # insertion order
+        Column("id", String(64), nullable=False, unique=True),
+        Column("conversation_key", String(64), nullable=False, unique=True),
+        Column("turns", Integer, nullable=False),
+        Column("feedback", Integer, nullable=False),
+        Column("escalations", Integer, nullable=False),
+        Column("verified_answers", Integer, nullable=False),
+        Column("requests", Integer, nullable=False),
+        Column("erased_by", String(255)),
+        Column("erased_at", ts, nullable=False),
+        Index("ix_erasures_erased_at", "erased_at"),
+    )
+    meta.create_all(conn)

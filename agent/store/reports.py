@@ -107,17 +107,25 @@ class Reports:
         return self._db.run(lambda conn: _summaries(conn, list(conn.execute(stmt))))
 
     def reviewed_conversations(
-        self, *, since: datetime | None = None
+        self, *, since: datetime | None = None, human_answered: bool = False
     ) -> Iterator[tuple[Conversation, list[Feedback]]]:
         """Reviewed conversations (see ``log.py``) with all their feedback, oldest first;
-        ``since``: only those with a review at or after it. Streams in pages."""
+        ``since``: only those with a review at or after it. ``human_answered``: also those where
+        a person answered after a hand-off (a ``human`` turn; ``since``: one at or after it).
+        Streams in pages."""
         cond: list[ColumnElement[bool]] = [
             feedback.c.conversation_id == conversations.c.id,
             feedback.c.reviewed.is_(True),
         ]
         if since is not None:
             cond.append(feedback.c.created_at >= since)
-        for record in self._iter_records([exists().where(*cond)]):
+        wanted: ColumnElement[bool] = exists().where(*cond)
+        if human_answered:
+            human = [turns.c.conversation_id == conversations.c.id, turns.c.role == "human"]
+            if since is not None:
+                human.append(turns.c.created_at >= since)
+            wanted = or_(wanted, exists().where(*human))
+        for record in self._iter_records([wanted]):
             yield record.conversation, record.feedback
 
     def export(

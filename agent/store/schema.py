@@ -189,3 +189,17 @@ idempotent_requests = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
 )
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("pk", _rowid, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("conversation_key", String(64), nullable=False, unique=True),
+    Column("turns", Integer, nullable=False),
+    Column("feedback", Integer, nullable=False),
+    Column("escalations", Integer, nullable=False),
+    Column("verified_answers", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("erased_by", String(255)),
+    Column("erased_at", UTCDateTime, nullable=False),
+)

@@ -1,5 +1,6 @@
 """Admin endpoints, each behind ``require_admin`` (403 for a customer key): API keys
-(``GET``/``POST /v1/admin/keys``, ``DELETE /v1/admin/keys/{id}``) and ``GET /v1/admin/kpis``.
+(``GET``/``POST /v1/admin/keys``, ``DELETE /v1/admin/keys/{id}``), ``GET /v1/admin/kpis`` and
+``DELETE /v1/admin/conversations/{id}`` (erasure, ``agent.store.erasure``).
 
 Invariants: a key's secret is in the answer that creates it and nowhere else (a listed key shows
 its prefix); a revoked key is refused by this process from the next request on (its key cache is
@@ -48,6 +49,20 @@ async def revoke_key(key_id: str, request: Request, key: ApiKey = Depends(requir
     await run_in_threadpool(service.store.revoke_api_key, key_id)
     service.keys.clear()
     return {"object": "api_key", "id": key_id, "revoked": True}
+
+
+@router.delete("/v1/admin/conversations/{conversation_id}")
+async def erase_conversation(
+    conversation_id: str, request: Request, key: ApiKey = Depends(require_admin)
+) -> Any:
+    """Erase a customer's conversation (and what was derived from it); 404 if unknown."""
+    service = get_service(request)
+    valid_id(conversation_id, "conversation_id")
+    async with service.locks.hold(conversation_id):  # never mid-turn: the turn would re-create it
+        erasure = await run_in_threadpool(
+            service.store.erase_conversation, conversation_id, erased_by=f"api:{key.name}"
+        )
+    return {"object": "erasure", **erasure.to_dict()}
 
 
 @router.get("/v1/admin/kpis")

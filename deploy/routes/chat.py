@@ -14,6 +14,8 @@ Invariants:
 * **No raw input in a header.** ``X-Conversation-Id`` carries either a new uuid or an id that
   passed ``agent.validation.check_identifier``.
 * **One turn at a time per conversation:** both paths hold the conversation's lock for the turn.
+* **A canary** (``agent.canary``) answers its sticky share of the conversations that ask for
+  ``production``; the answer still names the model the client asked for.
 * **A retry logs nothing twice.** With an ``Idempotency-Key`` (or ``X-Request-Id``) the request
   is worked on once per key; its retries get its answer (``deploy/idempotency.py``).
 * **A client that disconnects mid-stream cancels its generation** (``Agent.cancel``); the agent
@@ -34,7 +36,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from agent import guardrails
+from agent import canary, guardrails
 from agent.errors import SupportloopError
 from agent.types import Reply
 from deploy import idempotency, schemas
@@ -81,6 +83,9 @@ async def chat_completions(request: Request, key: ApiKey = Depends(authenticate)
     cid = None
     try:
         cid = await run_in_threadpool(service.open_conversation, wanted, key, history)
+        served = canary.route(body.model, cid, service.pool.home)  # a canary's sticky share
+        if served != body.model:
+            agent = await run_in_threadpool(service.pool.get, served)
         headers = {"X-Conversation-Id": cid}  # an identifier (agent.validation): safe in a header
         options: dict[str, Any] = {"max_tokens": body.token_limit(), "stop": body.stop_sequences()}
         if body.stream:

@@ -144,12 +144,14 @@ def test_the_full_check_reports_the_gates_metric_and_refuses_a_significant_drop(
 ) -> None:
     from training.gate import GateConfig
 
-    assert compiled.METRIC_MARGIN == GateConfig().margin  # one margin for the gate and the check
+    assert GateConfig().margin == compiled.METRIC_MARGIN  # one margin for the gate and the check
     compiled.convert(tiny_model[0], tiny_model[1], tmp_path)
     report = equivalence(tiny_model[0], tiny_model[1], tmp_path, check="full")
     assert report.prompts == len(compiled.CHECK_PROMPTS) and report.metric == "rougeL_f1"
     assert report.metric_delta is not None and report.metric_delta_ci is not None
     low, high = report.metric_delta_ci
     assert low <= report.metric_delta <= high
-    assert compiled._bootstrap_ci([-0.3, -0.2, -0.25, -0.4, -0.3])[1] < -compiled.METRIC_MARGIN  # refused
-    assert compiled._bootstrap_ci([-0.4, 0.3, 0.0, -0.2, 0.1])[1] >= -compiled.METRIC_MARGIN  # noise: kept
+    from agent.stats import paired_test
+
+    assert paired_test([-0.3, -0.2, -0.25, -0.4, -0.3]).ci_high < -compiled.METRIC_MARGIN  # refused
+    assert paired_test([-0.4, 0.3, 0.0, -0.2, 0.1]).ci_high >= -compiled.METRIC_MARGIN  # noise: kept

@@ -118,7 +118,7 @@ def test_every_operation_against_the_openapi_document(make_api, home: Path, caps
         print(f"no negative case possible: {unbreakable}")
     assert refused_with_a_write == []
     operations = {name.rsplit(" ", 1)[0] for name in cases}
-    assert len(operations) == 13 and len(cases) == 18  # every operation; negative where it has input
+    assert len(operations) == 14 and len(cases) == 19  # every operation; negative where it has input
     assert total >= 10 * EXAMPLES  # operations without input give one distinct case each
 
 

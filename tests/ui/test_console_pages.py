@@ -244,3 +244,40 @@ def test_reasons_page_routes_each_reason_and_the_dashboard_counts_them(agent: An
     at = open_app("pages/dashboard.py", user=reviewer)
     counts = at.dataframe[-1].value
     assert dict(zip(counts["reason"], counts["count"], strict=True))["Wrong or outdated answer"] == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "comment", "expected"),
+    [
+        (["x" * 900_000], "", "Labels: a label is 900,000 characters long; the limit is 100"),
+        ([f"label {i}" for i in range(51)], "", "51 Labels; the limit is 50"),
+        (["incomplete"], "n" * 5_001, "The note is 5,001 characters long; the limit is 5,000"),
+    ],
+)
+def test_review_form_refuses_what_validation_refuses_with_a_clear_error(
+    agent: Any, reviewer: Any, labels: list[str], comment: str, expected: str
+) -> None:
+    chat(agent, "c-bad", "How often should I replace the filter?")
+    turn = agent.store.turns("c-bad")[1]
+    at = open_review("c-bad", reviewer)
+    at.multiselect(key=f"review-labels-{turn.id}").set_value(labels)
+    at.text_input(key=f"review-comment-{turn.id}").set_value(comment)
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"Not saved: {expected}"]
+    assert "x" * 1000 not in texts(at)  # the value is never echoed
+    assert agent.store.feedback_for_turn(turn.id) == []
+
+
+def test_review_form_offers_should_have_handed_off(agent: Any, reviewer: Any) -> None:
+    from agent.feedback_reasons import SHOULD_HAND_OFF
+
+    chat(agent, "c-hand", "My purifier smells of burning plastic, is it safe?")
+    turn = agent.store.turns("c-hand")[1]
+    at = open_review("c-hand", reviewer)
+    assert SHOULD_HAND_OFF in at.multiselect(key=f"review-labels-{turn.id}").options
+    at.multiselect(key=f"review-labels-{turn.id}").set_value([SHOULD_HAND_OFF])
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+    [saved] = agent.store.feedback_for_turn(turn.id)
+    assert saved.labels == (SHOULD_HAND_OFF,) and saved.reviewer == "riley"

@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Persona
 from agent.errors import DataError, InputError
 from agent.prompt import Passage
+from agent.store.erasure import erasure_key
 from training.data.passages import resolve_passages
 from training.data.readers import detect_format, from_store, load_docs, load_rows, read_source
 from training.data.records import PassThroughRow, Retriever, Row, SourceConversation, question_and_history
@@ -28,6 +30,7 @@ from training.data.rows import (
     PromptOptions,
     count_ties,
     dedupe,
+    is_handoff_example,
     is_validation,
     kto_rows,
     preference_rows,
@@ -119,8 +122,12 @@ def compile_dataset(
     count_tokens: Callable[[str], int] | None = None,
     keep_public: bool = True,
     split_salt: str | None = None,
+    erased: Collection[str] | None = None,
 ) -> CompiledDataset:
     """Read, redact, ground, build, dedupe and split: see the package docstring.
+
+    ``erased``: ``erasure_key``s of erased conversations, left out wherever they are read (default:
+    the store's, when there is a store). A file of TRL rows is matched by its ``conversation_id``.
 
     ``split_salt``: draw a different train/validation split of the same size (``is_validation``);
     still by conversation id, so no conversation lands on both sides.
@@ -137,6 +144,9 @@ def compile_dataset(
     files = _expand(sources)
     formats = {str(path): detect_format(path, lenient=skip_invalid) for path in files}
     conversations, pass_through = _read(files, formats, store, skipped, progress)
+    if erased is None:
+        erased = store.erasure_keys() if store is not None else frozenset()
+    conversations, pass_through, erased_out = _drop_erased(conversations, pass_through, erased)
 
     # 2. The same conversation id in two places is allowed (its rows share a side) but reported.
     id_counts = Counter(c.id for c in conversations)
@@ -171,6 +181,8 @@ def compile_dataset(
     # 8. The manifest: what went in, what came out, and everything left out.
     dataset.manifest = {
         "sources": [*formats, *(["log store"] if store is not None else [])],
+        "compiled_at": datetime.now(UTC).isoformat(),
+        "erased_left_out": erased_out,
         "formats": formats,
         "conversations": len(conversations),
         "pass_through_rows": len(pass_through),
@@ -186,6 +198,7 @@ def compile_dataset(
         "duplicate_conversation_ids": duplicate_ids,
         "preference_ties_dropped": stats["ties_dropped"],
         "answers_not_used_for_sft": stats["answers_not_used_for_sft"],
+        "hand_off": {k: stats[k] for k in ("human_answers", "should_have_handed_off")},
         "skipped": skipped or [],
     }
     return dataset
@@ -215,6 +228,17 @@ def _read(
         records.extend(from_store(store))
     conversations = [r for r in records if isinstance(r, SourceConversation)]
     return conversations, [r for r in records if isinstance(r, PassThroughRow)]
+
+
+def _drop_erased(
+    conversations: list[SourceConversation], pass_through: list[PassThroughRow], erased: Collection[str]
+) -> tuple[list[SourceConversation], list[PassThroughRow], int]:
+    """The records whose conversation was not erased, and how many records were left out."""
+    if not erased:
+        return conversations, pass_through, 0
+    keep = [c for c in conversations if erasure_key(c.id) not in erased]
+    rows = [r for r in pass_through if erasure_key(r.split_key) not in erased]
+    return keep, rows, len(conversations) - len(keep) + len(pass_through) - len(rows)
 
 
 def _ground(
@@ -254,6 +278,8 @@ def _build(
         built["kto"] += [(conv.id, row) for row in kto_rows(conv, options)]
         stats["ties_dropped"] += count_ties(conv)
         stats["answers_not_used_for_sft"] += _unused_answers(conv, turns)
+        stats["human_answers"] += sum(role == "human" for role, _ in conv.turns)
+        stats["should_have_handed_off"] += sum(is_handoff_example(conv, p) for p in range(len(conv.turns)))
     kinds = {"sft": "sft", "preference": "pref", "kto": "kto"}
     for item in pass_through:
         built[kinds[item.kind]].append((item.split_key, item.row))
@@ -291,7 +317,11 @@ def _unused_answers(conv: SourceConversation, turns: str) -> int:
     positions = [p for p in conv.answer_positions() if p < len(conv.turns)]
     if turns == "last":
         positions = positions[-1:]
-    return sum(sft_target(conv, p) is None or question_and_history(conv.turns, p) is None for p in positions)
+    return sum(
+        (sft_target(conv, p) is None and not is_handoff_example(conv, p))
+        or question_and_history(conv.turns, p) is None
+        for p in positions
+    )
 
 
 def _progress(items: Sequence[Any], enabled: bool, what: str) -> Iterable[Any]:

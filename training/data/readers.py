@@ -520,11 +520,15 @@ def _logged(turn: Turn) -> tuple[Passage, ...] | None:
 
 
 def from_store(store: LogStore, since: datetime | None = None) -> Iterator[SourceConversation]:
-    """Reviewed conversations of the log store, with the passages each answer was shown. A
-    conversation holding a turn redacted for personal data is left out whole."""
-    for conversation, feedback in store.reviewed_conversations(since=since):
+    """Reviewed conversations of the log store, and those a person answered after a hand-off,
+    with the passages each answer was shown. A conversation nobody reviewed gives only its human
+    answers (its customers' thumbs are left out, as they are everywhere else). A conversation
+    holding a turn redacted for personal data is left out whole."""
+    for conversation, feedback in store.reviewed_conversations(since=since, human_answered=True):
         if any(turn.metadata.get("redacted") for turn in conversation.turns):
             continue
+        if not any(_reviewed(item) for item in feedback):
+            feedback = []
         index = {turn.id: i for i, turn in enumerate(conversation.turns)}
         by_turn: dict[int, list[Feedback]] = defaultdict(list)
         for item in feedback:
@@ -540,6 +544,11 @@ def from_store(store: LogStore, since: datetime | None = None) -> Iterator[Sourc
             feedback={i: merge_feedback(items) for i, items in by_turn.items()},
             trusted_answers=False,
         )
+
+
+def _reviewed(item: Feedback) -> bool:
+    """As the store's ``feedback.reviewed`` (``agent.store.log``): a reviewer's row."""
+    return bool(item.reviewer or item.correction or item.labels or item.mark_for_training)
 
 
 # ---------------------------------------------------------------------------------------------

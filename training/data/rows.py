@@ -10,6 +10,12 @@ the support team's history), except those with negative feedback and no correcti
 store, answers are model outputs, so only trusted ones are used: human turns, corrected turns (the
 correction is the target), turns marked for training and positively rated ones. A correction
 always replaces the reply as the SFT target; the history of later turns keeps what was said.
+
+Hand-off outcomes: a person's answer after a hand-off (a ``human`` turn) is an SFT target, from
+reviewed and unreviewed conversations alike (``readers.from_store``); an agent answer a reviewer
+labelled "should have handed off" (``agent.feedback_reasons.should_hand_off``) and did not
+correct becomes a hand-off example: an SFT row whose target is the runtime's hand-off reply
+(``handoff_text``) and a preference pair of that reply over the answer given.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agent.config import Persona
+from agent.feedback_reasons import should_hand_off
 from agent.prompt import Message, build_messages
 from training.data.records import (
     ANSWER_ROLES,
@@ -57,6 +64,22 @@ def _assistant(text: str) -> list[Message]:
     return [{"role": "assistant", "content": text}]
 
 
+def handoff_text(persona: Persona) -> str:
+    """What the runtime says when it hands a conversation to a person it cannot answer for."""
+    from agent.runtime import HANDOFF
+
+    return HANDOFF["low_confidence"].format(company=persona.company)
+
+
+def is_handoff_example(conv: SourceConversation, position: int) -> bool:
+    """Whether the agent answer at ``position`` was labelled "should have handed off" and not
+    corrected (a correction says what to answer instead)."""
+    if position >= len(conv.turns) or conv.turns[position][0] != "agent":
+        return False
+    feedback = conv.feedback.get(position)
+    return feedback is not None and not feedback.correction and should_hand_off(feedback.labels)
+
+
 def sft_target(conv: SourceConversation, position: int) -> str | None:
     """The answer to learn at ``position``, or None when it is not a trusted answer."""
     if position >= len(conv.turns) or conv.turns[position][0] not in ANSWER_ROLES:
@@ -82,7 +105,9 @@ def sft_rows(conv: SourceConversation, options: PromptOptions, turns: str = "all
         positions = positions[-1:]
     rows = []
     for position in positions:
-        target, prompt = sft_target(conv, position), prompt_for(conv, position, options)
+        handoff = is_handoff_example(conv, position)
+        target = handoff_text(options.persona) if handoff else sft_target(conv, position)
+        prompt = prompt_for(conv, position, options)
         if target is not None and prompt is not None:
             rows.append(
                 {
@@ -125,7 +150,11 @@ def preference_rows(conv: SourceConversation, options: PromptOptions) -> list[Ro
     rows = []
     for position in conv.answer_positions():
         prompt = prompt_for(conv, position, options)
-        for chosen, rejected in preference_pairs(conv, position) if prompt else ():
+        pairs = preference_pairs(conv, position)
+        if is_handoff_example(conv, position):
+            handoff, given = handoff_text(options.persona), conv.turns[position][1]
+            pairs = [(handoff, given)] if handoff.strip() != given.strip() else []
+        for chosen, rejected in pairs if prompt else ():
             rows.append(
                 {
                     "prompt": prompt,

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from agent.errors import NotFoundError, SupportloopError
+from agent import validation
+from agent.errors import InputError, NotFoundError, SupportloopError
 from agent.store import User
 from agent.types import Conversation, Feedback, Turn
 from agent.verified import record_correction
@@ -96,6 +97,25 @@ def answer_customer(conversation: Conversation, reviewer: User) -> None:
         st.rerun()
 
 
+def form_problems(labels: list[str], comment: str, correction: str) -> list[str]:
+    """What ``agent.validation`` refuses in the review form, one message per field (none: valid).
+    The messages name the field, never echo the value (it may be megabytes long)."""
+    checks = (
+        lambda: validation.check_labels(labels, "Labels"),
+        lambda: validation.check_text(comment, "The note", validation.COMMENT_MAX_CHARS, allow_blank=True),
+        lambda: validation.check_text(
+            correction, "The corrected answer", validation.CORRECTION_MAX_CHARS, allow_blank=True
+        ),
+    )
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except InputError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def review_form(turn: Turn, reviewer: User) -> None:
     with st.form(f"review-{turn.id}", border=False):
         left, right = st.columns([1, 2])
@@ -118,6 +138,11 @@ def review_form(turn: Turn, reviewer: User) -> None:
     if saved:
         if rating is None and not (labels or correction.strip() or mark or comment.strip()):
             st.warning("Nothing to save: rate, label, correct or mark the answer first.")
+            return
+        problems = form_problems(labels, comment, correction)
+        if problems:  # the edges' own validation, before anything is written
+            for problem in problems:
+                st.error(f"Not saved: {problem}", icon=":material/error:")
             return
         fields = {
             "rating": None if rating is None else rating + 1,
