@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ os.environ.setdefault("SUPPORTLOOP_SHIPPED_MODEL", "0")
 # Tiny random models convert badly to int8: unit tests serve with transformers unless a test
 # asks for the compiled engine (tests/agent/test_compiled.py).
 os.environ.setdefault("SUPPORTLOOP_GENERATION__ENGINE", "transformers")
+
+# absl (imported by rouge_score) binds its log handler to whatever sys.stderr is when it is first
+# imported: under pytest that is a capture stream closed after the test, and a later test that
+# logs (schemathesis) then kills the interpreter ("lost sys.stderr"). Bind it to the real stderr.
+try:
+    import absl.logging
+except ImportError:  # pragma: no cover - rouge_score brings absl
+    pass
+else:
+    absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SUPPORTLOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
