@@ -253,6 +253,14 @@ def test_customer_sees_the_answer_grow_and_a_reviewer_corrects_it(
     assert [(f.correction, f.reviewer) for f in feedback if f.correction] == [(CORRECTION, "riley")]
     assert [f.thumbs for f in feedback if f.reviewer is None] == [1]
 
+    # The correction acts at once: the next customer who asks the same gets it verbatim, verified.
+    again = browser.new_page(viewport={"width": 1100, "height": 900})
+    ask(again, demo_ui, QUESTION)
+    expect(again.get_by_text(CORRECTION)).to_be_visible(timeout=30_000)
+    with LogStore(home=demo_home) as store:  # later tests ask the same question of the model
+        for shortcut in store.verified_answers():
+            store.retire_verified_answer(shortcut.id, "browser test done")
+
 
 def test_an_escalated_conversation_is_answered_live_from_the_console(browser: Any, demo_ui: str) -> None:
     from playwright.sync_api import expect
@@ -265,7 +273,7 @@ def test_an_escalated_conversation_is_answered_live_from_the_console(browser: An
 
     console = sign_in(browser.new_context(viewport={"width": 1400, "height": 900}), demo_ui)
     expect(console.get_by_text(cid[:8])).to_be_visible(timeout=15_000)
-    console.get_by_role("link", name="Answer").first.click()
+    console.get_by_role("link", name="Answer", exact=True).first.click()
     reply = "Hi, I'm Riley from the support team. I'll sort this out for you right now."
     console.get_by_role("textbox", name="Your reply to the customer").fill(reply)
     console.get_by_role("button", name="Send to customer").click()
