@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export ANONYMIZED_TELEMETRY ?= False
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint format setup system-deps bench clean help
+.PHONY: run test test-packaging lint format setup system-deps bench clean help
 
 help:
 	@echo "make run    the customer chat and support console at http://localhost:8501 (sets up on first use)"
@@ -37,6 +37,10 @@ run: setup
 
 test: setup system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The pip-only install path in a fresh virtualenv, then `supportloop ask` offline (4-10 min).
+test-packaging: setup
+	SUPPORTLOOP_TEST_PIP_INSTALL=1 $(BIN)/python -m pytest tests/test_packaging.py
 
 lint: setup
 	$(BIN)/ruff check .
