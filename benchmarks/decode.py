@@ -15,6 +15,10 @@ before each run; transformers prefills the whole prompt (its path has no such ca
   benchmark-only extra that compiles from source: ``pip install llama-cpp-python``), at
   ``OMP_WAIT_POLICY=PASSIVE`` and threads = cores.
 
+On the compiled path it also times the first token for variants of the prompt
+(``prompt_parts``: as served, without the static-prompt cache, without the worked example, with
+passages half as long, with four earlier turns), so each part's cost is visible.
+
 The last line (``--json``) holds ``project_tok_s``, ``llamacpp_tok_s``, ``ratio``,
 ``project_ttft_s``, ``llamacpp_ttft_s``, ``ttft_ratio``, ``project_reply_s``,
 ``llamacpp_reply_s``, ``reply_ratio`` (time ratios: the other side's seconds / ours, above 1 means
@@ -55,6 +59,58 @@ def serving_prompt(home: Path) -> tuple[list[dict[str, str]], str]:
         knowledge.ingest([SAMPLE / "docs"])
     passages = [Agent._passage(h) for h in knowledge.search(QUESTION, k=config.retrieval.k)]
     return build_messages(QUESTION, passages, config.persona), config.model
+
+
+HISTORY = (
+    ("customer", "Hi, I bought an Aero 300 last month."),
+    ("agent", "Thanks for choosing the Aero 300! How can I help you today?"),
+    ("customer", "It was working fine until yesterday evening."),
+    ("agent", "I'm sorry to hear that. What is it doing now?"),
+)
+
+
+def prompt_parts(home: Path, project: Any) -> list[dict[str, Any]]:
+    """What each part of the serving prompt costs in time to the first token on the serving path
+    (medians of 3): the prompt as served, without the static-prompt cache, without the worked
+    example, with passages cut to half their length, and with four earlier turns of history."""
+    import dataclasses
+
+    from agent.config import load_config
+    from agent.knowledge import open_knowledge
+    from agent.prompt import build_messages
+    from agent.runtime import Agent
+
+    config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
+    passages = [Agent._passage(h) for h in open_knowledge(config).search(QUESTION, k=config.retrieval.k)]
+    halved = [dataclasses.replace(p, text=p.text[: len(p.text) // 2]) for p in passages]
+    variants = {
+        "as served": (build_messages(QUESTION, passages, config.persona), True),
+        "no static-prompt cache": (build_messages(QUESTION, passages, config.persona), False),
+        "no worked example": (build_messages(QUESTION, passages, config.persona, examples=()), True),
+        "passages half as long": (build_messages(QUESTION, halved, config.persona), True),
+        "4 earlier turns": (build_messages(QUESTION, passages, config.persona, HISTORY), True),
+    }
+    rows = []
+    for name, (messages, cache) in variants.items():
+        tokens = project.prompt_tokens(messages)
+        static, rest = project.split_static(messages, tokens) if cache else ([], tokens)
+        times = sorted(_first_token(project.generator, rest, static) for _ in range(3))
+        rows.append(
+            {
+                "variant": name,
+                "prompt_tokens": len(tokens),
+                "cached_tokens": len(static),
+                "ttft_s": round(times[1], 3),
+            }
+        )
+    return rows
+
+
+def _first_token(generator: Any, tokens: list[str], static: list[str]) -> float:
+    started = time.perf_counter()
+    for _ in generator.generate_tokens(tokens, max_length=1, sampling_topk=1, static_prompt=static or None):
+        break
+    return time.perf_counter() - started
 
 
 def time_ct2(generator: Any, tokens: list[str], static: list[str] | None = None) -> tuple[float, float]:
@@ -223,6 +279,8 @@ def main() -> None:
         "transformers": {"dtype": "float32", "threads": os.cpu_count()},
         "llamacpp": {**llama_settings, "cached_prefix_tokens": len(static) if llm is not None else 0},
     }
+    if isinstance(project, CompiledGenerator):
+        result["prompt_parts"] = prompt_parts(home, project)
     result["machine"] = machine()
     write_result("decode", result, echo=False)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
