@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agent.errors import StoreError
 from agent.store.engine import Database
+from agent.store.rows import dataclass_of
 from agent.store.schema import idempotent_requests
 
 PENDING_TTL_S = 900.0  # longer than any turn (generation.timeout_s is 120 s by default)
@@ -119,13 +120,4 @@ def _where(owner: str, key: str) -> Any:
 
 
 def _row(row: Any) -> Idempotent:
-    return Idempotent(
-        owner=row.owner,
-        key=row.key,
-        fingerprint=row.fingerprint,
-        state=row.state,
-        status_code=row.status_code,
-        response=row.response,
-        conversation_id=row.conversation_id,
-        created_at=row.created_at,
-    )
+    return dataclass_of(Idempotent, row._mapping)

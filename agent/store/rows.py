@@ -42,8 +42,8 @@ def turn_of(row: Mapping[Any, Any]) -> Turn:
         created_at=row["created_at"],
         model_version=row["model_version"],
         adapter=row["adapter"],
-        retrieved=tuple(_build(RetrievedChunk, item) for item in row["retrieved"] or ()),
-        citations=tuple(_build(Citation, item) for item in row["citations"] or ()),
+        retrieved=tuple(dataclass_of(RetrievedChunk, item) for item in row["retrieved"] or ()),
+        citations=tuple(dataclass_of(Citation, item) for item in row["citations"] or ()),
         latency_ms=row["latency_ms"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
@@ -84,6 +84,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _build(cls: type[_T], data: Mapping[str, Any]) -> _T:
+def dataclass_of(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """``cls`` from a row (or a stored JSON object): its own fields, extra columns ignored."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in known})

@@ -23,6 +23,7 @@ from agent import validation
 from agent.errors import InputError, NotFoundError, StoreError
 from agent.store.checks import check_text
 from agent.store.engine import Database
+from agent.store.rows import dataclass_of
 from agent.store.schema import turns, verified_answers
 from agent.types import VerifiedAnswer
 
@@ -154,16 +155,4 @@ class VerifiedLog:
 
 
 def _verified_of(row: Any) -> VerifiedAnswer:
-    return VerifiedAnswer(
-        id=row["id"],
-        question=row["question"],
-        answer=row["answer"],
-        turn_id=row.get("turn_id"),
-        feedback_id=row.get("feedback_id"),
-        reviewer=row.get("reviewer"),
-        hits=int(row.get("hits") or 0),
-        created_at=row.get("created_at"),
-        last_hit_at=row.get("last_hit_at"),
-        retired_at=row.get("retired_at"),
-        retired_reason=row.get("retired_reason"),
-    )
+    return dataclass_of(VerifiedAnswer, row)
