@@ -292,6 +292,13 @@ def _greedy_agreement(
     return same / max(1, min(len(ours), n)), (cut[0].strip(), cut[1].strip())
 
 
+def sampling_args(options: GenerationOptions) -> dict[str, Any]:
+    """CTranslate2's sampling arguments for ``options``: greedy at temperature 0."""
+    if options.temperature > 0:
+        return {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": options.temperature}
+    return {"sampling_topk": 1}
+
+
 class CompiledGenerator(_UsageMixin):
     """A CTranslate2 engine on this machine; generation serialized by a lock."""
 
@@ -370,18 +377,13 @@ class CompiledGenerator(_UsageMixin):
     ) -> Iterator[str]:
         deadline = time.monotonic() + options.timeout_s
         usage.prompt_tokens = len(static or ()) + len(tokens)
-        sampling = (
-            {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": options.temperature}
-            if options.temperature > 0
-            else {"sampling_topk": 1}
-        )
         steps = self.generator.generate_tokens(
             tokens,
             max_length=options.max_new_tokens,
             repetition_penalty=options.repetition_penalty,
             end_token=self.tokenizer.eos_token,
             static_prompt=static or None,
-            **sampling,
+            **sampling_args(options),
         )
         ids: list[int] = []
         shown = ""

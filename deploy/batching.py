@@ -201,6 +201,19 @@ class BatchingGenerator:
     def _run(self, batch: list[_Row]) -> None:
         self.batches += 1
         self.batched_requests += len(batch)
+        try:
+            self._generate(batch)
+        except Exception as exc:  # every waiting caller gets the failure, the worker lives on
+            for row in batch:
+                if not row.closed:
+                    row.closed = True
+                    row.out.put(("error", exc))
+            return
+        for row in batch:
+            self._finish(row)
+
+    def _generate(self, batch: list[_Row]) -> None:
+        """One ``model.generate`` over the batch, streaming each row through ``_accept``."""
         width = max(len(r.ids) for r in batch)
         input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -221,19 +234,17 @@ class BatchingGenerator:
             kwargs.update(do_sample=True, temperature=first.temperature, top_p=0.95)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        try:
-            with torch.inference_mode():
-                self.model.generate(**kwargs)
-        except Exception as exc:  # every waiting caller gets the failure, the worker lives on
-            for row in batch:
-                if not row.closed:
-                    row.closed = True
-                    row.out.put(("error", exc))
-            return
-        for row in batch:
-            self._finish(row)
+        with torch.inference_mode():
+            self.model.generate(**kwargs)
 
     # -- per-row bookkeeping (worker thread only) ----------------------------------------------
+    @staticmethod
+    def _interrupted(row: _Row, now: float) -> bool:
+        """Whether the row's caller stopped reading, cancelled, or its deadline passed."""
+        row.cancelled = row.cancelled or row.cancel.is_set()
+        row.timed_out = row.timed_out or now > row.deadline
+        return row.halt.is_set() or row.cancelled or row.timed_out
+
     def _accept(self, row: _Row, step: int, token: int) -> None:
         if row.closed:
             return
@@ -281,10 +292,8 @@ class _RowStop(StoppingCriteria):
         flags = []
         for row in self.batch:
             if row.stop_step is None:
-                row.cancelled = row.cancelled or row.cancel.is_set()
-                row.timed_out = row.timed_out or now > row.deadline
                 over = step >= row.options.max_new_tokens
-                if over or row.closed or row.halt.is_set() or row.cancelled or row.timed_out:
+                if BatchingGenerator._interrupted(row, now) or over or row.closed:
                     row.stop_step = step
             flags.append(row.stop_step is not None)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
@@ -327,52 +336,32 @@ class CompiledBatchingGenerator(BatchingGenerator):
         tokens = self.tokenizer.convert_ids_to_tokens(row.ids)
         row.static = len(self.compiled.split_static(messages, tokens)[0]) if self.compiled else 0
 
-    def _run(self, batch: list[_Row]) -> None:
-        self.batches += 1
-        self.batched_requests += len(batch)
-        first = batch[0].options
-        sampling = (
-            {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": first.temperature}
-            if first.temperature > 0
-            else {"sampling_topk": 1}
-        )
+    def _generate(self, batch: list[_Row]) -> None:
+        """One ``generate_batch`` over the batch (sharing the agent's static prompt when every row
+        starts with it); its per-token callback streams each row and stops it alone."""
+        from agent.compiled import sampling_args
 
         def step(result: Any) -> bool:  # called on the engine's thread, once per token per row
             row = batch[result.batch_id]
             if not row.closed:
-                now = time.monotonic()
-                row.cancelled = row.cancelled or row.cancel.is_set()
-                row.timed_out = row.timed_out or now > row.deadline
-                if row.halt.is_set() or row.cancelled or row.timed_out:
+                if self._interrupted(row, time.monotonic()):
                     self._finish(row)
                 else:
                     self._accept(row, result.step + 1, int(result.token_id))
             return row.closed
 
+        size = batch[0].static
+        shared = size > 0 and all(r.static == size and r.ids[:size] == batch[0].ids[:size] for r in batch)
         prompts = [self.tokenizer.convert_ids_to_tokens(row.ids) for row in batch]
-        size = batch[0].static  # the batch shares one static prompt, or none is used
-        static = prompts[0][:size] if size and all(p[:size] == prompts[0][:size] for p in prompts) else []
-        if static and all(r.static == size for r in batch):
-            prompts = [p[size:] for p in prompts]
-        else:
-            static = []
-        try:
-            self.model.generate_batch(
-                prompts,
-                static_prompt=static or None,
-                max_length=max(r.options.max_new_tokens for r in batch),
-                repetition_penalty=first.repetition_penalty,
-                end_token=self.tokenizer.eos_token,
-                include_prompt_in_result=False,
-                beam_size=1,
-                callback=step,
-                **sampling,
-            )
-        except Exception as exc:  # every waiting caller gets the failure, the worker lives on
-            for row in batch:
-                if not row.closed:
-                    row.closed = True
-                    row.out.put(("error", exc))
-            return
-        for row in batch:
-            self._finish(row)
+        first = batch[0].options
+        self.model.generate_batch(
+            [p[size:] for p in prompts] if shared else prompts,
+            static_prompt=prompts[0][:size] if shared else None,
+            max_length=max(r.options.max_new_tokens for r in batch),
+            repetition_penalty=first.repetition_penalty,
+            end_token=self.tokenizer.eos_token,
+            include_prompt_in_result=False,
+            beam_size=1,
+            callback=step,
+            **sampling_args(first),
+        )
