@@ -272,7 +272,7 @@ def _greedy_agreement(
     difference, and both greedy answers (cut at the stop markers)."""
     import torch
 
-    from agent.prompt import cut_at_stop
+    from agent.prompt import until_stop
 
     with torch.inference_mode():
         out = model.generate(
@@ -288,8 +288,7 @@ def _greedy_agreement(
             break
         same += 1
     texts = [str(tokenizer.decode(ids, skip_special_tokens=True)) for ids in (ours, theirs)]
-    cut = [text[: cut_at_stop(text)] if cut_at_stop(text) is not None else text for text in texts]
-    return same / max(1, min(len(ours), n)), (cut[0].strip(), cut[1].strip())
+    return same / max(1, min(len(ours), n)), (until_stop(texts[0]), until_stop(texts[1]))
 
 
 def sampling_args(options: GenerationOptions) -> dict[str, Any]:

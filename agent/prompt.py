@@ -160,6 +160,12 @@ def cut_at_stop(text: str, extra: Sequence[str] = ()) -> int | None:
     return min(positions) if positions else None
 
 
+def until_stop(text: str) -> str:
+    """``text`` up to the first stop marker, stripped: a generation as serving cuts it."""
+    end = cut_at_stop(text)
+    return (text[:end] if end is not None else text).strip()
+
+
 def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that a stop sequence could still complete: held
     back while streaming, so no part of a stop sequence is ever sent."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.errors import DataError
 from agent.prompt import STOP_MARKERS, Message
-from agent.prompt import cut_at_stop as stop_index
+from agent.prompt import until_stop as cut_at_stop
 from training.heldout import EvalExample
 
 
@@ -38,12 +38,6 @@ class Protocol:
 
 
 PROTOCOL = Protocol()
-
-
-def cut_at_stop(text: str) -> str:
-    """``text`` up to the first stop marker, as serving cuts it (``agent.prompt.cut_at_stop``)."""
-    end = stop_index(text)
-    return (text[:end] if end is not None else text).strip()
 
 
 def greedy_options(tokenizer: Any, protocol: Protocol, prompt_len: int) -> dict[str, Any]:

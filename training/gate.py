@@ -489,7 +489,7 @@ def retire_shortcuts(
     with the serving prompt; retire those it answers like the reviewer did (``answers_like``).
     Returns the retired answers' ids."""
     from agent.generator import GenerationOptions
-    from agent.prompt import build_messages, cut_at_stop
+    from agent.prompt import build_messages, until_stop
 
     persona = persona or Persona()
     retired = []
@@ -497,9 +497,7 @@ def retire_shortcuts(
         passages = retriever(shortcut.question, ())[:4] if retriever else []
         messages = build_messages(shortcut.question, passages, persona, count_tokens=generator.count_tokens)
         text = "".join(generator.stream(messages, GenerationOptions(max_new_tokens=max_new_tokens)))
-        cut = cut_at_stop(text)
-        answer = text[:cut] if cut is not None else text
-        if answers_like(answer, shortcut.answer):
+        if answers_like(until_stop(text), shortcut.answer):
             store.retire_verified_answer(shortcut.id, f"answered correctly by promoted model {version}")
             retired.append(shortcut.id)
     return retired
