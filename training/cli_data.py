@@ -12,7 +12,8 @@ from training.cli_shared import config_of, erasures_of, log_store
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
-    from training.data import Retriever
+    from knowledge import KnowledgeBase
+    from training.data import IndexState, Retriever
 
 
 @click.group()
@@ -85,6 +86,7 @@ def compile_command(
             progress=True,
             keep_public=not redact_public,
             erased=erased,
+            index=index_state(ctx, config) if from_logs else None,
         )
     paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
@@ -111,17 +113,35 @@ def _flag_stale(home: Path, latest_erasure: Any) -> None:
 
 def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
     """The knowledge base as a ``training.data.Retriever`` (the CLI's knowledge settings)."""
-    from knowledge import KnowledgeBase
     from training.retrievers import knowledge_retriever
+
+    return knowledge_retriever(_knowledge(ctx, config), k=config.retrieval.k)
+
+
+def index_state(ctx: click.Context, config: AgentConfig) -> IndexState | None:
+    """The knowledge index as it is now, to check the log store's passages against; None when
+    this data home has no index (nothing was ingested, so nothing can be stale)."""
+    from training.data import IndexState
+
+    if not config.retrieval.chroma_url and not config.index_dir.is_dir():
+        return None
+    kb = _knowledge(ctx, config)
+    try:
+        return IndexState.of(kb.stored_chunks())
+    finally:
+        kb.close()
+
+
+def _knowledge(ctx: click.Context, config: AgentConfig) -> KnowledgeBase:
+    """The knowledge base with the CLI's knowledge settings."""
+    from knowledge import KnowledgeBase
 
     obj = ctx.find_root().obj
     if obj is not None and hasattr(obj, "knowledge_config"):
-        knowledge_config = obj.knowledge_config()
-    else:
-        from agent.knowledge import knowledge_config as build
+        return KnowledgeBase(obj.knowledge_config())
+    from agent.knowledge import knowledge_config
 
-        knowledge_config = build(config)
-    return knowledge_retriever(KnowledgeBase(knowledge_config), k=config.retrieval.k)
+    return KnowledgeBase(knowledge_config(config))
 
 
 def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -145,6 +165,8 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     )
     if manifest.get("erased_left_out"):
         console.print(f"erased conversations left out: {manifest['erased_left_out']}")
+    if manifest.get("stale_left_out"):
+        console.print(stale_line(manifest), markup=False, soft_wrap=True)
     if manifest["skipped"]:
         console.print(f"[yellow]skipped {len(manifest['skipped'])} invalid line(s):[/yellow]")
         for line in manifest["skipped"]:
@@ -152,6 +174,15 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     console.print(f"written to {paths['manifest'].parent}", markup=False, soft_wrap=True)
     for name, path in paths.items():
         console.print(f"  {name}: {path}", markup=False, soft_wrap=True)
+
+
+def stale_line(manifest: dict[str, Any]) -> str:
+    """One line: the rows left out for quoting documents that changed or vanished, and which."""
+    documents = ", ".join(f"{d['source']} ({d['reason']})" for d in manifest["stale_documents"])
+    return (
+        f"stale provenance: {manifest['stale_left_out']} row(s) left out, quoting text no longer in "
+        f"{documents}; re-review those answers (console: Provenance) to bring them back"
+    )
 
 
 @data.command("mix")
