@@ -12,8 +12,7 @@ from training.cli_shared import config_of, erasures_of, log_store
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
-    from knowledge import KnowledgeBase
-    from training.data import IndexState, Retriever
+    from training.data import Retriever
 
 
 @click.group()
@@ -65,7 +64,7 @@ def compile_command(
 ) -> None:
     """Compile INPUT files (conversations: .jsonl turns/messages/rated responses, .csv turns)
     into SFT, preference and KTO files, with PII redacted and a train/validation split."""
-    from training.data import compile_dataset
+    from training.data import compile_dataset, current_index
     from training.run import new_run_dir
 
     if not inputs and not from_logs:
@@ -86,7 +85,7 @@ def compile_command(
             progress=True,
             keep_public=not redact_public,
             erased=erased,
-            index=index_state(ctx, config) if from_logs else None,
+            index=current_index(config) if from_logs else None,
         )
     paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
@@ -113,35 +112,17 @@ def _flag_stale(home: Path, latest_erasure: Any) -> None:
 
 def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
     """The knowledge base as a ``training.data.Retriever`` (the CLI's knowledge settings)."""
-    from training.retrievers import knowledge_retriever
-
-    return knowledge_retriever(_knowledge(ctx, config), k=config.retrieval.k)
-
-
-def index_state(ctx: click.Context, config: AgentConfig) -> IndexState | None:
-    """The knowledge index as it is now, to check the log store's passages against; None when
-    this data home has no index (nothing was ingested, so nothing can be stale)."""
-    from training.data import IndexState
-
-    if not config.retrieval.chroma_url and not config.index_dir.is_dir():
-        return None
-    kb = _knowledge(ctx, config)
-    try:
-        return IndexState.of(kb.stored_chunks())
-    finally:
-        kb.close()
-
-
-def _knowledge(ctx: click.Context, config: AgentConfig) -> KnowledgeBase:
-    """The knowledge base with the CLI's knowledge settings."""
     from knowledge import KnowledgeBase
+    from training.retrievers import knowledge_retriever
 
     obj = ctx.find_root().obj
     if obj is not None and hasattr(obj, "knowledge_config"):
-        return KnowledgeBase(obj.knowledge_config())
-    from agent.knowledge import knowledge_config
+        knowledge_config = obj.knowledge_config()
+    else:
+        from agent.knowledge import knowledge_config as build
 
-    return KnowledgeBase(knowledge_config(config))
+        knowledge_config = build(config)
+    return knowledge_retriever(KnowledgeBase(knowledge_config), k=config.retrieval.k)
 
 
 def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:

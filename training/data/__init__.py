@@ -52,12 +52,15 @@ from training.data.compile import (
 )
 from training.data.passages import as_served, focus_passage, passage_hash, provenance, resolve_passages
 from training.data.provenance import (
+    RE_REVIEWED,
     FlaggedAnswer,
     IndexState,
     StaleCheck,
     check_store,
+    current_index,
     flagged_answers,
     leave_out_stale,
+    re_review,
     stale_reason,
 )
 from training.data.readers import (
@@ -96,6 +99,7 @@ from training.data.rows import (
 __all__ = [
     "COLUMNS",
     "FORMATS",
+    "RE_REVIEWED",
     "SPLIT_FILES",
     "Alternative",
     "CompiledDataset",
@@ -113,6 +117,7 @@ __all__ = [
     "as_served",
     "check_store",
     "compile_dataset",
+    "current_index",
     "dedupe",
     "detect_format",
     "flagged_answers",
@@ -132,6 +137,7 @@ __all__ = [
     "provenance",
     "public_values",
     "question_and_history",
+    "re_review",
     "read_rows",
     "read_source",
     "resolve_passages",

@@ -33,8 +33,13 @@ from training.data.readers import from_store, is_review
 from training.data.records import SourceConversation, question_and_history
 
 if TYPE_CHECKING:
+    from agent.config import AgentConfig
     from agent.store import LogStore
+    from agent.types import Feedback
     from knowledge.types import Chunk
+
+# The label the console's "re-reviewed" button puts on a reviewer's feedback (any review counts).
+RE_REVIEWED = "re-reviewed"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,21 @@ class IndexState:
 
     def __bool__(self) -> bool:
         return bool(self.chunk_ids)
+
+
+def current_index(config: AgentConfig) -> IndexState | None:
+    """The configured knowledge index as it is now; None when this data home has none (nothing
+    was ingested here, so nothing can be judged stale)."""
+    from agent.knowledge import knowledge_config
+    from knowledge import KnowledgeBase
+
+    if not config.retrieval.chroma_url and not config.index_dir.is_dir():
+        return None
+    kb = KnowledgeBase(knowledge_config(config))
+    try:
+        return IndexState.of(kb.stored_chunks())
+    finally:
+        kb.close()
 
 
 def stale_reason(passage: Passage, index: IndexState) -> str | None:
@@ -156,6 +176,12 @@ def check_store(store: LogStore, index: IndexState) -> StaleCheck:
     record what is stale (the console's "Check now"); nothing is compiled."""
     _, found = leave_out_stale(list(from_store(store)), index, store)
     return found
+
+
+def re_review(store: LogStore, turn_id: str, reviewer: str) -> Feedback:
+    """Record that ``reviewer`` re-reviewed the answer and keeps it as it is (a correction on the
+    review page re-reviews it too)."""
+    return store.add_feedback(turn_id, reviewer=reviewer, labels=[RE_REVIEWED])
 
 
 @dataclass(frozen=True)
