@@ -170,6 +170,9 @@ def test_a_stale_answer_is_left_out_until_a_review_after_it_was_found(tmp_path: 
         kept, found = leave_out_stale(list(from_store(store)), changed, store)
         assert not kept[0].left_out and found.rereviewed == {turn_id} and not found.left_out
 
+        store.erase_conversation("c1")  # its flags go with it
+        assert store.provenance_flags() == []
+
 
 # ------------------------------------------------------------------------------- end to end
 
