@@ -203,3 +203,14 @@ erasures = Table(
     Column("erased_by", String(255)),
     Column("erased_at", UTCDateTime, nullable=False),
 )
+knowledge_task_closures = Table(
+    "knowledge_task_closures",
+    metadata,
+    Column("feedback_id", String(64), primary_key=True),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("doc_id", String(255)),
+    Column("source", Text),
+    Column("relevance", Float),
+    Column("closed_by", String(255)),
+    Column("note", Text),
+)
