@@ -86,6 +86,13 @@ console_pages = [
         visibility=console,
     ),
     st.Page(
+        "pages/canary.py",
+        title="Canary",
+        icon=":material/science:",
+        url_path="canary",
+        visibility=console,
+    ),
+    st.Page(
         "pages/dashboard.py",
         title="Dashboard",
         icon=":material/monitoring:",

@@ -17,6 +17,7 @@ CONSOLE = [
     "pages/training.py",
     "pages/shortcuts.py",
     "pages/reasons.py",
+    "pages/canary.py",
 ]
 
 
