@@ -10,7 +10,7 @@ import pytest
 
 from agent.canary import canary_path, load_canary, start_canary
 from agent.models import ModelRegistry
-from tests.agent.test_canary import log_arm
+from tests.agent.test_canary import log_arm, registry  # noqa: F401 (a fixture)
 from tests.agent.test_knowledge_tasks import DATA, raise_task
 from tests.ui.conftest import open_app, texts
 
@@ -71,18 +71,8 @@ def test_the_page_closes_a_task_a_newer_document_covers(home: Path, reviewer: An
 # ---------------------------------------------------------------------------- canary
 
 
-@pytest.fixture
-def versions(home: Path, tiny_model_dir: Path) -> ModelRegistry:
-    registry = ModelRegistry(home)
-    for name, kind in (("v1", "sft"), ("v2", "sft"), ("rm", "reward")):
-        registry.register(name=name, base_model=str(tiny_model_dir), kind=kind)
-    registry.set_production("v1")
-    return registry
-
-
-def test_an_admin_starts_a_canary_that_validates_like_the_cli_and_aborts_it(
-    home: Path, admin: Any, versions: ModelRegistry
-) -> None:
+@pytest.mark.usefixtures("registry")
+def test_an_admin_starts_a_canary_that_validates_like_the_cli_and_aborts_it(home: Path, admin: Any) -> None:
     at = open_app("pages/canary.py", user=admin)
     assert any("No canary is running" in i.value for i in at.info)
     options = at.selectbox(key="canary-version").options
@@ -121,9 +111,8 @@ def admin_store(at: Any) -> Any:
     return services.store()
 
 
-def test_promote_runs_models_promote_and_ends_the_canary(
-    home: Path, admin: Any, versions: ModelRegistry
-) -> None:
+@pytest.mark.usefixtures("registry")
+def test_promote_runs_models_promote_and_ends_the_canary(home: Path, admin: Any) -> None:
     start_canary(home, "v2", 10)
     at = open_app("pages/canary.py", user=admin)
     at.button(key="canary-promote").click().run()  # the gate needs an evaluation of v2: refused
@@ -138,9 +127,8 @@ def test_promote_runs_models_promote_and_ends_the_canary(
     assert load_canary(home) is None and ModelRegistry(home).production_name() == "v2"
 
 
-def test_a_reviewer_sees_the_canary_but_cannot_change_it(
-    home: Path, reviewer: Any, versions: ModelRegistry
-) -> None:
+@pytest.mark.usefixtures("registry")
+def test_a_reviewer_sees_the_canary_but_cannot_change_it(home: Path, reviewer: Any) -> None:
     start_canary(home, "v2", 5)
     at = open_app("pages/canary.py", user=reviewer)
     assert [m.value for m in at.metric][:2] == ["v2", "5%"]
