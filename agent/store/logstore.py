@@ -24,6 +24,7 @@ from agent.store.reports import Reports
 from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
+from agent.store.tasks import TaskLog
 from agent.store.verified import VerifiedLog
 
 if TYPE_CHECKING:
@@ -36,9 +37,11 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog, ProvenanceLog):
-    """Conversations, turns, feedback, escalations, verified answers, erasures and provenance
-    flags in one SQL database."""
+class LogStore(
+    ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, TaskLog, ErasureLog, ProvenanceLog
+):
+    """Conversations, turns, feedback, escalations, verified answers, knowledge tasks, erasures and
+    provenance flags in one SQL database."""
 
     def __init__(
         self,
