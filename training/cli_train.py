@@ -294,6 +294,7 @@ def train_round(
     as_json: bool,
 ) -> None:
     """Logs -> compile -> SFT (+DPO/KTO) -> evaluate -> gate -> promote or refuse, with a report."""
+    from training.data import current_index
     from training.round import run_round
 
     if not data_files and not from_logs:
@@ -312,6 +313,7 @@ def train_round(
             eval_limit=eval_limit,
             gate=GateConfig(primary=primary, setting=setting, margin=margin, eval_limit=eval_limit),
             erased=erasures_of(config)[0],  # erased conversations stay out of --data files too
+            index=current_index(config) if from_logs else None,  # stale answers stay out
         )
     verdict = "promoted" if result.promoted else "refused"
     click.echo(f"round {verdict}: candidate {result.candidate}", err=as_json)

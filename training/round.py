@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from agent.config import Persona
     from agent.generator import Generator
     from agent.store import LogStore
-    from training.data import CompiledDataset, Retriever
+    from training.data import CompiledDataset, IndexState, Retriever
     from training.run import TrainResult
 
 
@@ -71,10 +71,13 @@ def run_round(
     generators: Mapping[str, Generator] | None = None,
     progress: bool = True,
     erased: Collection[str] | None = None,
+    index: IndexState | None = None,
 ) -> RoundResult:
     """Run a round; see the module docstring. ``store``: the log store to export reviewed
     conversations from (None: only ``data_files``). ``erased``: erased conversations' keys, left
-    out of ``data_files`` too (default: the store's)."""
+    out of ``data_files`` too (default: the store's). ``index``: the knowledge index as it is now
+    (``training.data.current_index``): logged answers quoting text it no longer holds are left
+    out until re-reviewed, as in ``data compile``."""
     from agent.models import ModelRegistry
     from training.data import compile_dataset
     from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows
@@ -87,7 +90,13 @@ def run_round(
 
     # 1. Export reviewed logs + extra files, compile with the serving prompt and a stable split.
     dataset = compile_dataset(
-        list(data_files), store=store, docs=docs, persona=persona, progress=progress, erased=erased
+        list(data_files),
+        store=store,
+        docs=docs,
+        persona=persona,
+        progress=progress,
+        erased=erased,
+        index=index,
     )
     dataset.write(run_dir / "data")
 
