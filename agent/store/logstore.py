@@ -23,6 +23,7 @@ from agent.store.reports import Reports
 from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
+from agent.store.shadow import ShadowLog
 from agent.store.verified import VerifiedLog
 
 if TYPE_CHECKING:
@@ -35,9 +36,9 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog):
-    """Conversations, turns, feedback, escalations, verified answers and erasures in one SQL
-    database."""
+class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog, ShadowLog):
+    """Conversations, turns, feedback, escalations, verified answers, erasures and shadow answers
+    in one SQL database."""
 
     def __init__(
         self,
