@@ -66,11 +66,18 @@ def candidate_model(*replies: str, default: str = GROUNDED) -> ScriptedGenerator
     return generator
 
 
-def make_agent(home: Path, generator: Any, candidate: Any, worker: ShadowWorker | None = None) -> Agent:
+def make_agent(
+    home: Path,
+    generator: Any,
+    candidate: Any,
+    worker: ShadowWorker | None = None,
+    store_url: str | None = None,
+) -> Agent:
     config = load_config()
     config.escalation.min_relevance = 0.2
     runner = ShadowRunner(load=lambda shadow: candidate, worker=worker or ShadowWorker())
-    return Agent(generator, KeywordKnowledge(DOCS), LogStore(home=home), config, shadow_runner=runner)
+    store = LogStore(store_url, home=home)
+    return Agent(generator, KeywordKnowledge(DOCS), store, config, shadow_runner=runner)
 
 
 def rows(agent: Agent, shadow: Shadow) -> list[Any]:
@@ -264,8 +271,10 @@ def test_non_generated_turns_are_not_shadowed(home: Path, registry: ModelRegistr
     assert rows(agent, shadow) == [] and candidate.prompts == []
 
 
-def test_an_erased_conversation_takes_its_shadow_rows(home: Path, registry: ModelRegistry) -> None:
-    agent = make_agent(home, production_model(), candidate_model())
+def test_an_erased_conversation_takes_its_shadow_rows(
+    home: Path, registry: ModelRegistry, store_url: str
+) -> None:
+    agent = make_agent(home, production_model(), candidate_model(), store_url=store_url)
     shadow = start_shadow(home, "v2")
     reply = agent.reply("c-13", QUESTION)
     (row,) = rows(agent, shadow)
