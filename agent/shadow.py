@@ -328,8 +328,13 @@ def shadow_status(
     rows = store.shadow_answers(shadow.version, production=shadow.production, since=shadow.started_at)
     scored = [r for r in rows if r.outcome == SCORED]
     metrics = [m for m in METRICS if m != "reward" or reward_model is not None]
-    if reward_model is not None:
-        scored = [r for r in scored if r.reward_model == reward_model] or scored
+    # Rewards of another reward model (or none yet) are not this one's: left out of the reward.
+    scored = [
+        r
+        if r.reward_model == reward_model
+        else dataclasses.replace(r, production_reward=None, shadow_reward=None)
+        for r in scored
+    ]
     comparison: dict[str, Any] = {}
     for metric in metrics:
         pairs = _pairs(scored, metric)

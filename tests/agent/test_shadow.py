@@ -370,10 +370,14 @@ def test_status_says_worse_when_it_is_and_reads_the_reward(home: Path, registry:
             )
         ids = {r.id: (1.0, 0.2) for r in store.shadow_answers("v2", production="v1", since=shadow.started_at)}
         store.set_shadow_rewards("rm", ids)
+        add_row(store, shadow, {"passed": True}, {"passed": True})  # scored by another reward model:
+        (last,) = store.shadow_answers("v2", production="v1", since=shadow.started_at)[-1:]
+        store.set_shadow_rewards("old-rm", {last.id: (-5.0, 5.0)})  # not counted in rm's reward
         status = shadow_status(store, shadow, reward_model="rm")
     assert status["arms"][SHADOW]["mean_reward"] == pytest.approx(0.2)
+    assert status["comparison"]["reward"]["n"] == 15 and status["comparison"]["passed"]["n"] == 16
     assert status["comparison"]["reward"]["worse"] and not status["comparison"]["passed"]["worse"]
-    assert status["verdict"] == "v2 is worse than production on reward over 15 turns: do not promote it."
+    assert status["verdict"] == "v2 is worse than production on reward over 16 turns: do not promote it."
 
 
 def test_status_with_nothing_scored_says_so(home: Path, registry: ModelRegistry) -> None:
