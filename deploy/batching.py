@@ -23,7 +23,14 @@ Invariants:
 
 ``CompiledBatchingGenerator`` is the same batcher over the compiled CTranslate2 engine (the
 default serving path): one ``generate_batch`` call decodes the batch, and its per-token callback
-streams each row and stops it (returning True ends decoding for that row only).
+streams each row and stops it (returning True ends decoding for that row only). CTranslate2 has
+no left padding: it forwards a batch's prompts at once only up to the shortest one and feeds the
+rest token by token in the decoding loop, which made a batch of 8 serving prompts (170 to 350
+tokens after the static prompt) slower than the same 8 one after another. So the compiled
+batcher **buckets by length**: the collected rows are sorted by prompt length and cut into
+groups whose lengths differ by at most ``bucket_tokens``; each group is one ``generate_batch``
+(``length_buckets``). Equal-length prompts batch at about twice the single-stream rate on 2
+cores; rows with no neighbour run alone, as they would unbatched.
 
 Imports torch and transformers: import this module only where a local model is served.
 """
@@ -319,10 +326,28 @@ class _RowStreamer(BaseStreamer):
         pass
 
 
+def length_buckets(lengths: Sequence[int], tolerance: int) -> list[list[int]]:
+    """Indices of ``lengths`` in groups, shortest first, whose lengths differ by at most
+    ``tolerance`` (a group starts at its shortest length; the next length past it starts another)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if groups and lengths[i] - lengths[groups[-1][0]] <= tolerance:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 class CompiledBatchingGenerator(BatchingGenerator):
-    """The batcher over a CTranslate2 engine (``agent.compiled.CompiledGenerator``)."""
+    """The batcher over a CTranslate2 engine (``agent.compiled.CompiledGenerator``), batches
+    bucketed by prompt length (module docstring)."""
 
     compiled: Any = None  # the CompiledGenerator wrapped: its static-prompt split
+
+    def __init__(self, model: Any, tokenizer: Any, *, bucket_tokens: int = 32, **kwargs: Any):
+        super().__init__(model, tokenizer, **kwargs)
+        self.bucket_tokens = max(0, bucket_tokens)
+        self.buckets = 0  # generate_batch calls (a batch is one or more buckets)
 
     @classmethod
     def wrap(cls, local: Any, **kwargs: Any) -> BatchingGenerator:
@@ -337,9 +362,16 @@ class CompiledBatchingGenerator(BatchingGenerator):
         row.static = len(self.compiled.split_static(messages, tokens)[0]) if self.compiled else 0
 
     def _generate(self, batch: list[_Row]) -> None:
-        """One ``generate_batch`` over the batch (sharing the agent's static prompt when every row
+        """The batch's length buckets one after another, shortest prompts first."""
+        for group in length_buckets([len(r.ids) - r.static for r in batch], self.bucket_tokens):
+            self._generate_bucket([batch[i] for i in group])
+
+    def _generate_bucket(self, batch: list[_Row]) -> None:
+        """One ``generate_batch`` over the bucket (sharing the agent's static prompt when every row
         starts with it); its per-token callback streams each row and stops it alone."""
         from agent.compiled import sampling_args
+
+        self.buckets += 1
 
         def step(result: Any) -> bool:  # called on the engine's thread, once per token per row
             row = batch[result.batch_id]

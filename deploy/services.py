@@ -140,7 +140,9 @@ def default_agent_factory(config: AgentConfig, store: LogStore, settings: Server
 
             limits = {"max_batch": settings.batch_max_size, "window_ms": settings.batch_window_ms}
             if compiled:
-                generator = CompiledBatchingGenerator.wrap(generator, **limits)
+                generator = CompiledBatchingGenerator.wrap(
+                    generator, bucket_tokens=settings.batch_bucket_tokens, **limits
+                )
             else:
                 generator = BatchingGenerator.wrap(generator, **limits)
         return Agent(generator, shared["knowledge"], store, config)

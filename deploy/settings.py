@@ -31,11 +31,12 @@ class ServerSettings:
     max_concurrency: int = 32  # agent turns running at once (threads); more wait in line
     max_models: int = 2  # model versions kept loaded at once (least recently used dropped)
     batching: bool = True  # batch concurrent generations of a local model (deploy/batching.py)
-    # ... on the compiled engine too: off by default, since a CTranslate2 batch of 8 ran slower than
-    # the same 8 one after another on a 2-core CPU (benchmarks/load_batching.py --engine ct2)
+    # ... on the compiled engine too, in buckets of prompts whose lengths differ by at most
+    # batch_bucket_tokens (CTranslate2 has no left padding: deploy/batching.py)
     batching_compiled: bool = False
     batch_max_size: int = 8
     batch_window_ms: float = 25.0
+    batch_bucket_tokens: int = 32
     auth_cache_s: float = 5.0  # verified keys are cached this long (revocation delay elsewhere)
     metrics_require_key: bool = False  # /metrics behind an admin key
     preload: bool = True  # load the production model at start-up (/readyz is 503 until then)
@@ -46,8 +47,10 @@ class ServerSettings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.rate_limit_per_minute < 0 or self.rate_limit_burst < 1:
             raise ConfigError(f"{ENV_PREFIX}RATE_LIMIT_PER_MINUTE must be >= 0 and _BURST >= 1")
-        if self.batch_max_size < 1 or self.batch_window_ms < 0:
-            raise ConfigError(f"{ENV_PREFIX}BATCH_MAX_SIZE must be >= 1 and BATCH_WINDOW_MS >= 0")
+        if self.batch_max_size < 1 or self.batch_window_ms < 0 or self.batch_bucket_tokens < 0:
+            raise ConfigError(
+                f"{ENV_PREFIX}BATCH_MAX_SIZE must be >= 1, BATCH_WINDOW_MS and BATCH_BUCKET_TOKENS >= 0"
+            )
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -321,6 +321,20 @@ class KnowledgeBase:
         for _ids, metas in self.index.metadata_pages():
             found.update(str(m.get("file") or m.get("source", "")) for m in metas)
         return sorted(found)
+
+    def stored_chunks(self) -> Iterator[Chunk]:
+        """Every stored chunk as the index holds it now (text and metadata, no vectors)."""
+        for ids, texts, metas in self.index.text_pages():
+            for chunk_id, text, meta in zip(ids, texts, metas, strict=True):
+                yield Chunk(
+                    chunk_id,
+                    str(meta.get("doc_id", chunk_id)),
+                    str(meta.get("source", "")),
+                    text,
+                    int(meta.get("chunk_index", 0)),
+                    title=str(meta["title"]) if meta.get("title") else None,
+                    file=str(meta.get("file", "")),
+                )
 
     def close(self) -> None:
         """Free an in-memory index (persistent ones stay on disk)."""

@@ -51,7 +51,7 @@ def chunk_document(doc: Document, chunk_size: int = 600, chunk_overlap: int = 10
             text = f"{trail}\n\n{body}" if trail else body
             seen = occurrences.get(text, 0)
             occurrences[text] = seen + 1
-            chunk_id = _hash(identity, text, str(seen))
+            chunk_id = content_hash(identity, text, str(seen))
             chunks.append(
                 Chunk(
                     chunk_id,
@@ -220,5 +220,7 @@ def _identity(doc: Document, metadata: Mapping[str, Any]) -> str:
     return "\x1f".join((doc.source, doc.doc_id, doc.title or "", doc.file, meta))
 
 
-def _hash(*parts: str) -> str:
+def content_hash(*parts: str) -> str:
+    """The content hash chunk ids are made of (32 hex digits of SHA-256 over the parts); anything
+    that names a version of a text (training rows' passage provenance) uses this one."""
     return hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()[:32]

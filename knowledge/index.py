@@ -148,6 +148,15 @@ class ChromaIndex:
         for page in self._pages(["metadatas"]):
             yield list(page["ids"]), [dict(m or {}) for m in page["metadatas"]]
 
+    def text_pages(self) -> Iterator[tuple[list[str], list[str], list[dict[str, Any]]]]:
+        """(ids, texts, metadatas) of the whole collection, a page at a time (no vectors)."""
+        for page in self._pages(["documents", "metadatas"]):
+            yield (
+                list(page["ids"]),
+                [t or "" for t in page["documents"]],
+                [dict(m or {}) for m in page["metadatas"]],
+            )
+
     def records(self) -> Records:
         """Every chunk with text, metadata and vector (the retriever's in-memory snapshot)."""
         import numpy as np

@@ -64,7 +64,7 @@ def compile_command(
 ) -> None:
     """Compile INPUT files (conversations: .jsonl turns/messages/rated responses, .csv turns)
     into SFT, preference and KTO files, with PII redacted and a train/validation split."""
-    from training.data import compile_dataset
+    from training.data import compile_dataset, current_index
     from training.run import new_run_dir
 
     if not inputs and not from_logs:
@@ -85,6 +85,7 @@ def compile_command(
             progress=True,
             keep_public=not redact_public,
             erased=erased,
+            index=current_index(config) if from_logs else None,
         )
     paths = dataset.write(out or new_run_dir(Path(config.home), "data"))
     _report(dataset.manifest, paths)
@@ -145,6 +146,8 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     )
     if manifest.get("erased_left_out"):
         console.print(f"erased conversations left out: {manifest['erased_left_out']}")
+    if manifest.get("stale_left_out"):
+        console.print(stale_line(manifest), markup=False, soft_wrap=True)
     if manifest["skipped"]:
         console.print(f"[yellow]skipped {len(manifest['skipped'])} invalid line(s):[/yellow]")
         for line in manifest["skipped"]:
@@ -152,6 +155,15 @@ def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     console.print(f"written to {paths['manifest'].parent}", markup=False, soft_wrap=True)
     for name, path in paths.items():
         console.print(f"  {name}: {path}", markup=False, soft_wrap=True)
+
+
+def stale_line(manifest: dict[str, Any]) -> str:
+    """One line: the rows left out for quoting documents that changed or vanished, and which."""
+    documents = ", ".join(f"{d['source']} ({d['reason']})" for d in manifest["stale_documents"])
+    return (
+        f"stale provenance: {manifest['stale_left_out']} row(s) left out, quoting text no longer in "
+        f"{documents}; re-review those answers (console: Provenance) to bring them back"
+    )
 
 
 @data.command("mix")

@@ -24,10 +24,11 @@ def evaluate_and_record(
     limit: int | None,
     retriever: Retriever | None,
     few_shot: bool = True,
+    engine: str = "transformers",
 ) -> dict[str, Any]:
     """Evaluate VERSION vs production (vs the few-shot baseline) and store the summary."""
     from agent.models import ModelRegistry
-    from training.evaluate import EvalPlan, evaluate_versions, examples_from_rows, load_eval_rows
+    from training.evaluate import EvalPlan, Protocol, evaluate_versions, examples_from_rows, load_eval_rows
     from training.gate import eval_summary
     from training.run import root_spec
 
@@ -47,6 +48,7 @@ def evaluate_and_record(
         shot_pool=pool,
         retriever=retriever,
         settings=("gold", "retrieved") if retriever is not None else ("gold",),
+        protocol=Protocol(engine=engine),
     )
     report = evaluate_versions(plan, home)
     if registry.has(version) and version != "base":
@@ -69,10 +71,23 @@ def evaluate_and_record(
     help="Documents: gold passages and BM25 for the retrieved setting.",
 )
 @click.option("--limit", type=int, help="Evaluate at most N held-out answers.")
+@click.option(
+    "--engine",
+    type=click.Choice(["transformers", "compiled"]),
+    default="transformers",
+    show_default=True,
+    help="Generate with the model in torch, or with its compiled engine (what the agent serves).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
 @click.pass_context
 def eval_model(
-    ctx: click.Context, version: str, data_path: Path, docs: Path | None, limit: int | None, as_json: bool
+    ctx: click.Context,
+    version: str,
+    data_path: Path,
+    docs: Path | None,
+    limit: int | None,
+    engine: str,
+    as_json: bool,
 ) -> None:
     """Held-out generation metrics: candidate vs production vs few-shot, gold and retrieved passages."""
     from rich.console import Console
@@ -82,9 +97,12 @@ def eval_model(
 
     config = config_of(ctx)
     retriever = eval_retriever(config, docs)
-    report = evaluate_and_record(Path(config.home), config, version, data_path, docs, limit, retriever)
+    report = evaluate_and_record(
+        Path(config.home), config, version, data_path, docs, limit, retriever, engine=engine
+    )
     metrics = ("rougeL_f1", "bleu", "perplexity", "groundedness", "behaviour_accuracy")
-    table = Table(title=f"{version} on {report['n']} held-out answers (greedy, <= 96 new tokens)")
+    title = f"{version} on {report['n']} held-out answers (greedy, <= 96 new tokens, {engine})"
+    table = Table(title=title)
     for column in ("model", "version", "passages", *metrics):
         table.add_column(column)
     for role, settings in report["models"].items():

@@ -15,6 +15,12 @@ a batch costs little more per step than one row. Perplexity agrees to float prec
 answer can differ where floating-point noise flips a near-tied logit
 (``python -m benchmarks.eval_batching`` counts how often and times both).
 
+``engine="compiled"`` evaluates what customers are served: the version's CTranslate2 int8 engine
+(``agent.compiled``), one row at a time with the shared prefix as the engine's cached static
+prompt, greedy under the same cap and repetition penalty; the references' log-likelihood comes
+from the engine's own scoring pass. Its figures are the compiled engine's, not fp32's: the two
+differ as much as the conversion's equivalence check reports.
+
 Importing this module is cheap: torch and transformers are imported inside the functions.
 """
 
@@ -35,6 +41,9 @@ class Protocol:
     max_new_tokens: int = 96
     repetition_penalty: float = 1.1
     batch_size: int = 1  # 1: the shared-prefix path (see the module docstring)
+    # "transformers": the model in torch (above); "compiled": the version's CTranslate2 engine,
+    # the one the agent serves with (``compiled_answers_and_nll``)
+    engine: str = "transformers"
 
 
 PROTOCOL = Protocol()
@@ -305,3 +314,69 @@ def answers_and_nll(
     one row at a time over a shared prefix (``batch_size=1``) or batched (module docstring)."""
     run = _answers_and_nll if protocol.batch_size == 1 else _answers_and_nll_batched
     return run(model, tokenizer, examples, prompts, protocol, bar)
+
+
+def compiled_answers_and_nll(
+    engine: Any,
+    examples: Sequence[EvalExample],
+    prompts: Sequence[Sequence[Message]],
+    protocol: Protocol = PROTOCOL,
+    bar: Any = None,
+) -> tuple[list[str], float, int]:
+    """``answers_and_nll`` on a compiled engine (``agent.compiled.ensure_compiled``'s directory):
+    greedy answers one row at a time over the cached shared prefix, stopping at a stop marker,
+    and the references' summed NLL from batched scoring (module docstring)."""
+    import os
+
+    import ctranslate2
+    from transformers import AutoTokenizer
+
+    from agent.compiled import COMPUTE_TYPE
+
+    tokenizer = AutoTokenizer.from_pretrained(str(engine / "ct2"))
+    generator = ctranslate2.Generator(
+        str(engine / "ct2"), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=os.cpu_count() or 0
+    )
+    pairs, shared, prefix_len = _rows_and_prefix(tokenizer, examples, prompts)
+    static = tokenizer.convert_ids_to_tokens(shared[:prefix_len]) or None
+    answers = []
+    for p_ids, _ids in pairs:
+        answers.append(_compiled_answer(generator, tokenizer, p_ids[prefix_len:], static, protocol))
+        if bar is not None:
+            bar.update(1)
+    total, count = 0.0, 0
+    scored = generator.score_batch(
+        [tokenizer.convert_ids_to_tokens(ids) for _, ids in pairs], max_batch_size=8, max_input_length=0
+    )
+    for (p_ids, _ids), result in zip(pairs, scored, strict=True):
+        # log_probs[j] is the log-probability of token j + 1; the reference starts at len(p_ids).
+        completion = result.log_probs[len(p_ids) - 1 :]
+        total, count = total - float(sum(completion)), count + len(completion)
+    return answers, total, count
+
+
+def _compiled_answer(generator: Any, tokenizer: Any, tail: list[int], static: Any, protocol: Protocol) -> str:
+    """One greedy answer from the engine, cut at the first stop marker."""
+    steps = generator.generate_tokens(
+        tokenizer.convert_ids_to_tokens(tail),
+        max_length=protocol.max_new_tokens,
+        repetition_penalty=protocol.repetition_penalty,
+        end_token=tokenizer.eos_token,
+        static_prompt=static,
+        sampling_topk=1,
+    )
+    ids: list[int] = []
+    try:
+        for step in steps:
+            if step.token_id == tokenizer.eos_token_id:
+                break
+            ids.append(step.token_id)
+            if step.is_last or any(
+                m in tokenizer.decode(ids[-8:], skip_special_tokens=True) for m in STOP_MARKERS
+            ):
+                break
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()
+    return cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True))

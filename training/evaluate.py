@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import DataError
 from agent.prompt import Message
 from training.data import Retriever
 from training.decoding import (
     PROTOCOL,
     Protocol,
     answers_and_nll,
+    compiled_answers_and_nll,
     cut_at_stop,
     generate,
     greedy_options,
@@ -68,6 +70,7 @@ __all__ = [
     "behaviour_scores",
     "bleu",
     "bm25_retriever",
+    "compiled_answers_and_nll",
     "cut_at_stop",
     "evaluate_loaded",
     "evaluate_versions",
@@ -103,6 +106,30 @@ def evaluate_loaded(
     return score(answers, examples, prompts, (total, count)), answers
 
 
+ENGINES = ("transformers", "compiled")
+Runner = Callable[[Sequence[EvalExample], Sequence[Sequence[Message]], Any], tuple[dict[str, Any], list[str]]]
+
+
+def _runner(resolved: Any, home: Path, protocol: Protocol) -> Runner:
+    """Metrics and answers of one model version on one setting's prompts, by the protocol's engine."""
+    if protocol.engine == "compiled":
+        from agent.compiled import ensure_compiled
+
+        engine = ensure_compiled(resolved, home, check="short")
+
+        def compiled(examples: Sequence[EvalExample], prompts: Sequence[Sequence[Message]], bar: Any) -> Any:
+            if not examples:
+                return score([], examples, prompts, (0.0, 0)), []
+            answers, total, count = compiled_answers_and_nll(engine, examples, prompts, protocol, bar)
+            return score(answers, examples, prompts, (total, count)), answers
+
+        return compiled
+    from agent.models import load_resolved
+
+    model, tokenizer = load_resolved(resolved, merge=True)
+    return lambda examples, prompts, bar: evaluate_loaded(model, tokenizer, examples, prompts, protocol, bar)
+
+
 @dataclass
 class EvalPlan:
     """What to evaluate: model specs by role, the held-out examples, the few-shot pool."""
@@ -121,7 +148,13 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
     """The report: ``{"models": {role: {setting: metrics}}, "n", "protocol", "specs", ...}``."""
     from tqdm import tqdm
 
-    from agent.models import load_resolved, resolve_spec
+    from agent.models import resolve_spec
+
+    protocol = plan.protocol or PROTOCOL
+    if protocol.engine not in ENGINES:
+        raise DataError(
+            f"unknown evaluation engine {protocol.engine!r}; expected one of {', '.join(ENGINES)}"
+        )
 
     # 1. The inputs every model sees, fixed before any model runs.
     shots = pick_shots(plan.shot_pool or [], FEW_SHOT) if "few_shot" in plan.models else []
@@ -135,18 +168,18 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
     with tqdm(total=total, desc="evaluating", disable=not progress, leave=False) as bar:
         for role, spec in plan.models.items():
             resolved = resolve_spec(spec, home=home)
-            model, tokenizer = load_resolved(resolved, merge=True)
+            run = _runner(resolved, home, protocol)
             report["specs"][role] = resolved.version
             report["models"][role], report["answers"][role] = {}, {}
             for setting in plan.settings:
                 bar.set_postfix_str(f"{role}/{setting}")
                 inputs = shot_prompts[setting] if role == "few_shot" else prompts[setting]
-                metrics, answers = evaluate_loaded(model, tokenizer, plan.examples, inputs, protocol, bar=bar)
+                metrics, answers = run(plan.examples, inputs, bar)
                 report["models"][role][setting] = metrics
                 report["answers"][role][setting] = answers
                 if plan.on_result is not None:
                     plan.on_result(role, setting, metrics)
-            del model
+            del run
 
     # 3. What was run, so the report can be reproduced.
     report["protocol"] = {**protocol.__dict__, "decoding": "greedy", "few_shot_examples": len(shots)}

@@ -85,6 +85,7 @@ console_pages = [
         url_path="reasons",
         visibility=console,
     ),
+    st.Page("pages/provenance.py", title="Provenance", icon=":material/difference:", visibility=console),
     st.Page(
         "pages/dashboard.py",
         title="Dashboard",

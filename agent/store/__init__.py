@@ -13,6 +13,7 @@ Each invariant is stated where the code that keeps it lives:
 * ``reasons.py``: thumbs-down reasons (counts, the turns given one) and redaction of a turn.
 * ``erasure.py``: a conversation erased at a customer's request, and the record that keeps it
   out of training data.
+* ``provenance.py``: logged answers quoting a document that changed or vanished from the index.
 * ``verified.py``: reviewers' verified answers (one live answer per question; hits).
 * ``shadow.py``: a shadow version's silent answers and both arms' scores (``agent.shadow``).
 * ``accounts.py``: console users, sessions and API keys (``store.accounts``); no secret stored.
@@ -35,6 +36,7 @@ from agent.store.accounts import (
 )
 from agent.store.erasure import Erasure, erasure_key
 from agent.store.logstore import LogStore
+from agent.store.provenance import ProvenanceFlag
 from agent.store.reports import FIRST_MESSAGE_CHARS, ConversationSummary
 from agent.store.schema import STATUSES, console_sessions
 from agent.store.search import SearchResult
@@ -48,6 +50,7 @@ __all__ = [
     "ConversationSummary",
     "Erasure",
     "LogStore",
+    "ProvenanceFlag",
     "SearchResult",
     "User",
     "check_password",

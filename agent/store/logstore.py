@@ -18,6 +18,7 @@ from agent.store.accounts import CONSOLE_SESSION_TTL_S, Accounts, ApiKey, User
 from agent.store.engine import Database
 from agent.store.erasure import ErasureLog
 from agent.store.log import ConversationLog
+from agent.store.provenance import ProvenanceLog
 from agent.store.reasons import ReasonLog
 from agent.store.reports import Reports
 from agent.store.requests import IdempotentRequests
@@ -36,9 +37,11 @@ class _RolledBack(Exception):
     """Raised inside the write probe's transaction so that it rolls back."""
 
 
-class LogStore(ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog, ShadowLog):
-    """Conversations, turns, feedback, escalations, verified answers, erasures and shadow answers
-    in one SQL database."""
+class LogStore(
+    ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog, ProvenanceLog, ShadowLog
+):
+    """Conversations, turns, feedback, escalations, verified answers, erasures, provenance flags
+    and shadow answers in one SQL database."""
 
     def __init__(
         self,

@@ -379,6 +379,30 @@ def m006_erasures(conn: Connection) -> None:
 
 
 @migration
+def m007_provenance_flags(conn: Connection) -> None:
+    """Logged answers whose passages quote a document version the knowledge index no longer
+    holds (changed or removed): one row per (agent turn, document source), with when that was
+    first found (``data compile`` or the console's Provenance page). Such an answer is left out of
+    training data until a reviewer reviews the turn at or after that time
+    (``training.data.provenance``). No foreign key: an erasure deletes the rows with the turn."""
+    ts = DateTime(timezone=True)
+    meta = MetaData()
+    Table(
+        "provenance_flags",
+        meta,
+        Column("turn_id", String(64), primary_key=True),
+        Column("source", Text, primary_key=True),
+        Column("conversation_id", String(255), nullable=False),
+        Column("doc_id", Text, nullable=False),
+        Column("title", Text),
+        Column("reason", String(16), nullable=False),  # "changed" or "removed"
+        Column("detected_at", ts, nullable=False),
+        Index("ix_provenance_flags_conversation_id", "conversation_id"),
+    )
+    meta.create_all(conn)
+
+
+@migration
 def m008_shadow_answers(conn: Connection) -> None:
     """Shadow answers: what a candidate version would have answered on a turn production
     answered (``agent.shadow``), never shown, with both answers' scores side by side. One row

@@ -203,6 +203,17 @@ erasures = Table(
     Column("erased_by", String(255)),
     Column("erased_at", UTCDateTime, nullable=False),
 )
+provenance_flags = Table(
+    "provenance_flags",
+    metadata,
+    Column("turn_id", String(64), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("conversation_id", String(255), nullable=False),
+    Column("doc_id", Text, nullable=False),
+    Column("title", Text),
+    Column("reason", String(16), nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+)
 shadow_answers = Table(
     "shadow_answers",
     metadata,

@@ -146,3 +146,33 @@ def test_the_compiled_batcher_shares_the_agents_static_prompt(compiled_generator
         together = list(pool.map(lambda m: _run(batching, m, options), turns))
     assert [t for t, _ in together] == single
     assert [u.prompt_tokens for _, u in together] == [len(alone.prompt_tokens(m)) for m in turns]
+
+
+def test_length_buckets_group_prompts_of_close_length_shortest_first() -> None:
+    from deploy.batching import length_buckets
+
+    lengths = [300, 170, 172, 207, 0, 234, 243]
+    assert length_buckets(lengths, 32) == [[4], [1, 2], [3, 5], [6], [0]]
+    assert length_buckets(lengths, 0) == [[i] for i in sorted(range(7), key=lambda i: lengths[i])]
+    assert length_buckets(lengths, 1000) == [sorted(range(7), key=lambda i: lengths[i])]
+    assert length_buckets([], 32) == []
+
+
+def test_the_compiled_batcher_runs_far_apart_lengths_in_separate_buckets(compiled_generators) -> None:
+    """CTranslate2 feeds a batch's longer prompts token by token past the shortest one: rows whose
+    lengths differ by more than the tolerance go in separate generate_batch calls, with the same
+    text as alone."""
+    from deploy.batching import length_buckets
+
+    alone, batching = compiled_generators
+    options = GenerationOptions(max_new_tokens=6, temperature=0.0)
+    lengths = [len(alone.prompt_tokens(p)) for p in PROMPTS]  # 31 to 45 tokens
+    batching.bucket_tokens = 4
+    single = [_run(alone, p, options)[0] for p in PROMPTS]
+    before_batches, before_buckets = batching.batches, batching.buckets
+    with ThreadPoolExecutor(len(PROMPTS)) as pool:
+        together = [t for t, _ in pool.map(lambda p: _run(batching, p, options), PROMPTS)]
+    assert together == single
+    expected = len(length_buckets(lengths, batching.bucket_tokens))
+    batching.bucket_tokens = 32
+    assert batching.batches == before_batches + 1 and batching.buckets == before_buckets + expected > 1

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import DataError
 from agent.prompt import Passage, build_messages
 from tests.training.trainkit import PERSONA, sft_rows
 from training.evaluate import (
@@ -184,6 +185,45 @@ def test_batched_path_matches_one_row_at_a_time(default_model_dir, tokenizer) ->
     assert batch_metrics["nll_tokens"] == one_metrics["nll_tokens"]
     assert batch_metrics["perplexity"] == pytest.approx(one_metrics["perplexity"], rel=1e-3)
     assert batch_answers == one_answers and all(batch_answers)
+
+
+def test_compiled_engine_answers_and_scores_like_the_model_it_serves(
+    default_model_dir, tokenizer, tmp_path: Path
+) -> None:
+    """``engine="compiled"`` evaluates the version's int8 engine: the same reference tokens are
+    scored, the perplexity stays close to fp32's (int8 moves it a little, not a lot) and the
+    answers are real answers, cut at the stop markers."""
+    from transformers import AutoModelForCausalLM
+
+    from agent import compiled
+    from agent.models import ResolvedModel
+    from training.decoding import compiled_answers_and_nll
+
+    if not compiled.available():
+        pytest.skip("ctranslate2 is not installed")
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_dir))
+    rows = sft_rows()
+    examples = examples_from_rows(rows[:2])
+    prompts = [list(e.prompt) for e in examples]
+    protocol = Protocol(max_new_tokens=16, engine="compiled")
+    engine = compiled.ensure_compiled(
+        ResolvedModel("default", str(default_model_dir)), tmp_path, check="none"
+    )
+    answers, total, count = compiled_answers_and_nll(engine, examples, prompts, protocol)
+    fp32 = evaluate_loaded(model, tokenizer, examples, prompts, Protocol(max_new_tokens=16))[0]
+    assert count == fp32["nll_tokens"]
+    assert total / count == pytest.approx(fp32["nll_sum"] / fp32["nll_tokens"], rel=0.1)
+    assert all(answers) and not any(m in a for a in answers for m in ("Customer:", "<|im_end|>"))
+
+
+def test_an_unknown_evaluation_engine_is_refused_before_any_model_loads(home: Path) -> None:
+    plan = EvalPlan(
+        models={"candidate": "no-such-version"},
+        examples=examples_from_rows(sft_rows()[:1]),
+        protocol=Protocol(engine="onnx"),
+    )
+    with pytest.raises(DataError, match="unknown evaluation engine 'onnx'"):
+        evaluate_versions(plan, home, progress=False)
 
 
 def test_generation_stops_at_a_stop_marker(tokenizer) -> None:

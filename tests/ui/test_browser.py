@@ -578,3 +578,64 @@ def test_widget_in_an_iframe_at_phone_width_by_keyboard_with_no_serious_axe_viol
     phone.add_script_tag(path=str(AXE))
     violations = phone.evaluate(AXE_JS)
     assert violations == [], "\n".join(violations)
+
+
+def test_a_changed_document_flags_its_answer_on_the_provenance_page_and_a_reviewer_re_reviews_it(
+    browser: Any, home: Path
+) -> None:
+    """Real index (the packaged MiniLM embeddings, Chroma in the data home), a real logged turn;
+    the document changes and is re-ingested; the console's Provenance page finds the answer and
+    the reviewer keeps it, which brings it back into training data."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    from agent.generator import ScriptedGenerator
+    from agent.knowledge import SAMPLE_DOCS, knowledge_config
+    from agent.runtime import Agent
+    from knowledge import KnowledgeBase
+    from training.data import RE_REVIEWED
+
+    docs = home / "docs"
+    docs.mkdir()
+    page_file = docs / "filters-and-replacement.md"
+    shutil.copy(SAMPLE_DOCS / page_file.name, page_file)
+    config = load_config()
+    kb = KnowledgeBase(knowledge_config(config))
+    kb.ingest([docs])
+    question = "How often should I replace the HEPA filter?"
+    with LogStore(home=home) as store:
+        store.create_user("riley", PASSWORD, "reviewer")
+        reply = Agent(ScriptedGenerator(), kb, store, config).reply("c-prov", question)
+        store.add_feedback(reply.turn_id, reviewer="riley", mark_for_training=True)
+        [shown, *_] = store.turns("c-prov")[1].metadata["passages"]
+    # Every paragraph changes, so whichever the answer quoted is no longer in the document.
+    page_file.write_text(
+        "\n\n".join(
+            p if p.startswith("#") else p + " (2026 edition)" for p in page_file.read_text().split("\n\n")
+        )
+    )
+    kb.ingest([docs])
+    kb.close()
+
+    server = start_ui(home, SUPPORTLOOP_UI_FAKE_MODEL="1")
+    url = next(server)
+    try:
+        console = sign_in(browser.new_context(viewport={"width": 1400, "height": 1000}), url)
+        console.get_by_role("link", name="Provenance").click()
+        expect(console.get_by_text("No reviewed answer quotes a changed or removed document")).to_be_visible(
+            timeout=30_000
+        )
+        console.get_by_role("button", name="Check against the knowledge index now").click()
+        expect(console.get_by_text(question)).to_be_visible(timeout=60_000)
+        expect(console.get_by_text("left out of training").first).to_be_visible()
+        expect(console.get_by_text(shown["source"]).first).to_be_visible()
+        console.get_by_role("button", name="Re-reviewed: keep it").click()
+        expect(console.get_by_text("re-reviewed", exact=True)).to_be_visible(timeout=30_000)
+    finally:
+        server.close()  # stops the server
+    with LogStore(home=home) as store:
+        [flag] = store.provenance_flags()
+        assert (flag.turn_id, flag.reason, flag.source) == (reply.turn_id, "changed", shown["source"])
+        labelled = [(f.reviewer, f.labels) for f in store.feedback_for_turn(reply.turn_id) if f.labels]
+    assert labelled == [("riley", (RE_REVIEWED,))]

@@ -17,6 +17,7 @@ CONSOLE = [
     "pages/training.py",
     "pages/shortcuts.py",
     "pages/reasons.py",
+    "pages/provenance.py",
 ]
 
 
@@ -281,3 +282,41 @@ def test_review_form_offers_should_have_handed_off(agent: Any, reviewer: Any) ->
     assert not at.exception
     [saved] = agent.store.feedback_for_turn(turn.id)
     assert saved.labels == (SHOULD_HAND_OFF,) and saved.reviewer == "riley"
+
+
+def test_provenance_page_lists_a_stale_answer_and_re_reviews_it(agent: Any, reviewer: Any) -> None:
+    from knowledge.chunking import chunk_document
+    from knowledge.types import Document
+    from training.data import RE_REVIEWED, IndexState, from_store, leave_out_stale
+
+    question = "How often should I replace the filter?"
+    chat(agent, "c-stale", question)
+    turn = agent.store.turns("c-stale")[1]
+    [source, *_] = [p["source"] for p in turn.metadata["passages"]]
+    agent.store.add_feedback(turn.id, reviewer="riley", mark_for_training=True)
+    at = open_app("pages/provenance.py", user=reviewer)
+    assert "No reviewed answer quotes a changed or removed document" in texts(at)
+
+    # The index now holds another document only: the answer's passages were removed from it.
+    elsewhere = IndexState.of(chunk_document(Document("other", "other.md", "Unrelated text.")))
+    _, found = leave_out_stale(list(from_store(agent.store)), elsewhere, agent.store)
+    assert found.left_out == {turn.id}
+    at = open_app("pages/provenance.py", user=reviewer)
+    shown = texts(at)
+    assert question in shown and "left out of training" in shown
+    assert f"(`{source}`) was removed" in shown and "Found just now" in shown
+    [link] = at.get("page_link")
+    assert (link.proto.page, link.proto.query_string) == ("review", "id=c-stale")
+
+    next(b for b in at.button if b.label == "Re-reviewed: keep it").click().run()
+    assert not at.exception
+    assert [(f.reviewer, f.labels) for f in agent.store.feedback_for_turn(turn.id) if f.labels] == [
+        ("riley", (RE_REVIEWED,))
+    ]
+    assert "re-reviewed" in texts(at) and not [b for b in at.button if b.label == "Re-reviewed: keep it"]
+    kept, found = leave_out_stale(list(from_store(agent.store)), elsewhere, agent.store)
+    assert not found.left_out and found.rereviewed == {turn.id} and not kept[0].left_out
+
+    # With no knowledge index in this data home, "check now" says there is nothing to compare.
+    next(b for b in at.button if b.label == "Check against the knowledge index now").click().run()
+    assert "no knowledge index yet" in texts(at)

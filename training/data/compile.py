@@ -9,6 +9,7 @@ else is compiled here with its stable split. ``training_rows`` selects a trainer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -23,6 +24,7 @@ from agent.errors import DataError, InputError
 from agent.prompt import Passage
 from agent.store.erasure import erasure_key
 from training.data.passages import resolve_passages
+from training.data.provenance import IndexState, StaleCheck, leave_out_stale
 from training.data.readers import detect_format, from_store, load_docs, load_rows, read_source
 from training.data.records import PassThroughRow, Retriever, Row, SourceConversation, question_and_history
 from training.data.redact import Redactor, public_values
@@ -123,6 +125,7 @@ def compile_dataset(
     keep_public: bool = True,
     split_salt: str | None = None,
     erased: Collection[str] | None = None,
+    index: IndexState | None = None,
 ) -> CompiledDataset:
     """Read, redact, ground, build, dedupe and split: see the package docstring.
 
@@ -135,6 +138,10 @@ def compile_dataset(
     ``budget_tokens``/``count_tokens`` window long histories exactly as the runtime does (pass the
     served model's context budget and token counter); without them the full history is kept.
     ``keep_public``: leave contact details that ``docs`` publishes unredacted (see ``Redactor``).
+
+    ``index``: the knowledge index as it is now; with a ``store``, answers whose logged passages
+    it no longer holds are left out unless re-reviewed since (``training.data.provenance``), and
+    the store records what was found. None (or an empty index): not checked.
     """
     _check_options(sources, store, val_fraction, turns)
     skipped: list[str] | None = [] if skip_invalid else None
@@ -147,6 +154,9 @@ def compile_dataset(
     if erased is None:
         erased = store.erasure_keys() if store is not None else frozenset()
     conversations, pass_through, erased_out = _drop_erased(conversations, pass_through, erased)
+    stale = StaleCheck()
+    if store is not None and index is not None:
+        conversations, stale = leave_out_stale(conversations, index, store)
 
     # 2. The same conversation id in two places is allowed (its rows share a side) but reported.
     id_counts = Counter(c.id for c in conversations)
@@ -183,6 +193,10 @@ def compile_dataset(
         "sources": [*formats, *(["log store"] if store is not None else [])],
         "compiled_at": datetime.now(UTC).isoformat(),
         "erased_left_out": erased_out,
+        "provenance_checked": bool(store is not None and index),
+        "stale_left_out": stats["stale_left_out"],
+        "stale_documents": stale.documents(),
+        "stale_rereviewed": len(stale.rereviewed),
         "formats": formats,
         "conversations": len(conversations),
         "pass_through_rows": len(pass_through),
@@ -273,17 +287,28 @@ def _build(
     """(split key, row) pairs of each kind; a conversation's rows are keyed by its original id."""
     built: dict[str, list[tuple[str, Row]]] = {"sft": [], "pref": [], "kto": []}
     for conv in _progress(conversations, progress, "building rows"):
-        built["sft"] += [(conv.id, row) for row in sft_rows(conv, options, turns)]
-        built["pref"] += [(conv.id, row) for row in preference_rows(conv, options)]
-        built["kto"] += [(conv.id, row) for row in kto_rows(conv, options)]
+        rows = _rows(conv, options, turns)
+        for kind in built:
+            built[kind] += [(conv.id, row) for row in rows[kind]]
+        if conv.left_out:  # what the stale answers would have given
+            everything = _rows(dataclasses.replace(conv, left_out=frozenset()), options, turns)
+            stats["stale_left_out"] += sum(len(everything[k]) - len(rows[k]) for k in rows)
         stats["ties_dropped"] += count_ties(conv)
         stats["answers_not_used_for_sft"] += _unused_answers(conv, turns)
         stats["human_answers"] += sum(role == "human" for role, _ in conv.turns)
-        stats["should_have_handed_off"] += sum(is_handoff_example(conv, p) for p in range(len(conv.turns)))
+        stats["should_have_handed_off"] += sum(is_handoff_example(conv, p) for p in conv.answer_positions())
     kinds = {"sft": "sft", "preference": "pref", "kto": "kto"}
     for item in pass_through:
         built[kinds[item.kind]].append((item.split_key, item.row))
     return built
+
+
+def _rows(conv: SourceConversation, options: PromptOptions, turns: str) -> dict[str, list[Row]]:
+    return {
+        "sft": sft_rows(conv, options, turns),
+        "pref": preference_rows(conv, options),
+        "kto": kto_rows(conv, options),
+    }
 
 
 def _counts(dataset: CompiledDataset, kind: str) -> dict[str, int]:

@@ -7,6 +7,12 @@ the conversation, not only the last: they are the conversation's topic, and at s
 agent always sees the passages retrieved for that topic, relevant to the current turn or not. A
 long gold document is cut to its window that best matches the turn (``focus_passage``), as serving
 shows retrieved chunks, and gold or retrieved passages are cleaned like the runtime cleans them.
+
+Every row names the passages of its prompt (``provenance``): each one's document (``doc_id``,
+``source``), the index chunk it was retrieved as (``chunk_id``, a content hash made by
+``knowledge.chunking``; null when it did not come from the index) and ``hash``, the same content
+hash of its text as compiled (``passage_hash``: whitespace collapsed), so a row says which version
+of each document it quotes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Iterable
 
 from agent.guardrails import clean_passage
 from agent.prompt import Passage
+from knowledge.chunking import content_hash
 from training.data.records import Retriever, SourceConversation, question_and_history
 
 PASSAGE_CHARS = 900  # agent.prompt.format_passages cuts each passage to this many characters
@@ -55,6 +62,20 @@ def as_served(passages: Iterable[Passage]) -> tuple[Passage, ...]:
     (Logged passages were already cleaned when they were served.)"""
     cleaned = (dataclasses.replace(p, text=_clean_passage(p.text)) for p in passages)
     return tuple(p for p in cleaned if p.text)
+
+
+def passage_hash(text: str) -> str:
+    """The content hash of a passage's text, whitespace collapsed (the runtime's cleaning joins
+    sentences with single spaces, so the same text always hashes the same)."""
+    return content_hash(" ".join(text.split()))
+
+
+def provenance(passages: Iterable[Passage]) -> list[dict[str, str | None]]:
+    """The ``provenance`` field of a row: one entry per passage of its prompt, in order."""
+    return [
+        {"doc_id": p.doc_id, "source": p.source, "chunk_id": p.chunk_id, "hash": passage_hash(p.text)}
+        for p in passages
+    ]
 
 
 def resolve_passages(

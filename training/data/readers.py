@@ -504,19 +504,25 @@ def merge_feedback(items: Iterable[Feedback]) -> TurnFeedback:
 
 
 def _logged(turn: Turn) -> tuple[Passage, ...] | None:
-    """The passages the runtime logged with a turn (``metadata["passages"]``), if any."""
+    """The passages the runtime logged with a turn (``metadata["passages"]``), if any, each with
+    the id of the index chunk it was retrieved as (``turn.retrieved``: one chunk per document)."""
     logged = (turn.metadata or {}).get("passages")
     if logged is None:
         return None
-    return tuple(
-        Passage(
-            doc_id=str(p.get("doc_id") or ""),
-            source=str(p.get("source") or ""),
-            text=str(p.get("text") or ""),
-            title=p.get("title"),
+    chunk_ids = {(c.doc_id, c.source): c.chunk_id for c in turn.retrieved}
+    passages = []
+    for p in logged:
+        doc_id, source = str(p.get("doc_id") or ""), str(p.get("source") or "")
+        passages.append(
+            Passage(
+                doc_id=doc_id,
+                source=source,
+                text=str(p.get("text") or ""),
+                title=p.get("title"),
+                chunk_id=p.get("chunk_id") or chunk_ids.get((doc_id, source)),
+            )
         )
-        for p in logged
-    )
+    return tuple(passages)
 
 
 def from_store(store: LogStore, since: datetime | None = None) -> Iterator[SourceConversation]:
@@ -527,7 +533,7 @@ def from_store(store: LogStore, since: datetime | None = None) -> Iterator[Sourc
     for conversation, feedback in store.reviewed_conversations(since=since, human_answered=True):
         if any(turn.metadata.get("redacted") for turn in conversation.turns):
             continue
-        if not any(_reviewed(item) for item in feedback):
+        if not any(is_review(item) for item in feedback):
             feedback = []
         index = {turn.id: i for i, turn in enumerate(conversation.turns)}
         by_turn: dict[int, list[Feedback]] = defaultdict(list)
@@ -543,11 +549,23 @@ def from_store(store: LogStore, since: datetime | None = None) -> Iterator[Sourc
             passages=passages,
             feedback={i: merge_feedback(items) for i, items in by_turn.items()},
             trusted_answers=False,
+            turn_ids=tuple(str(turn.id) for turn in conversation.turns),
+            reviewed_at=_last_reviews(by_turn),
         )
 
 
-def _reviewed(item: Feedback) -> bool:
-    """As the store's ``feedback.reviewed`` (``agent.store.log``): a reviewer's row."""
+def _last_reviews(by_turn: dict[int, list[Feedback]]) -> dict[int, datetime]:
+    """When a reviewer last gave feedback on each turn (turns with none are absent)."""
+    last = {}
+    for position, items in by_turn.items():
+        times = [item.created_at for item in items if is_review(item) and item.created_at is not None]
+        if times:
+            last[position] = max(times)
+    return last
+
+
+def is_review(item: Feedback) -> bool:
+    """Whether a feedback row is a reviewer's (not a customer's thumbs or stars): as the store's ``feedback.reviewed`` (``agent.store.log``): a reviewer's row."""
     return bool(item.reviewer or item.correction or item.labels or item.mark_for_training)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from agent.prompt import Passage
@@ -71,10 +72,17 @@ class SourceConversation:
     alternatives: dict[int, tuple[Alternative, ...]] = field(default_factory=dict)
     trusted_answers: bool = True  # imported history: every answer is a reference answer
     public_id: str | None = None  # the id written to rows (set by redaction)
+    # From the log store: each turn's id, and when a reviewer last gave feedback on a position.
+    turn_ids: tuple[str, ...] = ()
+    reviewed_at: dict[int, datetime] = field(default_factory=dict)
+    # Answers that give no row of any kind: their passages quote a document the knowledge index no
+    # longer holds and no reviewer re-reviewed them since (``training.data.provenance``).
+    left_out: frozenset[int] = frozenset()
 
     def answer_positions(self) -> list[int]:
+        """Positions that may give rows: answers and alternatives, less those ``left_out``."""
         positions = {i for i, (role, _) in enumerate(self.turns) if role in ANSWER_ROLES}
-        return sorted(positions | set(self.alternatives))
+        return sorted((positions | set(self.alternatives)) - self.left_out)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from agent.config import Persona
 from agent.feedback_reasons import should_hand_off
 from agent.prompt import Message, build_messages
+from training.data.passages import provenance
 from training.data.records import (
     ANSWER_ROLES,
     Row,
@@ -115,6 +116,7 @@ def sft_rows(conv: SourceConversation, options: PromptOptions, turns: str = "all
                     "completion": _assistant(target),
                     "conversation_id": conv.public_id or conv.id,
                     "turn_index": position,
+                    "provenance": provenance(conv.passages.get(position, ())),
                 }
             )
     return rows
@@ -161,6 +163,7 @@ def preference_rows(conv: SourceConversation, options: PromptOptions) -> list[Ro
                     "chosen": _assistant(chosen),
                     "rejected": _assistant(rejected),
                     "conversation_id": conv.public_id or conv.id,
+                    "provenance": provenance(conv.passages.get(position, ())),
                 }
             )
     return rows
@@ -178,6 +181,8 @@ def kto_label(feedback: TurnFeedback) -> bool | None:
 def kto_rows(conv: SourceConversation, options: PromptOptions) -> list[Row]:
     rows = []
     for position, feedback in sorted(conv.feedback.items()):
+        if position in conv.left_out:
+            continue
         label = kto_label(feedback)
         prompt = prompt_for(conv, position, options) if label is not None else None
         if prompt is not None and position < len(conv.turns):
@@ -187,6 +192,7 @@ def kto_rows(conv: SourceConversation, options: PromptOptions) -> list[Row]:
                     "completion": _assistant(conv.turns[position][1]),
                     "label": label,
                     "conversation_id": conv.public_id or conv.id,
+                    "provenance": provenance(conv.passages.get(position, ())),
                 }
             )
     return rows
