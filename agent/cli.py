@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("agent.commands:model", "Prepare or inspect the base model (default: SmolLM2-135M)."),
     "ingest": ("knowledge.cli:ingest", "Ingest product documents into the knowledge index."),
     "search": ("knowledge.cli:search", "Search the knowledge index."),
-    "kb": ("knowledge.cli:kb", "Knowledge index statistics and maintenance."),
+    "kb": ("agent.commands:kb", "Knowledge index statistics, maintenance and knowledge tasks."),
     "data": ("training.cli:data", "Compile conversations and reviewed logs into training data."),
     "train": ("training.cli:train", "Fine-tune with TRL: sft, dpo, kto, reward, round."),
     "models": ("training.cli:models", "List, promote and roll back model versions."),
@@ -110,6 +110,25 @@ class CliState:
         from agent.knowledge import knowledge_config
 
         return knowledge_config(self.config())
+
+    def after_ingest(self, knowledge: Any) -> None:
+        """Close the knowledge tasks the documents just ingested cover (``supportloop ingest``
+        calls this). A failure here is reported, not fatal: the documents are in."""
+        from agent.errors import SupportloopError
+        from agent.knowledge_tasks import check_tasks
+        from agent.store import LogStore
+
+        try:
+            with LogStore.from_config(self.config()) as store:
+                closed = check_tasks(store, knowledge)
+        except SupportloopError as exc:
+            click.echo(f"warning: knowledge tasks not checked: {exc}", err=True)
+            return
+        for task in closed:
+            click.echo(
+                f"knowledge task closed by {task.closure.doc_id if task.closure else '?'}: {task.question}",
+                err=True,
+            )
 
 
 def context_config(ctx: click.Context) -> Any:

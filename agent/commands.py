@@ -1,4 +1,5 @@
-"""The agent's commands: chat, ask, logs, config, model, eval agent.
+"""The agent's commands: chat, ask, logs, kb (the knowledge layer's plus ``kb tasks``), config,
+model, eval agent.
 
 Imported lazily by ``agent.cli`` only when one of these commands runs.
 """
@@ -376,6 +377,43 @@ def logs_erase(ctx: click.Context, conversation_id: str, erased_by: str, as_json
         click.echo(json.dumps(erasure.to_dict()))
         return
     click.echo(erasure.summary())
+
+
+# ------------------------------------------------------------------------------------ kb
+@click.command("tasks")
+@click.option("--all", "show_all", is_flag=True, help="Closed tasks too, with what closed them.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of tasks.")
+@click.pass_context
+def kb_tasks(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """Knowledge tasks: questions customers said the docs miss (thumbs-down "docs_gap"), open until
+    a document ingested later covers them (checked at every `supportloop ingest`)."""
+    from agent.knowledge_tasks import task_json
+
+    with _store(ctx) as store:
+        rows = [task_json(t) for t in store.knowledge_tasks(include_closed=show_all)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        if row["open"]:
+            state = "open"
+        elif row["closed_by_document"]:
+            state = f"closed by {row['closed_by_document']} (relevance {row['relevance']:.2f})"
+        else:
+            state = f"closed by {row['closed_by']}: {row['note']}"
+        click.echo(f"{row['id']}  {row['raised_at'][:16]}  {state}  {row['question']}")
+    if not rows:
+        click.echo("(no open knowledge tasks)" if not show_all else "(no knowledge tasks)")
+
+
+def _kb_group() -> click.Group:
+    """The knowledge layer's ``kb`` group plus ``kb tasks``, which needs the log store."""
+    from knowledge.cli import kb as knowledge_kb
+
+    return click.Group("kb", commands={**knowledge_kb.commands, "tasks": kb_tasks}, help=knowledge_kb.help)
+
+
+kb = _kb_group()
 
 
 # -------------------------------------------------------------------------- config, model

@@ -12,6 +12,10 @@ Invariants:
   the configured ``entity_fields`` when set, else those inferred ones (unless ``entity_inference``
   is off).
 - ``search`` is safe to call from several threads.
+- Every chunk written carries ``ingested_at`` (``loaders.INGESTED_AT``, ISO 8601 UTC) in its
+  metadata, so a hit says when its text entered the index; unchanged chunks are never rewritten,
+  so re-ingesting an unchanged document keeps its first time. Chunks stored before this existed
+  have none.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge.chunking import chunk_document
 from knowledge.entities import infer_entity_fields
-from knowledge.loaders import RESERVED_KEYS, discover, load_file
+from knowledge.loaders import INGESTED_AT, RESERVED_KEYS, discover, load_file
 from knowledge.types import Chunk, Document, Failure, Hit, IngestReport, KnowledgeConfig
 
 # Part of every file digest: bump it when loading or chunking changes what a file turns into.
@@ -252,8 +257,9 @@ class KnowledgeBase:
         if plan.add:
             texts = [c.text for c in plan.add]
             vectors = self.embed(texts, progress=progress)
+            now = datetime.now(UTC).isoformat()
             self.index.upsert(
-                [c.chunk_id for c in plan.add], texts, [_chunk_metadata(c) for c in plan.add], vectors
+                [c.chunk_id for c in plan.add], texts, [_chunk_metadata(c, now) for c in plan.add], vectors
             )
         if plan.delete:
             self.index.delete(plan.delete)
@@ -405,9 +411,10 @@ class KnowledgeBase:
         return retriever
 
 
-def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+def _chunk_metadata(chunk: Chunk, ingested_at: str) -> dict[str, Any]:
     meta: dict[str, Any] = dict(chunk.metadata)
     meta.update(
+        {INGESTED_AT: ingested_at},
         doc_id=chunk.doc_id,
         source=chunk.source,
         file=chunk.file,

@@ -5,6 +5,8 @@
 Invariants:
 - Settings come from the context object's ``knowledge_config()`` when it has one, else an index
   under ``$SUPPORTLOOP_HOME`` (default ``~/.supportloop``).
+- After an ``ingest`` that added chunks, the context object's ``after_ingest(knowledge_base)`` runs when it has
+  one (supportloop closes the knowledge tasks the new documents cover); its messages go to stderr.
 - User errors (missing file, bad JSON Lines line, unknown source, bad settings) are one-line
   ``click.ClickException`` messages, never tracebacks. Progress bars go to stderr; with ``--json``
   the last line of stdout is one JSON value.
@@ -49,6 +51,13 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
+def _after_ingest(base: KnowledgeBase) -> None:
+    ctx = click.get_current_context(silent=True)
+    hook = getattr(ctx.obj if ctx is not None else None, "after_ingest", None)
+    if callable(hook):
+        hook(base)
+
+
 def _open(cfg: KnowledgeConfig | None = None) -> KnowledgeBase:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from knowledge.base import KnowledgeBase
@@ -77,8 +86,11 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
         raise click.ClickException(
             "no supported documents found (.md .txt .html .pdf .jsonl) in: " + " ".join(paths) + more
         )
+    base = _open()
     with _user_errors():
-        report = _open().ingest(paths, progress=True)
+        report = base.ingest(paths, progress=True)
+    if report.chunks_added:  # only new chunks can cover a task
+        _after_ingest(base)
     if as_json:
         _echo_json(report.as_dict())
     else:

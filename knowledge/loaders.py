@@ -33,7 +33,12 @@ JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES
 
 # Metadata keys the index itself writes; a JSON Lines field of the same name is kept as ``meta_<name>``.
-RESERVED_KEYS = frozenset({"doc_id", "source", "title", "file", "chunk_index", "headings", "doc_hash"})
+# Written by the index on every chunk it stores: when the chunk was written (ISO 8601, UTC). Chunk
+# ids are content hashes, so an unchanged chunk keeps the time it was first ingested.
+INGESTED_AT = "ingested_at"
+RESERVED_KEYS = frozenset(
+    {"doc_id", "source", "title", "file", "chunk_index", "headings", "doc_hash", INGESTED_AT}
+)
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 NOT_REGULAR = "not a regular file (a FIFO, socket or device)"

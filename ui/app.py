@@ -87,6 +87,13 @@ console_pages = [
     ),
     st.Page("pages/provenance.py", title="Provenance", icon=":material/difference:", visibility=console),
     st.Page(
+        "pages/canary.py",
+        title="Canary",
+        icon=":material/science:",
+        url_path="canary",
+        visibility=console,
+    ),
+    st.Page(
         "pages/dashboard.py",
         title="Dashboard",
         icon=":material/monitoring:",

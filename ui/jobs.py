@@ -1,4 +1,6 @@
-"""Training rounds started from the console: ``supportloop train round`` in a child process.
+"""``supportloop`` commands started from the console, in child processes: training rounds
+(``supportloop train round``, followed live) and short commands run to their end (``run``: the
+canary page's promotion, the same code path as the terminal's).
 
 The child writes its output to ``<home>/runs/ui-round-<timestamp>.log``; the page tails that file,
 so a round keeps running (and stays visible to every admin) when the page reruns, the admin
@@ -34,6 +36,23 @@ def round_available() -> bool:
 
 def command(extra: str = "") -> list[str]:
     return [sys.executable, "-m", "agent.cli", "train", "round", *shlex.split(extra)]
+
+
+def run(args: list[str], home: Path, timeout_s: float = 1800) -> tuple[int, str]:
+    """``supportloop ARGS`` in a child process on ``home``, to its end: (exit code, output)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SUPPORTLOOP_HOME": str(home)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", *args],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return 124, f"supportloop {' '.join(args)} ran past {timeout_s:g} s and was stopped"
+    return done.returncode, (done.stdout + done.stderr).strip()
 
 
 @dataclass

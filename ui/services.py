@@ -109,6 +109,25 @@ def store() -> LogStore:
     return console_agent().store
 
 
+def knowledge() -> Any:
+    """The knowledge base the console checks knowledge tasks against: the installed agent's
+    (tests), the configured index in the real mode (loaded once; no model), else None (the
+    demo modes' keyword knowledge records no ingest times, so nothing could close a task)."""
+    if "agent" in _override:
+        return _override["agent"].knowledge
+    if mode() != "real":
+        return None
+    cfg = config()
+    return _build_knowledge(str(cfg.home), cfg.source or "")
+
+
+@st.cache_resource(show_spinner="Loading the knowledge index…")
+def _build_knowledge(home: str, config_file: str) -> Any:
+    from agent.knowledge import open_knowledge
+
+    return open_knowledge(config())
+
+
 @st.cache_resource(show_spinner="Loading the support model and knowledge index…")
 def _build_agent(home: str, config_file: str, mode: str, delay: str) -> Agent:
     # The arguments are the cache key: another data home or config gets its own agent.

@@ -11,6 +11,8 @@ Each invariant is stated where the code that keeps it lives:
 * ``search.py``: ranked full-text search and its query syntax.
 * ``reports.py``: the console's list, KPIs, the export (paged, short transactions).
 * ``reasons.py``: thumbs-down reasons (counts, the turns given one) and redaction of a turn.
+* ``tasks.py``: knowledge tasks (a ``docs_gap`` thumbs-down, open until a document or a
+  reviewer closes it).
 * ``erasure.py``: a conversation erased at a customer's request, and the record that keeps it
   out of training data.
 * ``provenance.py``: logged answers quoting a document that changed or vanished from the index.

@@ -25,6 +25,7 @@ from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
 from agent.store.shadow import ShadowLog
+from agent.store.tasks import TaskLog
 from agent.store.verified import VerifiedLog
 
 if TYPE_CHECKING:
@@ -38,10 +39,18 @@ class _RolledBack(Exception):
 
 
 class LogStore(
-    ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, ErasureLog, ProvenanceLog, ShadowLog
+    ConversationLog,
+    FullTextSearch,
+    Reports,
+    VerifiedLog,
+    ReasonLog,
+    TaskLog,
+    ErasureLog,
+    ProvenanceLog,
+    ShadowLog,
 ):
-    """Conversations, turns, feedback, escalations, verified answers, erasures, provenance flags
-    and shadow answers in one SQL database."""
+    """Conversations, turns, feedback, escalations, verified answers, knowledge tasks, erasures,
+    provenance flags and shadow answers in one SQL database."""
 
     def __init__(
         self,

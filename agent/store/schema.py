@@ -214,6 +214,17 @@ provenance_flags = Table(
     Column("reason", String(16), nullable=False),
     Column("detected_at", UTCDateTime, nullable=False),
 )
+knowledge_task_closures = Table(
+    "knowledge_task_closures",
+    metadata,
+    Column("feedback_id", String(64), primary_key=True),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("doc_id", String(255)),
+    Column("source", Text),
+    Column("relevance", Float),
+    Column("closed_by", String(255)),
+    Column("note", Text),
+)
 shadow_answers = Table(
     "shadow_answers",
     metadata,

@@ -18,6 +18,7 @@ CONSOLE = [
     "pages/shortcuts.py",
     "pages/reasons.py",
     "pages/provenance.py",
+    "pages/canary.py",
 ]
 
 
