@@ -21,10 +21,11 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import InputError, ModelError
 
@@ -36,6 +37,7 @@ PRODUCTION = "production"
 MAX_SHARE = 50.0  # a canary is the smaller arm; past half, promote instead
 ALPHA = 0.05
 log = logging.getLogger(__name__)
+_Trial = TypeVar("_Trial")
 
 
 @dataclass(frozen=True)
@@ -55,49 +57,73 @@ def canary_path(home: Path) -> Path:
 
 def arm_for(conversation_id: str, version: str, share: float) -> str:
     """``CANARY`` for ``share`` percent of conversation ids (stable per version), else ``PRODUCTION``."""
-    digest = hashlib.sha256(f"canary:{version}:{conversation_id}".encode()).hexdigest()
-    return CANARY if int(digest[:12], 16) % 10_000 < round(share * 100) else PRODUCTION
+    return CANARY if sticky(f"canary:{version}", conversation_id, share) else PRODUCTION
+
+
+def sticky(salt: str, conversation_id: str, share: float) -> bool:
+    """Whether ``conversation_id`` is in the ``share`` percent sample ``salt`` draws: the same
+    answer on every turn, worker and host; another salt draws another sample."""
+    digest = hashlib.sha256(f"{salt}:{conversation_id}".encode()).hexdigest()
+    return int(digest[:12], 16) % 10_000 < round(share * 100)
 
 
 def load_canary(home: Path) -> Canary | None:
     """The running canary, or None."""
-    path = canary_path(home)
+    return read_trial(canary_path(home), Canary)
+
+
+def read_trial(path: Path, kind: Callable[[str, float, str, datetime], _Trial]) -> _Trial | None:
+    """The trial a live file beside the registry describes (a canary, a shadow), or None when
+    there is no file; ModelError for one that cannot be read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         when = datetime.fromisoformat(data["started_at"])
-        return Canary(str(data["version"]), float(data["share"]), str(data["production"]), when)
+        return kind(str(data["version"]), float(data["share"]), str(data["production"]), when)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"cannot read the canary at {path} ({exc!r}): fix or delete it") from None
+        raise ModelError(f"cannot read the {path.stem} at {path} ({exc!r}): fix or delete it") from None
 
 
 def start_canary(home: Path, version: str, share: float) -> Canary:
     """Serve ``version`` to ``share`` percent of new and ongoing conversations (replacing any
     running canary). InputError for a share outside (0, 50] or the production version itself;
     NotFoundError for an unknown version; ModelError for a model that is never served."""
+    production = check_trial(home, version, share, MAX_SHARE, CANARY)
+    canary = Canary(version, float(share), production, datetime.now(UTC))
+    write_trial(canary_path(home), canary.to_dict())
+    return canary
+
+
+def check_trial(home: Path, version: str, share: object, max_share: float, trial: str) -> str:
+    """The production version a trial of ``version`` on ``share`` percent would run beside.
+    InputError for a share outside (0, ``max_share``] or the production version itself;
+    NotFoundError for an unknown version; ModelError for a model that is never served."""
     from agent.models import ModelRegistry
 
-    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= MAX_SHARE:
-        raise InputError(f"--share must be a percentage above 0 and at most {MAX_SHARE:g}", param="share")
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= max_share:
+        raise InputError(f"--share must be a percentage above 0 and at most {max_share:g}", param="share")
     registry = ModelRegistry(home)
     candidate = registry.get(version)  # NotFoundError points at `models list`
     if candidate.kind == "reward":
         raise ModelError(f"{version} is a reward model: it scores answers and is never served")
     production = registry.production_name()
     if version == production:
-        raise InputError(f"{version} is production already: a canary needs another version", param="version")
-    canary = Canary(version, float(share), production, datetime.now(UTC))
-    _write(canary_path(home), canary.to_dict())
-    return canary
+        raise InputError(f"{version} is production already: a {trial} needs another version", param="version")
+    return production
 
 
 def end_canary(home: Path) -> Canary | None:
     """Stop the canary (every conversation gets production again); the one stopped, or None."""
-    canary = load_canary(home)
-    if canary is not None:
-        canary_path(home).unlink(missing_ok=True)
-    return canary
+    return end_trial(canary_path(home), Canary)
+
+
+def end_trial(path: Path, kind: Callable[[str, float, str, datetime], _Trial]) -> _Trial | None:
+    """Remove a trial's live file; the trial it described, or None."""
+    trial = read_trial(path, kind)
+    if trial is not None:
+        path.unlink(missing_ok=True)
+    return trial
 
 
 def route(model: str, conversation_id: str, home: Path) -> str:
@@ -155,7 +181,7 @@ _KPIS = (
 )
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
+def write_trial(path: Path, data: dict[str, Any]) -> None:
     # A temporary file renamed over the old one: a server reading it never sees half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

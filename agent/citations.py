@@ -132,6 +132,16 @@ def content_words(text: str) -> list[str]:
     ]
 
 
+def groundedness(answer: str, passages_text: str) -> float | None:
+    """Share of the answer's content words that occur in its passages (None: nothing to judge);
+    the evaluation's metric and the shadow's score of a served answer."""
+    words = content_words(answer)
+    if not words or not passages_text.strip():
+        return None
+    vocab = set(content_words(passages_text))
+    return sum(w in vocab for w in words) / len(words)
+
+
 def says_unknown(answer: str) -> bool:
     """Whether the answer declines (does not know, hands over)."""
     return bool(_DONT_KNOW.search(answer))

@@ -224,7 +224,7 @@ def eval_agent_on_files(
             progress=progress,
         )
         store = LogStore(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        agent = Agent(generator or build_generator(config, model), kb, store, config)
+        agent = Agent(generator or build_generator(config, model), kb, store, config, shadow_runner=False)
         wrap: Callable[[Iterable[EvalCase]], Iterable[EvalCase]] = iter
         if progress:
             from tqdm import tqdm

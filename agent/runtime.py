@@ -12,7 +12,9 @@ A turn, top to bottom (``Agent.stream``):
 6. retrieve passages with the conversation as context; hand off when none is relevant enough;
 7. generate, streaming only text the output guard has cleared;
 8. derive citations from the passages the answer used; hand off after N unhelpful turns;
-9. log the agent's turn (model version, chunks and scores, passages, latency, tokens).
+9. log the agent's turn (model version, chunks and scores, passages, latency, tokens);
+10. offer the turn to the running shadow, if any (``agent.shadow``): a candidate answers it
+    silently on a background thread, never delaying or changing the reply.
 
 One ``Agent`` serves many conversations from many threads: the store and the knowledge base are
 thread-safe, and the local generator runs one generation at a time.
@@ -26,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, feedback_reasons, grounding, guardrails, verified
+from agent import escalation, feedback_reasons, grounding, guardrails, shadow, verified
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -60,10 +62,15 @@ class Agent:
         knowledge: KnowledgeBase | None = None,
         store: LogStore | None = None,
         config: AgentConfig | None = None,
+        *,
+        shadow_runner: shadow.ShadowRunner | bool = True,
     ):
+        """``shadow_runner``: how turns reach a running shadow (True: this process's worker, the
+        candidate loaded like production; False: never shadowed, as in evaluations)."""
         from agent.store import LogStore
 
         self.config = config or load_config()
+        self.shadow = shadow.ShadowRunner() if shadow_runner is True else shadow_runner or None
         self.generator = model
         self.knowledge = knowledge
         self.store = store or LogStore.from_config(self.config)
@@ -165,35 +172,16 @@ class Agent:
             yield handoff
             return
 
-        messages = build_messages(
-            message,
-            passages,
-            persona,
-            history,
-            budget_tokens=self.config.generation.context_tokens - self.config.generation.max_new_tokens,
-            count_tokens=self.generator.count_tokens,
-        )
-        guard = guardrails.OutputGuard(
-            [system_message(persona)],
-            secrets=self.config.guardrails.secrets,
-            allowed=[
-                message,
-                *(t for _, t in history),
-                *(p.text for p in passages),
-                *_public_phrases(persona),
-            ],
-        )
-        state: dict[str, Any] = {"gate": self._gate(message, history, passages), **limits}
+        messages = self._messages(message, passages, history, self.generator)
+        guard = self._guard(message, history, passages)
         if max_tokens is not None:
-            state["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
+            limits["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
+        state: dict[str, Any] = {"gate": self._gate(message, history, passages), **limits}
         yield from self._generate(conversation_id, messages, guard, state)
         answer = state["text"]
-        if state.get("violation"):
-            answer = guardrails.refusal("output", persona.company, persona.product)
-            yield "\n" + answer if state.get("sent") else answer
-        elif not answer and state["grounding"].action != grounding.SENT:
-            answer = self._fallback(message, passages, state)
-            yield answer
+        if (closing := self._closing(message, passages, state)) is not None:
+            answer = closing
+            yield "\n" + answer if state.get("violation") and state.get("sent") else answer
         judged = state["grounding"]
         log.info(
             "conversation %s: grounding checked=%s passed=%s action=%s, %d unsupported sentences%s",
@@ -225,6 +213,20 @@ class Agent:
                 "cancelled": state.get("cancelled"),
             },
         )
+        if self.shadow is not None:  # sent and logged: the shadow answers off the customer's path
+            turn = shadow.ShadowTurn(
+                turn_id=reply.turn_id,
+                conversation_id=conversation_id,
+                version=self.generator.version,
+                message=message,
+                history=tuple(history),
+                passages=tuple(passages),
+                prompt=tuple(messages),
+                limits=limits,
+                answer=answer,
+                grounding=judged,
+            )
+            self.shadow.offer(self, turn)
         if unhelpful and self._unhelpful_streak(conversation_id):
             log.info("conversation %s: hand-off after an unhelpful streak", conversation_id)
             self.store.escalate(conversation_id, "unhelpful_streak", turn_id=reply.turn_id)
@@ -232,6 +234,24 @@ class Agent:
             yield "\n\n" + note
             reply = _replace(reply, text=f"{reply.text}\n\n{note}", escalated=True, reason="unhelpful_streak")
         yield reply
+
+    def shadow_answer(
+        self, generator: Generator, turn: shadow.ShadowTurn
+    ) -> tuple[str, grounding.Grounding, Usage]:
+        """What ``generator`` would have answered on a turn production answered: the same
+        passages, conversation and limits, its own prompt budget, the same output guard,
+        grounding check and fallback; nothing is sent or logged (``agent.shadow``)."""
+        history = list(turn.history)
+        passages = list(turn.passages)
+        messages = self._messages(turn.message, passages, history, generator)
+        guard = self._guard(turn.message, history, passages)
+        state: dict[str, Any] = {"gate": self._gate(turn.message, history, passages), **turn.limits}
+        for _ in self._stream(generator, messages, guard, state, threading.Event()):
+            pass
+        for _ in self._settle(guard, state):
+            pass
+        closing = self._closing(turn.message, passages, state)
+        return (state["text"] if closing is None else closing), state["grounding"], state["usage"]
 
     def cancel(self, conversation_id: str) -> bool:
         """Stop the generation in flight for a conversation; True if there was one."""
@@ -323,6 +343,34 @@ class Agent:
             chunk_id=passage.chunk_id,
         )
 
+    def _messages(
+        self, message: str, passages: list[Passage], history: list[tuple[str, str]], generator: Generator
+    ) -> list[dict[str, str]]:
+        settings = self.config.generation
+        return build_messages(
+            message,
+            passages,
+            self.config.persona,
+            history,
+            budget_tokens=settings.context_tokens - settings.max_new_tokens,
+            count_tokens=generator.count_tokens,
+        )
+
+    def _guard(
+        self, message: str, history: list[tuple[str, str]], passages: list[Passage]
+    ) -> guardrails.OutputGuard:
+        persona = self.config.persona
+        return guardrails.OutputGuard(
+            [system_message(persona)],
+            secrets=self.config.guardrails.secrets,
+            allowed=[
+                message,
+                *(t for _, t in history),
+                *(p.text for p in passages),
+                *_public_phrases(persona),
+            ],
+        )
+
     def _generate(
         self,
         conversation_id: str,
@@ -330,6 +378,28 @@ class Agent:
         guard: guardrails.OutputGuard,
         state: dict[str, Any],
     ) -> Iterator[str]:
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels[conversation_id] = cancel
+        try:
+            yield from self._stream(self.generator, messages, guard, state, cancel)
+        except GenerationError as exc:
+            self.store.add_turn(conversation_id, "system", f"generation failed: {exc}")
+            raise
+        finally:
+            with self._cancels_lock:
+                self._cancels.pop(conversation_id, None)
+        yield from self._settle(guard, state)
+
+    def _stream(
+        self,
+        generator: Generator,
+        messages: list[dict[str, str]],
+        guard: guardrails.OutputGuard,
+        state: dict[str, Any],
+        cancel: threading.Event,
+    ) -> Iterator[str]:
+        """Generate, yielding only text the output guard and the sentence gate have cleared."""
         settings = self.config.generation
         options = GenerationOptions(
             max_new_tokens=state.get("max_tokens", settings.max_new_tokens),
@@ -337,43 +407,39 @@ class Agent:
             repetition_penalty=settings.repetition_penalty,
             timeout_s=state.get("timeout_s", settings.timeout_s),
         )
-        cancel = threading.Event()
-        with self._cancels_lock:
-            self._cancels[conversation_id] = cancel
-        started = time.perf_counter()
+        state.update(options=options, started=time.perf_counter())
         gate: grounding.SentenceGate | None = state["gate"]
         text, sent = "", 0
-        try:
-            stream = metered(self.generator, messages, options, cancel)
-            for delta in stream:
-                text += delta
-                cut = cut_at_stop(text, state["stop"])
-                if cut is not None:
-                    text = text[:cut]
-                if violation := guard.violation(text):
-                    state["violation"] = violation
-                    cancel.set()
-                    break
-                safe = guard.safe_prefix_length(text, final=cut is not None)
-                if cut is None:
-                    safe = min(safe, len(text) - stop_prefix_length(text, state["stop"]))
-                if gate is not None:
-                    safe = min(safe, gate.feed(text, final=cut is not None))
-                if safe > sent:
-                    state.setdefault("ttft", (time.perf_counter() - started) * 1000)
-                    yield text[sent:safe]
-                    sent = safe
-                if cut is not None or (gate is not None and gate.failed):
-                    break  # closing the stream below stops the generation
-            stream.close()
-        except GenerationError as exc:
-            self.store.add_turn(conversation_id, "system", f"generation failed: {exc}")
-            raise
-        finally:
-            with self._cancels_lock:
-                self._cancels.pop(conversation_id, None)
+        stream = metered(generator, messages, options, cancel)
+        for delta in stream:
+            text += delta
+            cut = cut_at_stop(text, state["stop"])
+            if cut is not None:
+                text = text[:cut]
+            if violation := guard.violation(text):
+                state["violation"] = violation
+                cancel.set()
+                break
+            safe = guard.safe_prefix_length(text, final=cut is not None)
+            if cut is None:
+                safe = min(safe, len(text) - stop_prefix_length(text, state["stop"]))
+            if gate is not None:
+                safe = min(safe, gate.feed(text, final=cut is not None))
+            if safe > sent:
+                state.setdefault("ttft", (time.perf_counter() - state["started"]) * 1000)
+                yield text[sent:safe]
+                sent = safe
+            if cut is not None or (gate is not None and gate.failed):
+                break  # closing the stream below stops the generation
+        stream.close()
         usage = stream.usage  # the call's own counts, whichever thread stepped the stream
-        state.update(sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
+        state.update(text=text, sent=sent, usage=usage, timed_out=usage.timed_out, cancelled=usage.cancelled)
+
+    def _settle(self, guard: guardrails.OutputGuard, state: dict[str, Any]) -> Iterator[str]:
+        """After the generation: the final checks, the last cleared text, the verdict in
+        ``state["grounding"]`` and the answer in ``state["text"]``."""
+        text, sent, usage, options = state["text"], state["sent"], state["usage"], state["options"]
+        gate: grounding.SentenceGate | None = state["gate"]
         if not state.get("violation") and (violation := guard.violation(text)):
             state["violation"] = violation
         end = len(text)  # offsets stay those of the streamed text: `sent` counts from its start
@@ -384,12 +450,22 @@ class Agent:
             state["grounding"] = grounding.Grounding(passed=True, checked=False)
         end = len(text[:end].rstrip())
         if not state.get("violation") and end > sent:
-            state.setdefault("ttft", (time.perf_counter() - started) * 1000)
+            state.setdefault("ttft", (time.perf_counter() - state["started"]) * 1000)
             yield text[sent:end]
         text = text[:end].strip()
         if not text and usage.timed_out and state["grounding"].action == grounding.SENT:
             raise GenerationError(f"the model did not answer within {options.timeout_s:.0f} s")
         state["text"] = text
+
+    def _closing(self, message: str, passages: list[Passage], state: dict[str, Any]) -> str | None:
+        """What replaces the generated answer, or None when it stands: the refusal after an
+        output-guard violation, the fallback when nothing the model wrote passed the check."""
+        if state.get("violation"):
+            persona = self.config.persona
+            return guardrails.refusal("output", persona.company, persona.product)
+        if not state["text"] and state["grounding"].action != grounding.SENT:
+            return self._fallback(message, passages, state)
+        return None
 
     def _gate(self, message: str, history: list[tuple[str, str]], passages: list[Passage]) -> Any:
         """The sentence gate for this turn, or None when the check is off or has nothing to read."""

@@ -162,3 +162,35 @@ class VerifiedAnswer(_Serializable):
     @property
     def live(self) -> bool:
         return self.retired_at is None
+
+
+@dataclass(frozen=True)
+class ShadowAnswer(_Serializable):
+    """One turn a shadow version answered silently beside production (``agent.shadow``): its
+    answer, never shown, and both answers' scores. ``outcome`` is ``scored``, ``failed`` (the
+    candidate could not answer: ``error`` says why) or ``dropped`` (the queue was full)."""
+
+    id: str
+    turn_id: str
+    conversation_id: str
+    shadow_version: str
+    production_version: str
+    outcome: str
+    created_at: datetime
+    answer: str | None = None
+    production_answer: str | None = None  # the logged turn's text
+    error: str | None = None
+    prompt: list[dict[str, str]] | None = None  # production's messages
+    latency_ms: float | None = None
+    completion_tokens: int | None = None
+    reward_model: str | None = None
+    production_passed: bool | None = None
+    production_action: str | None = None
+    production_groundedness: float | None = None
+    production_chars: int | None = None
+    production_reward: float | None = None
+    shadow_passed: bool | None = None
+    shadow_action: str | None = None
+    shadow_groundedness: float | None = None
+    shadow_chars: int | None = None
+    shadow_reward: float | None = None

@@ -1,8 +1,9 @@
-"""``supportloop models``: list, promote and roll back model versions."""
+"""``supportloop models``: list, promote and roll back model versions; canary and shadow."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,18 @@ def models_promote(
 
 
 def _end_canary_of(home: Path, version: str) -> None:
-    """A promoted canary has done its job: everyone gets it now."""
+    """A promoted canary or shadow has done its job: everyone gets it now."""
     from agent.canary import end_canary, load_canary
+    from agent.shadow import end_shadow, load_shadow
 
     running = load_canary(home)
     if running is not None and running.version == version:
         end_canary(home)
         click.echo(f"canary {version} ended: it is production for everyone")
+    shadow = load_shadow(home)
+    if shadow is not None and shadow.version == version:
+        end_shadow(home)
+        click.echo(f"shadow {version} ended: it is production now")
 
 
 @models.command("canary")
@@ -200,10 +206,7 @@ def models_canary(ctx: click.Context, action: str, share: float, as_json: bool) 
 
         with LogStore.from_config(config_of(ctx)) as store:
             status = canary_status(store, canary)
-        if as_json:
-            click.echo(json.dumps(status, default=str))
-            return
-        _print_canary(status)
+        _show(status, as_json, _print_canary)
         return
     canary = start_canary(home, action, share)
     click.echo(
@@ -230,11 +233,7 @@ def _print_canary(status: dict[str, Any]) -> None:
     for name in names:
         table.add_column(name, justify="right")
     for arm, row in status["arms"].items():
-        cells = [
-            f"{row[n]:.3f}" if isinstance(row[n], float) else str(row[n] if row[n] is not None else "-")
-            for n in names
-        ]
-        table.add_row(f"{arm} ({row['version']})", *cells)
+        table.add_row(f"{arm} ({row['version']})", *(_cell(row[n]) for n in names))
     console = Console(highlight=False)
     console.print(table)
     if test["p_value"] is None:
@@ -246,6 +245,97 @@ def _print_canary(status: dict[str, Any]) -> None:
         f"(95% CI [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]), p = {test['p_value']:.3g}: "
         f"{verdict} at {test['alpha']}"
     )
+
+
+@models.command("shadow")
+@click.argument("action", metavar="VERSION|status|stop")
+@click.option(
+    "--share",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Percent of production's conversations the shadow also answers (sticky per conversation).",
+)
+@click.option("--reward", "reward_model", help="status: score with this reward model (default: the newest).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models_shadow(
+    ctx: click.Context, action: str, share: float, reward_model: str | None, as_json: bool
+) -> None:
+    """VERSION also answers a --share of production's turns, silently, on a background worker
+    (the server reads it live: no restart); nothing it writes reaches a customer. `status`: both
+    arms' scores on the same turns (grounding check, groundedness, length, and the reward
+    model's score when one is registered) with a paired test; `stop`: end it (`models promote
+    VERSION` ends it too)."""
+    from agent.shadow import end_shadow, load_shadow, shadow_status, start_shadow
+
+    config = config_of(ctx)
+    home = Path(config.home)
+    if action == "stop":
+        stopped = end_shadow(home)
+        click.echo(f"shadow {stopped.version} stopped" if stopped else "no shadow is running")
+        return
+    if action == "status":
+        from agent.store import LogStore
+        from training.shadow import add_rewards, reward_model_for
+
+        shadow = load_shadow(home)
+        if shadow is None:
+            raise click.UsageError("no shadow is running: start one with `supportloop models shadow VERSION`")
+        reward_model = reward_model_for(home, reward_model)
+        with LogStore.from_config(config) as store:
+            if reward_model is not None:
+                add_rewards(store, shadow, home, reward_model)
+            status = shadow_status(store, shadow, reward_model)
+        _show(status, as_json, _print_shadow)
+        return
+    shadow = start_shadow(home, action, share)
+    click.echo(
+        f"shadow {shadow.version} answers {shadow.share:g}% of production's conversations silently "
+        f"(production {shadow.production}); `supportloop models shadow status` compares them"
+    )
+
+
+def _print_shadow(status: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    shadow, turns = status["shadow"], status["turns"]
+    table = Table(title=f"shadow {shadow['version']} ({shadow['share']:g}%) since {shadow['started_at']}")
+    shown = ("turns", "pass_rate", "mean_groundedness", "mean_reward", "mean_chars")
+    names = [n for n in shown if n in status["arms"]["production"]]
+    table.add_column("arm")
+    for name in names:
+        table.add_column(name, justify="right")
+    for arm, row in status["arms"].items():
+        table.add_row(f"{arm} ({row['version']})", *(_cell(row[n]) for n in names))
+    console = Console(highlight=False)
+    console.print(table)
+    for metric, test in status["comparison"].items():
+        if test["n"]:
+            console.print(
+                f"{metric}: shadow - production {test['mean']:+.3f} ({test['confidence']:.0%} CI "
+                f"[{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]) on {test['n']} turns, "
+                f"p(better) = {test['p_better']:.3g}, p(worse) = {test['p_worse']:.3g}"
+            )
+    if status["reward_model"] is None:
+        console.print("reward: no reward model is registered (supportloop train reward)")
+    if turns["dropped"] or turns["failed"]:
+        console.print(
+            f"not measured: {turns['dropped']} turns dropped (queue full), {turns['failed']} failed"
+        )
+    console.print(status["verdict"])
+
+
+def _show(status: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(status, default=str))
+    else:
+        table(status)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "-")
 
 
 @models.command("rollback")

@@ -97,18 +97,9 @@ def length_reward(completions: list[Any], reference: list[Any], **_: Any) -> lis
 
 def model_reward(version: str, home: Path) -> RewardFunction:
     """A registered reward model (kind ``reward``) as a reward function."""
-    from agent.models import ModelRegistry, resolve_spec
-    from training.reward import load_reward_model, reward_scores
+    from training.reward import load_registered_reward, reward_scores
 
-    entry = ModelRegistry(home).get(version)
-    if entry.kind != "reward":
-        raise ConfigError(f"rewards.model_version {version!r} is a {entry.kind} model, not a reward model")
-    resolved = resolve_spec(version, home=home)
-    model, tokenizer = (
-        load_reward_model(resolved.adapter, resolved.base)
-        if resolved.adapter
-        else load_reward_model(resolved.base)
-    )
+    model, tokenizer = load_registered_reward(version, home, what="rewards.model_version")
 
     def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
         # TRL lays out each prompt's sampled answers next to each other: score a prompt's group

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from agent.citations import content_words, says_unknown
+from agent.citations import groundedness, says_unknown
 from agent.prompt import Message
 from training.heldout import EvalExample, split_user_message
 
@@ -32,15 +32,6 @@ def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     import sacrebleu
 
     return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
-
-
-def groundedness(answer: str, passages_text: str) -> float | None:
-    """Share of the answer's content words that occur in its passages (None: nothing to judge)."""
-    words = content_words(answer)
-    if not words or not passages_text.strip():
-        return None
-    vocab = set(content_words(passages_text))
-    return sum(w in vocab for w in words) / len(words)
 
 
 def behaviour_scores(predictions: Sequence[str], expected: Sequence[str | None]) -> dict[str, float | None]:

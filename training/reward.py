@@ -85,6 +85,7 @@ __all__ = [
     "length_controlled_scores",
     "length_direction",
     "length_ranks_right",
+    "load_registered_reward",
     "load_reward_model",
     "pairwise_accuracy",
     "reward_scores",
@@ -331,6 +332,20 @@ def load_reward_model(directory: str | Path, base_dir: str | None = None) -> tup
         control_features([k for k in weights if k != "score"])  # a file from elsewhere: refuse unknowns
         model.reward_control = {k: float(v) for k, v in weights.items()}
     return model, tokenizer
+
+
+def load_registered_reward(version: str, home: Path, what: str = "the reward model") -> tuple[Any, Any]:
+    """The registered reward model ``version`` (``load_reward_model``); ConfigError, naming the
+    setting ``what``, for a version of another kind."""
+    from agent.models import ModelRegistry, resolve_spec
+
+    entry = ModelRegistry(home).get(version)
+    if entry.kind != "reward":
+        raise ConfigError(f"{what} {version!r} is a {entry.kind} model, not a reward model")
+    resolved = resolve_spec(version, home=home)
+    if resolved.adapter:
+        return load_reward_model(resolved.adapter, resolved.base)
+    return load_reward_model(resolved.base)
 
 
 def reward_scores(

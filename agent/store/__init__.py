@@ -17,6 +17,7 @@ Each invariant is stated where the code that keeps it lives:
   out of training data.
 * ``provenance.py``: logged answers quoting a document that changed or vanished from the index.
 * ``verified.py``: reviewers' verified answers (one live answer per question; hits).
+* ``shadow.py``: a shadow version's silent answers and both arms' scores (``agent.shadow``).
 * ``accounts.py``: console users, sessions and API keys (``store.accounts``); no secret stored.
 * ``requests.py``: HTTP requests sent with an idempotency key (``store.requests``), answered once.
 * ``schema.py``: the mirrors statements are built from; time is aware UTC everywhere.

@@ -5,7 +5,8 @@ Invariants:
 * **One transaction.** ``erase_conversation`` deletes the conversation, its turns (the full-text
   index follows: triggers / generated column), their feedback, its escalations, the verified
   answers derived from its turns (their question is the customer's words) and the idempotent
-  requests whose stored answer belongs to it and its provenance flags, and inserts the ``erasures`` row, or does none of it.
+  requests whose stored answer belongs to it, its provenance flags and the shadow answers to its
+  turns (``shadow.py``), and inserts the ``erasures`` row, or does none of it.
 * **The record names no one.** Only ``erasure_key(conversation_id)``, the SHA-256 of the id, is
   kept, with the counts of what was removed, who erased it and when. ``data compile`` compares
   every conversation it reads (log store and files alike) against these keys and leaves erased
@@ -35,6 +36,7 @@ from agent.store.schema import (
     feedback,
     idempotent_requests,
     provenance_flags,
+    shadow_answers,
     turns,
     verified_answers,
 )
@@ -109,6 +111,9 @@ class ErasureLog:
                 "turns": _delete(conn, turns, turns.c.conversation_id == conversation_id),
             }
             _delete(conn, provenance_flags, provenance_flags.c.conversation_id == conversation_id)
+            # After the turns: a shadow row being written waits on its turn, so it is gone by now
+            # (a measurement of the conversation, not a record of it: not counted).
+            _delete(conn, shadow_answers, shadow_answers.c.conversation_id == conversation_id)
             conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
             values = {
                 "id": uuid.uuid4().hex,

@@ -24,6 +24,7 @@ from agent.store.reports import Reports
 from agent.store.requests import IdempotentRequests
 from agent.store.schema import conversations
 from agent.store.search import FullTextSearch
+from agent.store.shadow import ShadowLog
 from agent.store.tasks import TaskLog
 from agent.store.verified import VerifiedLog
 
@@ -38,10 +39,18 @@ class _RolledBack(Exception):
 
 
 class LogStore(
-    ConversationLog, FullTextSearch, Reports, VerifiedLog, ReasonLog, TaskLog, ErasureLog, ProvenanceLog
+    ConversationLog,
+    FullTextSearch,
+    Reports,
+    VerifiedLog,
+    ReasonLog,
+    TaskLog,
+    ErasureLog,
+    ProvenanceLog,
+    ShadowLog,
 ):
-    """Conversations, turns, feedback, escalations, verified answers, knowledge tasks, erasures and
-    provenance flags in one SQL database."""
+    """Conversations, turns, feedback, escalations, verified answers, knowledge tasks, erasures,
+    provenance flags and shadow answers in one SQL database."""
 
     def __init__(
         self,

@@ -422,3 +422,49 @@ def m009_knowledge_task_closures(conn: Connection) -> None:
         Column("note", Text),
     )
     meta.create_all(conn)
+
+
+@migration
+def m008_shadow_answers(conn: Connection) -> None:
+    """Shadow answers: what a candidate version would have answered on a turn production
+    answered (``agent.shadow``), never shown, with both answers' scores side by side. One row
+    per shadowed turn, also when it was dropped (queue full) or failed, so the figures say what
+    was not measured. No foreign key to the turn: a row is written from a background thread
+    after the turn, only while the turn exists, and erased with its conversation."""
+    ts = DateTime(timezone=True)
+    rowid = BigInteger().with_variant(Integer(), "sqlite")
+    meta = MetaData()
+    arms = [
+        column
+        for arm in ("production", "shadow")
+        for column in (
+            Column(f"{arm}_passed", Boolean),
+            Column(f"{arm}_action", String(16)),
+            Column(f"{arm}_groundedness", Float),
+            Column(f"{arm}_chars", Integer),
+            Column(f"{arm}_reward", Float),
+        )
+    ]
+    Table(
+        "shadow_answers",
+        meta,
+        Column("pk", rowid, primary_key=True, autoincrement=True),  # insertion order
+        Column("id", String(64), nullable=False, unique=True),
+        Column("turn_id", String(64), nullable=False),
+        Column("conversation_id", String(255), nullable=False),
+        Column("shadow_version", String(255), nullable=False),
+        Column("production_version", String(255), nullable=False),
+        Column("outcome", String(16), nullable=False),  # scored | failed | dropped
+        Column("answer", Text),
+        Column("error", Text),
+        # Production's prompt (passages, conversation, question): the reward model reads it.
+        Column("prompt", JSON().with_variant(JSONB(), "postgresql")),
+        Column("latency_ms", Float),
+        Column("completion_tokens", Integer),
+        Column("reward_model", String(255)),
+        *arms,
+        Column("created_at", ts, nullable=False),
+        Index("ix_shadow_answers_version_created_at", "shadow_version", "created_at"),
+        Index("ix_shadow_answers_conversation_id", "conversation_id"),
+    )
+    meta.create_all(conn)

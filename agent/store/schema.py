@@ -225,3 +225,32 @@ knowledge_task_closures = Table(
     Column("closed_by", String(255)),
     Column("note", Text),
 )
+shadow_answers = Table(
+    "shadow_answers",
+    metadata,
+    Column("pk", _rowid, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("turn_id", String(64), nullable=False),
+    Column("conversation_id", String(255), nullable=False),
+    Column("shadow_version", String(255), nullable=False),
+    Column("production_version", String(255), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("answer", Text),
+    Column("error", Text),
+    Column("prompt", _json),
+    Column("latency_ms", Float),
+    Column("completion_tokens", Integer),
+    Column("reward_model", String(255)),
+    *(
+        column
+        for arm in ("production", "shadow")
+        for column in (
+            Column(f"{arm}_passed", Boolean),
+            Column(f"{arm}_action", String(16)),
+            Column(f"{arm}_groundedness", Float),
+            Column(f"{arm}_chars", Integer),
+            Column(f"{arm}_reward", Float),
+        )
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+)
