@@ -403,28 +403,6 @@ def m007_provenance_flags(conn: Connection) -> None:
 
 
 @migration
-def m009_knowledge_task_closures(conn: Connection) -> None:
-    """Knowledge tasks that closed: one row per ``docs_gap`` thumbs-down (its feedback id) that a
-    document ingested later covers (``agent.knowledge_tasks``), or that a reviewer closed by hand
-    with a note. A task is open while its feedback has no row here. No foreign key, as for
-    verified answers: the row is the team's record of what closed the task."""
-    ts = DateTime(timezone=True)
-    meta = MetaData()
-    Table(
-        "knowledge_task_closures",
-        meta,
-        Column("feedback_id", String(64), primary_key=True),
-        Column("closed_at", ts, nullable=False),
-        Column("doc_id", String(255)),  # the covering document (closed by an ingest)
-        Column("source", Text),
-        Column("relevance", Float),
-        Column("closed_by", String(255)),  # the reviewer (closed by hand)
-        Column("note", Text),
-    )
-    meta.create_all(conn)
-
-
-@migration
 def m008_shadow_answers(conn: Connection) -> None:
     """Shadow answers: what a candidate version would have answered on a turn production
     answered (``agent.shadow``), never shown, with both answers' scores side by side. One row
@@ -466,5 +444,27 @@ def m008_shadow_answers(conn: Connection) -> None:
         Column("created_at", ts, nullable=False),
         Index("ix_shadow_answers_version_created_at", "shadow_version", "created_at"),
         Index("ix_shadow_answers_conversation_id", "conversation_id"),
+    )
+    meta.create_all(conn)
+
+
+@migration
+def m009_knowledge_task_closures(conn: Connection) -> None:
+    """Knowledge tasks that closed: one row per ``docs_gap`` thumbs-down (its feedback id) that a
+    document ingested later covers (``agent.knowledge_tasks``), or that a reviewer closed by hand
+    with a note. A task is open while its feedback has no row here. No foreign key, as for
+    verified answers: the row is the team's record of what closed the task."""
+    ts = DateTime(timezone=True)
+    meta = MetaData()
+    Table(
+        "knowledge_task_closures",
+        meta,
+        Column("feedback_id", String(64), primary_key=True),
+        Column("closed_at", ts, nullable=False),
+        Column("doc_id", String(255)),  # the covering document (closed by an ingest)
+        Column("source", Text),
+        Column("relevance", Float),
+        Column("closed_by", String(255)),  # the reviewer (closed by hand)
+        Column("note", Text),
     )
     meta.create_all(conn)
