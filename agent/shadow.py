@@ -23,6 +23,9 @@ Invariants:
   groundedness, length; a reward model's score is added by ``supportloop models shadow status``,
   the one place that loads reward models), and ``shadow_status`` compares the arms with the paired
   test on the turns both answered.
+* **Beside one production.** Turns are paired only while production is the version the shadow
+  started beside; after a rollback or another promotion none is, and ``shadow_status`` says so
+  (``production_changed``): the shadow must be started again.
 """
 
 from __future__ import annotations
@@ -137,7 +140,8 @@ def score(answer: str, verdict: Grounding, passages: Sequence[Passage]) -> dict[
 
 class ShadowWorker:
     """One background thread and a bounded queue of shadow jobs (see the module docstring).
-    ``counts``: offered, dropped, done, failed, in this process."""
+    ``counts``: offered, dropped, done, failed, in this process (``totals`` names them as the
+    rows do)."""
 
     def __init__(self, size: int = QUEUE_SIZE):
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=size)
@@ -162,6 +166,16 @@ class ShadowWorker:
             log.warning("shadow: queue full, turn %s not shadowed", job.turn.turn_id)
             return False
         return True
+
+    def totals(self) -> dict[str, int]:
+        """Turns queued (offered and not dropped), dropped, failed and scored in this process."""
+        counts = self.counts.copy()
+        return {
+            "queued": counts["offered"] - counts["dropped"],
+            DROPPED: counts["dropped"],
+            FAILED: counts["failed"],
+            SCORED: counts["done"],
+        }
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued job (and recorded drop) is done; False on timeout."""
@@ -318,11 +332,18 @@ def _prefixed(arm: str, scores: dict[str, Any]) -> dict[str, Any]:
 
 
 def shadow_status(
-    store: LogStore, shadow: Shadow, reward_model: str | None = None, alpha: float = ALPHA
+    store: LogStore,
+    shadow: Shadow,
+    reward_model: str | None = None,
+    alpha: float = ALPHA,
+    *,
+    production: str | None = None,
 ) -> dict[str, Any]:
     """Both arms' figures on the turns the shadow scored since it started, the paired test of
     each score (shadow - production) and a one-sentence verdict. Rewards are those of
-    ``reward_model`` (None: no reward model, the reward is left out)."""
+    ``reward_model`` (None: no reward model, the reward is left out). ``production``: the
+    production version now (None: not checked); ``production_changed`` says what to do when it
+    is no longer the one the shadow started beside."""
     from agent.stats import paired_test
 
     rows = store.shadow_answers(shadow.version, production=shadow.production, since=shadow.started_at)
@@ -358,7 +379,25 @@ def shadow_status(
         },
         "comparison": comparison,
         "verdict": verdict(shadow.version, len(scored), comparison),
+        "production_changed": production_changed(shadow, production),
     }
+
+
+def production_changed(shadow: Shadow, production: str | None) -> str | None:
+    """One sentence when production is no longer the version ``shadow`` started beside (a
+    rollback or another promotion): no turn has been paired since, and what to do; else None."""
+    if production is None or production == shadow.production:
+        return None
+    if production == shadow.version:
+        return (
+            f"Production is {production} now, the shadowed version itself: no turn has been shadowed "
+            "since; stop the shadow (`supportloop models shadow stop`)."
+        )
+    return (
+        f"Production changed from {shadow.production} to {production} since the shadow started: no "
+        f"turn has been shadowed since; restart the shadow (`supportloop models shadow {shadow.version}`) "
+        f"to compare it with {production}."
+    )
 
 
 def _value(row: ShadowAnswer, arm: str, metric: str) -> float | None:

@@ -10,7 +10,7 @@ Invariants:
 * Label values are bounded (paths are route templates, never raw URLs; model labels are
   registry versions), so a scraper's series count cannot grow with traffic.
 * Values read at scrape time from a source (``gauge_source``: models loaded, readiness, batch
-  statistics) that end in ``_total`` are counters: they are turned into increments of a real
+  statistics, the shadow worker's turns) that end in ``_total`` are counters: they are turned into increments of a real
   counter, so they too only grow across workers.
 * One registry per ``Metrics`` (one per app), so tests can build many apps in one process.
 """
@@ -45,6 +45,10 @@ HELP = {
     "ready": "1 when the production model is loaded and the log store answers.",
     "batches_total": "Generation batches run by the batching generator.",
     "batched_requests_total": "Requests served by the batching generator (batches_total shares them).",
+    "shadow_queued_total": "Production turns put on the shadow worker's queue for the shadowed version.",
+    "shadow_dropped_total": "Turns the shadow worker dropped (its queue was full): never measured.",
+    "shadow_failed_total": "Shadow turns that failed (the candidate did not load or answer).",
+    "shadow_scored_total": "Shadow turns answered by the candidate and scored beside production.",
 }
 # Counters and their labels, known up front (``inc`` of another name declares it on first use).
 COUNTERS = {

@@ -316,6 +316,11 @@ class Service:
         if batchers:
             gauges["batches_total"] = float(sum(b.batches for b in batchers))
             gauges["batched_requests_total"] = float(sum(b.batched_requests for b in batchers))
+        workers = {id(a.shadow.worker): a.shadow.worker for a in agents if a.shadow is not None}
+        for worker in workers.values():  # one per process unless an agent was given its own
+            for name, value in worker.totals().items():
+                key = f"shadow_{name}_total"
+                gauges[key] = gauges.get(key, 0.0) + value
         return gauges
 
     async def close(self) -> None:

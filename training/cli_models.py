@@ -276,6 +276,7 @@ def models_shadow(
         click.echo(f"shadow {stopped.version} stopped" if stopped else "no shadow is running")
         return
     if action == "status":
+        from agent.models import ModelRegistry
         from agent.store import LogStore
         from training.shadow import add_rewards, reward_model_for
 
@@ -283,10 +284,11 @@ def models_shadow(
         if shadow is None:
             raise click.UsageError("no shadow is running: start one with `supportloop models shadow VERSION`")
         reward_model = reward_model_for(home, reward_model)
+        production = ModelRegistry(home).production_name()
         with LogStore.from_config(config) as store:
             if reward_model is not None:
                 add_rewards(store, shadow, home, reward_model)
-            status = shadow_status(store, shadow, reward_model)
+            status = shadow_status(store, shadow, reward_model, production=production)
         _show(status, as_json, _print_shadow)
         return
     shadow = start_shadow(home, action, share)
@@ -324,6 +326,8 @@ def _print_shadow(status: dict[str, Any]) -> None:
         console.print(
             f"not measured: {turns['dropped']} turns dropped (queue full), {turns['failed']} failed"
         )
+    if status["production_changed"]:
+        console.print(status["production_changed"])
     console.print(status["verdict"])
 
 

@@ -93,6 +93,7 @@ console_pages = [
         url_path="canary",
         visibility=console,
     ),
+    st.Page("pages/shadow.py", title="Shadow", icon=":material/visibility:", visibility=console),
     st.Page(
         "pages/dashboard.py",
         title="Dashboard",

@@ -5,8 +5,9 @@ Invariants:
 * **One transaction.** ``erase_conversation`` deletes the conversation, its turns (the full-text
   index follows: triggers / generated column), their feedback, its escalations, the verified
   answers derived from its turns (their question is the customer's words) and the idempotent
-  requests whose stored answer belongs to it, its provenance flags and the shadow answers to its
-  turns (``shadow.py``), and inserts the ``erasures`` row, or does none of it.
+  requests whose stored answer belongs to it, the closures of knowledge tasks its feedback raised
+  (``tasks.py``: a reviewer's note may name the customer), its provenance flags and the shadow
+  answers to its turns (``shadow.py``), and inserts the ``erasures`` row, or does none of it.
 * **The record names no one.** Only ``erasure_key(conversation_id)``, the SHA-256 of the id, is
   kept, with the counts of what was removed, who erased it and when. ``data compile`` compares
   every conversation it reads (log store and files alike) against these keys and leaves erased
@@ -35,6 +36,7 @@ from agent.store.schema import (
     escalations,
     feedback,
     idempotent_requests,
+    knowledge_task_closures,
     provenance_flags,
     shadow_answers,
     turns,
@@ -100,6 +102,9 @@ class ErasureLog:
                     return {**earlier._mapping, "already": True}
                 raise NotFoundError(f"no conversation {conversation_id!r} in the log store at {self._db.url}")
             turn_ids = select(turns.c.id).where(turns.c.conversation_id == conversation_id)
+            feedback_ids = select(feedback.c.id).where(feedback.c.conversation_id == conversation_id)
+            # A task is its feedback row, so its closure goes with it (not counted apart).
+            _delete(conn, knowledge_task_closures, knowledge_task_closures.c.feedback_id.in_(feedback_ids))
             removed = {
                 # Derived rows first: verified answers have no foreign key to the turn they came from.
                 "verified_answers": _delete(conn, verified_answers, verified_answers.c.turn_id.in_(turn_ids)),

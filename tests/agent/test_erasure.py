@@ -18,6 +18,7 @@ from agent.cli import cli, main
 from agent.errors import InputError, NotFoundError
 from agent.store import LogStore, erasure_key, schema
 from agent.verified import record_correction
+from tests.agent.test_knowledge_tasks import raise_task
 from training.data import compile_dataset, load_rows
 from training.data.erasure import is_stale, stale_datasets
 
@@ -76,6 +77,20 @@ def test_erase_removes_the_conversation_and_what_came_from_it(store: LogStore) -
     assert store.erasure_keys() == {erasure_key("erase-me")}
     assert "erase-me" not in json.dumps([e.to_dict() for e in store.erasures()])
     assert store.latest_erasure() == erasure.erased_at
+
+
+def test_erase_removes_the_closures_of_the_knowledge_tasks_its_feedback_raised(store: LogStore) -> None:
+    """A reviewer's closing note may name the customer: it goes with the conversation."""
+    erased = raise_task(store, "Do you ship to 12 Elm Street, Springfield?", cid="erase-me")
+    kept = raise_task(store, "Do you ship to Puerto Rico?", cid="keep-me")
+    store.close_knowledge_task(erased, closed_by="kim", note="told Jane Doe at 12 Elm Street: yes")
+    store.close_knowledge_task(kept, closed_by="kim", note="shipping-and-delivery.md covers it")
+    assert count(store, "knowledge_task_closures") == 2
+    store.erase_conversation("erase-me")
+    assert count(store, "knowledge_task_closures", feedback_id=erased) == 0
+    assert count(store, "knowledge_task_closures", feedback_id=kept) == 1
+    (task,) = store.knowledge_tasks(include_closed=True)
+    assert task.id == kept and task.closure is not None and "Jane Doe" not in str(task.closure)
 
 
 def test_erasing_twice_answers_the_first_record_and_unknown_ids_are_refused(store: LogStore) -> None:

@@ -386,3 +386,39 @@ def test_status_with_nothing_scored_says_so(home: Path, registry: ModelRegistry)
         status = shadow_status(store, shadow)
     assert status["turns"] == {SCORED: 0, FAILED: 0, DROPPED: 0}
     assert status["verdict"].startswith("No turn scored yet")
+
+
+def test_a_production_change_stops_the_pairing_and_status_says_to_restart(
+    home: Path, registry: ModelRegistry, tiny_model_dir: Path
+) -> None:
+    candidate = candidate_model()
+    shadow = start_shadow(home, "v2")
+    registry.register(name="v3", base_model=str(tiny_model_dir), kind="sft")
+    registry.set_production("v3")  # another promotion (or a rollback) that left the shadow running
+    new_production = production_model()
+    new_production.version = "v3"
+    agent = make_agent(home, new_production, candidate)
+    agent.reply("c-14", QUESTION)
+    assert rows(agent, shadow) == [] and candidate.prompts == []  # v3's turns are not paired with v1's
+    status = shadow_status(agent.store, shadow, production=registry.production_name())
+    assert status["production_changed"] == (
+        "Production changed from v1 to v3 since the shadow started: no turn has been shadowed since; "
+        "restart the shadow (`supportloop models shadow v2`) to compare it with v3."
+    )
+    assert shadow_status(agent.store, shadow)["production_changed"] is None  # not checked
+
+    restarted = start_shadow(home, "v2")  # what the line says to do: it pairs with v3 now
+    agent.reply("c-15", QUESTION)
+    assert [r.production_version for r in rows(agent, restarted)] == ["v3"]
+    assert shadow_status(agent.store, restarted, production="v3")["production_changed"] is None
+
+
+def test_status_says_to_stop_a_shadow_whose_version_became_production(
+    home: Path, registry: ModelRegistry
+) -> None:
+    shadow = start_shadow(home, "v2")
+    registry.set_production("v2")  # a rollback to it, say
+    with LogStore(home=home) as store:
+        line = shadow_status(store, shadow, production=registry.production_name())["production_changed"]
+    assert line.startswith("Production is v2 now, the shadowed version itself")
+    assert "stop the shadow (`supportloop models shadow stop`)" in line

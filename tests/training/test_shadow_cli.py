@@ -175,3 +175,27 @@ def test_promoting_the_shadowed_version_ends_the_shadow(home: Path, registry: Mo
     runner.invoke(cli, ["models", "shadow", "v1"])  # v1 is a candidate again
     runner.invoke(cli, ["models", "promote", "v2", "--force"])  # another version: the shadow stays
     assert load_shadow(home) is not None
+
+
+def test_status_says_when_production_changed_under_the_shadow(home: Path, registry: ModelRegistry) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["models", "shadow", "v2"])
+    log_shadowed_turns(home, 3)
+    quiet = runner.invoke(cli, ["models", "shadow", "status"])
+    assert quiet.exit_code == 0 and "Production changed" not in quiet.output
+    assert (
+        json.loads(runner.invoke(cli, ["models", "shadow", "status", "--json"]).output)["production_changed"]
+        is None
+    )
+
+    rolled_back = runner.invoke(cli, ["models", "rollback"])
+    assert rolled_back.exit_code == 0, rolled_back.output
+    now = registry.production_name()
+    assert now != "v1"
+    shown = " ".join(runner.invoke(cli, ["models", "shadow", "status"]).output.split())
+    assert (
+        f"Production changed from v1 to {now} since the shadow started: no turn has been shadowed "
+        f"since; restart the shadow (`supportloop models shadow v2`) to compare it with {now}."
+    ) in shown
+    status = json.loads(runner.invoke(cli, ["models", "shadow", "status", "--json"]).output)
+    assert status["production_changed"].startswith(f"Production changed from v1 to {now}")

@@ -19,6 +19,7 @@ CONSOLE = [
     "pages/reasons.py",
     "pages/provenance.py",
     "pages/canary.py",
+    "pages/shadow.py",
 ]
 
 
