@@ -10,7 +10,8 @@ at once with the same ~550-token chat prompt, greedy. Each is timed twice, with 
 ``--engine ct2`` measures the serving path instead: the production version compiled to
 CTranslate2, the 10 sample questions' serving prompts (retrieved over the sample docs), 64 new
 tokens each, ``CompiledGenerator`` one request at a time against ``CompiledBatchingGenerator`` with
-all of them at once; it writes ``results/load_batching.json``:
+all of them at once, bucketed by prompt length (the default) and in one batch whatever the
+lengths; it writes ``results/load_batching.json``:
 
     python -m benchmarks.load_batching --engine ct2 --clients 8 --new-tokens 64
 """
@@ -125,7 +126,6 @@ def compiled_main(clients: int, new_tokens: int) -> None:
     home = bench_home(Path(tempfile.mkdtemp(prefix="bench-batching-")), "bench-batching-")
     prompts, version = serving_prompts(home, 10)
     alone = CompiledGenerator.load(version, home=home, check="none")
-    batching = CompiledBatchingGenerator.wrap(alone, max_batch=clients, window_ms=50)
     options = GenerationOptions(max_new_tokens=new_tokens, temperature=0.0, repetition_penalty=1.0)
 
     def run(generator: Any, messages: list[dict[str, str]]) -> int:
@@ -133,39 +133,55 @@ def compiled_main(clients: int, new_tokens: int) -> None:
             pass
         return int(generator.last_usage.completion_tokens)
 
+    def batched(bucket_tokens: int) -> dict[str, Any]:
+        """All requests at once through the batcher (``clients`` threads)."""
+        batching = CompiledBatchingGenerator.wrap(
+            alone, max_batch=clients, window_ms=50, bucket_tokens=bucket_tokens
+        )
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            tokens = sum(pool.map(lambda p: run(batching, p), prompts))
+        seconds = time.perf_counter() - started
+        batching.close()
+        return {
+            "bucket_tokens": bucket_tokens,
+            "seconds": round(seconds, 2),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / seconds, 1),
+            "batches": batching.batches,
+            "buckets": batching.buckets,  # type: ignore[attr-defined]
+        }
+
     run(alone, prompts[0])  # warm-up
     started = time.perf_counter()
     single_tokens = sum(run(alone, p) for p in prompts)
     single_s = time.perf_counter() - started
-    work = [prompts[i % len(prompts)] for i in range(len(prompts))]
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        batched_tokens = sum(pool.map(lambda p: run(batching, p), work))
-    batched_s = time.perf_counter() - started
-    batching.close()
-    single_rate, batched_rate = single_tokens / single_s, batched_tokens / batched_s
+    single_rate = single_tokens / single_s
+    # Bucketed by length (the default), then one batch whatever the lengths (as before buckets).
+    from deploy.settings import ServerSettings
+
+    bucketed, unbucketed = batched(ServerSettings.batch_bucket_tokens), batched(10**6)
+    tails = [len(alone.split_static(p, alone.prompt_tokens(p))[1]) for p in prompts]
     result = {
         "machine": machine(),
         "engine": "ctranslate2 int8",
         "version": version,
-        "requests": len(work),
+        "requests": len(prompts),
         "clients": clients,
         "new_tokens": new_tokens,
         "prompt_tokens_mean": round(
             sum(alone.count_tokens(m["content"]) for p in prompts for m in p) / len(prompts)
         ),
+        "prompt_tails": sorted(tails),  # tokens after the cached static prompt
         "single": {
             "seconds": round(single_s, 2),
             "tokens": single_tokens,
             "tokens_per_s": round(single_rate, 1),
         },
-        "batched": {
-            "seconds": round(batched_s, 2),
-            "tokens": batched_tokens,
-            "tokens_per_s": round(batched_rate, 1),
-            "batches": batching.batches,
-        },
-        "ratio": round(batched_rate / single_rate, 2),
+        "batched": bucketed,
+        "batched_one_bucket": unbucketed,
+        "ratio": round(bucketed["tokens_per_s"] / single_rate, 2),
+        "ratio_one_bucket": round(unbucketed["tokens_per_s"] / single_rate, 2),
     }
     write_result("load_batching", result)
 
