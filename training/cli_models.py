@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from training.cli_eval import evaluate_and_record
 from training.cli_shared import GATE, config_of, erasures_of, eval_retriever, gate_options
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from training.data import Retriever
 
 
 @click.group()
@@ -128,6 +132,7 @@ def models_promote(
         promote(version, home=home, force=force)  # refuses reward models, forced or not
         click.echo(f"{version} is production now (forced: the gate was skipped)")
         _end_canary_of(home, version)
+        _retire_shortcuts(config, version, lambda: eval_retriever(config, docs))
         return
     stored: dict[str, Any] = registry.get(version).metrics.get("eval") or {}
     if data_path is None and stored.get("production_version") != registry.production_name():
@@ -151,11 +156,20 @@ def models_promote(
     promote(version, home=home, decision=decision)  # GateError (exit 5) when refused
     click.echo(f"{version} is production now")
     _end_canary_of(home, version)
+    _retire_shortcuts(config, version, lambda: retriever)
+
+
+def _retire_shortcuts(config: AgentConfig, version: str, retriever: Callable[[], Retriever]) -> None:
+    """After any promotion, forced or gated: the verified answers the new production model now
+    answers like the reviewer retire (``training.gate.retire_after_promotion``). ``retriever``
+    is called only when there is a live one, so a forced promotion loads no index for nothing."""
     from agent.store import LogStore
     from training.gate import retire_after_promotion
 
     with LogStore.from_config(config) as store:
-        retired = retire_after_promotion(store, version, home, retriever, config.persona)
+        if not store.verified_answers():
+            return
+        retired = retire_after_promotion(store, version, Path(config.home), retriever(), config.persona)
     if retired:
         click.echo(f"{len(retired)} verified answers retired: {version} answers their questions correctly")
 

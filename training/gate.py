@@ -488,19 +488,30 @@ def retire_shortcuts(
     """Ask ``generator`` (the newly promoted ``version``) every live verified answer's question
     with the serving prompt; retire those it answers like the reviewer did (``answers_like``).
     Returns the retired answers' ids."""
-    from agent.generator import GenerationOptions
-    from agent.prompt import build_messages, until_stop
-
-    persona = persona or Persona()
     retired = []
     for shortcut in store.verified_answers():
-        passages = retriever(shortcut.question, ())[:4] if retriever else []
-        messages = build_messages(shortcut.question, passages, persona, count_tokens=generator.count_tokens)
-        text = "".join(generator.stream(messages, GenerationOptions(max_new_tokens=max_new_tokens)))
-        if answers_like(until_stop(text), shortcut.answer):
+        text = model_answer(generator, shortcut.question, retriever, persona, max_new_tokens)
+        if answers_like(text, shortcut.answer):
             store.retire_verified_answer(shortcut.id, f"answered correctly by promoted model {version}")
             retired.append(shortcut.id)
     return retired
+
+
+def model_answer(
+    generator: Generator,
+    question: str,
+    retriever: Retriever | None = None,
+    persona: Persona | None = None,
+    max_new_tokens: int = 160,
+) -> str:
+    """What ``generator`` answers ``question`` with the serving prompt and up to four retrieved
+    passages: the answer ``retire_shortcuts`` compares with a verified answer."""
+    from agent.generator import GenerationOptions
+    from agent.prompt import build_messages, until_stop
+
+    passages = retriever(question, ())[:4] if retriever else []
+    messages = build_messages(question, passages, persona or Persona(), count_tokens=generator.count_tokens)
+    return until_stop("".join(generator.stream(messages, GenerationOptions(max_new_tokens=max_new_tokens))))
 
 
 def retire_after_promotion(
