@@ -143,7 +143,8 @@ def route(model: str, conversation_id: str, home: Path) -> str:
 
 
 def canary_status(store: LogStore, canary: Canary, alpha: float = ALPHA) -> dict[str, Any]:
-    """Per-arm KPIs since the canary started and the two-proportion test of thumbs-up rates."""
+    """Per-arm KPIs since the canary started, and two-proportion tests of the thumbs-up rates and
+    of the share of answers that passed the answer check (groundedness)."""
     from agent.stats import two_proportions
 
     rows = {row["model_version"]: row for row in store.kpis(since=canary.started_at, by="model_version")}
@@ -153,9 +154,16 @@ def canary_status(store: LogStore, canary: Canary, alpha: float = ALPHA) -> dict
         n = int(row.get("thumbs") or 0)
         return round((row.get("thumbs_up_rate") or 0.0) * n), n
 
+    def grounded(row: dict[str, Any]) -> tuple[int, int]:
+        n = int(row.get("checked_answers") or 0)
+        return round((row.get("grounded_rate") or 0.0) * n), n
+
     (up_p, n_p), (up_c, n_c) = ups(arms[PRODUCTION]), ups(arms[CANARY])
     test = two_proportions(up_p, n_p, up_c, n_c)
     significant = test.p_value is not None and test.p_value < alpha
+    (ok_p, m_p), (ok_c, m_c) = grounded(arms[PRODUCTION]), grounded(arms[CANARY])
+    grounding = two_proportions(ok_p, m_p, ok_c, m_c)
+    grounding_significant = grounding.p_value is not None and grounding.p_value < alpha
     return {
         "canary": canary.to_dict(),
         "arms": {
@@ -166,6 +174,7 @@ def canary_status(store: LogStore, canary: Canary, alpha: float = ALPHA) -> dict
             for arm, row in arms.items()
         },
         "thumbs_up_test": {**test.to_dict(), "alpha": alpha, "significant": significant},
+        "grounded_test": {**grounding.to_dict(), "alpha": alpha, "significant": grounding_significant},
     }
 
 
@@ -178,6 +187,7 @@ _KPIS = (
     "escalation_rate",
     "deflection_rate",
     "mean_resolution_s",
+    "grounded_rate",
 )
 
 

@@ -233,7 +233,7 @@ def _print_canary(status: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    canary, test = status["canary"], status["thumbs_up_test"]
+    canary = status["canary"]
     table = Table(title=f"canary {canary['version']} ({canary['share']:g}%) since {canary['started_at']}")
     names = (
         "conversations",
@@ -242,6 +242,7 @@ def _print_canary(status: dict[str, Any]) -> None:
         "mean_rating",
         "escalation_rate",
         "mean_resolution_s",
+        "grounded_rate",
     )
     table.add_column("arm")
     for name in names:
@@ -250,15 +251,19 @@ def _print_canary(status: dict[str, Any]) -> None:
         table.add_row(f"{arm} ({row['version']})", *(_cell(row[n]) for n in names))
     console = Console(highlight=False)
     console.print(table)
-    if test["p_value"] is None:
-        console.print("thumbs-up rate: not enough thumbs in both arms to test yet")
-        return
-    verdict = "significant" if test["significant"] else "not significant"
-    console.print(
-        f"thumbs-up rate difference {test['difference']:+.3f} "
-        f"(95% CI [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]), p = {test['p_value']:.3g}: "
-        f"{verdict} at {test['alpha']}"
-    )
+    for label, test in (
+        ("thumbs-up rate", status["thumbs_up_test"]),
+        ("answer check", status["grounded_test"]),
+    ):
+        if test["p_value"] is None:
+            console.print(f"{label}: not enough measured in both arms to test yet")
+            continue
+        verdict = "significant" if test["significant"] else "not significant"
+        console.print(
+            f"{label} difference {test['difference']:+.3f} "
+            f"(95% CI [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]), p = {test['p_value']:.3g}: "
+            f"{verdict} at {test['alpha']}"
+        )
 
 
 @models.command("shadow")

@@ -162,6 +162,9 @@ class Reports:
         * escalation_rate: conversations ever escalated / conversations
         * deflection_rate: conversations resolved and never escalated / conversations
         * mean_resolution_s: mean of resolved_at - created_at over resolved conversations
+        * grounded_rate: share of the model's answers checked against their passages that passed
+          the answer check (``checked_answers`` of them; small talk, verified answers and
+          hand-offs are not checked)
         Rates and means are None when nothing was measured.
         """
         dims = [d.strip() for d in by.split(",") if d.strip()]
@@ -359,7 +362,7 @@ def _kpis(conn: Connection, window: list[ColumnElement[bool]], dims: list[str]) 
     in_window = [turns.c.conversation_id == c.id, turns.c.role == "agent", *window]
     agent_turns = list(
         conn.execute(
-            select(turns.c.id, turns.c.conversation_id, turns.c.model_version).join(
+            select(turns.c.id, turns.c.conversation_id, turns.c.model_version, turns.c.meta).join(
                 conversations, and_(*in_window)
             )
         )
@@ -390,12 +393,15 @@ def _kpi_groups(
         return tuple(day if d == "day" else version for d in dims)
 
     groups: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        lambda: {"conversations": set(), "agent_turns": 0, "thumbs": [], "ratings": []}
+        lambda: {"conversations": set(), "agent_turns": 0, "thumbs": [], "ratings": [], "grounded": []}
     )
     for t in agent_turns:
         group = groups[keys(t.conversation_id, t.model_version)]
         group["conversations"].add(t.conversation_id)
         group["agent_turns"] += 1
+        verdict = (t.meta or {}).get("grounding") or {}
+        if verdict.get("checked"):  # model answers checked against passages (not small talk etc.)
+            group["grounded"].append(1.0 if verdict.get("passed") else 0.0)
     answered = {t.conversation_id for t in agent_turns}
     for cid in convs.keys() - answered:  # e.g. escalated before the agent replied
         groups[keys(cid, None)]["conversations"].add(cid)
@@ -432,6 +438,8 @@ def _kpi_row(
         "resolved": len(resolved),
         "deflection_rate": deflected / n if n else None,
         "mean_resolution_s": _mean(durations),
+        "checked_answers": len(group["grounded"]),
+        "grounded_rate": _mean(group["grounded"]),
     }
 
 

@@ -106,6 +106,40 @@ def test_status_compares_the_arms_thumbs_up_rates(home: Path, registry: ModelReg
     assert test["p_value"] == pytest.approx(0.0339, abs=0.001) and test["significant"] is True
 
 
+def test_status_compares_the_share_of_answers_passing_the_answer_check(
+    home: Path, registry: ModelRegistry
+) -> None:
+    """Groundedness per arm: checked answers that passed; unchecked ones (small talk, verified
+    answers) are not counted; a two-proportion test says whether the arms differ."""
+    canary = start_canary(home, "v2", 10)
+
+    def log(version: str, passed: int, failed: int, unchecked: int) -> None:
+        verdicts = [True] * passed + [False] * failed + [None] * unchecked
+        for i, verdict in enumerate(verdicts):
+            cid = f"g-{version}-{i}"
+            store.ensure_conversation(cid)
+            store.add_turn(cid, "customer", "How often do I replace the filter?")
+            grounding = (
+                {"checked": False, "passed": True}
+                if verdict is None
+                else {"checked": True, "passed": verdict}
+            )
+            store.add_turn(
+                cid, "agent", "Every 6 months.", model_version=version, metadata={"grounding": grounding}
+            )
+
+    with LogStore(home=home) as store:
+        log("v1", passed=90, failed=10, unchecked=20)
+        log("v2", passed=70, failed=30, unchecked=5)
+        status = canary_status(store, canary)
+        kpis = {row["model_version"]: row for row in store.kpis(by="model_version")}
+    assert kpis["v1"]["checked_answers"] == 100 and kpis["v1"]["grounded_rate"] == pytest.approx(0.9)
+    assert status["arms"][CANARY]["grounded_rate"] == pytest.approx(0.7)
+    test = status["grounded_test"]
+    assert test["difference"] == pytest.approx(-0.2) and test["significant"] is True
+    assert status["thumbs_up_test"]["p_value"] is None  # no thumbs given: nothing to test
+
+
 def test_models_canary_from_the_command_line(home: Path, registry: ModelRegistry) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["models", "canary", "v2", "--share", "10"])
@@ -122,6 +156,7 @@ def test_models_canary_from_the_command_line(home: Path, registry: ModelRegistry
     ] == pytest.approx(-0.5)
     shown = runner.invoke(cli, ["models", "canary", "status"])
     assert "thumbs-up rate difference -0.500" in shown.output and "p = " in shown.output
+    assert "answer check: not enough measured in both arms" in shown.output
     # Promoting the canary ends it.
     result = runner.invoke(cli, ["models", "promote", "v2", "--force"])
     assert result.exit_code == 0 and "canary v2 ended" in result.output

@@ -1,5 +1,6 @@
 """The canary (``agent.canary``): whether one runs, its version, share and start, each arm's KPIs
-side by side with the two-proportion test of their thumbs-up rates and a one-sentence verdict;
+side by side with the two-proportion tests of their thumbs-up rates and of their answers passing
+the answer check (groundedness), and a one-sentence verdict on the thumbs;
 admins promote it (``supportloop models promote VERSION``, run as a command: the gate, then the
 canary ends), abort it (``end_canary``) or start one (``start_canary``, which validates the share
 and the version as the CLI does)."""
@@ -33,6 +34,7 @@ KPIS: trials.Figures = {
     "mean_rating": ("CSAT (mean rating)", "{:.2f}".format),
     "escalation_rate": ("Hand-off rate", services.percent),
     "mean_resolution_s": ("Resolution time", services.duration),
+    "grounded_rate": ("Answers passing the answer check", services.percent),
 }
 
 
@@ -56,9 +58,10 @@ else:
     trials.tiles(TRIAL, canary)
     status = canary_status(services.store(), canary)
     st.dataframe(trials.arms_table(status["arms"], KPIS), width="stretch")
-    test = status["thumbs_up_test"]
-    p_value = "–" if test["p_value"] is None else f"{test['p_value']:.3g}"
-    st.markdown(f"**Thumbs-up test** (two proportions, α = {test['alpha']}): p-value **{p_value}**")
+    test, grounded = status["thumbs_up_test"], status["grounded_test"]
+    for name, result in (("Thumbs-up test", test), ("Answer-check test", grounded)):
+        p_value = "–" if result["p_value"] is None else f"{result['p_value']:.3g}"
+        st.markdown(f"**{name}** (two proportions, α = {result['alpha']}): p-value **{p_value}**")
     st.markdown(f"**Verdict:** {verdict(test)}")
 
 if admin:
