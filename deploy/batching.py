@@ -362,9 +362,12 @@ class CompiledBatchingGenerator(BatchingGenerator):
         row.static = len(self.compiled.split_static(messages, tokens)[0]) if self.compiled else 0
 
     def _generate(self, batch: list[_Row]) -> None:
-        """The batch's length buckets one after another, shortest prompts first."""
-        for group in length_buckets([len(r.ids) - r.static for r in batch], self.bucket_tokens):
-            self._generate_bucket([batch[i] for i in group])
+        """The batch's length buckets one after another, shortest prompts first; rows with and
+        without the agent's static prompt never share a bucket (their prompts would not align)."""
+        for static in sorted({r.static for r in batch}):
+            rows = [r for r in batch if r.static == static]
+            for group in length_buckets([len(r.ids) - static for r in rows], self.bucket_tokens):
+                self._generate_bucket([rows[i] for i in group])
 
     def _generate_bucket(self, batch: list[_Row]) -> None:
         """One ``generate_batch`` over the bucket (sharing the agent's static prompt when every row

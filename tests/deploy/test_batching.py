@@ -176,3 +176,22 @@ def test_the_compiled_batcher_runs_far_apart_lengths_in_separate_buckets(compile
     expected = len(length_buckets(lengths, batching.bucket_tokens))
     batching.bucket_tokens = 32
     assert batching.batches == before_batches + 1 and batching.buckets == before_buckets + expected > 1
+
+
+def test_agent_turns_and_plain_prompts_never_share_a_bucket(compiled_generators) -> None:
+    """A row with the agent's static prompt and one without it have prompts that do not align:
+    they go in separate generate_batch calls even when their lengths after the head are close."""
+    from agent.config import Persona
+    from agent.prompt import build_messages
+
+    alone, batching = compiled_generators
+    jobs = [build_messages("Where is my order?", [], Persona()), PROMPTS[1]]
+    options = GenerationOptions(max_new_tokens=6, temperature=0.0)
+    single = [_run(alone, m, options)[0] for m in jobs]
+    batching.bucket_tokens = 10**6
+    batches, buckets = batching.batches, batching.buckets
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = [t for t, _ in pool.map(lambda m: _run(batching, m, options), jobs)]
+    batching.bucket_tokens = 32
+    assert together == single
+    assert batching.batches == batches + 1 and batching.buckets == buckets + 2
