@@ -162,7 +162,6 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
     shot_prompts = {s: setting_prompts(plan.examples, s, plan.retriever, shots) for s in plan.settings}
 
     # 2. Each model in turn (one in memory at a time), each setting.
-    protocol = plan.protocol or PROTOCOL
     report: dict[str, Any] = {"models": {}, "n": len(plan.examples), "specs": {}, "answers": {}}
     total = len(plan.models) * len(plan.settings) * len(plan.examples)
     with tqdm(total=total, desc="evaluating", disable=not progress, leave=False) as bar:
