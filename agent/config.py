@@ -94,6 +94,20 @@ class GroundingSettings:
     enabled: bool = True  # check every answer against its passages before it is shown
     fallback: str = "extractive"  # an answer that fails: "extractive" (quote the passage) or "decline"
     min_support: float = 0.5  # share of a sentence's content words that must be in the sources
+    # Figures must come from the passage sentences that best match the question (0: from any),
+    # as the knowledge base's embedding model ranks them: "$69" is in the passages, but the row
+    # the question asks about says "$10.49".
+    evidence_sentences: int = 2
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("extractive", "decline"):
+            raise ConfigError(f"grounding.fallback must be extractive or decline, not {self.fallback!r}")
+        if not 0 <= self.min_support <= 1:
+            raise ConfigError(f"grounding.min_support must be between 0 and 1, not {self.min_support}")
+        if self.evidence_sentences < 0:
+            raise ConfigError(
+                f"grounding.evidence_sentences must be 0 or more, not {self.evidence_sentences}"
+            )
 
 
 HALCYON_SUGGESTIONS = [

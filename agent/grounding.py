@@ -2,9 +2,14 @@
 
 A sentence passes when every figure in it (numbers, prices, codes such as ``E4`` or ``AF-300``),
 every name (a capitalised word inside a sentence) and most of its content words also appear in
-the sources: the passages, the conversation so far, and the persona's own names. A sentence
-that declines ("I don't know", "connect you with a member of the support team") always passes:
-saying so is honest, whatever it cites.
+the sources: the passages, the conversation so far, and the persona's own names. A figure with a
+unit is one fact: "5 days" needs a source that says "5 days" (or "3-5 days", "5-day"), not
+"5 months" and a "days" elsewhere. And the answer must answer the question asked: its figures
+must come from the passage sentences (a table row is one) that best match the question
+(``rank_sentences``, ``grounding.evidence_sentences``), or the conversation; a sentence without
+figures must share some of their words. "$69" is in the passages, but the row the customer asked
+about says "$10.49". A sentence that declines ("I don't know", "connect you with a member of the
+support team") always passes: saying so is honest, whatever it cites.
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -75,6 +80,33 @@ def figures(text: str) -> list[str]:
     return found + words
 
 
+_UNIT_NAMES = {
+    "business day": "business day", "day": "day", "week": "week", "month": "month", "year": "year",
+    "hour": "hour", "hr": "hour", "minute": "minute", "min": "minute", "second": "second",
+    "sec": "second", "db": "db", "kg": "kg", "lb": "lb", "cm": "cm", "mm": "mm", "m²": "m²",
+    "m2": "m²", "sq ft": "sq ft", "kwh": "kwh", "%": "%", "percent": "%", "character": "character",
+}  # fmt: skip
+_NUMBER = r"\d+(?:[.,]\d+)?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+_UNIT = "|".join(sorted((re.escape(u) + ("s?" if u[-1].isalpha() and u not in ("db", "kwh") else "")
+                        for u in _UNIT_NAMES), key=len, reverse=True))  # fmt: skip
+_QUANTITY = re.compile(
+    rf"(?<![\w.])({_NUMBER})(?:\s*(?:-|–|—|to|or)\s*({_NUMBER}))?[\s-]*({_UNIT})(?![\w²])", re.IGNORECASE
+)
+
+
+def quantities(text: str) -> set[str]:
+    """Figures with their unit, normalised: "3–5 business days" -> {"3 business day", "5 business
+    day"}; "a 30-day window" -> {"30 day"}; "two years" -> {"2 year"}."""
+    out = set()
+    for match in _QUANTITY.finditer(_CITATION.sub("", text)):
+        unit = match.group(3).lower()
+        unit = _UNIT_NAMES.get(unit) or _UNIT_NAMES.get(unit[:-1], unit)
+        for number in match.group(1, 2):
+            if number:
+                out.add(f"{_normal(number)} {unit}")
+    return out
+
+
 def _figure_set(text: str) -> set[str]:
     out = set(figures(text))
     for figure in list(out):  # "AF-300" also covers "300"; "2.4GHz" covers "2.4"
@@ -88,15 +120,25 @@ class Sources:
 
     texts: Sequence[str]
     min_support: float = 0.5
+    evidence: Sequence[str] | None = None  # the sentences that answer the question; None: any
+    conversation: Sequence[str] = ()  # the customer's figures count as evidence too
+    evidence_support: float = 0.3
     _figures: set[str] = field(init=False)
+    _quantities: set[str] = field(init=False)
     _words: set[str] = field(init=False)
     _lower: str = field(init=False)
+    _evidence: tuple[set[str], set[str], set[str]] | None = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
         self._figures = _figure_set(joined)
+        self._quantities = quantities(joined)
         self._words = set(content_words(joined))
         self._lower = joined.lower()
+        self._evidence = None
+        if self.evidence is not None:
+            told, said = "\n".join(self.evidence), "\n".join([*self.evidence, *self.conversation])
+            self._evidence = (_figure_set(said), quantities(said), set(content_words(told)))
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -104,11 +146,29 @@ class Sources:
             return []
         text = _LEADING_MARKER.sub("", _CITATION.sub("", sentence))  # "2. Press..." claims no "2"
         missing = [f for f in figures(text) if f not in self._figures and not f.isalpha()]
+        missing += sorted(
+            q for q in quantities(text) if q not in self._quantities and q.split()[0] in self._figures
+        )
         names = [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES and n.lower() not in self._lower]
         words = [] if text.rstrip().endswith("?") else content_words(text)  # asking back claims nothing
         if words and sum(w in self._words for w in words) / len(words) < self.min_support:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
+        if self._evidence is not None and not missing:
+            missing += self._off_evidence(text, words)
         return missing + names
+
+    def _off_evidence(self, text: str, words: list[str]) -> list[str]:
+        """What a sentence the sources support takes from outside the sentences that answer the
+        question: a figure ("$69" when the question's row says "$10.49"), or, with no figure,
+        most of its words (an answer to another question)."""
+        assert self._evidence is not None
+        told_figures, told_quantities, told_words = self._evidence
+        claimed = [f for f in figures(text) if not f.isalpha()]
+        off = [f"{f} (not in the answering passage)" for f in claimed if f not in told_figures]
+        off += [f"{q} (not in the answering passage)" for q in sorted(quantities(text) - told_quantities)]
+        if not claimed and words and sum(w in told_words for w in words) / len(words) < self.evidence_support:
+            off.append(f"answering passage {sum(w in told_words for w in words)}/{len(words)} words")
+        return off
 
 
 def sentences(text: str) -> list[str]:
@@ -127,8 +187,9 @@ class SentenceGate:
     ``feed(text)`` takes the whole text so far and returns how much of it may be shown;
     ``failed`` holds what the first failing sentence lacked (generation should stop then)."""
 
-    def __init__(self, sources: Sources):
+    def __init__(self, sources: Sources, ranked: Sequence[Evidence] | None = None):
         self.sources = sources
+        self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
         self.cleared = 0
         self.failed: list[str] = []
 
@@ -154,52 +215,207 @@ class SentenceGate:
         return self.cleared
 
 
-def passage_sentences(passage: str) -> list[str]:
-    """The prose sentences of a passage: Markdown headings, breadcrumbs and table rows left out."""
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip().replace("**", "") for c in row.strip().strip("|").split("|")]
+
+
+def _row_sentence(cells: list[str], header: list[str] | None) -> str | None:
+    """A table row as a sentence: "Canada: Method Standard; Delivery time 5–8 business days; ..."."""
+    if len([c for c in cells if c]) < 2:
+        return None
+    first, rest = cells[0], cells[1:]
+    if header is not None and len(header) == len(cells):
+        parts = [f"{h} {c}" if h else c for h, c in zip(header[1:], rest, strict=True) if c]
+    else:
+        parts = [c for c in rest if c]
+    return f"{first}: {'; '.join(parts)}." if first else f"{'; '.join(parts)}."
+
+
+def _table_sentences(lines: list[str]) -> list[str]:
+    """Rows of a Markdown table (its header row, when the passage has it, names each cell); a row
+    the chunker ran together with the next (``... | | next row | ...``) is split back."""
+    header: list[str] | None = None
+    if len(lines) > 1 and _TABLE_RULE.match(lines[1].strip()):
+        header, lines = _cells(lines[0]), lines[2:]
     out = []
-    for line in passage.splitlines():
-        line = (
-            line.strip().lstrip("-*0123456789. ").strip()
-            if line.strip()[:2] in ("- ", "* ")
-            else line.strip()
-        )
-        if not line or line.startswith(("#", "|")) or (" > " in line and not line.endswith(".")):
+    for line in lines:
+        if _TABLE_RULE.match(line.strip()):
             continue
-        out += [" ".join(s.split()) for s in sentences(line) if s.strip()]
+        rows = re.split(r"\s\|\s+\|\s", line) if header is None else [line]
+        out += [s for row in rows if (s := _row_sentence(_cells(row), header))]
+    return out
+
+
+def passage_sentences(passage: str) -> list[str]:
+    """The sentences of a passage, each table row as one sentence; Markdown headings and
+    breadcrumbs left out."""
+    out: list[str] = []
+    table: list[str] = []
+    lines = passage.splitlines()
+    if lines and " > " in lines[0]:  # the breadcrumb ("Page > Section?") leads the first line
+        lead = sentences(lines[0])
+        while lead and " > " in lead[0]:
+            lead.pop(0)
+        lines[0] = " ".join(lead)
+    elif len(lines) > 1 and not lines[0].rstrip().endswith((".", "!", "?", ":", "|")):
+        lines[0] = ""  # the page's title
+    for raw in [*lines, ""]:
+        line = raw.strip()
+        if " > " in line and "|" in line and not line.startswith("|"):
+            line = line[line.index("|") :]  # the breadcrumb ran into the table's first row
+        if line.startswith("|") or (table and _TABLE_RULE.match(line)) or (line.count(" | ") >= 2):
+            table.append(line)
+            continue
+        if table:
+            out += _table_sentences(table)
+            table = []
+        line = _LEADING_MARKER.sub("", line).replace("**", "")  # "- **New:** 2 years" -> "New: 2 years"
+        if not line or line.startswith("#") or (" > " in line and not line.endswith(".")):
+            continue
+        out += [_LEADING_MARKER.sub("", " ".join(s.split())) for s in sentences(line) if s.strip()]
     return out
 
 
 Embed = Callable[[list[str]], Any]  # texts -> L2-normalised vectors (``KnowledgeBase.embed``)
 
 
-def extractive_answer(
-    question: str, passages: Sequence[str], max_sentences: int = 2, embed: Embed | None = None
-) -> str | None:
-    """The passage sentences that best match the question, quoted with their passage number;
-    None when no sentence shares a content word with it.
+class CachedEmbed:
+    """``embed`` with its vectors kept: the same passages come back turn after turn, so ranking
+    their sentences costs one embedding call for the question alone. Thread-safe; bounded."""
 
-    With ``embed`` (the knowledge base's own embedding model) sentences are ranked by cosine
-    similarity to the question, which finds an answer worded differently from the question
-    ("send back" -> "return window"); without it, by the content words they share."""
-    wanted = set(content_words(question))
+    def __init__(self, embed: Embed, size: int = 20_000):
+        import threading
+
+        self._embed, self._size = embed, size
+        self._vectors: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            fresh = np.asarray(self._embed(missing), dtype=np.float32)
+            with self._lock:
+                if len(self._vectors) + len(missing) > self._size:
+                    self._vectors.clear()
+                self._vectors.update(zip(missing, fresh, strict=True))
+                known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            known.update(zip(missing, fresh, strict=True))
+        else:
+            with self._lock:
+                known = {t: self._vectors[t] for t in texts}
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
+EVIDENCE_MARGIN = 0.15  # a sentence this close to the best one is evidence too: near-ties are noise
+
+
+def evidence(ranked: Sequence[Evidence], k: int) -> list[str]:
+    """The sentences an answer's figures must come from: the best ``k``, and any of the next ``k``
+    that scores within ``EVIDENCE_MARGIN`` of the best (the ranking cannot tell them apart)."""
+    if not ranked or k <= 0:
+        return []
+    top = ranked[0].score
+    return [e.text for i, e in enumerate(ranked[: 2 * k]) if i < k or e.score >= top - EVIDENCE_MARGIN]
+
+
+def _heading(passage: str) -> str:
+    """The passage's section path ("Warranty > Coverage Period"), or its title line; else ""."""
+    first = passage.split("\n", 1)[0].strip()
+    if " > " in first:
+        lead = sentences(first.split(" | ")[0])
+        return " ".join(s for s in lead if " > " in s).strip() or first
+    if "\n" in passage and not first.endswith((".", "!", "?", ":", "|")):
+        return first
+    return ""
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to their first 5 letters: "takes" and "take", "dry" and "drying" meet."""
+    return {w[:5] for w in content_words(text)}
+
+
+LEXICAL_WEIGHT = 0.3  # a shared rare word ("Hawaii", "E6") counts beside the embedding's similarity
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A passage sentence (a table row is one) and how well it matches the question."""
+
+    score: float
+    passage: int  # 1-based, as the prompt numbers passages
+    order: int  # its place in the passage
+    text: str
+    shares_words: bool = True  # it has a word stem of the question (else: found by meaning alone)
+
+
+def rank_sentences(
+    question: str, passages: Sequence[str], embed: Embed | None = None, context: Sequence[str] = ()
+) -> list[Evidence]:
+    """The passages' sentences, best first as answers to the question.
+
+    A sentence's score is the share of the question's word stems it has, each weighted by how
+    rare it is among the candidate sentences, plus, with ``embed`` (the knowledge base's own
+    embedding model), its cosine similarity to the question, which finds an answer worded
+    differently ("send back" -> "return window"). ``context``: the customer's earlier messages,
+    read with the question so that a follow-up ("and the bigger one?") finds its subject."""
+    import math
+
+    query = " ".join([*context[-1:], question])
+    wanted = _stems(query)
     candidates = []
+    headings = {}
     for number, passage in enumerate(passages, start=1):
+        headings[number] = _heading(passage)
         for order, sentence in enumerate(passage_sentences(passage)):
             clean = sentence.replace("**", "").strip()
-            if len(clean) > 20 and wanted & set(content_words(clean)):
+            # With the embedding model every sentence is a candidate ("how long does a
+            # recalibration take?" -> "Calibration takes 15 minutes"); without it, one that
+            # shares a word stem with the question.
+            if len(clean) > 20 and (embed is not None or wanted & _stems(clean)):
                 candidates.append((number, order, clean))
-    if not candidates:
-        return None
+    if not candidates or not wanted:
+        return []
+    words = [_stems(c[2]) for c in candidates]
+    idf = {w: math.log(1 + len(candidates) / (1 + sum(w in ws for ws in words))) for w in wanted}
+    total = sum(idf.values()) or 1.0
+    scores = [LEXICAL_WEIGHT * sum(idf[w] for w in wanted & ws) / total for ws in words]
     if embed is not None:
         import numpy as np
 
-        vectors = np.asarray(embed([question, *(c[2] for c in candidates)]), dtype=np.float32)
-        scores = [float(v) for v in vectors[1:] @ vectors[0]]
-    else:
-        scores = [float(len(wanted & set(content_words(c[2])))) for c in candidates]
+        # Each sentence is read under its section ("Warranty > Coverage Period: New purifiers:
+        # 2 years ..."), which names what a terse list item is about.
+        texts = [f"{headings[c[0]]}: {c[2]}" if headings[c[0]] else c[2] for c in candidates]
+        vectors = np.asarray(embed([query, *texts]), dtype=np.float32)
+        scores = [s + float(v) for s, v in zip(scores, vectors[1:] @ vectors[0], strict=True)]
     ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i][:2]))
-    best = sorted(candidates[i] for i in ranked[:max_sentences])
-    quoted = " ".join(f"{s if s.endswith(('.', '!', '?')) else s + '.'} [{n}]" for n, _, s in best)
+    return [Evidence(scores[i], *candidates[i], shares_words=bool(wanted & words[i])) for i in ranked]
+
+
+def extractive_answer(
+    question: str,
+    passages: Sequence[str],
+    max_sentences: int = 2,
+    embed: Embed | None = None,
+    context: Sequence[str] = (),
+    ranked: Sequence[Evidence] | None = None,
+) -> str | None:
+    """The passage sentences that best match the question (``rank_sentences``), quoted in their
+    passages' order with their passage number; None (the caller declines) when none of them
+    shares a word with the question: a quote found by meaning alone is too likely beside it."""
+    if ranked is None:
+        ranked = rank_sentences(question, passages, embed, context)
+    best = sorted(ranked[:max_sentences], key=lambda e: (e.passage, e.order))
+    if not any(e.shares_words for e in best):
+        return None
+    quoted = " ".join(
+        f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best
+    )
     return f"Here is what our help pages say: {quoted}"
 
 

@@ -473,9 +473,30 @@ class Agent:
         if not settings.enabled or not passages:
             return None
         persona = self.config.persona
-        texts = [message, *(t for _, t in history), *(p.text for p in passages)]
+        said = [message, *(t for _, t in history)]
+        texts = [*said, *(p.text for p in passages)]
         texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
-        return grounding.SentenceGate(grounding.Sources(texts, min_support=settings.min_support))
+        asked = [t for role, t in history if role == "customer"]
+        embed = self._sentence_embed()
+        ranked = grounding.rank_sentences(message, [p.text for p in passages], embed, asked)
+        # Only a ranking by meaning is good enough to hold an answer to: word overlap alone is not.
+        by_meaning = embed is not None and settings.evidence_sentences > 0
+        evidence = grounding.evidence(ranked, settings.evidence_sentences) if by_meaning else None
+        sources = grounding.Sources(
+            texts, min_support=settings.min_support, evidence=evidence, conversation=said
+        )
+        return grounding.SentenceGate(sources, ranked=ranked)
+
+    def _sentence_embed(self) -> grounding.CachedEmbed | None:
+        """The knowledge base's embedding model, caching passage sentences across turns."""
+        embed = getattr(self.knowledge, "embed", None)
+        if embed is None:
+            return None
+        cached = getattr(self, "_cached_embed", None)
+        if cached is None or cached[0] is not self.knowledge:
+            cached = (self.knowledge, grounding.CachedEmbed(embed))
+            self._cached_embed = cached
+        return cached[1]
 
     @staticmethod
     def _checked(text: str, gate: grounding.SentenceGate, limited: bool, state: dict[str, Any]) -> int:
@@ -502,8 +523,10 @@ class Agent:
         verdict: grounding.Grounding = state["grounding"]
         quoted = None
         if self.config.grounding.fallback == "extractive":
-            embed = getattr(self.knowledge, "embed", None)
-            quoted = grounding.extractive_answer(message, [p.text for p in passages], embed=embed)
+            gate = state.get("gate")
+            ranked = gate.ranked if gate is not None else None
+            texts = [p.text for p in passages]
+            quoted = grounding.extractive_answer(message, texts, embed=self._sentence_embed(), ranked=ranked)
         if quoted is not None:
             state["grounding"] = dataclasses.replace(verdict, action=grounding.EXTRACTIVE)
             return quoted

@@ -15,6 +15,10 @@ Both arms serve through the production path (``agent.generator.build_generator``
 engine when it is available).
 
     python -m benchmarks.tuned_default --tuned agent/default_model [--changed] [--mtrag 20]
+        [--questions dev.jsonl --name tuned_default_dev]
+
+``--questions dev.jsonl``: the development set (``agent/sample/dev.jsonl``) that the answer
+check's settings were chosen on, so that the held-out set stays a test set.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
 LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke run)
+QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
 
 
 def heldout() -> list[dict[str, Any]]:
-    items = [json.loads(line) for line in (SAMPLE / "heldout.jsonl").read_text().splitlines() if line]
+    items = [json.loads(line) for line in (SAMPLE / QUESTIONS).read_text().splitlines() if line]
     if LIMIT is None:
         return items
     kinds: dict[str, int] = {}
@@ -279,6 +284,12 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="Where the arms' data homes go (default: a temp dir).")
     parser.add_argument("--name", default="tuned_default")
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
+    parser.add_argument(
+        "--questions",
+        choices=["heldout.jsonl", "dev.jsonl"],
+        default="heldout.jsonl",
+        help="The sample question set (dev.jsonl: the one the answer check was tuned on).",
+    )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     parser.add_argument(
         "--record", action="store_true", help="Write the headline into the adapter's manifest."
@@ -289,8 +300,8 @@ def main() -> None:
         help="Rerun only the changed-figures part into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT
-    LIMIT = args.limit
+    global LIMIT, QUESTIONS
+    LIMIT, QUESTIONS = args.limit, args.questions
     home_root = (args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))).resolve()
     models = bench_home(home_root / "sample", "bench-tuned-") / "models"
     (home_root / "changed").mkdir(parents=True, exist_ok=True)
@@ -319,7 +330,7 @@ def main() -> None:
 
 
 def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if args.record and not args.limit and not args.base_only:
+    if args.record and not args.limit and not args.base_only and args.questions == "heldout.jsonl":
         from training.ship import record_metrics
 
         record_metrics(Path(args.tuned) / "manifest.json", headline(result))

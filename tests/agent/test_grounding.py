@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agent.generator import ScriptedGenerator
-from agent.grounding import SentenceGate, Sources, extractive_answer, figures
+from agent.grounding import (
+    SentenceGate,
+    Sources,
+    extractive_answer,
+    figures,
+    passage_sentences,
+    quantities,
+    rank_sentences,
+)
+from tests.agent.fakes import KeywordKnowledge
 
 PASSAGE = "The Aero warranty lasts 2 years from the delivery date and covers the motor."
 
@@ -129,3 +140,174 @@ def test_a_list_number_is_shown_with_its_item_never_alone_at_the_end() -> None:
     cleared = gate.feed(text, final=True)
     assert text[:cleared].rstrip().endswith("Unplug the purifier.") and not gate.failed
     assert gate.feed(text + " Hold the Filter button for 3 seconds.", final=True) > cleared
+
+
+SHIPPING = (
+    "Shipping and Delivery > Shipping Options and Costs\n"
+    "| Destination | Method | Delivery time | Cost |\n|---|---|---|---|\n"
+    "| Contiguous US | Express | 1–2 business days | $14.95 |\n"
+    "| Alaska and Hawaii | Standard only | 6–10 business days | Free on orders over $50, otherwise $5.95 |\n"
+    "| Canada | Standard | 5–8 business days | $12 flat |\n"
+    "Halcyon Care filter deliveries always ship free by standard shipping."
+)
+
+
+def test_quantities_pair_each_figure_with_its_unit() -> None:
+    assert quantities("It takes 3–5 business days, a 30-day window, two years, 22 dB.") == {
+        "3 business day", "5 business day", "30 day", "2 year", "22 db",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sentence", "supported"),
+    [
+        ("Clean the sensor every 5 months.", True),
+        ("Clean the sensor every 3 to 5 days.", False),  # "5" and "days" are there, "5 days" is not
+        ("Banks take 3 to 5 business days.", True),
+        ("The warranty is a 2-year warranty.", True),
+    ],
+)
+def test_a_figure_with_a_unit_is_one_fact(sentence: str, supported: bool) -> None:
+    sources = Sources(["Clean the sensor every 5 months.", "Banks take 3 to 5 business days.", PASSAGE])
+    assert (sources.unsupported(sentence) == []) is supported
+
+
+def test_table_rows_are_sentences_named_by_their_header() -> None:
+    rows = passage_sentences(SHIPPING)
+    assert rows[1] == (
+        "Alaska and Hawaii: Method Standard only; Delivery time 6–10 business days; "
+        "Cost Free on orders over $50, otherwise $5.95."
+    )
+    assert rows[-1] == "Halcyon Care filter deliveries always ship free by standard shipping."
+    # The breadcrumb ran into the header row; a chunk that starts mid-table ran its rows together.
+    assert passage_sentences("Filters > Which Filter? | Filter | Price |\n|---|---|\n| AF-300 | $39 |") == [
+        "AF-300: Price $39."
+    ]
+    assert passage_sentences(
+        "Specs > Table\n plus Display | | Weight | 4.8 kg | 6.9 kg | | Colors | White | Grey |"
+    ) == [
+        "Weight: 4.8 kg; 6.9 kg.",
+        "Colors: White; Grey.",
+    ]
+    assert passage_sentences("Warranty > Coverage\n - **New purifiers:** 2 years.\n- 2 filters a year.") == [
+        "New purifiers: 2 years.",
+        "2 filters a year.",
+    ]
+
+
+def test_extractive_answer_quotes_the_table_row_that_answers() -> None:
+    answer = extractive_answer("How long does standard delivery to Hawaii take?", [SHIPPING], max_sentences=1)
+    assert answer is not None and "6–10 business days" in answer
+
+
+def test_a_follow_up_is_ranked_with_the_customers_earlier_question() -> None:
+    noise = "Noise > Levels\n| Mode | Aero 300 | Aero 500 |\n|---|---|---|\n| Sleep | 22 dB | 20 dB |\n| Turbo | 52 dB | 56 dB |"
+    assert rank_sentences("And on the other one?", [noise]) == []  # no word of its own to go on
+    ranked = rank_sentences("And on the other one?", [noise], context=["How loud is Turbo mode?"])
+    assert ranked[0].text == "Turbo: Aero 300 52 dB; Aero 500 56 dB."
+
+
+def test_figures_must_come_from_the_sentences_that_answer_the_question() -> None:
+    """ "$69" is in the passages, but not in the row the question asks about."""
+    prices = (
+        "Care > Price\n| Purifier | Filter | Monthly price |\n|---|---|---|\n"
+        "| Aero 300 | AF-300 Standard | $5.99 |\n| Aero 500 | AF-500P Pet & Odor | $10.49 |\n"
+        "The AF-500P Pet & Odor filter costs $69 on its own."
+    )
+    question = "What's the monthly price of Halcyon Care for an Aero 500 with the Pet & Odor filter?"
+    ranked = rank_sentences(question, [prices])
+    told = [e.text for e in ranked[:1]]
+    assert "$10.49" in told[0]
+    sources = Sources([prices, question], evidence=told, conversation=[question])
+    assert sources.unsupported("The monthly price is $10.49.") == []
+    assert sources.unsupported("The monthly price is $69.") == ["69 (not in the answering passage)"]
+    assert Sources([prices, question]).unsupported("The monthly price is $69.") == []  # any passage
+
+
+class MeaningKnowledge(KeywordKnowledge):
+    """Keyword search plus an embedding stand-in (bag of words), as a real knowledge base has."""
+
+    VOCAB = ("hawaii", "alaska", "express", "standard", "canada", "delivery", "long", "take", "cost")
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        vectors = np.array([[t.lower().count(w) for w in self.VOCAB] for t in texts], dtype=np.float32) + 1e-3
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_an_answer_to_another_question_falls_back_to_the_row_that_answers(make_agent) -> None:
+    question, wrong = (
+        "How long does standard delivery to Hawaii take?",
+        "Express delivery takes 1–2 business days.",
+    )
+    agent = make_agent(ScriptedGenerator([wrong]), docs={"shipping": SHIPPING})
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    reply = agent.reply("g8", question)
+    assert "6–10 business days" in reply.text and "1–2" not in reply.text
+    assert reply.grounding is not None and reply.grounding["action"] == "extractive"
+    # Off, or with no embedding model to rank by meaning, any passage sentence may back a figure.
+    off = make_agent(ScriptedGenerator([wrong]), docs={"shipping": SHIPPING}, grounding__evidence_sentences=0)
+    off.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    assert off.reply("g9", question).text == wrong
+    lexical = make_agent(ScriptedGenerator([wrong]), docs={"shipping": SHIPPING})
+    assert lexical.reply("g10", question).text == wrong
+
+
+def test_near_ties_in_the_ranking_are_all_evidence() -> None:
+    from agent.grounding import Evidence, evidence
+
+    ranked = [
+        Evidence(0.9, 1, 0, "a"),
+        Evidence(0.8, 1, 1, "b"),
+        Evidence(0.78, 1, 2, "c"),
+        Evidence(0.5, 1, 3, "d"),
+    ]
+    assert (
+        evidence(ranked, 2) == ["a", "b", "c"]
+        and evidence(ranked, 1) == ["a", "b"]
+        and evidence(ranked, 0) == []
+    )
+
+
+def test_cached_embed_embeds_each_text_once_and_keeps_the_order() -> None:
+    import numpy as np
+
+    from agent.grounding import CachedEmbed
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts])
+
+    cached = CachedEmbed(embed, size=3)
+    first = cached(["aa", "b", "aa"])
+    assert calls == [["aa", "b"]] and first.tolist() == [[2.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
+    assert cached(["b", "cccc"]).tolist() == [[1.0, 1.0], [4.0, 1.0]] and calls[-1] == ["cccc"]
+    cached(["ddd", "ee"])  # over the bound: the cache starts again rather than growing
+    assert cached(["ee"]).tolist() == [[2.0, 1.0]] and calls[-1] == ["ddd", "ee"]
+
+
+def test_a_page_title_is_not_a_sentence_to_quote() -> None:
+    assert passage_sentences(
+        "LED Indicators and Light Ring\nYour Aero uses a light ring around the top."
+    ) == ["Your Aero uses a light ring around the top."]
+
+
+def test_with_the_embedding_model_a_sentence_sharing_no_word_can_answer() -> None:
+    """ "Recalibration" and "calibration" share no word: the embedding model still ranks the answer."""
+    import numpy as np
+
+    passage = "Sensor > Recalibrating\nOpen the app and choose the sensor page. Calibration takes 15 minutes."
+    question = "How long does a recalibration run?"
+
+    def embed(texts: list[str]) -> np.ndarray:  # a stand-in that knows "how long" ~ "15 minutes"
+        vectors = np.array([[1.0, 0.2] if ("minutes" in t or "long" in t) else [0.1, 1.0] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    assert [e.text for e in rank_sentences(question, [passage])] == []
+    assert rank_sentences(question, [passage], embed)[0].text == "Calibration takes 15 minutes."
+    # Quoted only beside a sentence that shares a word; found by meaning alone, it is declined.
+    assert extractive_answer("How long does a sensor recalibration run?", [passage], embed=embed) is not None
+    assert extractive_answer(question, [passage], embed=embed, max_sentences=1) is None

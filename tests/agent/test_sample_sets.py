@@ -1,0 +1,44 @@
+"""The sample's question sets: the held-out test set and the dev set the answer check was tuned on
+stay apart from each other and from the training conversations, and every key fact is real."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[2] / "agent" / "sample"
+KINDS = {"answerable", "unanswerable", "followup"}
+
+
+def rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SAMPLE / name).read_text(encoding="utf-8").splitlines() if line]
+
+
+def normal(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl"])
+def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
+    for row in rows(name):
+        assert row["kind"] in KINDS, row["id"]
+        assert bool(row["answer_contains"]) is (row["kind"] != "unanswerable"), row["id"]
+        for fact in row["answer_contains"]:
+            for page in row["gold_doc_ids"]:
+                text = (SAMPLE / "docs" / f"{page}.md").read_text(encoding="utf-8").lower()
+                assert fact in text, f"{row['id']}: {fact!r} not on {page}"
+        assert set(row.get("changed") or []) <= set(row["answer_contains"]), row["id"]
+
+
+def test_dev_and_held_out_questions_are_apart_from_each_other_and_from_training() -> None:
+    dev = {normal(r["question"]) for r in rows("dev.jsonl")}
+    held_out = {normal(r["question"]) for r in rows("heldout.jsonl")}
+    trained = {
+        normal(t["text"]) for c in rows("conversations.jsonl") for t in c["turns"] if t["role"] == "customer"
+    }
+    assert len(dev) == len(rows("dev.jsonl")) and len(held_out) == len(rows("heldout.jsonl"))
+    assert not dev & held_out
+    assert not (dev | held_out) & trained
