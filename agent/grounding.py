@@ -296,19 +296,16 @@ class CachedEmbed:
     def __call__(self, texts: list[str]) -> Any:
         import numpy as np
 
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        with self._lock:  # read what is known in one go: another thread may clear the cache
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             fresh = np.asarray(self._embed(missing), dtype=np.float32)
             with self._lock:
                 if len(self._vectors) + len(missing) > self._size:
                     self._vectors.clear()
                 self._vectors.update(zip(missing, fresh, strict=True))
-                known = {t: self._vectors[t] for t in texts if t in self._vectors}
             known.update(zip(missing, fresh, strict=True))
-        else:
-            with self._lock:
-                known = {t: self._vectors[t] for t in texts}
         return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
