@@ -478,10 +478,12 @@ class Agent:
         texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
         asked = [t for role, t in history if role == "customer"]
         embed = self._sentence_embed()
-        ranked = grounding.rank_sentences(message, [p.text for p in passages], embed, asked)
         # Only a ranking by meaning is good enough to hold an answer to: word overlap alone is not.
-        by_meaning = embed is not None and settings.evidence_sentences > 0
-        evidence = grounding.evidence(ranked, settings.evidence_sentences) if by_meaning else None
+        # Without it nothing is ranked up front; the fallback ranks only if it is needed.
+        ranked, evidence = None, None
+        if embed is not None and settings.evidence_sentences > 0:
+            ranked = grounding.rank_sentences(message, [p.text for p in passages], embed, asked)
+            evidence = grounding.evidence(ranked, settings.evidence_sentences)
         sources = grounding.Sources(
             texts, min_support=settings.min_support, evidence=evidence, conversation=said
         )
