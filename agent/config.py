@@ -73,7 +73,20 @@ class RetrievalSettings:
     chroma_url: str | None = None  # a Chroma server instead of the local persistent index
     entity_fields: list[str] = field(default_factory=list)  # tracked in dialogue; []: inferred at ingest
     rerank: bool = False
+    # Chunks read to choose the k passages: each is re-scored by its best sentence as an answer to
+    # the question (the answer check's ranking), so the chunk of a page that holds the answer is
+    # shown rather than the page's opening (two chunks of one page may both be). 0 (or <= k): the
+    # retriever's k best documents, one chunk each.
+    candidates: int = 10
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ConfigError(f"retrieval.k must be a whole number of 1 or more, not {self.k!r}")
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 0:
+            raise ConfigError(
+                f"retrieval.candidates must be a whole number of 0 or more, not {self.candidates!r}"
+            )
 
 
 @dataclass

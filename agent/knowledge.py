@@ -41,3 +41,28 @@ def open_knowledge(config: AgentConfig, *, progress: bool = False, embeddings: A
     if config.retrieval.ingest_sample and kb.count() == 0 and SAMPLE_DOCS.is_dir():
         kb.ingest([SAMPLE_DOCS], progress=progress)
     return kb
+
+
+def ranked_search(
+    kb: KnowledgeBase,
+    question: str,
+    history: list[tuple[str, str]],
+    *,
+    k: int,
+    candidates: int,
+    embed: Any = None,
+) -> list[Any]:
+    """The ``k`` chunks the agent shows the model for ``question``: the best ``candidates`` chunks,
+    whatever page they are on, re-ranked by the sentence in each that answers best
+    (``agent.grounding.rank_passages``). Two chunks of one page may both be shown: the answer is
+    often a page's second chunk. With ``candidates <= k`` or no embedding model, the retriever's
+    own top ``k``, one per page. ``embed`` defaults to the index's model (pass a cached one)."""
+    from agent import grounding
+
+    embed = embed if embed is not None else getattr(kb, "embed", None)
+    if embed is None or candidates <= k:
+        return list(kb.search(question, k=k, history=history))
+    hits = kb.search(question, k=candidates, history=history, distinct=False)
+    asked = [text for role, text in history if role == "customer"]
+    order = grounding.rank_passages(question, [h.text for h in hits], [h.score for h in hits], embed, asked)
+    return [hits[i] for i in order[:k]]

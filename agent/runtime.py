@@ -318,7 +318,20 @@ class Agent:
     def _retrieve(self, message: str, history: list[tuple[str, str]]) -> list[Any]:
         if self.knowledge is None:
             return []
-        return list(self.knowledge.search(message, k=self.config.retrieval.k, history=history))
+        from agent.knowledge import ranked_search
+        from knowledge import KnowledgeBase
+
+        settings = self.config.retrieval
+        if not isinstance(self.knowledge, KnowledgeBase):  # a caller's own retriever: as it ranks
+            return list(self.knowledge.search(message, k=settings.k, history=history))
+        return ranked_search(
+            self.knowledge,
+            message,
+            history,
+            k=settings.k,
+            candidates=settings.candidates,
+            embed=self._sentence_embed(),
+        )
 
     @staticmethod
     def _passage(hit: Any) -> Passage:
@@ -590,6 +603,7 @@ class Agent:
             "escalation_reason": escalation_reason,
             "passages": [
                 {"doc_id": p.doc_id, "source": p.source, "title": p.title, "text": p.text}
+                | ({"chunk_id": p.chunk_id} if p.chunk_id else {})
                 for p in passages or []
             ],
             **{k: v for k, v in (extra or {}).items() if v},

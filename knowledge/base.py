@@ -352,13 +352,18 @@ class KnowledgeBase:
 
     # -- search -------------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 5, history: Sequence[tuple[str, str]] = ()) -> list[Hit]:
-        """At most ``k`` hits over distinct documents, best first; ``history`` holds (role, text) turns."""
+    def search(
+        self, query: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (), distinct: bool = True
+    ) -> list[Hit]:
+        """At most ``k`` hits over distinct documents, best first; ``history`` holds (role, text) turns.
+        ``distinct=False``: the ``k`` best chunks, several of them may come from one document."""
         from knowledge.retrieval import Query, search
 
         snapshot = self.snapshot()
         turns = tuple((str(role), str(text)) for role, text in history)
-        hits = search(snapshot, Query(query, turns), k, self.config, self._embed_queries, self._rerank_fn())
+        hits = search(
+            snapshot, Query(query, turns), k, self.config, self._embed_queries, self._rerank_fn(), distinct
+        )
         log.debug(
             "search: k=%d history=%d turns -> %d hits, best relevance %s, documents %s",
             k,

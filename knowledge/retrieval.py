@@ -7,7 +7,8 @@ Invariants:
 - Ranking: fused = dense_weight * min-max(cosine) + (1 - dense_weight) * BM25 / max(BM25), both over
   the candidate chunks; then + entity_boost * decay**r for chunks of an entity value named in the
   dialogue (r = 0 for the most recent turn naming one, 1 for the turn before, ...); then the best
-  chunk stands for its document. Results are distinct documents, highest score first.
+  chunk stands for its document. Results are distinct documents, highest score first (or, asked
+  for chunks, the best chunks, however many share a document).
 - ``relevance`` is the clipped cosine similarity of the query vector and the chunk vector: absolute,
   comparable across queries.
 - Entity tracking only uses the metadata fields it is given (configured, or inferred from the
@@ -230,13 +231,18 @@ def search(
     config: KnowledgeConfig,
     embed: EmbedFn,
     reranker: Reranker | None = None,
+    distinct: bool = True,
 ) -> list[Hit]:
-    """At most ``k`` hits over distinct documents, best first; ``[]`` for an empty index or k < 1."""
+    """At most ``k`` hits over distinct documents, best first; ``[]`` for an empty index or k < 1.
+    ``distinct=False``: the ``k`` best chunks, several of them may come from one document."""
     if snapshot.empty or k < 1 or not query.text.strip():
         return []
     scored = score_chunks(snapshot, query, config, embed)
     depth = max(k, config.rerank_depth) if reranker is not None else k
-    chosen = best_per_document(snapshot, scored.score, depth)
+    if distinct:
+        chosen = best_per_document(snapshot, scored.score, depth)
+    else:
+        chosen = [int(i) for i in np.argsort(-scored.score, kind="stable")[:depth]]
     scores = scored.score[chosen]
     if reranker is not None and chosen:
         extra = reranker(query, scored.vector, [snapshot.texts[i] for i in chosen])

@@ -122,7 +122,9 @@ def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
         from agent.knowledge import knowledge_config as build
 
         knowledge_config = build(config)
-    return knowledge_retriever(KnowledgeBase(knowledge_config), k=config.retrieval.k)
+    return knowledge_retriever(
+        KnowledgeBase(knowledge_config), k=config.retrieval.k, candidates=config.retrieval.candidates
+    )
 
 
 def _report(manifest: dict[str, Any], paths: dict[str, Path]) -> None:

@@ -55,11 +55,17 @@ def _windows(doc: Passage, size: int) -> list[Passage]:
     ]
 
 
-def knowledge_retriever(kb: KnowledgeBase, k: int = 4) -> Retriever:
-    """A ``knowledge.KnowledgeBase`` as a retriever."""
+def knowledge_retriever(kb: KnowledgeBase, k: int = 4, candidates: int = 0) -> Retriever:
+    """A ``knowledge.KnowledgeBase`` as a retriever. With ``candidates > k`` it shows what the
+    agent shows (``agent.knowledge.ranked_search``): evaluations and the gate then judge a model on
+    the passages it will be served with."""
+    from agent.grounding import CachedEmbed
+    from agent.knowledge import ranked_search
+
+    embed = CachedEmbed(kb.embed) if candidates > k and getattr(kb, "embed", None) is not None else None
 
     def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
-        hits = kb.search(question, k=k, history=list(history))
+        hits = ranked_search(kb, question, list(history), k=k, candidates=candidates, embed=embed)
         return [Passage(h.doc_id, h.source, h.text, h.title, float(h.score), h.chunk_id) for h in hits]
 
     return retrieve

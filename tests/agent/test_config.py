@@ -112,3 +112,15 @@ def test_ask_with_a_bad_value_fails_in_one_line_before_loading_anything(home: Pa
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "retrieval.k = 'abc'" in lines[0] and "Traceback" not in done.stderr
     assert not (home / "supportloop.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("SUPPORTLOOP_RETRIEVAL__K", "0", r"retrieval\.k must be a whole number of 1 or more, not 0"),
+        ("SUPPORTLOOP_RETRIEVAL__CANDIDATES", "-1", r"retrieval\.candidates must be .* 0 or more, not -1"),
+    ],
+)
+def test_retrieval_counts_out_of_range_are_refused(home: Path, key: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(env={"SUPPORTLOOP_HOME": str(home), key: value})

@@ -44,7 +44,13 @@ def test_sample_question_is_answered_citing_the_right_document(agent: Agent) -> 
     assert "warranty" in {c.doc_id for c in reply.citations}, (reply.text, reply.citations)
     turn = agent.store.get_turn(reply.turn_id)
     assert turn.model_version == reply.model_version
-    assert turn.retrieved and turn.retrieved[0].score >= turn.retrieved[-1].score
+    # Logged in the order shown to the model ([1] first), each with the retriever's own score.
+    for c in reply.citations:
+        assert (turn.retrieved[c.index - 1].doc_id, turn.retrieved[c.index - 1].chunk_id) == (
+            c.doc_id,
+            c.chunk_id,
+        )
+    assert all(0.0 <= r.score <= 1.0 for r in turn.retrieved)
     assert "warranty" in {r.doc_id for r in turn.retrieved}
     assert "2 years" in reply.text
     agent.feedback(reply.turn_id, thumbs=1, rating=4, comment="clear")
@@ -52,6 +58,15 @@ def test_sample_question_is_answered_citing_the_right_document(agent: Agent) -> 
     assert (feedback.thumbs, feedback.rating) == (1, 4)
     customer, answer = agent.store.turns("e2e-1")
     assert customer.role == "customer" and answer.id == reply.turn_id
+
+
+def test_the_chunk_that_answers_is_shown_not_the_pages_opening(agent: Agent) -> None:
+    """The email reply time is a row of the contact table, in a later chunk of its page: the chunks
+    are re-ranked by the sentence that answers, so that chunk is among the passages shown."""
+    question = "If I email your support team, how long until someone gets back to me?"
+    hits = agent._retrieve(question, [])
+    assert len(hits) == agent.config.retrieval.k == len({h.chunk_id for h in hits})
+    assert any("1 business day" in h.text for h in hits), [h.text[:80] for h in hits]
 
 
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:

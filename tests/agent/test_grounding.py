@@ -311,3 +311,26 @@ def test_with_the_embedding_model_a_sentence_sharing_no_word_can_answer() -> Non
     # Quoted only beside a sentence that shares a word; found by meaning alone, it is declined.
     assert extractive_answer("How long does a sensor recalibration run?", [passage], embed=embed) is not None
     assert extractive_answer(question, [passage], embed=embed, max_sentences=1) is None
+
+
+def test_rank_passages_lifts_the_chunk_whose_sentence_answers() -> None:
+    """The retriever put a page's opening first; the chunk with the answering row moves up."""
+    import numpy as np
+
+    from agent.grounding import rank_passages
+
+    chunks = [
+        "Specs > Overview\nThe Aero comes in two sizes for rooms of every size.",
+        "Specs > Dimensions\n| | Aero 300 |\n|---|---|\n| Height | 48 cm |",
+        "Warranty\nThe warranty lasts two years from delivery.",
+    ]
+
+    def embed(texts: list[str]) -> np.ndarray:  # a stand-in that knows "tall" ~ "height"
+        vectors = np.array([[1.0, 0.1] if ("Height" in t or "tall" in t) else [0.1, 1.0] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    question = "How tall is the Aero 300?"
+    assert rank_passages(question, chunks, [0.9, 0.8, 0.1], embed)[0] == 1
+    # Without the sentences' say (weight 0) the retriever's order stands; nothing in, nothing out.
+    assert rank_passages(question, chunks, [0.9, 0.8, 0.1], embed, weight=0.0) == [0, 1, 2]
+    assert rank_passages(question, [], [], embed) == []

@@ -17,7 +17,8 @@ from agent.knowledge import SAMPLE_DOCS
 from agent.runtime import Agent
 from agent.store import LogStore
 from agent.verified import SOURCE, record_correction
-from training.gate import retire_shortcuts
+from training.gate import model_answer, retire_shortcuts
+from training.retrievers import knowledge_retriever
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,14 @@ def test_a_cli_correction_answers_the_next_similar_question_and_retires_after_pr
         # A near-miss is not served the correction: the model answers it.
         assert agent.reply("real-4", "What does shipping to Mexico cost?").text != CORRECTED
 
-        # The model's own words on another question, recorded as a verified answer: the promoted
+        # The model's own words on another question (on the passages the agent is shown, as
+        # ``eval_retriever`` gives them to the gate), recorded as a verified answer: the promoted
         # model gives them again, so that shortcut retires; the Canada one it does not know stays.
-        own = agent.reply("real-5", "How long is the warranty on a brand-new Aero purifier?")
-        _, mine = record_correction(store, own.turn_id, own.text)
-
-        def retrieve(question: str, history: object) -> list:
-            return [Agent._passage(hit) for hit in kb.search(question, k=config.retrieval.k)]
+        retrieve = knowledge_retriever(kb, k=config.retrieval.k, candidates=config.retrieval.candidates)
+        warranty = "How long is the warranty on a brand-new Aero purifier?"
+        own = agent.reply("real-5", warranty)
+        words = model_answer(generator, warranty, retrieve, max_new_tokens=48)
+        _, mine = record_correction(store, own.turn_id, words)
 
         retired = retire_shortcuts(store, generator, "promoted-test", retriever=retrieve, max_new_tokens=48)
         assert retired == [mine.id]

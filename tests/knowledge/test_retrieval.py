@@ -68,6 +68,20 @@ def test_hits_are_typed_and_relevance_is_bounded(hotels: KnowledgeBase) -> None:
     assert hits[0].source.startswith("kb.jsonl#") and hits[0].chunk_id
 
 
+def test_chunks_not_distinct_can_come_from_one_document(make_kb) -> None:
+    """``distinct=False`` gives the best chunks themselves: a long page can fill them all."""
+    long_text = "\n\n".join(f"## Part {n}\n\nThe kettle part {n} holds {n} cups of water." for n in range(6))
+    kb = make_kb(persist=False, chunk_size=80, chunk_overlap=0)
+    kb.ingest_documents(
+        [Document("kettle", "kettle.md", long_text), Document("tea", "tea.md", "Tea leaves.")]
+    )
+    assert [h.doc_id for h in kb.search("kettle cups of water", k=3)] == ["kettle", "tea"]
+    chunks = kb.search("kettle cups of water", k=3, distinct=False)
+    assert len(chunks) == 3 and {h.doc_id for h in chunks} == {"kettle"}
+    assert len({h.chunk_id for h in chunks}) == 3
+    assert [h.score for h in chunks] == sorted((h.score for h in chunks), reverse=True)
+
+
 def test_blank_query_and_zero_k(hotels: KnowledgeBase) -> None:
     assert hotels.search("   ") == []
     assert hotels.search("rooms", k=0) == []

@@ -145,6 +145,31 @@ def logged_conversation(store: LogStore, cid: str, passage: Passage) -> str:
     return str(turn.id)
 
 
+def test_two_chunks_of_one_page_keep_their_own_chunk_ids(tmp_path: Path) -> None:
+    """The agent may show two chunks of one page; each is read back as the chunk it was, whether
+    the log holds its id (now) or only the turn's retrieved list does (older logs)."""
+    from agent.types import RetrievedChunk
+    from training.data import from_store
+
+    ids = ("a" * 32, "b" * 32)
+    with LogStore(home=tmp_path) as store:
+        for cid, with_ids in (("new", True), ("old", False)):
+            store.create_conversation(cid)
+            store.add_turn(cid, "customer", "How often should I replace the filter?")
+            passages = [
+                {"doc_id": "filters", "source": "filters.md", "title": None, "text": text}
+                | ({"chunk_id": i} if with_ids else {})
+                for text, i in zip(("Replace it every 6 months.", "Rinse it monthly."), ids, strict=True)
+            ]
+            retrieved = [RetrievedChunk(i, "filters", 0.9, "filters.md") for i in ids]
+            turn = store.add_turn(
+                cid, "agent", "Every 6 months.", retrieved=retrieved, metadata={"passages": passages}
+            )
+            store.add_feedback(turn.id, reviewer="riley", mark_for_training=True)
+        for conv in from_store(store):
+            assert [p.chunk_id for p in conv.passages[1]] == list(ids), conv.id
+
+
 def test_a_stale_answer_is_left_out_until_a_review_after_it_was_found(tmp_path: Path) -> None:
     from training.data import from_store
 

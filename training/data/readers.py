@@ -505,14 +505,18 @@ def merge_feedback(items: Iterable[Feedback]) -> TurnFeedback:
 
 def _logged(turn: Turn) -> tuple[Passage, ...] | None:
     """The passages the runtime logged with a turn (``metadata["passages"]``), if any, each with
-    the id of the index chunk it was retrieved as (``turn.retrieved``: one chunk per document)."""
+    the id of the index chunk it was retrieved as: logged with it, or else (older logs) the
+    retrieved chunk at its position, or the one retrieved chunk of its document."""
     logged = (turn.metadata or {}).get("passages")
     if logged is None:
         return None
     chunk_ids = {(c.doc_id, c.source): c.chunk_id for c in turn.retrieved}
     passages = []
-    for p in logged:
+    for i, p in enumerate(logged):
         doc_id, source = str(p.get("doc_id") or ""), str(p.get("source") or "")
+        at = turn.retrieved[i] if i < len(turn.retrieved) else None
+        if at is not None and (at.doc_id, at.source) == (doc_id, source):
+            chunk_ids[doc_id, source] = at.chunk_id
         passages.append(
             Passage(
                 doc_id=doc_id,
