@@ -76,8 +76,10 @@ class RetrievalSettings:
     # Chunks read to choose the k passages: each is re-scored by its best sentence as an answer to
     # the question (the answer check's ranking), so the chunk of a page that holds the answer is
     # shown rather than the page's opening (two chunks of one page may both be). 0 (or <= k): the
-    # retriever's k best documents, one chunk each.
-    candidates: int = 10
+    # retriever's k best documents, one chunk each: the default, since the re-ranked passages put
+    # the key fact in front of the model more often but did not raise the tuned model's held-out
+    # answer accuracy (docs/experiments/2026-12-04-chunk-reranking.md).
+    candidates: int = 0
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 
     def __post_init__(self) -> None:

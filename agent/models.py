@@ -14,9 +14,10 @@ company's history and public grounded-answer sets (``agent/default_model``: the 
 ``manifest.json``: base model, recipe, data digests, metrics, hardware). The first time a data
 home's registry is read, that adapter is registered (copied under ``<home>/models/shipped/``)
 and, unless the user already promoted a version of their own, made production, so every entry
-point serves the tuned model without a training step. A registry that already holds it is never
-changed again (``models rollback`` to ``base`` sticks). ``SUPPORTLOOP_SHIPPED_MODEL=0`` turns
-the registration off.
+point serves the tuned model without a training step. A home still on an earlier shipped default
+moves to the new one after an upgrade; one rolled back from it to ``base`` stays there. A registry
+that already holds it is never changed again (``models rollback`` to ``base`` sticks).
+``SUPPORTLOOP_SHIPPED_MODEL=0`` turns the registration off.
 
 The registry is one JSON file, ``<home>/models/registry.json``, written atomically under a file
 lock: versions (base model, adapter path, parent, metrics, created at) and a production pointer
@@ -52,6 +53,7 @@ DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BASE_VERSION = "base"
 SHIPPED_DIR = Path(__file__).resolve().parent / "default_model"
 SHIPPED_ENV = "SUPPORTLOOP_SHIPPED_MODEL"
+SHIPPED_NOTES = "shipped with supportloop: the tuned default"
 _READY_MARKER = ".supportloop-converted"
 
 
@@ -275,18 +277,26 @@ class ModelRegistry:
                 kind=manifest.get("kind", "sft"),
                 metrics=dict(manifest.get("metrics", {})),
                 created_at=manifest.get("created_at", _now()),
-                notes="shipped with supportloop: the tuned default",
+                notes=SHIPPED_NOTES,
                 provenance={k: manifest[k] for k in ("recipe", "data", "hardware", "train") if k in manifest},
             )
+            # Earlier shipped defaults (an upgrade of supportloop ships a new one under a new name).
+            earlier = {v["name"] for v in data["versions"] if v.get("notes") == SHIPPED_NOTES}
             data["versions"].append(version.to_dict())
             history = data["production_history"]
-            if not history or history[-1]["version"] == BASE_VERSION:
+            current = history[-1]["version"] if history else BASE_VERSION
+            if not history or (current == BASE_VERSION and not earlier) or current in earlier:
                 if history:
                     import sys
 
+                    what = (
+                        "the base model"
+                        if current == BASE_VERSION
+                        else f"the earlier shipped default {current}"
+                    )
                     print(
-                        f"supportloop: production moves from the base model to the shipped tuned default "
-                        f"{version.name} (`supportloop models rollback` returns to base)",
+                        f"supportloop: production moves from {what} to the shipped tuned default "
+                        f"{version.name} (`supportloop models rollback` returns to {current})",
                         file=sys.stderr,
                     )
                 history.append({"version": version.name, "at": _now(), "reason": "shipped default"})

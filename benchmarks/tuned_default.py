@@ -15,10 +15,12 @@ Both arms serve through the production path (``agent.generator.build_generator``
 engine when it is available).
 
     python -m benchmarks.tuned_default --tuned agent/default_model [--changed] [--mtrag 20]
-        [--questions dev.jsonl --name tuned_default_dev]
+        [--questions dev.jsonl --name NAME] [--extra NAME=DIR ...] [--candidates N]
 
 ``--questions dev.jsonl``: the development set (``agent/sample/dev.jsonl``) that the answer
-check's settings were chosen on, so that the held-out set stays a test set.
+check's settings and the shipped model variant were chosen on, so that the held-out set stays a
+test set. ``--extra``: more adapters as arms of the same run (retrained candidates).
+``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 
 LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke run)
 QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
+CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
 
 
 def heldout() -> list[dict[str, Any]]:
@@ -58,6 +61,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
 
     config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
     config.grounding.enabled = grounding
+    if CANDIDATES is not None:
+        config.retrieval.candidates = CANDIDATES
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -264,7 +269,11 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     mtrag = result.get("mtrag") or {}
     command = "python -m benchmarks.tuned_default --tuned agent/default_model --changed"
     out = {
-        "sample_heldout": {arm: {k: v[k] for k in keep} for arm, v in sample.items()},
+        "sample_heldout": {
+            arm: {k: v[k] for k in keep}
+            for arm, v in sample.items()
+            if arm.removesuffix("_no_check") in ("base", "tuned")  # not the --extra arms
+        },
         "changed_figures": {k: v for k, v in result.get("changed", {}).items() if k in ("base", "tuned")},
         "measured_by": command + (f" --mtrag {mtrag['tasks'] // 4}" if mtrag else ""),
         "machine": result.get("machine"),
@@ -292,6 +301,18 @@ def main() -> None:
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     parser.add_argument(
+        "--candidates",
+        type=int,
+        help="retrieval.candidates for every arm (an ablation; default: the config's default).",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="Another adapter as an arm of the same run (a retrained candidate); repeatable.",
+    )
+    parser.add_argument(
         "--record", action="store_true", help="Write the headline into the adapter's manifest."
     )
     parser.add_argument(
@@ -300,14 +321,23 @@ def main() -> None:
         help="Rerun only the changed-figures part into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS
-    LIMIT, QUESTIONS = args.limit, args.questions
+    global LIMIT, QUESTIONS, CANDIDATES
+    LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
+    if CANDIDATES is not None and CANDIDATES < 0:
+        parser.error("--candidates must be 0 or more")
+    if CANDIDATES is not None and args.name == "tuned_default":
+        args.name = f"tuned_default_candidates{CANDIDATES}"  # an ablation: not the headline results
     home_root = (args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))).resolve()
     models = bench_home(home_root / "sample", "bench-tuned-") / "models"
     (home_root / "changed").mkdir(parents=True, exist_ok=True)
     if not (home_root / "changed" / "models").exists():
         (home_root / "changed" / "models").symlink_to(models)
     arms = {"base": "base"} if args.base_only else {"base": "base", "tuned": str(Path(args.tuned).resolve())}
+    for extra in args.extra:
+        name, _, adapter = extra.partition("=")
+        if not name or not adapter or name in arms or not Path(adapter).is_dir():
+            parser.error(f"--extra {extra!r}: NAME=DIR, a new name and an adapter directory")
+        arms[name] = str(Path(adapter).resolve())
     started = time.perf_counter()
     if args.only_changed:
         path = RESULTS / f"{args.name}.json"
@@ -316,7 +346,8 @@ def main() -> None:
         write_result(args.name, result, echo=False)
         record(args, result)
         return
-    result: dict[str, Any] = {"machine": machine(), "arms": arms, "sample": run_sample(home_root, arms)}
+    result: dict[str, Any] = {"machine": machine(), "arms": arms, "candidates": CANDIDATES}
+    result["sample"] = run_sample(home_root, arms)
     if args.changed:
         result["changed"] = run_changed(home_root, arms)
     if args.mtrag:
@@ -330,7 +361,13 @@ def main() -> None:
 
 
 def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if args.record and not args.limit and not args.base_only and args.questions == "heldout.jsonl":
+    if (
+        args.record
+        and not args.limit
+        and not args.base_only
+        and args.candidates is None
+        and args.questions == "heldout.jsonl"
+    ):
         from training.ship import record_metrics
 
         record_metrics(Path(args.tuned) / "manifest.json", headline(result))

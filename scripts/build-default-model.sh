@@ -1,17 +1,44 @@
 #!/usr/bin/env bash
 # Rebuild the shipped tuned default (agent/default_model) with supportloop's own commands:
 # the data mix, SFT with LoRA, packaging with a manifest, and the side-by-side benchmark.
-# About 35 min on a 2-core CPU (see the manifest for the recorded run); minutes on a GPU.
+#   on a GPU (the shipped halcyon-tuned-2: 2,229 rows x 2 epochs, 105 s of training on one H200):
+#     MIX=default-mix-full RECIPE=gpu-lora bash scripts/build-default-model.sh
+#   on a 2-core CPU (halcyon-tuned-1: the CPU-sized mix, one epoch, about 55 min of training):
+#     bash scripts/build-default-model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 WORK=${WORK:-.cache/default-model}
+MIX=${MIX:-default-mix}
+RECIPE=${RECIPE:-cpu}
+NAME=${NAME:-halcyon-tuned-2}
 export SUPPORTLOOP_HOME="$WORK/home" SUPPORTLOOP_SHIPPED_MODEL=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+if [ "$RECIPE" = cpu ]; then
+  TRAIN=(--recipe cpu --learning-rate 3e-4 --max-examples 100000)
+else
+  TRAIN=(--recipe "$RECIPE" --epochs 2)
+fi
 rm -rf "$WORK/home" "$WORK/run"
-"$BIN/supportloop" data mix default-mix --out "$WORK/mix"
-"$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" --recipe cpu --learning-rate 3e-4 \
-  --max-examples 100000 --out "$WORK/run" --json
-"$BIN/supportloop" models ship v1 --name halcyon-tuned-1 --mix "$WORK/mix" --out agent/default_model
+"$BIN/supportloop" data mix "$MIX" --out "$WORK/mix"
+"$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" "${TRAIN[@]}" --out "$WORK/run" --json
+"$BIN/supportloop" models ship v1 --name "$NAME" --mix "$WORK/mix" --out agent/default_model
+# The mix, the command-line overrides and this command into the manifest's recipe.
+MIX="$MIX" RECIPE="$RECIPE" OVERRIDES="${TRAIN[*]:2}" "$BIN/python" - <<'PY'
+import json, os
+from pathlib import Path
+
+path = Path("agent/default_model/manifest.json")
+manifest = json.loads(path.read_text())
+flags = os.environ["OVERRIDES"].split()
+names = {"--learning-rate": "learning_rate", "--max-examples": "max_examples", "--epochs": "num_train_epochs"}
+overrides = {names[f]: json.loads(str(float(v)).removesuffix(".0")) for f, v in zip(flags[::2], flags[1::2])}
+command = "bash scripts/build-default-model.sh"
+if os.environ["RECIPE"] != "cpu" or os.environ["MIX"] != "default-mix":
+    command = f"MIX={os.environ['MIX']} RECIPE={os.environ['RECIPE']} {command}"
+manifest["recipe"].update(mix=f"training/recipes/{os.environ['MIX']}.yaml", overrides=overrides, command=command)
+manifest["reproduce"] = command
+path.write_text(json.dumps(manifest, indent=2) + "\n")
+PY
 # The full equivalence check of the compiled engine (token agreement, the gate's primary metric) into the manifest.
 "$BIN/supportloop" models export v1 --format ct2 --out "$WORK/ct2" --manifest agent/default_model/manifest.json
 "$BIN/python" -m benchmarks.tuned_default --tuned agent/default_model --changed --mtrag 20 --record --home "$WORK/bench"

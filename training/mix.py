@@ -48,6 +48,7 @@ class Source:
     declines: float = 0.0  # share of rows copied as "passages silent -> decline"
     counterfactuals: float = 0.0  # share of rows copied with their figures changed
     standard_decline: bool = False  # declining answers -> the one decline the agent is taught
+    repeat: int = 1  # each training row (augmentations included) this many times: weight a small source
 
 
 def expand(value: str, shared: Path) -> Path:
@@ -69,7 +70,10 @@ def load_mix(recipe: str | Path, shared: Path | None = None) -> tuple[list[Sourc
         item["path"] = expand(item["path"], shared)
         if item.get("docs"):
             item["docs"] = expand(item["docs"], shared)
-        sources.append(Source(**item))
+        source = Source(**item)
+        if isinstance(source.repeat, bool) or not isinstance(source.repeat, int) or source.repeat < 1:
+            raise DataError(f"{path}: source {source.name!r}: repeat must be a whole number of 1 or more")
+        sources.append(source)
     if not sources:
         raise DataError(f"{path}: a mix recipe needs at least one source")
     return sources, {k: v for k, v in data.items() if k != "sources"}
@@ -154,7 +158,7 @@ def build_mix(
         if source.max_rows is not None and len(train) > source.max_rows:
             train = rng.sample(train, source.max_rows)
         rows, counts = augmented(source, train, rng)
-        train_all += [{**r, "source": source.name} for r in rows]
+        train_all += [{**r, "source": source.name} for r in rows] * source.repeat
         val_all += [{**r, "source": source.name} for r in val]
         manifest["sources"].append(
             {
@@ -166,6 +170,7 @@ def build_mix(
                 "rows_available": available,
                 "rows_used": len(train),
                 "rows_total": len(rows),
+                **({"repeat": source.repeat} if source.repeat != 1 else {}),
                 "validation_rows": len(val),
                 **counts,
             }

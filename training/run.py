@@ -244,11 +244,26 @@ def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
         "train_steps": int(trainer.state.global_step),
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
+        "trained_on": trained_on(trainer),
     }
     if tokens[0]:
         metrics["train_tokens"] = int(tokens[0])
         metrics["tokens_per_s"] = round(tokens[0] / seconds, 1)
     return metrics
+
+
+def trained_on(trainer: Any) -> str:
+    """Where the run trained, in words: the GPU's name, or the CPU's (with its core count)."""
+    import os
+
+    device = getattr(getattr(trainer, "args", None), "device", None)
+    if device is not None and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    from training.ship import cpu_model
+
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
 def count_tokens(trainer: Any) -> list[int]:

@@ -64,7 +64,11 @@ def ship(version: Any, out: Path, *, name: str, mix_manifest: dict[str, Any] | N
             k: metrics.get(k)
             for k in ("train_rows", "train_steps", "train_seconds", "train_loss", "tokens_per_s")
         },
-        "hardware": hardware(),
+        # The packaging machine, and the device the training ran on (a GPU rebuild ships from a CPU).
+        "hardware": {
+            **hardware(),
+            **({"trained_on": metrics["trained_on"]} if metrics.get("trained_on") else {}),
+        },
         "metrics": {},
         "reproduce": REPRODUCE,
     }

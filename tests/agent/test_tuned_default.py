@@ -66,6 +66,39 @@ def test_a_home_on_the_bare_base_moves_with_a_notice(
     assert "production moves from the base model" in capsys.readouterr().err
 
 
+def _earlier_shipped(registry: ModelRegistry, home: Path) -> str:
+    """A version registered as an earlier release's shipped default."""
+    earlier = registry.register(
+        base_model="smollm2-135m-instruct", adapter_path=str(home), kind="sft", notes=models.SHIPPED_NOTES
+    )
+    return earlier.name
+
+
+def test_a_home_on_an_earlier_shipped_default_moves_to_the_new_one(
+    home: Path, monkeypatch: pytest.MonkeyPatch, shipped: dict, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
+    registry = ModelRegistry(home)
+    earlier = _earlier_shipped(registry, home)
+    registry.set_production(earlier)
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "1")
+    assert ModelRegistry(home).production_name() == shipped["name"]
+    assert f"from the earlier shipped default {earlier}" in capsys.readouterr().err
+    assert ModelRegistry(home).rollback().name == earlier
+
+
+def test_a_rollback_from_an_earlier_shipped_default_to_base_sticks(
+    home: Path, monkeypatch: pytest.MonkeyPatch, shipped: dict
+) -> None:
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
+    registry = ModelRegistry(home)
+    registry.set_production(_earlier_shipped(registry, home))
+    registry.rollback()
+    monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "1")
+    assert ModelRegistry(home).production_name() == BASE_VERSION
+    assert ModelRegistry(home).has(shipped["name"])
+
+
 def test_registration_can_be_turned_off(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUPPORTLOOP_SHIPPED_MODEL", "0")
     assert models.shipped_manifest() is None

@@ -38,6 +38,7 @@ def sft_version(train_home: Path, tiny_model_dir: Path):
 def test_sft_lora_steps_change_the_adapter_and_register_a_candidate(sft_version, train_home: Path) -> None:
     result, snap = sft_version
     assert result.metrics["train_steps"] == 2
+    assert result.metrics["trained_on"].endswith("cores)")  # the CPU, in words (a GPU run names the GPU)
     assert snap.before and all("lora_" in n for n in snap.before)
     assert snap.changed(), "no trainable parameter changed"
     version = ModelRegistry(train_home).get(result.version)

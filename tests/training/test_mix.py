@@ -1,0 +1,41 @@
+"""Mix recipes: several sources compiled with their own splits, augmented, weighted and described."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import DataError
+from tests.training.test_data import convo, write_jsonl
+from training.mix import build_mix, load_mix
+
+
+def recipe(tmp_path: Path, extra: str = "") -> Path:
+    rows = [convo(f"c{i}", f"question {i}?", f"answer {i}.") for i in range(40)]
+    write_jsonl(tmp_path / "small.jsonl", rows)
+    write_jsonl(tmp_path / "other.jsonl", [convo(f"o{i}", f"other {i}?", f"reply {i}.") for i in range(40)])
+    path = tmp_path / "mix.yaml"
+    path.write_text(
+        "seed: 7\nsources:\n"
+        f"  - {{name: small, path: {tmp_path / 'small.jsonl'}, val_fraction: 0.2{extra}}}\n"
+        f"  - {{name: other, path: {tmp_path / 'other.jsonl'}, val_fraction: 0.2}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_repeat_weights_a_source_and_the_manifest_says_so(tmp_path: Path) -> None:
+    once, _, plain = build_mix(load_mix(recipe(tmp_path))[0], seed=7)
+    twice, val, weighted = build_mix(load_mix(recipe(tmp_path, ", repeat: 2"))[0], seed=7)
+    small = [r for r in once if r["source"] == "small"]
+    assert len([r for r in twice if r["source"] == "small"]) == 2 * len(small) > 0
+    assert len([r for r in twice if r["source"] == "other"]) == len(once) - len(small)
+    assert weighted["sources"][0]["repeat"] == 2 and "repeat" not in plain["sources"][0]
+    assert not {r["conversation_id"] for r in twice} & {r["conversation_id"] for r in val}
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "true", "two"])
+def test_a_bad_repeat_is_an_error_before_anything_is_compiled(tmp_path: Path, value: str) -> None:
+    with pytest.raises(DataError, match="source 'small': repeat must be a whole number of 1 or more"):
+        load_mix(recipe(tmp_path, f", repeat: {value}"))
