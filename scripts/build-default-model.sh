@@ -11,31 +11,31 @@ BIN=${BIN:-.venv/bin}
 WORK=${WORK:-.cache/default-model}
 MIX=${MIX:-default-mix}
 RECIPE=${RECIPE:-cpu}
-NAME=${NAME:-halcyon-tuned-2}
 export SUPPORTLOOP_HOME="$WORK/home" SUPPORTLOOP_SHIPPED_MODEL=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if [ "$RECIPE" = cpu ]; then
-  TRAIN=(--recipe cpu --learning-rate 3e-4 --max-examples 100000)
+  TRAIN=(--learning-rate 3e-4 --max-examples 100000) OVERRIDES='{"learning_rate": 0.0003, "max_examples": 100000}'
+  NAME=${NAME:-halcyon-tuned-1}
 else
-  TRAIN=(--recipe "$RECIPE" --epochs 2)
+  TRAIN=(--epochs 2) OVERRIDES='{"num_train_epochs": 2}'
+  NAME=${NAME:-halcyon-tuned-2}
 fi
 rm -rf "$WORK/home" "$WORK/run"
 "$BIN/supportloop" data mix "$MIX" --out "$WORK/mix"
-"$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" "${TRAIN[@]}" --out "$WORK/run" --json
+"$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" --recipe "$RECIPE" "${TRAIN[@]}" --out "$WORK/run" --json
 "$BIN/supportloop" models ship v1 --name "$NAME" --mix "$WORK/mix" --out agent/default_model
 # The mix, the command-line overrides and this command into the manifest's recipe.
-MIX="$MIX" RECIPE="$RECIPE" OVERRIDES="${TRAIN[*]:2}" "$BIN/python" - <<'PY'
+MIX="$MIX" RECIPE="$RECIPE" OVERRIDES="$OVERRIDES" "$BIN/python" - <<'PY'
 import json, os
 from pathlib import Path
 
 path = Path("agent/default_model/manifest.json")
 manifest = json.loads(path.read_text())
-flags = os.environ["OVERRIDES"].split()
-names = {"--learning-rate": "learning_rate", "--max-examples": "max_examples", "--epochs": "num_train_epochs"}
-overrides = {names[f]: json.loads(str(float(v)).removesuffix(".0")) for f, v in zip(flags[::2], flags[1::2])}
+mix, recipe = os.environ["MIX"], os.environ["RECIPE"]
 command = "bash scripts/build-default-model.sh"
-if os.environ["RECIPE"] != "cpu" or os.environ["MIX"] != "default-mix":
-    command = f"MIX={os.environ['MIX']} RECIPE={os.environ['RECIPE']} {command}"
-manifest["recipe"].update(mix=f"training/recipes/{os.environ['MIX']}.yaml", overrides=overrides, command=command)
+if (mix, recipe) != ("default-mix", "cpu"):
+    command = f"MIX={mix} RECIPE={recipe} {command}"
+overrides = json.loads(os.environ["OVERRIDES"])
+manifest["recipe"].update(mix=f"training/recipes/{mix}.yaml", overrides=overrides, command=command)
 manifest["reproduce"] = command
 path.write_text(json.dumps(manifest, indent=2) + "\n")
 PY
