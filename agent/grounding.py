@@ -432,14 +432,18 @@ def extractive_answer(
     embed: Embed | None = None,
     context: Sequence[str] = (),
     ranked: Sequence[Evidence] | None = None,
+    min_score: float = 0.0,
 ) -> str | None:
     """The passage sentences that best match the question (``rank_sentences``), quoted in their
     passages' order with their passage number; None (the caller declines) when none of them
-    shares a word with the question: a quote found by meaning alone is too likely beside it."""
+    shares a word with the question (a quote found by meaning alone is too likely beside it) or,
+    ranked by meaning (``embed``), the best scores under ``min_score``."""
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
     best = sorted(ranked[:max_sentences], key=lambda e: (e.passage, e.order))
     if not any(e.shares_words for e in best):
+        return None
+    if embed is not None and ranked[0].score < min_score:
         return None
     quoted = " ".join(
         f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best

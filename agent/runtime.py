@@ -541,7 +541,13 @@ class Agent:
             gate = state.get("gate")
             ranked = gate.ranked if gate is not None else None
             texts = [p.text for p in passages]
-            quoted = grounding.extractive_answer(message, texts, embed=self._sentence_embed(), ranked=ranked)
+            quoted = grounding.extractive_answer(
+                message,
+                texts,
+                embed=self._sentence_embed(),
+                ranked=ranked,
+                min_score=self.config.grounding.min_quote_score,
+            )
         if quoted is not None:
             state["grounding"] = dataclasses.replace(verdict, action=grounding.EXTRACTIVE)
             return quoted

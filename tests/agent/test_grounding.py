@@ -254,6 +254,38 @@ def test_an_answer_to_another_question_falls_back_to_the_row_that_answers(make_a
     assert lexical.reply("g10", question).text == wrong
 
 
+def test_a_weak_best_match_is_declined_rather_than_quoted(make_agent) -> None:
+    """The answer failed the check, and no passage sentence matches the question well: quoting the
+    nearest row would answer another question, so the agent says it does not know."""
+    question, wrong = "How long does delivery to Mexico take?", "Delivery to Mexico takes 4 days."
+    agent = make_agent(ScriptedGenerator([wrong]), docs={"shipping": SHIPPING})
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    ranked = rank_sentences(question, [SHIPPING], agent.knowledge.embed)
+    assert 0 < ranked[0].score < agent.config.grounding.min_quote_score
+    reply = agent.reply("q1", question)
+    assert reply.grounding is not None and reply.grounding["action"] == "declined"
+    assert "don't have that information" in reply.text and "4 days" not in reply.text
+    # With the bar at 0, the nearest rows are quoted as before.
+    quoting = make_agent(
+        ScriptedGenerator([wrong]), docs={"shipping": SHIPPING}, grounding__min_quote_score=0.0
+    )
+    quoting.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    quoted = quoting.reply("q2", question)
+    assert quoted.grounding is not None and quoted.grounding["action"] == "extractive"
+    # Ranked by shared words alone (no embedding model) the scores are on another scale: no bar.
+    texts = [SHIPPING]
+    assert extractive_answer(question, texts, min_score=1.9) is not None
+    assert extractive_answer(question, texts, embed=agent.knowledge.embed, min_score=1.9) is None
+
+
+def test_a_quote_bar_outside_its_range_is_a_config_error() -> None:
+    from agent.config import GroundingSettings
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grounding\.min_quote_score must be between 0 and 2"):
+        GroundingSettings(min_quote_score=-0.1)
+
+
 def test_near_ties_in_the_ranking_are_all_evidence() -> None:
     from agent.grounding import Evidence, evidence
 

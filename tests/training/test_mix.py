@@ -39,3 +39,41 @@ def test_repeat_weights_a_source_and_the_manifest_says_so(tmp_path: Path) -> Non
 def test_a_bad_repeat_is_an_error_before_anything_is_compiled(tmp_path: Path, value: str) -> None:
     with pytest.raises(DataError, match="source 'small': repeat must be a whole number of 1 or more"):
         load_mix(recipe(tmp_path, f", repeat: {value}"))
+
+
+def priced(tmp_path: Path, counterfactuals: str) -> Path:
+    rows = [
+        convo(f"p{i}", f"how much is plan {i}?", f"Plan {i} costs {10 + i} dollars.",
+              contexts=[{"doc_id": f"plans-{i}", "text": f"Plan {i} costs {10 + i} dollars a month."}])
+        for i in range(30)
+    ]  # fmt: skip
+    write_jsonl(tmp_path / "priced.jsonl", rows)
+    path = tmp_path / "priced.yaml"
+    path.write_text(
+        "seed: 3\nsources:\n"
+        f"  - {{name: priced, path: {tmp_path / 'priced.jsonl'}, val_fraction: 0.2, "
+        f"counterfactuals: {counterfactuals}}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_counterfactuals_above_one_are_copies_per_row_each_drawn_afresh(tmp_path: Path) -> None:
+    plain, _, _ = build_mix(load_mix(priced(tmp_path, "0"))[0], seed=3)
+    twice, _, manifest = build_mix(load_mix(priced(tmp_path, "2"))[0], seed=3)
+    copies = [r for r in twice if r.get("augmentation") == "counterfactuals"]
+    assert len(plain) > 0 and len(copies) == 2 * len(plain) == 2 * (len(twice) - len(copies))
+    assert manifest["sources"][0]["counterfactuals"] == len(copies)
+    answers = [r["completion"][-1]["content"] for r in copies]
+    original = {r["conversation_id"]: r["completion"][-1]["content"] for r in plain}
+    assert all(r["completion"][-1]["content"] != original[r["conversation_id"]] for r in copies)
+    assert len(set(answers)) > len(plain)  # the two copies of a row change its figure differently
+
+
+@pytest.mark.parametrize(
+    "setting", ["counterfactuals: -1", "declines: 11", "distractors: 1.5", "declines: yes"]
+)
+def test_a_bad_augmentation_share_is_an_error(tmp_path: Path, setting: str) -> None:
+    name = setting.split(":")[0]
+    with pytest.raises(DataError, match=f"source 'small': {name} must be a number from 0 to"):
+        load_mix(recipe(tmp_path, f", {setting}"))
