@@ -35,7 +35,6 @@ import argparse
 import hashlib
 import json
 import random
-import re
 import tempfile
 import time
 from collections import Counter
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DataError
+from benchmarks.tuned_default import related
+from training.run import device_name
 
 LABELS = ("answer", "decline", "clarify")
 EVIDENCE = 4  # passage sentences read, best first
@@ -144,13 +145,6 @@ def evidence_for(
 
     ranked = rank_sentences(question, list(passages), embed, [previous] if previous else [])
     return tuple(e.text for e in ranked[:EVIDENCE])
-
-
-def related(question: str, pool: Sequence[tuple[str, str]], k: int = 2) -> list[tuple[str, str]]:
-    """The ``k`` passages of ``pool`` sharing most words with the question: what a retriever over
-    the whole corpus would serve for a question its own passages do not cover."""
-    words = set(re.findall(r"[a-z]{4,}", question.lower()))
-    return sorted(pool, key=lambda p: -len(words & set(re.findall(r"[a-z]{4,}", p[1].lower()))))[:k]
 
 
 def sample_examples(kb: Any, embed: Embed | None, path: Path | None = None, k: int = 2) -> list[Example]:
@@ -332,7 +326,7 @@ def train(
             "first_loss": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
             "last_loss": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
         },
-        "hardware": {"trained_on": trained_on(device)},
+        "hardware": {"trained_on": device_name(device)},
         "dev_metrics": dev_metrics(dev_set, dev_probs, thresholds),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -407,18 +401,6 @@ def auc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
         return None
     wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
     return round(wins / (len(positive) * len(negative)), 4)
-
-
-def trained_on(device: Any) -> str:
-    import os
-
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda)"
-    from training.ship import cpu_model
-
-    return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
 def build_examples(mtrag: Path | None, home: Path, progress: bool = False) -> list[Example]:

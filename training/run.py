@@ -254,9 +254,13 @@ def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
 
 def trained_on(trainer: Any) -> str:
     """Where the run trained, in words: the GPU's name, or the CPU's (with its core count)."""
+    return device_name(getattr(getattr(trainer, "args", None), "device", None))
+
+
+def device_name(device: Any) -> str:
+    """A torch device in words: the GPU's name, or the CPU's (with its core count)."""
     import os
 
-    device = getattr(getattr(trainer, "args", None), "device", None)
     if device is not None and getattr(device, "type", "cpu") == "cuda":
         import torch
 
