@@ -118,6 +118,11 @@ class GroundingSettings:
     # says it does not know and offers a person. 0: always quote. On the dev set every quote below
     # 0.5 was beside the question (the unanswerable ones among them).
     min_quote_score: float = 0.5
+    # Of what a sentence adds (its content words the conversation did not say), the share the
+    # answering sentences must have; 0: off. "The red blinking light means the filter is reset"
+    # adds "filter" and "reset", and the answering sentence ("Blinking red: filter life is at 0%.
+    # Replace it now.") has only one. Chosen on the dev set (docs/experiments).
+    new_word_support: float = 0.5
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -131,6 +136,10 @@ class GroundingSettings:
         if not 0 <= self.min_quote_score <= 2:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
+            )
+        if not 0 <= self.new_word_support <= 1:
+            raise ConfigError(
+                f"grounding.new_word_support must be between 0 and 1, not {self.new_word_support}"
             )
 
 

@@ -123,11 +123,16 @@ class Sources:
     evidence: Sequence[str] | None = None  # the sentences that answer the question; None: any
     conversation: Sequence[str] = ()  # the customer's figures count as evidence too
     evidence_support: float = 0.3
+    # Of a sentence's *new* content words (the conversation did not say them), the share the
+    # answering sentences must have: "the red blinking light means the filter is reset" repeats
+    # the question and adds "filter" and "reset", only one of which the answering sentence has.
+    new_word_support: float = 0.5
     _figures: set[str] = field(init=False)
     _quantities: set[str] = field(init=False)
     _words: set[str] = field(init=False)
     _lower: str = field(init=False)
     _evidence: tuple[set[str], set[str], set[str]] | None = field(init=False)
+    _said_words: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -139,6 +144,7 @@ class Sources:
         if self.evidence is not None:
             told, said = "\n".join(self.evidence), "\n".join([*self.evidence, *self.conversation])
             self._evidence = (_figure_set(said), quantities(said), set(content_words(told)))
+        self._said_words = set(content_words("\n".join(self.conversation)))
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -159,8 +165,9 @@ class Sources:
 
     def _off_evidence(self, text: str, words: list[str]) -> list[str]:
         """What a sentence the sources support takes from outside the sentences that answer the
-        question: a figure ("$69" when the question's row says "$10.49"), or, with no figure,
-        most of its words (an answer to another question)."""
+        question: a figure ("$69" when the question's row says "$10.49"); with no figure, most of
+        its words (an answer to another question); or, of the words the conversation did not
+        say (what the sentence adds), fewer than ``new_word_support`` ("the filter is reset")."""
         assert self._evidence is not None
         told_figures, told_quantities, told_words = self._evidence
         claimed = [f for f in figures(text) if not f.isalpha()]
@@ -168,6 +175,9 @@ class Sources:
         off += [f"{q} (not in the answering passage)" for q in sorted(quantities(text) - told_quantities)]
         if not claimed and words and sum(w in told_words for w in words) / len(words) < self.evidence_support:
             off.append(f"answering passage {sum(w in told_words for w in words)}/{len(words)} words")
+        new = [w for w in words if w not in self._said_words]
+        if not off and new and sum(w in told_words for w in new) / len(new) < self.new_word_support:
+            off.append(f"answering passage {sum(w in told_words for w in new)}/{len(new)} new words")
         return off
 
 

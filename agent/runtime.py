@@ -498,7 +498,11 @@ class Agent:
             ranked = grounding.rank_sentences(message, [p.text for p in passages], embed, asked)
             evidence = grounding.evidence(ranked, settings.evidence_sentences)
         sources = grounding.Sources(
-            texts, min_support=settings.min_support, evidence=evidence, conversation=said
+            texts,
+            min_support=settings.min_support,
+            evidence=evidence,
+            conversation=said,
+            new_word_support=settings.new_word_support,
         )
         return grounding.SentenceGate(sources, ranked=ranked)
 

@@ -286,6 +286,59 @@ def test_a_quote_bar_outside_its_range_is_a_config_error() -> None:
         GroundingSettings(min_quote_score=-0.1)
 
 
+FILTER_ICON = (
+    "LED Indicators > Status Icons\n**Filter icon**\n- Off: the filter is fine.\n"
+    "- Solid amber: 10% or less filter life remaining. Order a replacement.\n"
+    "- Blinking red: filter life is at 0%. Replace it now."
+)
+
+
+def test_what_a_sentence_adds_must_come_from_the_answering_sentences() -> None:
+    """ "The filter is reset" repeats the question's words and adds two of its own, only one of
+    which ("filter") the answering sentence has: every word is in the sources, the claim is not."""
+    question = "What does a red blinking light mean?"
+    told = ["Blinking red: filter life is at 0%.", "Replace it now."]
+    sources = Sources([FILTER_ICON, question], evidence=told, conversation=[question])
+    wrong = "The red blinking light means that the filter is reset."
+    assert sources.unsupported(wrong) == ["answering passage 1/3 new words"]
+    assert sources.unsupported("A blinking red light means the filter life is at 0%.") == []
+    assert sources.unsupported("It means you should replace the filter now.") == []
+    assert sources.unsupported("Does it blink red or amber?") == []  # asking back claims nothing
+    # Off (0), or with no ranking to say which sentences answer, the rule does not apply.
+    off = Sources([FILTER_ICON, question], evidence=told, conversation=[question], new_word_support=0)
+    assert off.unsupported(wrong) == []
+    assert Sources([FILTER_ICON, question], conversation=[question]).unsupported(wrong) == []
+
+
+def test_an_answer_that_adds_what_the_passage_does_not_say_falls_back(make_agent) -> None:
+    question, wrong = (
+        "What does a blinking red light mean?",
+        "The blinking red light means the filter is reset.",
+    )
+
+    class Icons(MeaningKnowledge):
+        VOCAB = ("red", "amber", "blink", "replace", "fine", "filter", "light", "mean")
+
+    docs = {"led-indicators": FILTER_ICON}
+    agent = make_agent(ScriptedGenerator([wrong]), docs=docs)
+    agent.knowledge = Icons(docs)
+    reply = agent.reply("n1", question)
+    assert reply.grounding is not None and reply.grounding["action"] == "extractive"
+    assert "Blinking red: filter life is at 0%" in reply.text and "reset" not in reply.text
+    assert any("new words" in u for u in reply.grounding["unsupported"])
+    kept = make_agent(ScriptedGenerator([wrong]), docs=docs, grounding__new_word_support=0.0)
+    kept.knowledge = Icons(docs)
+    assert kept.reply("n2", question).text == wrong
+
+
+def test_a_new_word_share_outside_its_range_is_a_config_error() -> None:
+    from agent.config import GroundingSettings
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grounding\.new_word_support must be between 0 and 1"):
+        GroundingSettings(new_word_support=1.5)
+
+
 def test_near_ties_in_the_ranking_are_all_evidence() -> None:
     from agent.grounding import Evidence, evidence
 
