@@ -214,8 +214,11 @@ def run_mtrag(home_root: Path, arms: dict[str, str], per_label: int) -> dict[str
     for arm, model in arms.items():
         agent = make_agent(home_root / "sample", model, SAMPLE / "docs", True)
         pool = [p for c in contexts.values() for p in c]
+        # The knowledge base's embedding model stays, as in production: the answer check ranks
+        # the passage sentences by meaning with it (the evidence and new-word rules, the quote bar).
         agent.knowledge = ContextKnowledge(
-            {c.question: contexts.get(c.id) or related(c.question, pool) for c in cases}
+            {c.question: contexts.get(c.id) or related(c.question, pool) for c in cases},
+            embed=agent.knowledge.embed,
         )
         report = run_eval(agent, cases, progress=lambda c, arm=arm: _progress(list(c), f"{arm} mtrag"))
         agent.close()
@@ -232,10 +235,13 @@ def related(question: str, pool: list[tuple[str, str]], k: int = 2) -> list[tupl
 
 
 class ContextKnowledge:
-    """Each question's own passages are what retrieval returns for it (MT-RAG's contexts)."""
+    """Each question's own passages are what retrieval returns for it (MT-RAG's contexts);
+    ``embed``: the knowledge base's embedding model, which the answer check ranks sentences with."""
 
-    def __init__(self, by_question: dict[str, list[tuple[str, str]]]):
+    def __init__(self, by_question: dict[str, list[tuple[str, str]]], embed: Any = None):
         self.by_question = by_question
+        if embed is not None:
+            self.embed = embed
 
     def count(self) -> int:
         return len(self.by_question)
@@ -320,6 +326,12 @@ def main() -> None:
         action="store_true",
         help="Rerun only the changed-figures part into the results file.",
     )
+    parser.add_argument(
+        "--only-mtrag",
+        type=int,
+        metavar="N",
+        help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
+    )
     args = parser.parse_args()
     global LIMIT, QUESTIONS, CANDIDATES
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
@@ -339,10 +351,13 @@ def main() -> None:
             parser.error(f"--extra {extra!r}: NAME=DIR, a new name and an adapter directory")
         arms[name] = str(Path(adapter).resolve())
     started = time.perf_counter()
-    if args.only_changed:
+    if args.only_changed or args.only_mtrag:
         path = RESULTS / f"{args.name}.json"
         result = json.loads(path.read_text())
-        result["changed"] = run_changed(home_root, arms)
+        if args.only_changed:
+            result["changed"] = run_changed(home_root, arms)
+        if args.only_mtrag:
+            result["mtrag"] = run_mtrag(home_root, arms, args.only_mtrag)
         write_result(args.name, result, echo=False)
         record(args, result)
         return
