@@ -331,6 +331,31 @@ def evidence(ranked: Sequence[Evidence], k: int) -> list[str]:
     return [e.text for i, e in enumerate(ranked[: 2 * k]) if i < k or e.score >= top - EVIDENCE_MARGIN]
 
 
+_STEP = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+(?=\S)")
+_HOW_TO = re.compile(r"^\W*(?:how (?:do|can|should|would) (?:i|we|you)|how to|what are the steps)\b", re.I)
+MAX_STEPS = 8  # a longer procedure is quoted as its best sentences, like any other passage
+
+
+def procedure(passage: str) -> list[str]:
+    """The steps of the passage's numbered procedure ("1. Plug in ... 2. Press and hold ..."),
+    each as its text, from step 1 to the passage's end (a passage is one section); [] without a
+    run of two or more steps."""
+    starts, expected = [], 1
+    for m in _STEP.finditer(passage):
+        if int(m.group(1)) == 1:
+            starts, expected = [m], 2
+        elif starts and int(m.group(1)) == expected:
+            starts.append(m)
+            expected += 1
+    if len(starts) < 2:
+        return []
+    ends = [m.start() for m in starts[1:]] + [len(passage)]
+    return [
+        " ".join(passage[m.end() : end].replace("**", "").split())
+        for m, end in zip(starts, ends, strict=True)
+    ]
+
+
 def _heading(passage: str) -> str:
     """The passage's section path ("Warranty > Coverage Period"), or its title line; else ""."""
     first = passage.split("\n", 1)[0].strip()
@@ -447,7 +472,8 @@ def extractive_answer(
     """The passage sentences that best match the question (``rank_sentences``), quoted in their
     passages' order with their passage number; None (the caller declines) when none of them
     shares a word with the question (a quote found by meaning alone is too likely beside it) or,
-    ranked by meaning (``embed``), the best scores under ``min_score``."""
+    ranked by meaning (``embed``), the best scores under ``min_score``. A "how do I ...?"
+    question whose best sentences include a step of a numbered procedure gets the procedure."""
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
     best = sorted(ranked[:max_sentences], key=lambda e: (e.passage, e.order))
@@ -455,6 +481,12 @@ def extractive_answer(
         return None
     if embed is not None and ranked[0].score < min_score:
         return None
+    for e in ranked[:max_sentences] if _HOW_TO.match(question) else ():
+        steps = procedure(passages[e.passage - 1])
+        if any(e.text in step for step in steps) and len(steps) <= MAX_STEPS:
+            # "How do I ...?" and one of the best sentences is a step: the procedure answers.
+            numbered = " ".join(f"{i}. {step}" for i, step in enumerate(steps, start=1))
+            return f"Here is what our help pages say: {numbered} [{e.passage}]"
     quoted = " ".join(
         f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best
     )

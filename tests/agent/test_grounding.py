@@ -339,6 +339,44 @@ def test_a_new_word_share_outside_its_range_is_a_config_error() -> None:
         GroundingSettings(new_word_support=1.5)
 
 
+PAIRING = (
+    "Wi-Fi and App Pairing > Pairing Steps\n 1. Plug in the purifier and wait for the white warm-up "
+    "ring to finish (about 30 seconds). 2. Press and hold the Wi-Fi button for 3 seconds until the "
+    "Wi-Fi icon blinks slowly. This is pairing mode, and it lasts 10 minutes. 3. In the app, tap "
+    "**+ Add device** and choose Aero 300 or Aero 500."
+)
+
+
+def test_a_numbered_procedure_is_read_as_its_steps() -> None:
+    from agent.grounding import procedure
+
+    assert procedure(PAIRING) == [
+        "Plug in the purifier and wait for the white warm-up ring to finish (about 30 seconds).",
+        "Press and hold the Wi-Fi button for 3 seconds until the Wi-Fi icon blinks slowly. "
+        "This is pairing mode, and it lasts 10 minutes.",
+        "In the app, tap + Add device and choose Aero 300 or Aero 500.",
+    ]
+    assert procedure("Filters cost $39. 2. is not a step here, nor is 1. alone.") == []
+    assert procedure("Prices: 1. $39 for the AF-300.") == []  # one step is not a procedure
+
+
+def test_a_how_to_question_is_answered_with_the_whole_procedure() -> None:
+    """The best sentences of "how do I pair it?" include step 1 and a neighbour; the steps, in
+    order and numbered, answer the question, where two ranked sentences would stop at step 1."""
+    other = (
+        "Firmware Updates > Without Wi-Fi\n If you never connect your purifier to Wi-Fi, it keeps working."
+    )
+    question = "How do I connect the purifier to Wi-Fi?"
+    answer = extractive_answer(question, [other, PAIRING])
+    assert answer is not None
+    body = answer.removeprefix("Here is what our help pages say: ")
+    assert body.startswith("1. Plug in the purifier") and "2. Press and hold the Wi-Fi button" in body
+    assert "3. In the app, tap + Add device" in body and body.endswith("[2]")
+    # Not a how-to question: the best sentences, as before.
+    plain = extractive_answer("What does the Wi-Fi button do when I hold it for 3 seconds?", [other, PAIRING])
+    assert plain is not None and "1. Plug in" not in plain and "3 seconds" in plain
+
+
 def test_near_ties_in_the_ranking_are_all_evidence() -> None:
     from agent.grounding import Evidence, evidence
 
