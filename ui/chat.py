@@ -336,9 +336,11 @@ def live_tail(progress: Progress, shown_turns: int, name: str, branding: Brandin
             st.caption(f":material/schedule: Sent. {name} will answer this next.")
 
 
-def follow(slot: Any, worker: ReplyWorker, cid: str, shown_turns: int, name: str, branding: Branding) -> None:
-    """Redraw the live tail until a reply finishes, then rerun: the finished reply is in the store."""
-    start = worker.progress(cid)
+def follow(
+    slot: Any, worker: ReplyWorker, cid: str, start: Progress, shown_turns: int, name: str, branding: Branding
+) -> None:
+    """Redraw the live tail until a reply finishes, then rerun: the finished reply is in the store.
+    ``start``: the progress read before this run read the store."""
     if not start.busy:
         return
     active, since, drawn = start.active, time.monotonic(), None
@@ -438,11 +440,14 @@ def main(*, embedded: bool = False) -> None:
     persona, branding = agent.config.persona, agent.config.branding
     worker = worker_for(agent)
     cid = conversation_id()
+    # Progress before the store: a reply that finishes while this run reads the store is then
+    # still "in progress" here, and ``follow`` reruns once it is in the store (read after it, a
+    # fast reply could finish unseen, and the page would stop without it).
+    progress = worker.progress(cid)
     conversation = load(agent, cid)
     turns = conversation.turns if conversation else ()
     status = conversation.status if conversation else "new"
     ended = status in ("resolved", "closed")
-    progress = worker.progress(cid)
     st.html(STYLE + (EMBED_STYLE if embedded else ""))
 
     # The box first: a message sent while a reply streams is queued by the callback, not lost.
@@ -471,9 +476,9 @@ def main(*, embedded: bool = False) -> None:
     for turn in turns:
         render_turn(agent, turn, feedback, persona, branding)
     live = st.empty()  # the reply in progress goes here, under the conversation
-
-    for message in worker.take_notices(cid):
-        st.error(message, icon=":material/error:")
+    # Failures are taken (each is shown once) only after ``follow``: a run that reruns for a
+    # finished reply must leave them to the run that is shown.
+    failures = st.container()
     if notice := st.session_state.pop("chat_notice", None):
         getattr(st, notice[0])(notice[1])
 
@@ -510,4 +515,6 @@ def main(*, embedded: bool = False) -> None:
             agent.resolve(cid, by="customer", note="ended by the customer")
             st.rerun()
 
-    follow(live, worker, cid, len(turns), persona.agent_name, branding)
+    follow(live, worker, cid, progress, len(turns), persona.agent_name, branding)
+    for message in worker.take_notices(cid):
+        failures.error(message, icon=":material/error:")
