@@ -337,6 +337,8 @@ def main() -> None:
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
+    if args.only_mtrag is not None and args.only_mtrag < 1:
+        parser.error("--only-mtrag must be 1 or more")
     if CANDIDATES is not None and args.name == "tuned_default":
         args.name = f"tuned_default_candidates{CANDIDATES}"  # an ablation: not the headline results
     home_root = (args.home or Path(tempfile.mkdtemp(prefix="bench-tuned-"))).resolve()
