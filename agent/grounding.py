@@ -392,9 +392,9 @@ def rank_sentences(
     """The passages' sentences, best first as answers to the question.
 
     A sentence's score is the share of the question's word stems it has, each weighted by how
-    rare it is among the candidate sentences, plus, with ``embed`` (the knowledge base's own
-    embedding model), its cosine similarity to the question, which finds an answer worded
-    differently ("send back" -> "return window"). ``context``: the customer's earlier messages,
+    rare it is among the candidate sentences (against the weight of a word no sentence has),
+    plus, with ``embed`` (the knowledge base's own embedding model), its cosine similarity to the
+    question, which finds an answer worded differently ("send back" -> "return window"). ``context``: the customer's earlier messages,
     read with the question so that a follow-up ("and the bigger one?") finds its subject."""
     import math
 
@@ -415,7 +415,10 @@ def rank_sentences(
         return []
     words = [_stems(c[2]) for c in candidates]
     idf = {w: math.log(1 + len(candidates) / (1 + sum(w in ws for ws in words))) for w in wanted}
-    total = sum(idf.values()) or 1.0
+    # Each word weighs its idf against the most a word can weigh, so a word that every candidate
+    # has ("warranty" on the warranty page) lifts them all a little, not by the full weight, and
+    # the meaning decides: "How long is the warranty?" -> "New purifiers: 2 years".
+    total = len(wanted) * math.log(1 + len(candidates))
     scores = [LEXICAL_WEIGHT * sum(idf[w] for w in wanted & ws) / total for ws in words]
     if embed is not None:
         import numpy as np

@@ -9,7 +9,9 @@ Each function takes a compiled SFT row (TRL conversational prompt-completion, bu
   target becomes the persona's "I don't know, shall I get a person?": the model learns to
   decline when the passages are silent instead of answering from memory;
 * ``counterfactual``: every figure the answer copies from its passages is changed, in the
-  passages and in the answer alike, so the answer can only be right by reading.
+  passages and in the answer alike, so the answer can only be right by reading;
+* ``asks_back``: whether a row's answer is a question back to the customer (the mix can copy
+  such rows, few in any source, so that asking back on an ambiguous question is learned).
 
 Invariants: the system message, the worked example and the customer's words never change; the
 passage block is rebuilt with ``agent.prompt.user_message``, so the row stays a serving prompt.
@@ -43,6 +45,15 @@ def standard_decline(row: Row, text: str = DECLINE) -> Row:
     if not says_unknown(row["completion"][-1]["content"]):
         return row
     return {**row, "completion": [{"role": "assistant", "content": text}]}
+
+
+def asks_back(row: Row) -> bool:
+    """Whether the row's answer asks the customer a question back instead of answering (as
+    ``agent.evaluate.behaviour`` reads a reply: ends on a question, or asks to clarify)."""
+    from agent.evaluate import behaviour
+
+    answer = row["completion"][-1]["content"].strip()
+    return bool(answer) and behaviour(answer, escalated=False, refused=False) == "clarify"
 
 
 def split_user(content: str) -> tuple[list[Passage], str] | None:

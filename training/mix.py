@@ -49,6 +49,7 @@ class Source:
     # row twice and half of them a third time (each copy drawn afresh)
     declines: float = 0.0  # rows copied as "passages silent -> decline"
     counterfactuals: float = 0.0  # rows copied with their figures changed
+    clarifications: float = 0.0  # rows whose answer asks back, copied as they are
     standard_decline: bool = False  # declining answers -> the one decline the agent is taught
     repeat: int = 1  # each training row (augmentations included) this many times: weight a small source
 
@@ -75,7 +76,7 @@ def load_mix(recipe: str | Path, shared: Path | None = None) -> tuple[list[Sourc
         source = Source(**item)
         if isinstance(source.repeat, bool) or not isinstance(source.repeat, int) or source.repeat < 1:
             raise DataError(f"{path}: source {source.name!r}: repeat must be a whole number of 1 or more")
-        for name in ("distractors", "declines", "counterfactuals"):
+        for name in ("distractors", "declines", "counterfactuals", "clarifications"):
             value = getattr(source, name)
             limit = 1.0 if name == "distractors" else 10.0
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= limit:
@@ -117,7 +118,7 @@ def passage_pool(rows: list[Row]) -> list[Passage]:
 def augmented(source: Source, rows: list[Row], rng: random.Random) -> tuple[list[Row], dict[str, int]]:
     """``rows`` with the source's augmentations applied to seeded shares of them."""
     pool = passage_pool(rows)
-    out, counts = [], {"distractors": 0, "declines": 0, "counterfactuals": 0}
+    out, counts = [], {"distractors": 0, "declines": 0, "counterfactuals": 0, "clarifications": 0}
     for row in rows:
         if source.standard_decline:
             row = augment.standard_decline(row)
@@ -135,6 +136,12 @@ def augmented(source: Source, rows: list[Row], rng: random.Random) -> tuple[list
                 if extra is not None:
                     out.append({**extra, "augmentation": name})
                     counts[name] += 1
+        # Drawn only for rows that ask back, so recipes without it compile to the same rows.
+        if source.clarifications and augment.asks_back(row):
+            share = source.clarifications
+            copies = int(share) + (rng.random() < share - int(share))
+            out += [{**row, "augmentation": "clarifications"}] * copies
+            counts["clarifications"] += copies
     return out, counts
 
 

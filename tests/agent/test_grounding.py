@@ -393,6 +393,21 @@ def test_near_ties_in_the_ranking_are_all_evidence() -> None:
     )
 
 
+def test_a_word_every_sentence_shares_lifts_them_little_and_a_rare_one_more() -> None:
+    from agent.grounding import LEXICAL_WEIGHT
+
+    page = (
+        "Care members keep the warranty as long as they subscribe. Replacement units keep the "
+        "warranty for 90 days. The warranty covers the motor in the Aero 500."
+    )
+    # "warranty" is in every sentence: it lifts each by under half the lexical weight.
+    common = [e.score for e in rank_sentences("What is the warranty?", [page])]
+    assert len(common) == 3 and len(set(common)) == 1 and 0 < common[0] < LEXICAL_WEIGHT / 2
+    # "motor" is in one: that sentence comes first.
+    ranked = rank_sentences("Does the warranty cover the motor?", [page])
+    assert ranked[0].text.startswith("The warranty covers the motor") and ranked[0].score > common[0]
+
+
 def test_cached_embed_embeds_each_text_once_and_keeps_the_order() -> None:
     import numpy as np
 

@@ -41,21 +41,25 @@ def test_a_bad_repeat_is_an_error_before_anything_is_compiled(tmp_path: Path, va
         load_mix(recipe(tmp_path, f", repeat: {value}"))
 
 
+def one_source(tmp_path: Path, name: str, rows: list[dict], seed: int, setting: str) -> Path:
+    """A one-source mix recipe over ``rows`` with ``setting`` (``key: value``) on the source."""
+    write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"seed: {seed}\nsources:\n"
+        f"  - {{name: {name}, path: {tmp_path / f'{name}.jsonl'}, val_fraction: 0.2, {setting}}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def priced(tmp_path: Path, counterfactuals: str) -> Path:
     rows = [
         convo(f"p{i}", f"how much is plan {i}?", f"Plan {i} costs {10 + i} dollars.",
               contexts=[{"doc_id": f"plans-{i}", "text": f"Plan {i} costs {10 + i} dollars a month."}])
         for i in range(30)
     ]  # fmt: skip
-    write_jsonl(tmp_path / "priced.jsonl", rows)
-    path = tmp_path / "priced.yaml"
-    path.write_text(
-        "seed: 3\nsources:\n"
-        f"  - {{name: priced, path: {tmp_path / 'priced.jsonl'}, val_fraction: 0.2, "
-        f"counterfactuals: {counterfactuals}}}\n",
-        encoding="utf-8",
-    )
-    return path
+    return one_source(tmp_path, "priced", rows, 3, f"counterfactuals: {counterfactuals}")
 
 
 def test_counterfactuals_above_one_are_copies_per_row_each_drawn_afresh(tmp_path: Path) -> None:
@@ -70,8 +74,26 @@ def test_counterfactuals_above_one_are_copies_per_row_each_drawn_afresh(tmp_path
     assert len(set(answers)) > len(plain)  # the two copies of a row change its figure differently
 
 
+def asking(tmp_path: Path, clarifications: str) -> Path:
+    rows = [convo(f"a{i}", f"how do I reset it {i}?", f"Press reset {i}.") for i in range(30)]
+    rows += [convo(f"q{i}", f"it broke {i}", "Which model do you have?") for i in range(30)]
+    return one_source(tmp_path, "asking", rows, 5, f"clarifications: {clarifications}")
+
+
+def test_clarifications_copy_only_the_rows_that_ask_back(tmp_path: Path) -> None:
+    plain, _, before = build_mix(load_mix(asking(tmp_path, "0"))[0], seed=5)
+    more, _, manifest = build_mix(load_mix(asking(tmp_path, "3"))[0], seed=5)
+    asks = [r for r in plain if r["completion"][-1]["content"].endswith("?")]
+    copies = [r for r in more if r.get("augmentation") == "clarifications"]
+    assert 0 < len(asks) < len(plain)
+    assert len(copies) == 3 * len(asks) == manifest["sources"][0]["clarifications"]
+    assert all(r["completion"][-1]["content"] == "Which model do you have?" for r in copies)
+    assert before["sources"][0]["clarifications"] == 0
+
+
 @pytest.mark.parametrize(
-    "setting", ["counterfactuals: -1", "declines: 11", "distractors: 1.5", "declines: yes"]
+    "setting",
+    ["counterfactuals: -1", "declines: 11", "distractors: 1.5", "declines: yes", "clarifications: 12"],
 )
 def test_a_bad_augmentation_share_is_an_error(tmp_path: Path, setting: str) -> None:
     name = setting.split(":")[0]

@@ -1,0 +1,118 @@
+"""Replay the answer check on stored answers: a change to the check, measured in seconds.
+
+A ``tuned_default`` results file keeps, for every arm and question, the model's answer with the
+check off and the passages it was shown. Generation is greedy, so with the check on the model
+writes the same text. This replays the check the code has *now* over those answers (the sentence
+gate, the evidence ranking, the extractive fallback, the quote bar) and compares the outcome with
+what the stored run sent:
+
+    python -m benchmarks.replay_check --results round3_dev [--questions dev.jsonl]
+
+``right``: answerable questions with every key fact; ``declined``: unanswerable questions declined
+or handed off, as ``tuned_default`` reads a reply. ``agree`` counts the answers replayed to the same
+text as stored. Right after a benchmark run it
+is every answer; after a change to the check it counts the answers the change left alone, and
+``right`` then shows what the change did to answer accuracy. No model runs: only the knowledge
+base's embedding model, which ranks the passage sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from typing import Any
+
+from benchmarks.common import RESULTS, SAMPLE, machine, table, write_result
+from benchmarks.tuned_default import contains_all
+
+
+def embedding_model() -> Any:
+    """The knowledge base's embedding model, as the agent ranks sentences with it (cached)."""
+    from agent import grounding
+    from agent.config import load_config
+    from agent.knowledge import open_knowledge
+
+    home = tempfile.mkdtemp(prefix="replay-check-")
+    return grounding.CachedEmbed(open_knowledge(load_config(env={"SUPPORTLOOP_HOME": home})).embed)
+
+
+def replay(row: dict[str, Any], item: dict[str, Any], embed: Any) -> tuple[str, str]:
+    """(text sent, action) for a stored check-off answer, through the check as ``Agent`` runs it
+    with the default settings (``agent.runtime.Agent._gate`` and ``_fallback``)."""
+    from agent import grounding
+    from agent.config import GroundingSettings, Persona
+
+    settings, persona = GroundingSettings(), Persona()
+    passages = row["passages"]
+    if not passages:
+        return row["answer"], "none"
+    history = [(t["role"], t["text"]) for t in item.get("history", [])]
+    said = [item["question"], *(text for _, text in history)]
+    texts = [*said, *passages, persona.company, persona.product, persona.agent_name]
+    asked = [text for role, text in history if role == "customer"]
+    ranked = grounding.rank_sentences(item["question"], passages, embed, asked)
+    sources = grounding.Sources(
+        texts,
+        min_support=settings.min_support,
+        evidence=grounding.evidence(ranked, settings.evidence_sentences),
+        conversation=said,
+        new_word_support=settings.new_word_support,
+    )
+    gate = grounding.SentenceGate(sources, ranked=ranked)
+    kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
+    if kept:
+        return kept, grounding.SENT
+    quoted = grounding.extractive_answer(
+        item["question"], passages, embed=embed, ranked=ranked, min_score=settings.min_quote_score
+    )
+    if quoted is not None:
+        return quoted, grounding.EXTRACTIVE
+    return grounding.decline_text(persona.company), grounding.DECLINED
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
+    parser.add_argument("--questions", choices=["dev.jsonl", "heldout.jsonl"], default="dev.jsonl")
+    parser.add_argument("--name", default="replay_check")
+    args = parser.parse_args()
+    stored = json.loads((RESULTS / f"{args.results}.json").read_text(encoding="utf-8"))
+    lines = (SAMPLE / args.questions).read_text(encoding="utf-8").splitlines()
+    items = {item["id"]: item for item in map(json.loads, lines)}
+    arms = [arm for arm in stored["sample"] if not arm.endswith("_no_check")]
+    from agent.evaluate import behaviour
+
+    embed = embedding_model()
+    result: dict[str, Any] = {"machine": machine(), "results": args.results, "questions": args.questions}
+    rows = []
+    for arm in arms:
+        sent = {r["id"]: r for r in stored["sample"][arm]["rows"]}
+        counts = {"right_stored": 0, "right_now": 0, "agree": 0, "declined_stored": 0, "declined_now": 0}
+        for row in stored["sample"][f"{arm}_no_check"]["rows"]:
+            item = items[row["id"]]
+            text, _ = replay(row, item, embed)
+            facts = item["answer_contains"]
+            counts["right_stored"] += bool(facts) and contains_all(sent[row["id"]]["answer"], facts)
+            counts["right_now"] += bool(facts) and contains_all(text, facts)
+            counts["agree"] += text == sent[row["id"]]["answer"].strip()
+            if item["kind"] == "unanswerable":  # declined or handed off, as the benchmark reads a reply
+                counts["declined_stored"] += sent[row["id"]]["behaviour"] == "decline"
+                counts["declined_now"] += behaviour(text, escalated=False, refused=False) == "decline"
+        result[arm] = {
+            **counts,
+            "n": len(sent),
+            "answerable": sum(bool(items[i]["answer_contains"]) for i in sent),
+        }
+        rows.append([arm, *counts.values(), len(sent)])
+    print(
+        table(
+            rows,
+            ["arm", "right (stored)", "right (now)", "agree", "declined (stored)", "declined (now)", "n"],
+        )
+    )
+    write_result(args.name, result, echo=False)
+
+
+if __name__ == "__main__":
+    main()
