@@ -394,8 +394,9 @@ def rank_sentences(
     A sentence's score is the share of the question's word stems it has, each weighted by how
     rare it is among the candidate sentences (against the weight of a word no sentence has),
     plus, with ``embed`` (the knowledge base's own embedding model), its cosine similarity to the
-    question, which finds an answer worded differently ("send back" -> "return window"). ``context``: the customer's earlier messages,
-    read with the question so that a follow-up ("and the bigger one?") finds its subject."""
+    question, which finds an answer worded differently ("send back" -> "return window").
+    ``context``: the customer's earlier messages, read with the question so that a follow-up
+    ("and the bigger one?") finds its subject."""
     import math
 
     query = " ".join([*context[-1:], question])
@@ -494,6 +495,58 @@ def extractive_answer(
         f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best
     )
     return f"Here is what our help pages say: {quoted}"
+
+
+def turn_gate(
+    message: str,
+    history: Sequence[tuple[str, str]],
+    passages: Sequence[Any],
+    settings: Any,
+    persona: Any,
+    embed: Embed | None,
+) -> SentenceGate:
+    """The sentence gate of one turn, as the agent checks its answer: ``passages`` as shown (each
+    with ``text`` and ``title``), ``settings`` the config's ``grounding``, ``persona`` its persona
+    (its names count as sources), ``embed`` the knowledge base's embedding model or None."""
+    said = [message, *(t for _, t in history)]
+    texts = [*said, *(p.text for p in passages)]
+    texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
+    asked = [t for role, t in history if role == "customer"]
+    # Only a ranking by meaning is good enough to hold an answer to: word overlap alone is not.
+    # Without it nothing is ranked up front; the fallback ranks only if it is needed.
+    ranked, chosen = None, None
+    if embed is not None and settings.evidence_sentences > 0:
+        ranked = rank_sentences(message, [p.text for p in passages], embed, asked)
+        chosen = evidence(ranked, settings.evidence_sentences)
+    sources = Sources(
+        texts,
+        min_support=settings.min_support,
+        evidence=chosen,
+        conversation=said,
+        new_word_support=settings.new_word_support,
+    )
+    return SentenceGate(sources, ranked=ranked)
+
+
+def fallback_answer(
+    message: str,
+    passages: Sequence[str],
+    settings: Any,
+    company: str,
+    *,
+    ranked: Sequence[Evidence] | None = None,
+    embed: Embed | None = None,
+) -> tuple[str, str]:
+    """(text, action) sent when nothing the model wrote passed the check: a quote of the passage
+    sentences that answer (``EXTRACTIVE``), or the decline (``DECLINED``), as ``settings.fallback``
+    and ``settings.min_quote_score`` say."""
+    if settings.fallback == "extractive":
+        quoted = extractive_answer(
+            message, passages, embed=embed, ranked=ranked, min_score=settings.min_quote_score
+        )
+        if quoted is not None:
+            return quoted, EXTRACTIVE
+    return decline_text(company), DECLINED
 
 
 def strip_lead(answer: str) -> str:

@@ -482,29 +482,11 @@ class Agent:
 
     def _gate(self, message: str, history: list[tuple[str, str]], passages: list[Passage]) -> Any:
         """The sentence gate for this turn, or None when the check is off or has nothing to read."""
-        settings = self.config.grounding
-        if not settings.enabled or not passages:
+        if not self.config.grounding.enabled or not passages:
             return None
-        persona = self.config.persona
-        said = [message, *(t for _, t in history)]
-        texts = [*said, *(p.text for p in passages)]
-        texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
-        asked = [t for role, t in history if role == "customer"]
-        embed = self._sentence_embed()
-        # Only a ranking by meaning is good enough to hold an answer to: word overlap alone is not.
-        # Without it nothing is ranked up front; the fallback ranks only if it is needed.
-        ranked, evidence = None, None
-        if embed is not None and settings.evidence_sentences > 0:
-            ranked = grounding.rank_sentences(message, [p.text for p in passages], embed, asked)
-            evidence = grounding.evidence(ranked, settings.evidence_sentences)
-        sources = grounding.Sources(
-            texts,
-            min_support=settings.min_support,
-            evidence=evidence,
-            conversation=said,
-            new_word_support=settings.new_word_support,
+        return grounding.turn_gate(
+            message, history, passages, self.config.grounding, self.config.persona, self._sentence_embed()
         )
-        return grounding.SentenceGate(sources, ranked=ranked)
 
     def _sentence_embed(self) -> grounding.CachedEmbed | None:
         """The knowledge base's embedding model, caching passage sentences across turns."""
@@ -539,24 +521,17 @@ class Agent:
         """The answer sent when nothing the model wrote passed the check."""
         import dataclasses
 
-        verdict: grounding.Grounding = state["grounding"]
-        quoted = None
-        if self.config.grounding.fallback == "extractive":
-            gate = state.get("gate")
-            ranked = gate.ranked if gate is not None else None
-            texts = [p.text for p in passages]
-            quoted = grounding.extractive_answer(
-                message,
-                texts,
-                embed=self._sentence_embed(),
-                ranked=ranked,
-                min_score=self.config.grounding.min_quote_score,
-            )
-        if quoted is not None:
-            state["grounding"] = dataclasses.replace(verdict, action=grounding.EXTRACTIVE)
-            return quoted
-        state["grounding"] = dataclasses.replace(verdict, action=grounding.DECLINED)
-        return grounding.decline_text(self.config.persona.company)
+        gate = state.get("gate")
+        text, action = grounding.fallback_answer(
+            message,
+            [p.text for p in passages],
+            self.config.grounding,
+            self.config.persona.company,
+            ranked=gate.ranked if gate is not None else None,
+            embed=self._sentence_embed(),
+        )
+        state["grounding"] = dataclasses.replace(state["grounding"], action=action)
+        return text
 
     def _handoff(self, conversation_id: str, reason: str, started: float, hits: list[Any] = ()) -> Reply:  # type: ignore[assignment]
         text = HANDOFF[reason].format(company=self.config.persona.company)

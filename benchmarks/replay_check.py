@@ -38,37 +38,25 @@ def embedding_model() -> Any:
 
 
 def replay(row: dict[str, Any], item: dict[str, Any], embed: Any) -> tuple[str, str]:
-    """(text sent, action) for a stored check-off answer, through the check as ``Agent`` runs it
-    with the default settings (``agent.runtime.Agent._gate`` and ``_fallback``)."""
+    """(text sent, action) for a stored check-off answer, through the check the agent runs with
+    the default settings (``agent.grounding.turn_gate`` and ``fallback_answer``). The stored rows
+    keep the passages' text, not their titles."""
     from agent import grounding
     from agent.config import GroundingSettings, Persona
+    from agent.prompt import Passage
 
     settings, persona = GroundingSettings(), Persona()
-    passages = row["passages"]
-    if not passages:
+    if not row["passages"]:
         return row["answer"], "none"
+    passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
     history = [(t["role"], t["text"]) for t in item.get("history", [])]
-    said = [item["question"], *(text for _, text in history)]
-    texts = [*said, *passages, persona.company, persona.product, persona.agent_name]
-    asked = [text for role, text in history if role == "customer"]
-    ranked = grounding.rank_sentences(item["question"], passages, embed, asked)
-    sources = grounding.Sources(
-        texts,
-        min_support=settings.min_support,
-        evidence=grounding.evidence(ranked, settings.evidence_sentences),
-        conversation=said,
-        new_word_support=settings.new_word_support,
-    )
-    gate = grounding.SentenceGate(sources, ranked=ranked)
+    gate = grounding.turn_gate(item["question"], history, passages, settings, persona, embed)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
     if kept:
         return kept, grounding.SENT
-    quoted = grounding.extractive_answer(
-        item["question"], passages, embed=embed, ranked=ranked, min_score=settings.min_quote_score
+    return grounding.fallback_answer(
+        item["question"], row["passages"], settings, persona.company, ranked=gate.ranked, embed=embed
     )
-    if quoted is not None:
-        return quoted, grounding.EXTRACTIVE
-    return grounding.decline_text(persona.company), grounding.DECLINED
 
 
 def main() -> None:
