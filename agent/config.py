@@ -76,9 +76,10 @@ class RetrievalSettings:
     # Chunks read to choose the k passages: each is re-scored by its best sentence as an answer to
     # the question (the answer check's ranking), so the chunk of a page that holds the answer is
     # shown rather than the page's opening (two chunks of one page may both be). 0 (or <= k): the
-    # retriever's k best documents, one chunk each: the default, since the re-ranked passages put
-    # the key fact in front of the model more often but did not raise the tuned model's held-out
-    # answer accuracy (docs/experiments/2026-12-04-chunk-reranking.md).
+    # retriever's k best documents, one chunk each: the default. With tables chunked under their
+    # header, 10 lifted the tuned default on the dev set (0.54 -> 0.68 with the check on) and
+    # sank it on the held-out set (0.52 -> 0.38): the 135M model, shown two chunks of one topic,
+    # is thrown more often than helped (docs/experiments/2026-12-04-table-chunks.md).
     candidates: int = 0
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 

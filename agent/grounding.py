@@ -8,8 +8,13 @@ unit is one fact: "5 days" needs a source that says "5 days" (or "3-5 days", "5-
 must come from the passage sentences (a table row is one) that best match the question
 (``rank_sentences``, ``grounding.evidence_sentences``), or the conversation; a sentence without
 figures must share some of their words. "$69" is in the passages, but the row the customer asked
-about says "$10.49". A sentence that declines ("I don't know", "connect you with a member of the
-support team") always passes: saying so is honest, whatever it cites.
+about says "$10.49". A figure from a table cell that a named thing owns (its column's header or
+its row's first cell has letters and digits: "Aero 300", "E4") supports a sentence about that
+thing only: "The Aero 500 costs $199" fails where $199 is the Aero 300's column (``owned_cells``).
+A sentence that declines ("I don't know", "connect you with a member of the support team") always
+passes: saying so is honest, whatever it cites. A bare "Yes, you do." says nothing the passages
+could confirm, and a sentence that only says the customer's words back ("The Aero 300 is dead")
+adds nothing: either is held until a sentence that states something passes, and alone it fails.
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -114,6 +119,64 @@ def _figure_set(text: str) -> set[str]:
     return out
 
 
+_LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
+
+
+@dataclass(frozen=True)
+class OwnedCell:
+    """A table cell that belongs to a named thing: its column's header or its row's first cell
+    has letters and digits ("Aero 300" over "$199"). ``labels``: the table's every such name."""
+
+    figures: frozenset[str]
+    owners: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+def owned_cells(text: str) -> tuple[list[OwnedCell], str]:
+    """The cells of ``text``'s Markdown tables (each with its header row) that a named thing
+    owns, and the rest of ``text``: its prose and every other cell, whose figures anyone may use."""
+    lines, cells, free = text.splitlines(), [], []
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        rule = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if not (line.startswith("|") and _TABLE_RULE.match(rule)):
+            free.append(lines[i])
+            i += 1
+            continue
+        header = _cells(line)
+        j = i + 2
+        rows = []
+        while j < len(lines) and lines[j].strip().startswith("|"):
+            rows.append(_cells(lines[j]))
+            j += 1
+        columns = {c: h for c, h in enumerate(header) if c > 0 and _LABEL.match(h)}
+        firsts = [row[0] for row in rows if row and _LABEL.match(row[0])]
+        labels = tuple(dict.fromkeys([*columns.values(), *firsts]))
+        free.append(" ".join(header))
+        for row in rows:
+            for c, cell in enumerate(row):
+                owners = tuple(
+                    o for o in (columns.get(c), row[0] if c > 0 and _LABEL.match(row[0]) else None) if o
+                )
+                if owners and len(row) == len(header):
+                    cells.append(OwnedCell(frozenset(_figure_set(cell)), owners, labels))
+                else:
+                    free.append(cell)
+        i = j
+    return cells, "\n".join(free)
+
+
+def _names(text: str, labels: Sequence[str]) -> set[str]:
+    """The labels ``text`` names: in full ("Aero 500") or by their figure ("the 500")."""
+    low, said = text.lower(), set(figures(text))
+    return {
+        label
+        for label in labels
+        if re.search(rf"(?<!\w){re.escape(label.lower())}(?!\w)", low) or set(figures(label)) <= said
+    }
+
+
 @dataclass
 class Sources:
     """What an answer may draw on, indexed once per turn."""
@@ -127,12 +190,18 @@ class Sources:
     # answering sentences must have: "the red blinking light means the filter is reset" repeats
     # the question and adds "filter" and "reset", only one of which the answering sentence has.
     new_word_support: float = 0.5
+    # A figure of a table cell that a named thing owns ("$199" in the Aero 300's column) supports a
+    # sentence about that thing, not one about its neighbour ("The Aero 500 costs $199"). The thing
+    # is what the sentence names, else what ``question`` names; with neither, any column will do.
+    question: str = ""
     _figures: set[str] = field(init=False)
     _quantities: set[str] = field(init=False)
     _words: set[str] = field(init=False)
     _lower: str = field(init=False)
     _evidence: tuple[set[str], set[str], set[str]] | None = field(init=False)
     _said_words: set[str] = field(init=False)
+    _cells: list[OwnedCell] = field(init=False)
+    _free_figures: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -145,6 +214,12 @@ class Sources:
             told, said = "\n".join(self.evidence), "\n".join([*self.evidence, *self.conversation])
             self._evidence = (_figure_set(said), quantities(said), set(content_words(told)))
         self._said_words = set(content_words("\n".join(self.conversation)))
+        self._cells, free = [], []
+        for text in self.texts:
+            cells, rest = owned_cells(text) if "|" in text else ([], text)
+            self._cells += cells
+            free.append(rest)
+        self._free_figures = _figure_set("\n".join(free)) if self._cells else set()
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -159,9 +234,40 @@ class Sources:
         words = [] if text.rstrip().endswith("?") else content_words(text)  # asking back claims nothing
         if words and sum(w in self._words for w in words) / len(words) < self.min_support:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
+        if self._cells and not missing:
+            missing += self._other_things(text)
         if self._evidence is not None and not missing:
             missing += self._off_evidence(text, words)
         return missing + names
+
+    def echoes(self, sentence: str) -> bool:
+        """The sentence only says back what the conversation said ("The Aero 300 is dead and the
+        light on its power brick is off."): a finished sentence whose every content word and
+        figure the customer or an earlier answer already gave. (A fragment a stop sequence cut
+        is not one.)"""
+        text = _CITATION.sub("", sentence).rstrip()
+        if not self.conversation or says_unknown(text) or not text.endswith((".", "!")):
+            return False
+        words, said = content_words(text), _figure_set("\n".join(self.conversation))
+        return bool(words) and all(w in self._said_words for w in words) and set(figures(text)) <= said
+
+    def _other_things(self, text: str) -> list[str]:
+        """Figures that only cells of another named thing have: "$199" for the Aero 500, where
+        the table gives the Aero 500 $329 and the Aero 300 $199."""
+        labels = tuple(dict.fromkeys(label for cell in self._cells for label in cell.labels))
+        named = _names(text, labels) or _names(self.question, labels)
+        if not named:
+            return []
+        naming = {f for label in named for f in figures(label)}
+        off = []
+        for f in figures(text):
+            if f.isalpha() or f in naming or f in self._free_figures:
+                continue
+            cells = [c for c in self._cells if f in c.figures]
+            if cells and not any(named & set(c.owners) for c in cells):
+                owners = sorted({o for c in cells for o in c.owners})
+                off.append(f"{f} (the {' / '.join(owners)} figure)")
+        return off
 
     def _off_evidence(self, text: str, words: list[str]) -> list[str]:
         """What a sentence the sources support takes from outside the sentences that answer the
@@ -179,6 +285,26 @@ class Sources:
         if not off and new and sum(w in told_words for w in new) / len(new) < self.new_word_support:
             off.append(f"answering passage {sum(w in told_words for w in new)}/{len(new)} new words")
         return off
+
+
+_VERDICT = re.compile(
+    r"^\W*(?:yes|no|yeah|yep|nope|sure|absolutely|definitely|certainly|correct|of course|not really)\b", re.I
+)
+_VERDICT_WORDS = {"yes", "no", "yeah", "yep", "nope", "sure", "absolutely", "definitely", "certainly", "correct", "course", "really"}  # fmt: skip
+
+
+def bare_verdict(sentence: str) -> bool:
+    """ "Yes, you do." or "No." alone: an answer's polarity with nothing the check could confirm."""
+    if not _VERDICT.match(sentence) or [f for f in figures(sentence) if not f.isalpha()]:
+        return False
+    return not [w for w in content_words(sentence) if w not in _VERDICT_WORDS]
+
+
+def claims(sentence: str) -> bool:
+    """The sentence states something the check read: a figure or a content word, and not a decline."""
+    if says_unknown(sentence):
+        return False
+    return bool(content_words(sentence) or [f for f in figures(sentence) if not f.isalpha()])
 
 
 def sentences(text: str) -> list[str]:
@@ -200,28 +326,37 @@ class SentenceGate:
     def __init__(self, sources: Sources, ranked: Sequence[Evidence] | None = None):
         self.sources = sources
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
-        self.cleared = 0
+        self.cleared = 0  # shown
+        self.checked = 0  # checked; past ``cleared``: a bare "Yes." waiting for what backs it
         self.failed: list[str] = []
 
     def feed(self, text: str, final: bool = False) -> int:
         if self.failed:
             return self.cleared
         end = len(text) if final else complete_prefix(text)
-        while self.cleared < end and not self.failed:
-            rest = text[self.cleared : end]
+        while self.checked < end and not self.failed:
+            rest = text[self.checked : end]
             match = _SENTENCE_END.search(rest)
-            stop = self.cleared + (match.end() if match else len(rest))
-            while _LIST_MARKER.fullmatch(text[self.cleared : stop].strip()) and stop < end:
+            stop = self.checked + (match.end() if match else len(rest))
+            while _LIST_MARKER.fullmatch(text[self.checked : stop].strip()) and stop < end:
                 match = _SENTENCE_END.search(text[stop:end])  # a list number goes with its item
                 stop = stop + (match.end() if match else end - stop)
-            sentence = text[self.cleared : stop]
+            sentence = text[self.checked : stop]
             if _LIST_MARKER.fullmatch(sentence.strip()):
                 break  # "2." alone: shown with its item, never as the last thing on screen
             problems = self.sources.unsupported(sentence) if sentence.strip() else []
             if problems:
                 self.failed = problems
-            else:
-                self.cleared = stop
+                break
+            self.checked = stop
+            if bare_verdict(sentence) or self.sources.echoes(sentence):
+                continue  # "Yes, you do." or the question said back: held until something backs it
+            if self.cleared == self.checked - len(sentence) or claims(sentence):
+                self.cleared = stop  # a held verdict goes out with the sentence that backs it
+        if final and not self.failed and self.cleared < self.checked:
+            self.failed = [
+                "a bare yes or no, or the question said back, that nothing from the passages backs"
+            ]
         return self.cleared
 
 
@@ -414,7 +549,10 @@ def rank_sentences(
                 candidates.append((number, order, clean))
     if not candidates or not wanted:
         return []
-    words = [_stems(c[2]) for c in candidates]
+    # A sentence is read with its section's own title ("E4: Overheating Protection", "Shipping
+    # Options and Costs"): a terse row or step rarely repeats the words its section is named by.
+    sections = {n: _stems(h.split(" > ")[-1]) for n, h in headings.items()}
+    words = [_stems(c[2]) | sections[c[0]] for c in candidates]
     idf = {w: math.log(1 + len(candidates) / (1 + sum(w in ws for ws in words))) for w in wanted}
     # Each word weighs its idf against the most a word can weigh, so a word that every candidate
     # has ("warranty" on the warranty page) lifts them all a little, not by the full weight, and
@@ -524,6 +662,7 @@ def turn_gate(
         evidence=chosen,
         conversation=said,
         new_word_support=settings.new_word_support,
+        question=message,
     )
     return SentenceGate(sources, ranked=ranked)
 

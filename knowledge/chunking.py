@@ -2,7 +2,8 @@
 
 Invariants:
 - Markdown is cut at headings first, then paragraphs, then sentences, then words; a chunk never
-  spans two sections, and code fences are never cut at a ``#`` line inside them.
+  spans two sections, and code fences are never cut at a ``#`` line inside them. A table too long
+  for a chunk is cut between rows, each piece under the table's header row; a list between items.
 - Every chunk's text starts with its heading trail (``Title > Section > Subsection``), so a chunk
   read alone still says what it is about.
 - ``chunk_id`` is a hash of the document identity (source, doc_id, title, metadata) and the chunk
@@ -149,12 +150,15 @@ def paragraphs(lines: list[str]) -> Iterator[str]:
 
 
 def pack(paras: tuple[str, ...], size: int, overlap: int) -> Iterator[str]:
-    """Greedy packing of paragraphs (split further when too long) into chunks of at most ``size``."""
+    """Greedy packing of paragraphs (split further when too long) into chunks of at most ``size``.
+    A chunk opens with the last sentences of the one before (``overlap``), except next to a table:
+    a table's rows are not sentences, and a table piece opens with its own header instead."""
     current = ""
     for sep, piece in _pieces(paras, size):
         if current and len(current) + len(sep) + len(piece) > size:
             yield current
-            current = _tail(current, overlap)
+            table = piece.lstrip().startswith("|") or current.rstrip().endswith("|")
+            current = "" if table else _tail(current, overlap)
             if current and len(current) + len(sep) + len(piece) > size:
                 current = ""
         current = f"{current}{sep}{piece}" if current else piece
@@ -163,16 +167,62 @@ def pack(paras: tuple[str, ...], size: int, overlap: int) -> Iterator[str]:
 
 
 def _pieces(paras: tuple[str, ...], size: int) -> Iterator[tuple[str, str]]:
-    """(separator, text): whole paragraphs, or the sentences (then words) of a paragraph too long."""
+    """(separator, text): whole paragraphs, or the sentences (then words) of a paragraph too long;
+    a Markdown table too long is cut between rows, each piece under the table's header."""
     for para in paras:
         if len(para) <= size:
             yield "\n\n", para
+            continue
+        rows = table_pieces(para, size) or line_pieces(para, size)
+        if rows:
+            yield from (("\n\n", piece) for piece in rows)
             continue
         sep = "\n\n"
         for sentence in _SENTENCE_END.split(para):
             for part in _split_words(sentence, size) if len(sentence) > size else [sentence]:
                 yield sep, part
                 sep = " "
+
+
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def table_pieces(para: str, size: int) -> list[str]:
+    """A Markdown table (header row, rule, rows) cut between rows into pieces of at most ``size``
+    characters where the rows allow, each starting with the header and the rule, so that a row
+    read alone still says what its columns are ("| | Aero 300 | Aero 500 |" over "| Price | $199 |
+    $329 |"). [] when ``para`` is not such a table."""
+    lines = para.splitlines()
+    if len(lines) < 3 or not lines[0].lstrip().startswith("|") or not _TABLE_RULE.match(lines[1]):
+        return []
+    if not all(line.lstrip().startswith("|") for line in lines[2:]):
+        return []
+    head = "\n".join(lines[:2])
+    pieces: list[str] = []
+    current: list[str] = []
+    for row in lines[2:]:
+        if current and len(head) + sum(len(r) + 1 for r in current) + len(row) + 1 > size:
+            pieces.append("\n".join([head, *current]))
+            current = []
+        current.append(row)
+    if current:
+        pieces.append("\n".join([head, *current]))
+    return pieces if all(len(piece) <= size for piece in pieces) else []  # too wide: cut as text
+
+
+def line_pieces(para: str, size: int) -> list[str]:
+    """A block of lines (a list, an address) cut between lines into pieces of at most ``size``,
+    so that a list item stays on its own line; [] when the block is one line or has a line
+    longer than ``size`` (then it is cut at sentences)."""
+    lines = para.splitlines()
+    if len(lines) < 2 or any(len(line) > size for line in lines):
+        return []
+    pieces: list[list[str]] = [[]]
+    for line in lines:
+        if pieces[-1] and sum(len(x) + 1 for x in pieces[-1]) + len(line) > size:
+            pieces.append([])
+        pieces[-1].append(line)
+    return ["\n".join(piece) for piece in pieces]
 
 
 def _split_words(text: str, size: int) -> Iterator[str]:

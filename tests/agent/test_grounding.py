@@ -437,7 +437,7 @@ def test_with_the_embedding_model_a_sentence_sharing_no_word_can_answer() -> Non
     """ "Recalibration" and "calibration" share no word: the embedding model still ranks the answer."""
     import numpy as np
 
-    passage = "Sensor > Recalibrating\nOpen the app and choose the sensor page. Calibration takes 15 minutes."
+    passage = "Sensor > Upkeep\nOpen the app and choose the sensor page. Calibration takes 15 minutes."
     question = "How long does a recalibration run?"
 
     def embed(texts: list[str]) -> np.ndarray:  # a stand-in that knows "how long" ~ "15 minutes"
@@ -472,3 +472,109 @@ def test_rank_passages_lifts_the_chunk_whose_sentence_answers() -> None:
     # Without the sentences' say (weight 0) the retriever's order stands; nothing in, nothing out.
     assert rank_passages(question, chunks, [0.9, 0.8, 0.1], embed, weight=0.0) == [0, 1, 2]
     assert rank_passages(question, [], [], embed) == []
+
+
+SPECS = """Product Specifications > Comparison Table
+
+| | Aero 300 | Aero 500 |
+|---|---|---|
+| Price | $199 | $329 |
+| Replacement filter | AF-300 ($39) | AF-500 ($59) or AF-500P Pet & Odor ($69) |"""
+CARE = """Halcyon Care > Price
+
+| Purifier | Filter | Monthly price |
+|---|---|---|
+| Aero 300 | AF-300 Standard | $5.99 |
+| Aero 500 | AF-500 Standard | $8.99 |"""
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "supported"),
+    [
+        ("How much does the Aero 500 cost?", "The Aero 500 is priced at $199.", False),  # the 300's column
+        ("How much does the Aero 500 cost?", "It costs $199.", False),  # the question names the thing
+        ("How much does the Aero 500 cost?", "The Aero 500 costs $329.", True),
+        ("How much does the Aero 500 cost?", "It costs $329.", True),
+        ("How much does the 500 cost?", "It costs $199.", False),  # named by its number alone
+        ("Which filter does the Aero 500 take?", "The Aero 500 uses the AF-300.", False),
+        ("Which filter does the Aero 500 take?", "The AF-500 costs $59.", True),
+        ("Compare the two", "The Aero 300 costs $199 and the Aero 500 $329.", True),  # each its own
+        ("What does Care cost?", "Halcyon Care for the Aero 500 is $5.99 a month.", False),  # a row's owner
+        ("What does Care cost?", "Halcyon Care for the Aero 300 is $5.99 a month.", True),
+        ("What do the purifiers cost?", "The price is $199.", True),  # no thing named: any column
+    ],
+)
+def test_a_table_figure_supports_only_the_thing_whose_column_or_row_it_is_in(
+    question: str, sentence: str, supported: bool
+) -> None:
+    sources = Sources([SPECS, CARE, question], conversation=[question], question=question)
+    assert (sources.unsupported(sentence) == []) is supported
+
+
+def test_a_figure_the_prose_also_gives_is_anyone_s() -> None:
+    prose = "Upgrading from an Aero 300 costs the $199 difference."
+    question = "How much does the Aero 500 cost?"
+    sources = Sources([SPECS, prose, question], conversation=[question], question=question)
+    assert sources.unsupported("The Aero 500 costs $199.") == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown", "failed"),
+    [
+        ("Yes, you do.", "", True),  # a verdict alone: nothing the check could confirm
+        ("Yes, I do. I can connect you with a member of the support team.", "", True),
+        (
+            "No. Return shipping is free in the US and Canada.",
+            "No. Return shipping is free in the US and Canada.",
+            False,
+        ),
+        (
+            "Return shipping is free in the US and Canada. Thanks!",
+            "Return shipping is free in the US and Canada. Thanks!",
+            False,
+        ),
+    ],
+)
+def test_a_bare_yes_or_no_waits_for_a_sentence_that_backs_it(answer: str, shown: str, failed: bool) -> None:
+    gate = SentenceGate(Sources(["Return shipping is free in the US and Canada.", "Do I pay for returns?"]))
+    assert gate.feed("Yes, you do. ", final=False) == 0  # held while streaming
+    gate = SentenceGate(Sources(["Return shipping is free in the US and Canada.", "Do I pay for returns?"]))
+    assert answer[: gate.feed(answer, final=True)].strip() == shown
+    assert bool(gate.failed) is failed
+
+
+def test_a_sentence_is_read_with_its_section_title() -> None:
+    """The shipping table's rows never say "shipping"; their section's title does, so a row is
+    quoted for "How long does shipping take?" rather than declined as found by meaning alone."""
+    import numpy as np
+
+    passage = (
+        "Shipping and Delivery > Shipping Options and Costs\n\n| Destination | Delivery time |\n|---|---|\n"
+        "| Contiguous US | 3–5 business days |\n| Canada | 5–8 business days |"
+    )
+
+    def embed(texts: list[str]) -> np.ndarray:
+        vectors = np.array([[1.0, 0.3] if ("days" in t or "long" in t) else [0.1, 1.0] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    ranked = rank_sentences("How long does shipping take?", [passage], embed)
+    assert ranked[0].shares_words
+    quoted = extractive_answer("How long does shipping take?", [passage], embed=embed)
+    assert quoted is not None and "3–5 business days" in quoted
+
+
+def test_the_question_said_back_is_not_an_answer() -> None:
+    """ "The Aero 300 is dead and the light on its power brick is off." repeats the customer: every
+    word is theirs, so every word is "supported". Alone it is not sent; before a sentence that
+    states something from the passages, it goes out with it."""
+    question = "My Aero 300 is dead and the light on its power brick is off. What does that mean?"
+    passage = "If the PA-24 adapter light is off, the adapter may have failed. Replacements cost $19."
+    echo = "The Aero 300 is dead and the light on its power brick is off."
+    gate = SentenceGate(Sources([passage, question], conversation=[question]))
+    assert gate.feed(echo, final=True) == 0 and gate.failed
+    backed = f"{echo} The PA-24 adapter may have failed."
+    gate = SentenceGate(Sources([passage, question], conversation=[question]))
+    assert gate.feed(backed, final=True) == len(backed) and not gate.failed
+    asked = "Is the light on the power brick off?"  # a question back claims nothing: not held
+    gate = SentenceGate(Sources([passage, question], conversation=[question]))
+    assert gate.feed(asked, final=True) == len(asked)

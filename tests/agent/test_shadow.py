@@ -129,7 +129,10 @@ def test_start_and_stop_take_effect_on_a_running_agent(home: Path, registry: Mod
     (row,) = rows(agent, shadow)
     assert row.turn_id == during.turn_id and row.outcome == SCORED
     assert row.answer == "The filter lasts 6 months. [1]" and row.production_answer == during.text
-    assert {before.text, during.text, after.text} == {GROUNDED}  # the candidate's answer is never sent
+    # The candidate's answer is never sent. (Production's, asked again in one conversation, only
+    # says back its earlier answer: the check holds it and quotes the passage instead.)
+    assert before.text == GROUNDED and all("every 6 months" in r.text for r in (during, after))
+    assert not any("lasts" in reply.text for reply in (before, during, after))
     assert len(candidate.prompts) == 1
     assert [t.role for t in agent.store.turns("c-1")] == ["customer", "agent"] * 3  # nothing else logged
 

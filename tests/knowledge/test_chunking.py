@@ -76,6 +76,35 @@ def test_long_text_is_split_at_sentences_within_the_size() -> None:
     assert chunks[1].text.startswith(last_sentence.rstrip("."))
 
 
+def test_a_long_table_is_cut_between_rows_each_piece_under_its_header() -> None:
+    """A spec table longer than a chunk keeps its lines, and every piece repeats the header row,
+    so "| Price | $199 | $329 |" in the second piece still says which column is which model."""
+    rows = "\n".join(f"| Row {i} | {i} cm | {i + 1} cm |" for i in range(30))
+    text = f"# Specs\n\n## Table\n\n| | Aero 300 | Aero 500 |\n|---|---|---|\n{rows}\n\nAfter the table."
+    chunks = chunk_document(Document("s", "s.md", text, title="Specs", format="markdown"), 300, 100)
+    tables = [c.text for c in chunks if "| Row" in c.text]
+    assert len(tables) > 2
+    for chunk in tables:
+        table = chunk.split("\n\n")[1]  # the trail, the table, maybe the next paragraph
+        assert table.startswith(
+            "| | Aero 300 | Aero 500 |\n|---|---|---|\n| Row "
+        )  # no overlap tail before it
+        assert all(line.startswith("|") and line.endswith("|") for line in table.splitlines())
+        assert len(chunk) <= 300 + len("Specs > Table\n\n")
+    assert sorted(line for c in tables for line in c.splitlines() if "Row" in line) == sorted(
+        rows.splitlines()
+    )
+
+
+def test_a_long_list_is_cut_between_items() -> None:
+    items = "\n".join(f"- Item {i}: the purifier does thing number {i}." for i in range(20))
+    chunks = chunk_document(Document("l", "l.md", f"# List\n\n{items}", format="markdown"), 200, 0)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        lines = chunk.text.split("\n\n", 1)[1].splitlines()
+        assert all(line.startswith("- Item") and line.count("Item") == 1 for line in lines)
+
+
 def test_a_word_longer_than_the_chunk_is_cut() -> None:
     chunks = chunk_document(Document("d", "d.txt", "x" * 450), chunk_size=200, chunk_overlap=0)
     assert [len(c.text) for c in chunks] == [200, 200, 50]
