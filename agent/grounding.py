@@ -11,6 +11,8 @@ figures must share some of their words. "$69" is in the passages, but the row th
 about says "$10.49". A figure from a table cell that a named thing owns (its column's header or
 its row's first cell has letters and digits: "Aero 300", "E4") supports a sentence about that
 thing only: "The Aero 500 costs $199" fails where $199 is the Aero 300's column (``owned_cells``).
+A claim that ties two figures together fails where every passage clause that has them both is
+negated: "The Aero 500 uses the AF-300" against "an AF-300 will not fit in an Aero 500".
 A sentence that declines ("I don't know", "connect you with a member of the support team") always
 passes: saying so is honest, whatever it cites. A bare "Yes, you do." says nothing the passages
 could confirm, and a sentence that only says the customer's words back ("The Aero 300 is dead")
@@ -119,6 +121,10 @@ def _figure_set(text: str) -> set[str]:
     return out
 
 
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
+)
+_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|while|whereas)\s+")
 _LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
 
 
@@ -236,6 +242,8 @@ class Sources:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
         if self._cells and not missing:
             missing += self._other_things(text)
+        if not missing:
+            missing += self._negated(text)
         if self._evidence is not None and not missing:
             missing += self._off_evidence(text, words)
         return missing + names
@@ -250,6 +258,26 @@ class Sources:
             return False
         words, said = content_words(text), _figure_set("\n".join(self.conversation))
         return bool(words) and all(w in self._said_words for w in words) and set(figures(text)) <= said
+
+    def _negated(self, text: str) -> list[str]:
+        """A claim that ties two or more figures together ("The Aero 500 uses the AF-300") where
+        every passage sentence that has them all says the opposite ("an AF-300 will not fit in an
+        Aero 500"): the words are all there, the meaning is not."""
+        claimed = {f for f in figures(text) if not f.isalpha()}
+        if len(claimed) < 2 or _NEGATION.search(text):
+            return []
+        said = set(self.conversation)
+        holders = [  # the passage clauses that state these figures together
+            clause
+            for t in self.texts
+            if t not in said and claimed <= _figure_set(t)
+            for s in passage_sentences(t)
+            for clause in _CLAUSE.split(s)
+            if claimed <= set(figures(clause))
+        ]
+        if holders and all(_NEGATION.search(s) for s in holders):
+            return [f"{' and '.join(sorted(claimed))} (the passage says not)"]
+        return []
 
     def _other_things(self, text: str) -> list[str]:
         """Figures that only cells of another named thing have: "$199" for the Aero 500, where

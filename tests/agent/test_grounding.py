@@ -578,3 +578,22 @@ def test_the_question_said_back_is_not_an_answer() -> None:
     asked = "Is the light on the power brick off?"  # a question back claims nothing: not held
     gate = SentenceGate(Sources([passage, question], conversation=[question]))
     assert gate.feed(asked, final=True) == len(asked)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "supported"),
+    [
+        ("The Aero 500 uses the AF-300.", False),  # every word is there; the passage says it won't fit
+        ("The AF-300 will not fit in an Aero 500.", True),
+        ("The Aero 500 uses the AF-500.", True),  # the other clause is about the AF-500 and the Aero 300
+        ("The Aero 500 takes the AF-500P Pet & Odor filter.", True),  # stated nowhere negated
+    ],
+)
+def test_a_claim_the_passage_states_negated_is_not_supported(sentence: str, supported: bool) -> None:
+    passage = (
+        "Filters are not interchangeable between models: an AF-300 will not fit in an Aero 500, and "
+        "the AF-500 will not fit in an Aero 300. The Aero 500 also takes the AF-500P Pet & Odor filter."
+    )
+    question = "Which filter does the Aero 500 use?"
+    sources = Sources([passage, question], conversation=[question], question=question)
+    assert (sources.unsupported(sentence) == []) is supported
