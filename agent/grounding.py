@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.citations import content_words, says_unknown
+from knowledge.chunking import TABLE_RULE
 
 SENT = "sent"
 EXTRACTIVE = "extractive"
@@ -114,6 +115,11 @@ def quantities(text: str) -> set[str]:
     return out
 
 
+def claimed_figures(text: str) -> list[str]:
+    """The figures ``text`` states (``figures`` without the bare words among them)."""
+    return [f for f in figures(text) if not f.isalpha()]
+
+
 def _figure_set(text: str) -> set[str]:
     out = set(figures(text))
     for figure in list(out):  # "AF-300" also covers "300"; "2.4GHz" covers "2.4"
@@ -146,7 +152,7 @@ def owned_cells(text: str) -> tuple[list[OwnedCell], str]:
     while i < len(lines):
         line = lines[i].strip()
         rule = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if not (line.startswith("|") and _TABLE_RULE.match(rule)):
+        if not (line.startswith("|") and TABLE_RULE.match(rule)):
             free.append(lines[i])
             i += 1
             continue
@@ -206,8 +212,11 @@ class Sources:
     _lower: str = field(init=False)
     _evidence: tuple[set[str], set[str], set[str]] | None = field(init=False)
     _said_words: set[str] = field(init=False)
+    _said_figures: set[str] = field(init=False)
     _cells: list[OwnedCell] = field(init=False)
     _free_figures: set[str] = field(init=False)
+    _labels: tuple[str, ...] = field(init=False)
+    _clauses: list[tuple[set[str], bool]] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -220,19 +229,29 @@ class Sources:
             told, said = "\n".join(self.evidence), "\n".join([*self.evidence, *self.conversation])
             self._evidence = (_figure_set(said), quantities(said), set(content_words(told)))
         self._said_words = set(content_words("\n".join(self.conversation)))
+        self._said_figures = _figure_set("\n".join(self.conversation))
         self._cells, free = [], []
         for text in self.texts:
             cells, rest = owned_cells(text) if "|" in text else ([], text)
             self._cells += cells
             free.append(rest)
         self._free_figures = _figure_set("\n".join(free)) if self._cells else set()
+        self._labels = tuple(dict.fromkeys(label for cell in self._cells for label in cell.labels))
+        conversation = set(self.conversation)
+        self._clauses = [  # each passage clause's figures, and whether it is negated
+            (set(figures(clause)), bool(_NEGATION.search(clause)))
+            for text in self.texts
+            if text not in conversation
+            for sentence in passage_sentences(text)
+            for clause in _CLAUSE.split(sentence)
+        ]
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
         if says_unknown(sentence):
             return []
         text = _LEADING_MARKER.sub("", _CITATION.sub("", sentence))  # "2. Press..." claims no "2"
-        missing = [f for f in figures(text) if f not in self._figures and not f.isalpha()]
+        missing = [f for f in claimed_figures(text) if f not in self._figures]
         missing += sorted(
             q for q in quantities(text) if q not in self._quantities and q.split()[0] in self._figures
         )
@@ -256,40 +275,35 @@ class Sources:
         text = _CITATION.sub("", sentence).rstrip()
         if not self.conversation or says_unknown(text) or not text.endswith((".", "!")):
             return False
-        words, said = content_words(text), _figure_set("\n".join(self.conversation))
-        return bool(words) and all(w in self._said_words for w in words) and set(figures(text)) <= said
+        words = content_words(text)
+        return (
+            bool(words)
+            and all(w in self._said_words for w in words)
+            and set(figures(text)) <= self._said_figures
+        )
 
     def _negated(self, text: str) -> list[str]:
         """A claim that ties two or more figures together ("The Aero 500 uses the AF-300") where
         every passage sentence that has them all says the opposite ("an AF-300 will not fit in an
         Aero 500"): the words are all there, the meaning is not."""
-        claimed = {f for f in figures(text) if not f.isalpha()}
+        claimed = set(claimed_figures(text))
         if len(claimed) < 2 or _NEGATION.search(text):
             return []
-        said = set(self.conversation)
-        holders = [  # the passage clauses that state these figures together
-            clause
-            for t in self.texts
-            if t not in said and claimed <= _figure_set(t)
-            for s in passage_sentences(t)
-            for clause in _CLAUSE.split(s)
-            if claimed <= set(figures(clause))
-        ]
-        if holders and all(_NEGATION.search(s) for s in holders):
+        holders = [negated for stated, negated in self._clauses if claimed <= stated]
+        if holders and all(holders):
             return [f"{' and '.join(sorted(claimed))} (the passage says not)"]
         return []
 
     def _other_things(self, text: str) -> list[str]:
         """Figures that only cells of another named thing have: "$199" for the Aero 500, where
         the table gives the Aero 500 $329 and the Aero 300 $199."""
-        labels = tuple(dict.fromkeys(label for cell in self._cells for label in cell.labels))
-        named = _names(text, labels) or _names(self.question, labels)
+        named = _names(text, self._labels) or _names(self.question, self._labels)
         if not named:
             return []
         naming = {f for label in named for f in figures(label)}
         off = []
-        for f in figures(text):
-            if f.isalpha() or f in naming or f in self._free_figures:
+        for f in claimed_figures(text):
+            if f in naming or f in self._free_figures:
                 continue
             cells = [c for c in self._cells if f in c.figures]
             if cells and not any(named & set(c.owners) for c in cells):
@@ -304,7 +318,7 @@ class Sources:
         say (what the sentence adds), fewer than ``new_word_support`` ("the filter is reset")."""
         assert self._evidence is not None
         told_figures, told_quantities, told_words = self._evidence
-        claimed = [f for f in figures(text) if not f.isalpha()]
+        claimed = claimed_figures(text)
         off = [f"{f} (not in the answering passage)" for f in claimed if f not in told_figures]
         off += [f"{q} (not in the answering passage)" for q in sorted(quantities(text) - told_quantities)]
         if not claimed and words and sum(w in told_words for w in words) / len(words) < self.evidence_support:
@@ -323,7 +337,7 @@ _VERDICT_WORDS = {"yes", "no", "yeah", "yep", "nope", "sure", "absolutely", "def
 
 def bare_verdict(sentence: str) -> bool:
     """ "Yes, you do." or "No." alone: an answer's polarity with nothing the check could confirm."""
-    if not _VERDICT.match(sentence) or [f for f in figures(sentence) if not f.isalpha()]:
+    if not _VERDICT.match(sentence) or claimed_figures(sentence):
         return False
     return not [w for w in content_words(sentence) if w not in _VERDICT_WORDS]
 
@@ -332,7 +346,7 @@ def claims(sentence: str) -> bool:
     """The sentence states something the check read: a figure or a content word, and not a decline."""
     if says_unknown(sentence):
         return False
-    return bool(content_words(sentence) or [f for f in figures(sentence) if not f.isalpha()])
+    return bool(content_words(sentence) or claimed_figures(sentence))
 
 
 def sentences(text: str) -> list[str]:
@@ -388,9 +402,6 @@ class SentenceGate:
         return self.cleared
 
 
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
-
-
 def _cells(row: str) -> list[str]:
     return [c.strip().replace("**", "") for c in row.strip().strip("|").split("|")]
 
@@ -411,11 +422,11 @@ def _table_sentences(lines: list[str]) -> list[str]:
     """Rows of a Markdown table (its header row, when the passage has it, names each cell); a row
     the chunker ran together with the next (``... | | next row | ...``) is split back."""
     header: list[str] | None = None
-    if len(lines) > 1 and _TABLE_RULE.match(lines[1].strip()):
+    if len(lines) > 1 and TABLE_RULE.match(lines[1].strip()):
         header, lines = _cells(lines[0]), lines[2:]
     out = []
     for line in lines:
-        if _TABLE_RULE.match(line.strip()):
+        if TABLE_RULE.match(line.strip()):
             continue
         rows = re.split(r"\s\|\s+\|\s", line) if header is None else [line]
         out += [s for row in rows if (s := _row_sentence(_cells(row), header))]
@@ -439,7 +450,7 @@ def passage_sentences(passage: str) -> list[str]:
         line = raw.strip()
         if " > " in line and "|" in line and not line.startswith("|"):
             line = line[line.index("|") :]  # the breadcrumb ran into the table's first row
-        if line.startswith("|") or (table and _TABLE_RULE.match(line)) or (line.count(" | ") >= 2):
+        if line.startswith("|") or (table and TABLE_RULE.match(line)) or (line.count(" | ") >= 2):
             table.append(line)
             continue
         if table:

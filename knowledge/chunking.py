@@ -184,7 +184,7 @@ def _pieces(paras: tuple[str, ...], size: int) -> Iterator[tuple[str, str]]:
                 sep = " "
 
 
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")  # "|---|:--:|"
 
 
 def table_pieces(para: str, size: int) -> list[str]:
@@ -193,7 +193,7 @@ def table_pieces(para: str, size: int) -> list[str]:
     read alone still says what its columns are ("| | Aero 300 | Aero 500 |" over "| Price | $199 |
     $329 |"). [] when ``para`` is not such a table."""
     lines = para.splitlines()
-    if len(lines) < 3 or not lines[0].lstrip().startswith("|") or not _TABLE_RULE.match(lines[1]):
+    if len(lines) < 3 or not lines[0].lstrip().startswith("|") or not TABLE_RULE.match(lines[1]):
         return []
     if not all(line.lstrip().startswith("|") for line in lines[2:]):
         return []
