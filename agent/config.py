@@ -74,18 +74,22 @@ class RetrievalSettings:
     entity_fields: list[str] = field(default_factory=list)  # tracked in dialogue; []: inferred at ingest
     rerank: bool = False
     # Chunks read to choose the k passages: each is re-scored by its best sentence as an answer to
-    # the question (the answer check's ranking), so the chunk of a page that holds the answer is
-    # shown rather than the page's opening (two chunks of one page may both be). 0 (or <= k): the
-    # retriever's k best documents, one chunk each: the default. With tables chunked under their
-    # header, 10 lifted the tuned default on the dev set (0.54 -> 0.68 with the check on) and
-    # sank it on the held-out set (0.52 -> 0.38): the 135M model, shown two chunks of one topic,
-    # is thrown more often than helped (docs/experiments/2026-12-04-table-chunks.md).
-    candidates: int = 0
+    # the question (the answer check's ranking), so the chunk of a page that holds the answer (the
+    # spec table's price row) is shown rather than the page's opening. 0 (or <= k): the
+    # retriever's k best documents, one chunk each, as it ranks them.
+    candidates: int = 10
+    # With ``candidates``: each page is shown once, by its best re-ranked chunk, as the shipped
+    # model was trained (one chunk a page). Showing two chunks of one page lifted the dev set and
+    # sank the held-out one: the 135M model, shown two chunks of one topic, was thrown more often
+    # than helped (docs/experiments/2026-12-04-table-chunks.md, 2026-12-05-one-chunk-a-page.md).
+    one_per_page: bool = True
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ConfigError(f"retrieval.k must be a whole number of 1 or more, not {self.k!r}")
+        if not isinstance(self.one_per_page, bool):
+            raise ConfigError(f"retrieval.one_per_page must be true or false, not {self.one_per_page!r}")
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 0:
             raise ConfigError(
                 f"retrieval.candidates must be a whole number of 0 or more, not {self.candidates!r}"
@@ -124,6 +128,11 @@ class GroundingSettings:
     # adds "filter" and "reset", and the answering sentence ("Blinking red: filter life is at 0%.
     # Replace it now.") has only one. Chosen on the dev set (docs/experiments).
     new_word_support: float = 0.5
+    # When the model says it does not know but a passage sentence answers (it scores at least this
+    # well and, with its section's title, has at least half of the question's words), the quote is
+    # sent instead; 0: the model's own decline always stands. The 135M model declines answerable
+    # questions far more often than it declines unanswerable ones ("What are your support hours?").
+    quote_over_decline: float = 0.6
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -137,6 +146,10 @@ class GroundingSettings:
         if not 0 <= self.min_quote_score <= 2:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
+            )
+        if not 0 <= self.quote_over_decline <= 2:
+            raise ConfigError(
+                f"grounding.quote_over_decline must be between 0 and 2, not {self.quote_over_decline}"
             )
         if not 0 <= self.new_word_support <= 1:
             raise ConfigError(

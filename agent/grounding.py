@@ -131,6 +131,7 @@ _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
 _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|while|whereas)\s+")
+_OWNER_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|which|so)\s+")  # not "and": "A $1 and B $2"
 _LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
 
 
@@ -300,15 +301,20 @@ class Sources:
         named = _names(text, self._labels) or _names(self.question, self._labels)
         if not named:
             return []
-        naming = {f for label in named for f in figures(label)}
         off = []
-        for f in claimed_figures(text):
-            if f in naming or f in self._free_figures:
-                continue
-            cells = [c for c in self._cells if f in c.figures]
-            if cells and not any(named & set(c.owners) for c in cells):
-                owners = sorted({o for c in cells for o in c.owners})
-                off.append(f"{f} (the {' / '.join(owners)} figure)")
+        # A clause that names a thing speaks of it alone: in "The Aero 500 weighs 4.8 kg, and it
+        # fits an Aero 300" the weight is the Aero 500's. A clause that names none speaks of what
+        # the sentence names.
+        for clause in _OWNER_CLAUSE.split(text):
+            owners_here = _names(clause, self._labels) or named
+            naming = {f for label in owners_here for f in figures(label)}
+            for f in claimed_figures(clause):
+                if f in naming or f in self._free_figures:
+                    continue
+                cells = [c for c in self._cells if f in c.figures]
+                if cells and not any(owners_here & set(c.owners) for c in cells):
+                    owners = sorted({o for c in cells for o in c.owners})
+                    off.append(f"{f} (the {' / '.join(owners)} figure)")
         return off
 
     def _off_evidence(self, text: str, words: list[str]) -> list[str]:
@@ -365,12 +371,23 @@ class SentenceGate:
     ``feed(text)`` takes the whole text so far and returns how much of it may be shown;
     ``failed`` holds what the first failing sentence lacked (generation should stop then)."""
 
-    def __init__(self, sources: Sources, ranked: Sequence[Evidence] | None = None):
+    def __init__(self, sources: Sources, ranked: Sequence[Evidence] | None = None, quote: str | None = None):
         self.sources = sources
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
+        # A quote that answers the question well enough to stand in for the model's own "I don't
+        # know" (``quote_for_decline``). With one, a decline the model opens with is held, not shown.
+        self.quote = quote
         self.cleared = 0  # shown
         self.checked = 0  # checked; past ``cleared``: a bare "Yes." waiting for what backs it
         self.failed: list[str] = []
+        self._declined = False  # a decline is among the held sentences
+        self._final = False
+
+    @property
+    def held_decline(self) -> bool:
+        """The answer ended with nothing shown but the model's own decline, held because
+        ``quote`` answers: the caller sends the quote instead."""
+        return self._final and self._declined and not self.failed and self.cleared < self.checked
 
     def feed(self, text: str, final: bool = False) -> int:
         if self.failed:
@@ -391,11 +408,15 @@ class SentenceGate:
                 self.failed = problems
                 break
             self.checked = stop
+            if self.quote is not None and self.cleared == 0 and says_unknown(sentence):
+                self._declined = True  # "I don't know" where a passage answers: held
+                continue
             if bare_verdict(sentence) or self.sources.echoes(sentence):
                 continue  # "Yes, you do." or the question said back: held until something backs it
             if self.cleared == self.checked - len(sentence) or claims(sentence):
                 self.cleared = stop  # a held verdict goes out with the sentence that backs it
-        if final and not self.failed and self.cleared < self.checked:
+        self._final = final
+        if final and not self.failed and self.cleared < self.checked and not self._declined:
             self.failed = [
                 "a bare yes or no, or the question said back, that nothing from the passages backs"
             ]
@@ -674,6 +695,28 @@ def extractive_answer(
     return f"Here is what our help pages say: {quoted}"
 
 
+QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a decline must have
+
+
+def quote_for_decline(
+    message: str, passages: Sequence[str], ranked: Sequence[Evidence], min_score: float, embed: Embed | None
+) -> str | None:
+    """The quote that stands in for the model's "I don't know", or None: the passage sentences
+    the fallback would quote, when the best scores at least ``min_score`` and, read with their
+    sections' titles, they have at least ``QUOTE_COVERAGE`` of the question's word stems. "What
+    are your support hours?" gets the hours row; "Does the warranty cover water damage?" keeps the
+    decline, though "The warranty lasts 2 years" scores high: "water" and "damage" are not there."""
+    if min_score <= 0 or not ranked or ranked[0].score < min_score:
+        return None
+    wanted = _stems(message)
+    have: set[str] = set()
+    for e in ranked[:2]:
+        have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
+    if not wanted or len(wanted & have) / len(wanted) < QUOTE_COVERAGE:
+        return None
+    return extractive_answer(message, passages, embed=embed, ranked=ranked, min_score=min_score)
+
+
 def turn_gate(
     message: str,
     history: Sequence[tuple[str, str]],
@@ -703,7 +746,12 @@ def turn_gate(
         new_word_support=settings.new_word_support,
         question=message,
     )
-    return SentenceGate(sources, ranked=ranked)
+    quote = None
+    if ranked is not None and settings.fallback == "extractive":
+        quote = quote_for_decline(
+            message, [p.text for p in passages], ranked, settings.quote_over_decline, embed
+        )
+    return SentenceGate(sources, ranked=ranked, quote=quote)
 
 
 def fallback_answer(

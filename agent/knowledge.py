@@ -51,6 +51,7 @@ def ranked_search(
     k: int,
     candidates: int,
     embed: Any = None,
+    one_per_page: bool = False,
 ) -> list[Any]:
     """The ``k`` chunks the agent shows the model for ``question``: the best ``candidates`` chunks,
     whatever page they are on, re-ranked by the sentence in each that answers best
@@ -65,4 +66,9 @@ def ranked_search(
     hits = kb.search(question, k=candidates, history=history, distinct=False)
     asked = [text for role, text in history if role == "customer"]
     order = grounding.rank_passages(question, [h.text for h in hits], [h.score for h in hits], embed, asked)
+    if one_per_page:  # each page by the chunk that answers best, as the model was trained on pages
+        first: dict[str, int] = {}
+        for i in order:
+            first.setdefault(hits[i].doc_id, i)
+        order = list(first.values())
     return [hits[i] for i in order[:k]]

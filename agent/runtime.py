@@ -331,6 +331,7 @@ class Agent:
             k=settings.k,
             candidates=settings.candidates,
             embed=self._sentence_embed(),
+            one_per_page=settings.one_per_page,
         )
 
     @staticmethod
@@ -505,7 +506,10 @@ class Agent:
         cleared = gate.feed(text, final=not limited)
         kept = text[:cleared].strip()
         dropped_tail = limited and cleared < len(text) and not gate.failed
-        if kept:
+        if gate.held_decline:  # the model declined where a passage answers: the quote is sent
+            state["quote"] = gate.quote
+            verdict = grounding.Grounding(passed=True, action=grounding.EXTRACTIVE)
+        elif kept:
             verdict = grounding.Grounding(
                 passed=not gate.failed, unsupported=tuple(gate.failed), dropped_tail=dropped_tail
             )
@@ -522,6 +526,8 @@ class Agent:
         import dataclasses
 
         gate = state.get("gate")
+        if state.get("quote"):
+            return state["quote"]
         text, action = grounding.fallback_answer(
             message,
             [p.text for p in passages],

@@ -52,6 +52,8 @@ def replay(row: dict[str, Any], item: dict[str, Any], embed: Any) -> tuple[str, 
     history = [(t["role"], t["text"]) for t in item.get("history", [])]
     gate = grounding.turn_gate(item["question"], history, passages, settings, persona, embed)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
+    if gate.held_decline and gate.quote:
+        return gate.quote, grounding.EXTRACTIVE
     if kept:
         return kept, grounding.SENT
     return grounding.fallback_answer(

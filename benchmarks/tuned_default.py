@@ -43,6 +43,7 @@ FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke run)
 QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
+ONE_PER_PAGE = False  # --one-per-page: retrieval.one_per_page for every arm
 
 
 def heldout() -> list[dict[str, Any]]:
@@ -63,6 +64,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
     config.grounding.enabled = grounding
     if CANDIDATES is not None:
         config.retrieval.candidates = CANDIDATES
+    if ONE_PER_PAGE:
+        config.retrieval.one_per_page = True
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -312,6 +315,11 @@ def main() -> None:
         help="retrieval.candidates for every arm (an ablation; default: the config's default).",
     )
     parser.add_argument(
+        "--one-per-page",
+        action="store_true",
+        help="retrieval.one_per_page for every arm (with --candidates: one re-ranked chunk a page).",
+    )
+    parser.add_argument(
         "--extra",
         action="append",
         default=[],
@@ -333,8 +341,9 @@ def main() -> None:
         help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS, CANDIDATES
+    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
+    ONE_PER_PAGE = args.one_per_page
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if args.only_mtrag is not None and args.only_mtrag < 1:
@@ -383,6 +392,7 @@ def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         and not args.limit
         and not args.base_only
         and args.candidates is None
+        and not args.one_per_page
         and args.questions == "heldout.jsonl"
     ):
         from training.ship import record_metrics

@@ -122,8 +122,12 @@ def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
         from agent.knowledge import knowledge_config as build
 
         knowledge_config = build(config)
+    settings = config.retrieval
     return knowledge_retriever(
-        KnowledgeBase(knowledge_config), k=config.retrieval.k, candidates=config.retrieval.candidates
+        KnowledgeBase(knowledge_config),
+        k=settings.k,
+        candidates=settings.candidates,
+        one_per_page=settings.one_per_page,
     )
 
 

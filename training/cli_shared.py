@@ -87,4 +87,7 @@ def eval_retriever(config: AgentConfig, docs: Path | None) -> Retriever:
     k = config.retrieval.k
     if docs is not None:
         return bm25_retriever(load_docs(docs), k=k)
-    return knowledge_retriever(open_knowledge(config), k=k, candidates=config.retrieval.candidates)
+    settings = config.retrieval
+    return knowledge_retriever(
+        open_knowledge(config), k=k, candidates=settings.candidates, one_per_page=settings.one_per_page
+    )

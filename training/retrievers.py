@@ -55,7 +55,9 @@ def _windows(doc: Passage, size: int) -> list[Passage]:
     ]
 
 
-def knowledge_retriever(kb: KnowledgeBase, k: int = 4, candidates: int = 0) -> Retriever:
+def knowledge_retriever(
+    kb: KnowledgeBase, k: int = 4, candidates: int = 0, one_per_page: bool = False
+) -> Retriever:
     """A ``knowledge.KnowledgeBase`` as a retriever. With ``candidates > k`` it shows what the
     agent shows (``agent.knowledge.ranked_search``): evaluations and the gate then judge a model on
     the passages it will be served with."""
@@ -65,7 +67,9 @@ def knowledge_retriever(kb: KnowledgeBase, k: int = 4, candidates: int = 0) -> R
     embed = CachedEmbed(kb.embed) if candidates > k and getattr(kb, "embed", None) is not None else None
 
     def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
-        hits = ranked_search(kb, question, list(history), k=k, candidates=candidates, embed=embed)
+        hits = ranked_search(
+            kb, question, list(history), k=k, candidates=candidates, embed=embed, one_per_page=one_per_page
+        )
         return [Passage(h.doc_id, h.source, h.text, h.title, float(h.score), h.chunk_id) for h in hits]
 
     return retrieve

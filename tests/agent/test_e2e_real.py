@@ -62,13 +62,20 @@ def test_sample_question_is_answered_citing_the_right_document(agent: Agent) -> 
 
 def test_the_chunk_that_answers_is_shown_not_the_pages_opening(agent: Agent) -> None:
     """The email reply time is a row of the contact table, in a later chunk of its page: the chunks
-    are re-ranked by the sentence that answers, so that chunk is among the passages shown. (Opt-in:
-    `retrieval.candidates` is 0 by default, see docs/knowledge.md.)"""
+    are re-ranked by the sentence that answers, so that chunk is among the passages shown, each
+    page once (the defaults: `retrieval.candidates: 10`, `one_per_page: true`; docs/knowledge.md).
+    The retriever's own order (`candidates: 0`) shows the page by its opening."""
     question = "If I email your support team, how long until someone gets back to me?"
-    agent.config.retrieval.candidates = 10
+    settings = agent.config.retrieval
+    assert (settings.candidates, settings.one_per_page) == (10, True)
     hits = agent._retrieve(question, [])
-    assert len(hits) == agent.config.retrieval.k == len({h.chunk_id for h in hits})
+    assert len(hits) == settings.k == len({h.doc_id for h in hits})
     assert any("1 business day" in h.text for h in hits), [h.text[:80] for h in hits]
+    settings.candidates = 0
+    try:
+        assert not any("1 business day" in h.text for h in agent._retrieve(question, []))
+    finally:
+        settings.candidates = 10
 
 
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:

@@ -14,6 +14,7 @@ from agent.grounding import (
     figures,
     passage_sentences,
     quantities,
+    quote_for_decline,
     rank_sentences,
 )
 from tests.agent.fakes import KeywordKnowledge
@@ -502,6 +503,10 @@ CARE = """Halcyon Care > Price
         ("What does Care cost?", "Halcyon Care for the Aero 500 is $5.99 a month.", False),  # a row's owner
         ("What does Care cost?", "Halcyon Care for the Aero 300 is $5.99 a month.", True),
         ("What do the purifiers cost?", "The price is $199.", True),  # no thing named: any column
+        # A clause that names a thing speaks of it alone, whatever else the sentence names.
+        ("How much does the Aero 500 cost?", "The Aero 500 costs $199, about what an Aero 300 does.", False),
+        ("Compare the two", "The Aero 300 costs $199, and the Aero 500 costs $329.", True),
+        ("How much is it?", "For the Aero 500, the price is $329.", True),  # the clause names none
     ],
 )
 def test_a_table_figure_supports_only_the_thing_whose_column_or_row_it_is_in(
@@ -597,3 +602,51 @@ def test_a_claim_the_passage_states_negated_is_not_supported(sentence: str, supp
     question = "Which filter does the Aero 500 use?"
     sources = Sources([passage, question], conversation=[question], question=question)
     assert (sources.unsupported(sentence) == []) is supported
+
+
+def test_a_decline_where_a_passage_answers_is_replaced_by_the_quote(make_agent) -> None:
+    """The model says it does not know, but a passage row answers the question well and has its
+    words: the customer gets the row, and never sees the decline stream by first."""
+    question, decline = "How long does standard delivery to Hawaii take?", "I'm sorry, I don't know that."
+    agent = make_agent(ScriptedGenerator([decline]), docs={"shipping": SHIPPING})
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    ranked = rank_sentences(question, [SHIPPING], agent.knowledge.embed)
+    assert ranked[0].score >= agent.config.grounding.quote_over_decline
+    items = list(agent.stream("d1", question))
+    reply = items[-1]
+    shown = "".join(i for i in items if isinstance(i, str))
+    assert "6–10 business days" in reply.text and "don't know" not in shown
+    assert reply.grounding is not None
+    assert (reply.grounding["passed"], reply.grounding["action"]) == (True, "extractive")
+    # Off (0), the model's own decline stands, as before.
+    off = make_agent(
+        ScriptedGenerator([decline]), docs={"shipping": SHIPPING}, grounding__quote_over_decline=0.0
+    )
+    off.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    kept = off.reply("d2", question)
+    assert kept.text == decline and kept.grounding is not None and kept.grounding["action"] == "sent"
+
+
+def test_a_decline_stands_when_the_best_quote_leaves_the_question_s_words_out(make_agent) -> None:
+    """A high-scoring row that does not have most of the question's words answers another question
+    ("Is standard delivery to Hawaii insured against theft, ...?" against the Hawaii delivery row):
+    the decline is honest, and it is sent."""
+    question = "Is standard delivery to Hawaii insured against theft, breakage, water damage or loss?"
+    decline = "I'm sorry, I don't know that."
+    agent = make_agent(ScriptedGenerator([decline]), docs={"shipping": SHIPPING})
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    ranked = rank_sentences(question, [SHIPPING], agent.knowledge.embed)
+    assert ranked[0].score >= agent.config.grounding.quote_over_decline  # the score alone would quote
+    assert quote_for_decline(question, [SHIPPING], ranked, 0.6, agent.knowledge.embed) is None
+    reply = agent.reply("d3", question)
+    assert reply.text == decline and reply.grounding is not None and reply.grounding["action"] == "sent"
+
+
+def test_a_quote_over_decline_bar_outside_its_range_is_a_config_error() -> None:
+    from agent.config import GroundingSettings, RetrievalSettings
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grounding\.quote_over_decline must be between 0 and 2"):
+        GroundingSettings(quote_over_decline=3)
+    with pytest.raises(ConfigError, match=r"retrieval\.one_per_page must be true or false"):
+        RetrievalSettings(one_per_page="yes")  # type: ignore[arg-type]

@@ -58,7 +58,10 @@ def test_a_cli_correction_answers_the_next_similar_question_and_retires_after_pr
         # The model's own words on another question (on the passages the agent is shown, as
         # ``eval_retriever`` gives them to the gate), recorded as a verified answer: the promoted
         # model gives them again, so that shortcut retires; the Canada one it does not know stays.
-        retrieve = knowledge_retriever(kb, k=config.retrieval.k, candidates=config.retrieval.candidates)
+        settings = config.retrieval
+        retrieve = knowledge_retriever(
+            kb, k=settings.k, candidates=settings.candidates, one_per_page=settings.one_per_page
+        )
         warranty = "How long is the warranty on a brand-new Aero purifier?"
         own = agent.reply("real-5", warranty)
         words = model_answer(generator, warranty, retrieve, max_new_tokens=48)
