@@ -17,6 +17,10 @@ A sentence that declines ("I don't know", "connect you with a member of the supp
 passes: saying so is honest, whatever it cites. A bare "Yes, you do." says nothing the passages
 could confirm, and a sentence that only says the customer's words back ("The Aero 300 is dead")
 adds nothing: either is held until a sentence that states something passes, and alone it fails.
+A table pasted as Markdown ("| Canada | Standard | 5–8 business days |") fails: the fallback quotes
+its rows as sentences. When the model says it does not know but a passage answers (a strong quote
+that has most of the question's words, ``quote_for_decline``), the decline is held and the quote
+is sent instead.
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -131,6 +135,9 @@ _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
 _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|while|whereas)\s+")
+# A table's rule ("|---|---|") or a row of three or more cells: the model pasted the passage's
+# Markdown instead of answering. The fallback quotes the rows that answer, each as a sentence.
+_COPIED_TABLE = re.compile(r"\|\s*:?-{3,}|\|[^|\n]+\|[^|\n]+\|[^|\n]+\|")
 _OWNER_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|which|so)\s+")  # not "and": "A $1 and B $2"
 _LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
 
@@ -252,6 +259,8 @@ class Sources:
         if says_unknown(sentence):
             return []
         text = _LEADING_MARKER.sub("", _CITATION.sub("", sentence))  # "2. Press..." claims no "2"
+        if _COPIED_TABLE.search(text):
+            return ["a Markdown table copied as it is, not an answer"]
         missing = [f for f in claimed_figures(text) if f not in self._figures]
         missing += sorted(
             q for q in quantities(text) if q not in self._quantities and q.split()[0] in self._figures

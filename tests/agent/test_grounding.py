@@ -650,3 +650,19 @@ def test_a_quote_over_decline_bar_outside_its_range_is_a_config_error() -> None:
         GroundingSettings(quote_over_decline=3)
     with pytest.raises(ConfigError, match=r"retrieval\.one_per_page must be true or false"):
         RetrievalSettings(one_per_page="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Shipping Options and Costs | Destination | Method | Delivery time | Cost | |---|---|---|---|",
+        "| Canada | Standard | 5–8 business days | $12 flat |",
+    ],
+)
+def test_a_table_pasted_as_markdown_is_not_an_answer(answer: str) -> None:
+    """Every cell is in the passage, but a customer would read pipes and dashes: the sentence
+    fails, and the fallback quotes the rows that answer, each as a sentence."""
+    question = "How long does shipping to Canada take?"
+    sources = Sources([SHIPPING, question], conversation=[question])
+    assert sources.unsupported(answer) == ["a Markdown table copied as it is, not an answer"]
+    assert sources.unsupported("Standard delivery to Canada takes 5–8 business days.") == []
