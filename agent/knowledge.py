@@ -55,8 +55,9 @@ def ranked_search(
 ) -> list[Any]:
     """The ``k`` chunks the agent shows the model for ``question``: the best ``candidates`` chunks,
     whatever page they are on, re-ranked by the sentence in each that answers best
-    (``agent.grounding.rank_passages``). Two chunks of one page may both be shown: the answer is
-    often a page's second chunk. With ``candidates <= k`` or no embedding model, the retriever's
+    (``agent.grounding.rank_passages``): the answer is often in a page's later chunk. With
+    ``one_per_page`` each page is shown once, by its best chunk; without, two chunks of one page
+    may both be shown. With ``candidates <= k`` or no embedding model, the retriever's
     own top ``k``, one per page. ``embed`` defaults to the index's model (pass a cached one)."""
     from agent import grounding
 

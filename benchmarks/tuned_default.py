@@ -15,7 +15,7 @@ Both arms serve through the production path (``agent.generator.build_generator``
 engine when it is available).
 
     python -m benchmarks.tuned_default --tuned agent/default_model [--changed] [--mtrag 20]
-        [--questions dev.jsonl --name NAME] [--extra NAME=DIR ...] [--candidates N]
+        [--questions dev.jsonl --name NAME] [--extra NAME=DIR ...] [--candidates N] [--[no-]one-per-page]
 
 ``--questions dev.jsonl``: the development set (``agent/sample/dev.jsonl``) that the answer
 check's settings and the shipped model variant were chosen on, so that the held-out set stays a
@@ -43,7 +43,7 @@ FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke run)
 QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
-ONE_PER_PAGE = False  # --one-per-page: retrieval.one_per_page for every arm
+ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
 
 
 def heldout() -> list[dict[str, Any]]:
@@ -64,8 +64,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
     config.grounding.enabled = grounding
     if CANDIDATES is not None:
         config.retrieval.candidates = CANDIDATES
-    if ONE_PER_PAGE:
-        config.retrieval.one_per_page = True
+    if ONE_PER_PAGE is not None:
+        config.retrieval.one_per_page = ONE_PER_PAGE
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -316,8 +316,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--one-per-page",
-        action="store_true",
-        help="retrieval.one_per_page for every arm (with --candidates: one re-ranked chunk a page).",
+        action=argparse.BooleanOptionalAction,
+        help="retrieval.one_per_page for every arm (--no-one-per-page: two chunks of a page may be shown).",
     )
     parser.add_argument(
         "--extra",
@@ -392,7 +392,7 @@ def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         and not args.limit
         and not args.base_only
         and args.candidates is None
-        and not args.one_per_page
+        and args.one_per_page is None
         and args.questions == "heldout.jsonl"
     ):
         from training.ship import record_metrics
