@@ -506,8 +506,7 @@ class Agent:
         cleared = gate.feed(text, final=not limited)
         kept = text[:cleared].strip()
         dropped_tail = limited and cleared < len(text) and not gate.failed
-        if gate.held_decline:  # the model declined where a passage answers: the quote is sent
-            state["quote"] = gate.quote
+        if gate.held_decline:  # the model declined where a passage answers: _fallback quotes it
             verdict = grounding.Grounding(passed=True, action=grounding.EXTRACTIVE)
         elif kept:
             verdict = grounding.Grounding(
@@ -526,8 +525,8 @@ class Agent:
         import dataclasses
 
         gate = state.get("gate")
-        if state.get("quote"):
-            return state["quote"]
+        if gate is not None and gate.held_decline and gate.quote:
+            return gate.quote
         text, action = grounding.fallback_answer(
             message,
             [p.text for p in passages],
