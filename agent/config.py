@@ -133,6 +133,11 @@ class GroundingSettings:
     # sent instead; 0: the model's own decline always stands. The 135M model declines answerable
     # questions far more often than it declines unanswerable ones ("What are your support hours?").
     quote_over_decline: float = 0.6
+    # The answer must give what the question asks for: "How much does it weigh?" wants a weight,
+    # "What time ...?" a time of day. One that gives none is held, and a passage sentence that
+    # gives it is quoted instead (or the agent declines). A question naming what no passage has
+    # ("the Aero 700", beside passages on the Aero 300 and 500) is declined without an answer.
+    match_question: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -147,6 +152,8 @@ class GroundingSettings:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
             )
+        if not isinstance(self.match_question, bool):
+            raise ConfigError(f"grounding.match_question must be true or false, not {self.match_question!r}")
         if not 0 <= self.quote_over_decline <= 2:
             raise ConfigError(
                 f"grounding.quote_over_decline must be between 0 and 2, not {self.quote_over_decline}"

@@ -20,7 +20,10 @@ adds nothing: either is held until a sentence that states something passes, and 
 A table pasted as Markdown ("| Canada | Standard | 5–8 business days |") fails: the fallback quotes
 its rows as sentences. When the model says it does not know but a passage answers (a strong quote
 that has most of the question's words, ``quote_for_decline``), the decline is held and the quote
-is sent instead.
+is sent instead. The answer must give what the question asks for (``agent.asked``): a question
+that asks for a weight, a price or a time of day holds the answer until a sentence gives one, and
+one that never does falls back to the passage sentences that give it (``giving``). A question
+naming a thing no passage has ("Aero 700" beside the Aero 300 and 500) is declined unanswered.
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -37,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import asked
 from agent.citations import content_words, says_unknown
 from knowledge.chunking import TABLE_RULE
 
@@ -380,15 +384,33 @@ class SentenceGate:
     ``feed(text)`` takes the whole text so far and returns how much of it may be shown;
     ``failed`` holds what the first failing sentence lacked (generation should stop then)."""
 
-    def __init__(self, sources: Sources, ranked: Sequence[Evidence] | None = None, quote: str | None = None):
+    def __init__(
+        self,
+        sources: Sources,
+        ranked: Sequence[Evidence] | None = None,
+        quote: str | None = None,
+        asks: Sequence[tuple[str, ...]] = (),
+        unknown: Sequence[str] = (),
+        same_member: bool = False,
+    ):
         self.sources = sources
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
         # A quote that answers the question well enough to stand in for the model's own "I don't
         # know" (``quote_for_decline``). With one, a decline the model opens with is held, not shown.
         self.quote = quote
+        # What the question asks for (``agent.asked``): the answer is held until a sentence gives
+        # it ("How much does it weigh?" -> a weight); an answer that never does is not sent.
+        self.asks = tuple(asks)
+        self._wanting = list(asks)
+        # Names in the question that no passage has ("Aero 700" beside the Aero 300 and 500): no
+        # answer can be checked, so nothing the model writes is shown and the fallback declines.
+        self.unknown = tuple(unknown)
+        self.same_member = same_member  # the fallback quotes no sentence about another member
         self.cleared = 0  # shown
         self.checked = 0  # checked; past ``cleared``: a bare "Yes." waiting for what backs it
-        self.failed: list[str] = []
+        self.failed: list[str] = (
+            [f"the question names {', '.join(unknown)}, which no passage has"] if unknown else []
+        )
         self._declined = False  # a decline is among the held sentences
         self._final = False
 
@@ -397,6 +419,13 @@ class SentenceGate:
         """The answer ended with nothing shown but the model's own decline, held because
         ``quote`` answers: the caller sends the quote instead."""
         return self._final and self._declined and not self.failed and self.cleared < self.checked
+
+    def cut_by_client(self) -> None:
+        """The client's own stop sequence ended the answer: it asked for a prefix, so the answer
+        is not held for what the question asks for (sentences already held are released)."""
+        if self._wanting and self.cleared == 0:
+            self.cleared = self.checked
+        self._wanting = []
 
     def feed(self, text: str, final: bool = False) -> int:
         if self.failed:
@@ -420,12 +449,25 @@ class SentenceGate:
             if self.quote is not None and self.cleared == 0 and says_unknown(sentence):
                 self._declined = True  # "I don't know" where a passage answers: held
                 continue
+            if self._wanting and self.cleared == 0:
+                if says_unknown(sentence) or sentence.rstrip().endswith("?"):
+                    self._wanting = []  # a decline, or a question back: neither claims to answer
+                else:
+                    self._wanting = asked.missing(self._wanting, sentence)
+                    if not self._wanting:
+                        self.cleared = stop  # what was asked is given: the held sentences go with it
+                    continue
             if bare_verdict(sentence) or self.sources.echoes(sentence):
                 continue  # "Yes, you do." or the question said back: held until something backs it
             if self.cleared == self.checked - len(sentence) or claims(sentence):
                 self.cleared = stop  # a held verdict goes out with the sentence that backs it
         self._final = final
-        if final and not self.failed and self.cleared < self.checked and not self._declined:
+        if final and not self.failed and self._wanting and self.cleared == 0 and not self._declined:
+            if self.checked:
+                self.failed = [
+                    f"it does not give what the question asks for: {asked.describe(self._wanting)}"
+                ]
+        elif final and not self.failed and self.cleared < self.checked and not self._declined:
             self.failed = [
                 "a bare yes or no, or the question said back, that nothing from the passages backs"
             ]
@@ -679,14 +721,25 @@ def extractive_answer(
     context: Sequence[str] = (),
     ranked: Sequence[Evidence] | None = None,
     min_score: float = 0.0,
+    asks: Sequence[tuple[str, ...]] = (),
+    same_member: bool = False,
 ) -> str | None:
     """The passage sentences that best match the question (``rank_sentences``), quoted in their
     passages' order with their passage number; None (the caller declines) when none of them
     shares a word with the question (a quote found by meaning alone is too likely beside it) or,
     ranked by meaning (``embed``), the best scores under ``min_score``. A "how do I ...?"
-    question whose best sentences include a step of a numbered procedure gets the procedure."""
+    question whose best sentences include a step of a numbered procedure gets the procedure.
+    ``asks``: what the question asks for (``agent.asked.asked_kinds``); when the best sentences
+    give none of it, the best that do are quoted, under the same bars (``giving``).
+    ``same_member``: a sentence about another member of a family the question names ("fan speed
+    (1)" for a question on speed 2, "E3" for one on E4) is not quoted (``agent.asked``)."""
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
+    if same_member:
+        ranked = [e for e in ranked if not asked.names_another_member(question, e.text)]
+    ranked = giving(ranked, asks, max_sentences)
+    if not ranked:
+        return None
     best = sorted(ranked[:max_sentences], key=lambda e: (e.passage, e.order))
     if not any(e.shares_words for e in best):
         return None
@@ -705,25 +758,53 @@ def extractive_answer(
 
 
 QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a decline must have
+ASKED_DEPTH = 8  # a sentence that gives what was asked is looked for among this many of the best
+
+
+def giving(ranked: Sequence[Evidence], asks: Sequence[tuple[str, ...]], k: int = 2) -> list[Evidence]:
+    """``ranked`` as it is when its best ``k`` sentences give what the question asks for (or it
+    asks for no measurable thing); else those of its best ``ASKED_DEPTH`` that give some of it,
+    best first, and none when no sentence does. "How much does the Aero 300 weigh?": the quote is
+    the weight row, not the room-size row that matches the question's words better."""
+    if not asks or not asked.missing(asks, " ".join(e.text for e in ranked[:k])):
+        return list(ranked)
+    return [e for e in ranked[:ASKED_DEPTH] if any(asked.gives(e.text, kinds) for kinds in asks)]
 
 
 def quote_for_decline(
-    message: str, passages: Sequence[str], ranked: Sequence[Evidence], min_score: float, embed: Embed | None
+    message: str,
+    passages: Sequence[str],
+    ranked: Sequence[Evidence],
+    min_score: float,
+    embed: Embed | None,
+    asks: Sequence[tuple[str, ...]] = (),
+    same_member: bool = False,
 ) -> str | None:
     """The quote that stands in for the model's "I don't know", or None: the passage sentences
     the fallback would quote, when the best scores at least ``min_score`` and, read with their
     sections' titles, they have at least ``QUOTE_COVERAGE`` of the question's word stems. "What
     are your support hours?" gets the hours row; "Does the warranty cover water damage?" keeps the
-    decline, though "The warranty lasts 2 years" scores high: "water" and "damage" are not there."""
-    if min_score <= 0 or not ranked or ranked[0].score < min_score:
+    decline, though "The warranty lasts 2 years" scores high: "water" and "damage" are not there.
+    ``asks``: the quote must give what the question asks for (``giving``); when the best
+    sentences fail these bars, the best of those that give it are tried ("how often do those
+    payments come out?" -> "... paid every 2 weeks")."""
+    if min_score <= 0:
         return None
+    if same_member:  # as ``extractive_answer`` reads it
+        ranked = [e for e in ranked if not asked.names_another_member(message, e.text)]
     wanted = _stems(message)
-    have: set[str] = set()
-    for e in ranked[:2]:
-        have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
-    if not wanted or len(wanted & have) / len(wanted) < QUOTE_COVERAGE:
-        return None
-    return extractive_answer(message, passages, embed=embed, ranked=ranked, min_score=min_score)
+    typed = [e for e in ranked[:ASKED_DEPTH] if any(asked.gives(e.text, kinds) for kinds in asks)]
+    for candidates in (giving(ranked, asks), typed) if asks else (ranked,):
+        if not candidates or candidates[0].score < min_score:
+            continue
+        if asks and not asked.missing(asks, " ".join(e.text for e in candidates[:2])):
+            wanted = _stems(message) - _stems(asked.asking_words(message))  # "often": "every 2 weeks"
+        have: set[str] = set()
+        for e in candidates[:2]:
+            have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
+        if wanted and len(wanted & have) / len(wanted) >= QUOTE_COVERAGE:
+            return extractive_answer(message, passages, embed=embed, ranked=candidates, min_score=min_score)
+    return None
 
 
 def turn_gate(
@@ -740,12 +821,12 @@ def turn_gate(
     said = [message, *(t for _, t in history)]
     texts = [*said, *(p.text for p in passages)]
     texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
-    asked = [t for role, t in history if role == "customer"]
+    earlier = [t for role, t in history if role == "customer"]
     # Only a ranking by meaning is good enough to hold an answer to: word overlap alone is not.
     # Without it nothing is ranked up front; the fallback ranks only if it is needed.
     ranked, chosen = None, None
     if embed is not None and settings.evidence_sentences > 0:
-        ranked = rank_sentences(message, [p.text for p in passages], embed, asked)
+        ranked = rank_sentences(message, [p.text for p in passages], embed, earlier)
         chosen = evidence(ranked, settings.evidence_sentences)
     sources = Sources(
         texts,
@@ -755,12 +836,27 @@ def turn_gate(
         new_word_support=settings.new_word_support,
         question=message,
     )
+    asks: list[tuple[str, ...]] = []
+    unknown: list[str] = []
+    if settings.match_question:
+        asks = asked.asked_kinds(message)
+        unknown = asked.unknown_names(
+            message, [*(p.text for p in passages), *(p.title or "" for p in passages)]
+        )
     quote = None
     if ranked is not None and settings.fallback == "extractive":
         quote = quote_for_decline(
-            message, [p.text for p in passages], ranked, settings.quote_over_decline, embed
+            message,
+            [p.text for p in passages],
+            ranked,
+            settings.quote_over_decline,
+            embed,
+            asks,
+            same_member=settings.match_question,
         )
-    return SentenceGate(sources, ranked=ranked, quote=quote)
+    return SentenceGate(
+        sources, ranked=ranked, quote=quote, asks=asks, unknown=unknown, same_member=settings.match_question
+    )
 
 
 def fallback_answer(
@@ -771,13 +867,23 @@ def fallback_answer(
     *,
     ranked: Sequence[Evidence] | None = None,
     embed: Embed | None = None,
+    gate: SentenceGate | None = None,
 ) -> tuple[str, str]:
     """(text, action) sent when nothing the model wrote passed the check: a quote of the passage
     sentences that answer (``EXTRACTIVE``), or the decline (``DECLINED``), as ``settings.fallback``
-    and ``settings.min_quote_score`` say."""
+    and ``settings.min_quote_score`` say. With the turn's ``gate``: the quote gives what the
+    question asks for, and a question naming what no passage has is declined, naming it."""
+    if gate is not None and gate.unknown:
+        return decline_text(company, about=gate.unknown), DECLINED
     if settings.fallback == "extractive":
         quoted = extractive_answer(
-            message, passages, embed=embed, ranked=ranked, min_score=settings.min_quote_score
+            message,
+            passages,
+            embed=embed,
+            ranked=ranked,
+            min_score=settings.min_quote_score,
+            asks=gate.asks if gate is not None else (),
+            same_member=gate is not None and gate.same_member,
         )
         if quoted is not None:
             return quoted, EXTRACTIVE
@@ -789,8 +895,9 @@ def strip_lead(answer: str) -> str:
     return answer.removeprefix("Here is what our help pages say: ")
 
 
-def decline_text(company: str) -> str:
-    return (
-        "I'm sorry, I don't have that information. I can connect you with a member of the "
-        f"{company} support team if you'd like."
-    )
+def decline_text(company: str, about: Sequence[str] = ()) -> str:
+    """The decline that offers a person; ``about``: names the help pages do not have."""
+    lead = "I'm sorry, I don't have that information."
+    if about:
+        lead = f"I'm sorry, I couldn't find anything about {' or '.join(about)} in our help pages."
+    return f"{lead} I can connect you with a member of the {company} support team if you'd like."

@@ -438,6 +438,8 @@ class Agent:
             if cut is None:
                 safe = min(safe, len(text) - stop_prefix_length(text, state["stop"]))
             if gate is not None:
+                if cut is not None:
+                    gate.cut_by_client()
                 safe = min(safe, gate.feed(text, final=cut is not None))
             if safe > sent:
                 state.setdefault("ttft", (time.perf_counter() - state["started"]) * 1000)
@@ -534,6 +536,7 @@ class Agent:
             self.config.persona.company,
             ranked=gate.ranked if gate is not None else None,
             embed=self._sentence_embed(),
+            gate=gate,
         )
         state["grounding"] = dataclasses.replace(state["grounding"], action=action)
         return text

@@ -7,6 +7,8 @@ gate, the evidence ranking, the extractive fallback, the quote bar) and compares
 what the stored run sent:
 
     python -m benchmarks.replay_check --results round3_dev [--questions dev.jsonl]
+    python -m benchmarks.replay_check --results tuned_default --questions heldout.jsonl \
+        --set match_question=false      # the same answers with one grounding setting changed
 
 ``right``: answerable questions with every key fact; ``declined``: unanswerable questions declined
 or handed off, as ``tuned_default`` reads a reply. ``agree`` counts the answers replayed to the same
@@ -37,15 +39,39 @@ def embedding_model() -> Any:
     return grounding.CachedEmbed(open_knowledge(load_config(env={"SUPPORTLOOP_HOME": home})).embed)
 
 
-def replay(row: dict[str, Any], item: dict[str, Any], embed: Any) -> tuple[str, str]:
+def grounding_settings(pairs: list[str]) -> Any:
+    """The default ``GroundingSettings`` with ``KEY=VALUE`` overrides, each value read as YAML
+    (``match_question=false``, ``min_quote_score=0.6``). A bad key or value is a clear error."""
+    import dataclasses
+
+    import yaml
+
+    from agent.config import ConfigError, GroundingSettings
+
+    known = {f.name for f in dataclasses.fields(GroundingSettings)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(
+                f"--set takes KEY=VALUE with KEY one of {', '.join(sorted(known))}, not {pair!r}"
+            )
+        changes[key] = yaml.safe_load(value)
+    try:
+        return GroundingSettings(**changes)
+    except (ConfigError, TypeError) as error:
+        raise SystemExit(f"--set: {error}") from None
+
+
+def replay(row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any = None) -> tuple[str, str]:
     """(text sent, action) for a stored check-off answer, through the check the agent runs with
-    the default settings (``agent.grounding.turn_gate`` and ``fallback_answer``). The stored rows
-    keep the passages' text, not their titles."""
+    ``settings`` (the defaults when None: ``agent.grounding.turn_gate`` and ``fallback_answer``).
+    The stored rows keep the passages' text, not their titles."""
     from agent import grounding
     from agent.config import GroundingSettings, Persona
     from agent.prompt import Passage
 
-    settings, persona = GroundingSettings(), Persona()
+    settings, persona = settings or GroundingSettings(), Persona()
     if not row["passages"]:
         return row["answer"], "none"
     passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
@@ -57,7 +83,13 @@ def replay(row: dict[str, Any], item: dict[str, Any], embed: Any) -> tuple[str, 
     if kept:
         return kept, grounding.SENT
     return grounding.fallback_answer(
-        item["question"], row["passages"], settings, persona.company, ranked=gate.ranked, embed=embed
+        item["question"],
+        row["passages"],
+        settings,
+        persona.company,
+        ranked=gate.ranked,
+        embed=embed,
+        gate=gate,
     )
 
 
@@ -66,7 +98,15 @@ def main() -> None:
     parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
     parser.add_argument("--questions", choices=["dev.jsonl", "heldout.jsonl"], default="dev.jsonl")
     parser.add_argument("--name", default="replay_check")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Change one grounding setting for the replay (repeatable): match_question=false.",
+    )
     args = parser.parse_args()
+    settings = grounding_settings(args.set)
     stored = json.loads((RESULTS / f"{args.results}.json").read_text(encoding="utf-8"))
     lines = (SAMPLE / args.questions).read_text(encoding="utf-8").splitlines()
     items = {item["id"]: item for item in map(json.loads, lines)}
@@ -74,14 +114,19 @@ def main() -> None:
     from agent.evaluate import behaviour
 
     embed = embedding_model()
-    result: dict[str, Any] = {"machine": machine(), "results": args.results, "questions": args.questions}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "results": args.results,
+        "questions": args.questions,
+        "set": args.set,
+    }
     rows = []
     for arm in arms:
         sent = {r["id"]: r for r in stored["sample"][arm]["rows"]}
         counts = {"right_stored": 0, "right_now": 0, "agree": 0, "declined_stored": 0, "declined_now": 0}
         for row in stored["sample"][f"{arm}_no_check"]["rows"]:
             item = items[row["id"]]
-            text, _ = replay(row, item, embed)
+            text, _ = replay(row, item, embed, settings)
             facts = item["answer_contains"]
             counts["right_stored"] += bool(facts) and contains_all(sent[row["id"]]["answer"], facts)
             counts["right_now"] += bool(facts) and contains_all(text, facts)

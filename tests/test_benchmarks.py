@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 
 import pytest
 
@@ -63,4 +64,27 @@ def test_every_name_it_imports_exists(name: str) -> None:
     for module, imported in imports(name):
         if module.split(".")[0] in (*PRODUCT, "benchmarks"):
             loaded = importlib.import_module(module)
-            assert not imported or hasattr(loaded, imported), f"{module}.{imported}"
+            if not imported:
+                continue
+            # ``from agent import grounding`` names a submodule, which need not be loaded yet.
+            is_package = hasattr(loaded, "__path__")
+            found = hasattr(loaded, imported) or (
+                is_package and importlib.util.find_spec(f"{module}.{imported}") is not None
+            )
+            assert found, f"{module}.{imported}"
+
+
+def test_replay_check_reads_grounding_overrides_and_rejects_bad_ones() -> None:
+    """``replay_check --set KEY=VALUE`` changes one grounding setting; a key the settings do not
+    have, or a value they refuse, stops the replay before it loads anything."""
+    from benchmarks.replay_check import grounding_settings
+
+    settings = grounding_settings(["match_question=false", "min_quote_score=0.6"])
+    assert settings.match_question is False and settings.min_quote_score == 0.6
+    assert grounding_settings([]).match_question is True
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        grounding_settings(["match_questions=false"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        grounding_settings(["match_question"])
+    with pytest.raises(SystemExit, match="match_question must be true or false"):
+        grounding_settings(["match_question=maybe"])

@@ -666,3 +666,83 @@ def test_a_table_pasted_as_markdown_is_not_an_answer(answer: str) -> None:
     sources = Sources([SHIPPING, question], conversation=[question])
     assert sources.unsupported(answer) == ["a Markdown table copied as it is, not an answer"]
     assert sources.unsupported("Standard delivery to Canada takes 5–8 business days.") == []
+
+
+def test_an_answer_that_gives_no_price_to_a_price_question_is_replaced_by_the_row_that_does(
+    make_agent,
+) -> None:
+    """ "What does shipping to Canada cost?" answered with the delivery time: every figure is in
+    the passage, but it is not what was asked. It is held (never shown) and the row with the price
+    is quoted instead."""
+    question, off_point = (
+        "What does shipping to Canada cost?",
+        "Standard delivery to Canada takes 5–8 business days.",
+    )
+    agent = make_agent(ScriptedGenerator([off_point]), docs={"shipping": SHIPPING})
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    items = list(agent.stream("k1", question))
+    reply, shown = items[-1], "".join(i for i in items if isinstance(i, str))
+    assert "$12 flat" in reply.text and off_point not in shown
+    assert reply.grounding is not None
+    assert (reply.grounding["passed"], reply.grounding["action"]) == (False, "extractive")
+    assert reply.grounding["unsupported"] == ["it does not give what the question asks for: a price"]
+    # An answer that gives a price streams as before; with the check off, the answer stands.
+    priced = make_agent(
+        ScriptedGenerator(["It is a flat $12. It takes 5–8 business days."]), docs={"shipping": SHIPPING}
+    )
+    priced.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    sent = priced.reply("k2", question)
+    assert sent.text.startswith("It is a flat $12.") and sent.grounding["action"] == "sent"  # type: ignore[index]
+    off = make_agent(
+        ScriptedGenerator([off_point]), docs={"shipping": SHIPPING}, grounding__match_question=False
+    )
+    off.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    assert off.reply("k3", question).text == off_point
+
+
+def test_the_gate_holds_sentences_until_one_gives_what_was_asked() -> None:
+    question = "What does shipping to Canada cost?"
+    sources = Sources([SHIPPING, question], conversation=[question], question=question)
+    gate = SentenceGate(sources, asks=[("price",)])
+    first = "Canada gets standard delivery. "
+    assert gate.feed(first) == 0  # held: no price yet
+    text = first + "It costs $12 flat. It takes 5–8 business days."
+    assert text[: gate.feed(text, final=True)].endswith("business days.") and not gate.failed
+    never = SentenceGate(sources, asks=[("price",)])
+    assert never.feed(first, final=True) == 0
+    assert never.failed == ["it does not give what the question asks for: a price"]
+
+
+def test_a_question_about_a_model_the_passages_do_not_have_is_declined(make_agent) -> None:
+    """ "The Aero 700" beside passages on the Aero 300 and 500: the model's answer is stopped at
+    its first words and the agent says it has nothing on the Aero 700."""
+    question = "How much is the Aero 700?"
+    generator = ScriptedGenerator(["The Aero 700 costs $329."])
+    agent = make_agent(generator, docs={"specs": SPECS})
+    agent.knowledge = MeaningKnowledge({"specs": SPECS})
+    items = list(agent.stream("u1", question))
+    reply, shown = items[-1], "".join(i for i in items if isinstance(i, str))
+    assert "$329" not in shown and "couldn't find anything about Aero 700" in reply.text
+    assert reply.grounding is not None and reply.grounding["action"] == "declined"
+    known = make_agent(ScriptedGenerator(["The Aero 500 costs $329."]), docs={"specs": SPECS})
+    known.knowledge = MeaningKnowledge({"specs": SPECS})
+    assert known.reply("u2", "How much is the Aero 500?").text == "The Aero 500 costs $329."
+
+
+def test_a_match_question_setting_that_is_not_a_bool_is_a_config_error() -> None:
+    from agent.config import GroundingSettings
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grounding\.match_question must be true or false"):
+        GroundingSettings(match_question="yes")  # type: ignore[arg-type]
+
+
+def test_a_question_back_is_not_held_for_what_was_asked() -> None:
+    """ "How often should I replace the filter?" answered with "Which model do you have?": asking
+    back claims no answer, so it is shown, not held for a frequency it could not give."""
+    question = "How often should I replace the filter?"
+    passage = "Replace the filter on an Aero 300 or Aero 500 every 6 months."
+    sources = Sources([passage, question], conversation=[question], question=question)
+    gate = SentenceGate(sources, asks=[("frequency",)])
+    text = "Which Aero model do you have?"
+    assert gate.feed(text, final=True) == len(text) and not gate.failed

@@ -1,0 +1,197 @@
+"""What a question asks for, and whether a text gives it. Pure.
+
+Two checks the answer check (``agent.grounding``) runs beside its support check:
+
+- **The kind of answer asked for.** "How much does it weigh?" asks for a weight, "What time does
+  chat open?" for a clock time, "How often ...?" for a frequency. An answer that is supported by
+  the passages but gives none ("The Aero 300 is a good size for rooms up to 30 m²") does not
+  answer: the agent quotes a passage sentence that gives it, or says it does not know.
+- **A name the passages do not have.** "How much is the Aero 700?" names a member of a family the
+  passages know ("Aero 300", "Aero 500") that they never mention: no passage can answer it, and
+  the agent says so instead of answering about the models it has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from agent.citations import content_words
+
+_COUNT_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|hundred"
+_AMOUNT = rf"(?:\d+(?:[.,]\d+)?|{_COUNT_WORDS}|a|an)"
+_SPAN = r"(?:days?|weeks?|months?|years?|hours?|hrs?|minutes?|mins?|seconds?|secs?)"
+
+# What gives each kind of answer.
+GIVES = {
+    "price": re.compile(r"[$€£]\s?\d|\b\d+(?:\.\d+)?\s?(?:dollars|usd|cad|eur)\b|\bfree\b|\bno (?:charge|cost)\b", re.I),
+    "weight": re.compile(r"\b\d+(?:\.\d+)?\s?(?:kg|kilograms?|lbs?|pounds?|g|grams?)\b", re.I),
+    "length": re.compile(
+        r"\b\d+(?:\.\d+)?\s?(?:cm|mm|m|in|inch(?:es)?|ft|feet|foot|meters?|metres?)\b|\d\s?(?:\"|″)", re.I
+    ),
+    "area": re.compile(r"\d\s?(?:m²|m2|sq\.? ?ft|square (?:feet|foot|metres|meters))", re.I),
+    "loudness": re.compile(r"\d\s?db\b", re.I),
+    "duration": re.compile(
+        rf"\b{_AMOUNT}(?:\s?(?:-|–|to|or)\s?{_AMOUNT})?[\s-]?(?:business |working )?{_SPAN}\b"
+        r"|\b(?:immediately|right away|instantly|same day|overnight)\b",
+        re.I,
+    ),
+    "clock": re.compile(r"\b\d{1,2}(?::\d\d)?\s?(?:am|pm|a\.m\.|p\.m\.)|\b(?:noon|midnight)\b|\b\d{1,2}:\d\d\b", re.I),
+    "percent": re.compile(r"\d\s?(?:%|percent)", re.I),
+    "frequency": re.compile(
+        rf"\bevery\b|\b(?:daily|weekly|monthly|yearly|annually|hourly|once|twice)\b|\b(?:\d+|{_COUNT_WORDS}) times\b"
+        r"|\b(?:a|per) (?:day|week|month|year|hour)\b",
+        re.I,
+    ),
+    "phone": re.compile(r"(?<!\d)(?:\+?1[-. ])?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?!\d)"),
+    "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"),
+    "count": re.compile(rf"\b(?:\d+|{_COUNT_WORDS})\b", re.I),
+}  # fmt: skip
+
+# What a question asks for: each pattern with the kinds that answer it (any one of them does).
+_ASKS = [
+    (r"\bhow (?:big|large) (?:a |of a )?room\b|\b(?:largest|biggest|what size) room\b", ("area",)),
+    (r"\bhow (?:loud|noisy|quiet)\b|\bhow many (?:decibels|db)\b", ("loudness",)),
+    (r"\bhow (?:much|heavy)\b[^.?]{0,40}\bweigh|\bwhat(?:'s| is| does)\b[^.?]{0,30}\bweight\b", ("weight",)),
+    (
+        r"\bhow much (?:do|does|did|will|would|is|are|was|were)\b(?![^.?]*\bweigh)"
+        r"|\bwhat(?:'s| is| are| does| do| will)?\b[^.?]{0,40}\b(?:cost|price|fee|charge)s?\b"
+        r"|\bhow much\b[^.?]{0,30}\b(?:cost|charge|pay)\b|\bhow expensive\b",
+        ("price",),
+    ),
+    (r"\bhow (?:tall|high|wide|deep)\b|\bwhat(?:'s| is| are)\b[^.?]{0,30}\b(?:height|width|depth|dimensions)\b", ("length",)),
+    (r"\bhow long\b|\bhow many (?:days|weeks|months|years|hours|minutes)\b|\bhow soon\b", ("duration", "length", "clock")),
+    (r"\bhow many times\b", ("frequency",)),
+    (r"\bhow often\b", ("frequency", "duration")),
+    (r"\bwhat time\b|\bwhen (?:do|does) [^.?]{0,30}\b(?:open|close)\b", ("clock",)),
+    (r"\bwhat percent(?:age)?\b", ("percent",)),
+    (r"\b(?:what|which) (?:phone )?number (?:do|should|can) (?:i|we) (?:dial|call|ring)\b|\bphone number\b"
+     r"|\bwhat(?:'s| is) (?:your|the) (?:support |customer care |helpline )?number\b", ("phone",)),
+    (r"\b(?:what|which)(?:'s| is)? (?:the |your )?(?:[a-z]+ )?e-?mail(?: address)?\b|\be-?mail address\b", ("email",)),
+    (r"\bhow many\b", ("count",)),
+]  # fmt: skip
+_ASKED = [(re.compile(pattern, re.I), kinds) for pattern, kinds in _ASKS]
+# Kinds that a "how many" question asking for them does not also ask as a bare count
+# ("how many decibels", "how many days").
+_SPECIFIC = frozenset({"area", "loudness", "duration", "frequency", "clock"})
+
+_NAMES = {
+    "price": "a price", "weight": "a weight", "length": "a length", "area": "a room size",
+    "loudness": "a noise level", "duration": "a length of time", "clock": "a time of day",
+    "percent": "a percentage", "frequency": "how often", "count": "a number",
+    "phone": "a phone number", "email": "an email address",
+}  # fmt: skip
+
+
+def asked_kinds(question: str) -> list[tuple[str, ...]]:
+    """What ``question`` asks for, each item the kinds of answer that give it: "Which filter does
+    the Aero 300 take and what does it cost?" -> [(price,)]; "How long does shipping to Hawaii take,
+    and what does it cost?" -> [(price,), (duration, length, clock)], the first kind the likeliest. Empty when it asks for no
+    measurable thing ("Why is it loud?", "Can I return it?")."""
+    out: list[tuple[str, ...]] = []
+    for pattern, kinds in _ASKED:
+        if pattern.search(question) and not (
+            kinds == ("count",) and any(_SPECIFIC.intersection(k) for k in out)
+        ):
+            out.append(kinds)
+    return out
+
+
+def asking_words(question: str) -> str:
+    """The words of ``question`` that ask for a kind ("how often", "how much ... weigh"): a
+    sentence that gives the kind answers them, though it does not repeat them."""
+    return " ".join(m.group(0) for pattern, _ in _ASKED for m in pattern.finditer(question))
+
+
+def gives(text: str, kinds: Iterable[str]) -> bool:
+    """Whether ``text`` gives an answer of one of ``kinds``."""
+    return any(GIVES[kind].search(text) for kind in kinds)
+
+
+def missing(asks: Sequence[tuple[str, ...]], text: str) -> list[tuple[str, ...]]:
+    """The items of ``asks`` that ``text`` does not give."""
+    return [kinds for kinds in asks if not gives(text, kinds)]
+
+
+def describe(asks: Sequence[tuple[str, ...]]) -> str:
+    """ "a price and a length of time": what an answer lacked, for the grounding record."""
+    return " and ".join(_NAMES[kinds[0]] for kinds in asks)
+
+
+_CODE = re.compile(r"(?<![\w-])([A-Z][A-Za-z]{0,11})[- ]?(\d{1,4})(?![\w.,]\d|\w)")
+_RANGE = re.compile(
+    r"(?<![\w-])([A-Z][A-Za-z]{0,11})[- ]?(\d{1,3})\s*(?:to|–|-|through)\s*\1?[- ]?(\d{1,3})\b"
+)
+_SENTENCE_START = re.compile(r"(?:^|[.!?\n])[\s\"'*#>(\[-]*$")  # a table cell ("| Aero 300 |") is not
+
+
+def families(texts: Iterable[str]) -> dict[str, set[str]]:
+    """The named families in ``texts``, each with the numbers it has: "Aero 300 ... Aero 500" ->
+    {"Aero": {"300", "500"}}; "E1 to E6" -> {"E": {"1", ..., "6"}}. A capitalised word counts
+    only where it is not a sentence's first word ("After 30 days" is not a family), and a word
+    the texts also write in lower case is a word, not a name ("| Every 2 weeks |")."""
+    texts = list(texts)
+    out: dict[str, set[str]] = {}
+    for text in texts:
+        for match in _CODE.finditer(text):
+            if not _SENTENCE_START.search(text[: match.start()]):
+                out.setdefault(match.group(1), set()).add(match.group(2))
+        for match in _RANGE.finditer(text):
+            low, high = int(match.group(2)), int(match.group(3))
+            if 0 <= high - low <= 30:
+                out.setdefault(match.group(1), set()).update(str(n) for n in range(low, high + 1))
+    words = {w for text in texts for w in re.findall(r"\b[a-z]{3,}\b", text)}
+    return {name: members for name, members in out.items() if name.lower() not in words}
+
+
+def unknown_names(question: str, texts: Iterable[str]) -> list[str]:
+    """The names in ``question`` that belong to a family ``texts`` know (two or more members) but
+    are not among its members: "How much is the Aero 700?" against passages on the Aero 300 and
+    Aero 500 -> ["Aero 700"]; "What does E9 mean?" against "E1 to E6" -> ["E9"]. An order number
+    ("HLC-204817") belongs to no family with members, so it never counts."""
+    known = families(texts)
+    out = []
+    for match in _CODE.finditer(question):
+        members = known.get(match.group(1), set())
+        if len(members) >= 2 and match.group(2) not in members:
+            out.append(match.group(0))
+    return out
+
+
+_UNIT_AFTER = (
+    r"\s*(?:%|°|x\b|(?:business |working )?(?:days?|weeks?|months?|years?|hours?|minutes?|seconds?|"
+    r"kg|lbs?|cm|mm|m|in|ft|db|w|kwh|m²|sq|am|pm|gb|ghz|mhz|v)\b)"
+)
+_MEMBER = re.compile(rf"\b([A-Za-z]{{2,}}|[A-Z])[- ]?\(?(\d{{1,4}})\)?(?!\d|[.,]\d)(?!{_UNIT_AFTER})")
+
+
+def members(text: str) -> set[tuple[str, str]]:
+    """(thing, number) pairs that name one member of a numbered family: "fan speed 2" -> {("speed",
+    "2")}, "the Aero 500" -> {("aero", "500")}, "E4" -> {("e", "4")}; a quantity is not one ("30
+    days", "4.8 kg"), nor a number after a function word ("within 30")."""
+    out = set()
+    for match in _MEMBER.finditer(text):
+        word = match.group(1).lower()
+        if len(word) <= 2 and match.group(1).islower():
+            continue  # "up 2", "is 6": a short lower-case word is not a thing's name
+        if len(word) > 2 and not content_words(word):
+            continue
+        out.add((word, match.group(2)))
+    return out
+
+
+def names_another_member(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` is about another member of a family the question names, and never
+    mentions the one asked about: "How many decibels is the Aero 300 on fan speed 2?" against
+    "Lowest fan speed (1): Aero 300 28 dB" (speed 1, not 2). A sentence that has the question's
+    number anywhere ("Speed 1 / 2 / 3: 28 / 35 / 44 dB") is not."""
+    asked_for = members(question)
+    if not asked_for:
+        return False
+    numbers = set(re.findall(r"\d+", sentence))
+    named = members(sentence)
+    for word, number in asked_for:
+        others = {n for w, n in named if w == word and n != number}
+        if others and number not in numbers:
+            return True
+    return False

@@ -1,0 +1,134 @@
+"""What a question asks for, and names the passages do not have (``agent.asked``). Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.asked import (
+    asked_kinds,
+    describe,
+    families,
+    gives,
+    members,
+    missing,
+    names_another_member,
+    unknown_names,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "first"),
+    [
+        ("How much does the Aero 500 weigh?", ["weight"]),
+        ("How much does the Aero 500 cost?", ["price"]),
+        ("What does shipping to Canada cost?", ["price"]),
+        ("Will it fit under my desk? How tall is it?", ["length"]),
+        ("How long is the warranty?", ["duration"]),
+        ("How often should I change the filter?", ["frequency"]),
+        ("On Turbo, how many times an hour does it change the air?", ["frequency"]),
+        ("what time does live chat open on saturdays?", ["clock"]),
+        ("How many decibels is it in Sleep mode?", ["loudness"]),  # not a count as well
+        ("How many purifiers can I add to one Home?", ["count"]),
+        ("What number do I dial to reach support?", ["phone"]),
+        ("Which email address do I write to with a privacy request?", ["email"]),
+        ("How long does shipping to Hawaii take, and what does it cost?", ["price", "duration"]),
+        ("Why is my purifier making a rattling noise?", []),
+        ("Can I return a purifier I bought on Amazon?", []),
+        ("How do I reset the filter light?", []),
+    ],
+)
+def test_what_a_question_asks_for(question: str, first: list[str]) -> None:
+    assert [kinds[0] for kinds in asked_kinds(question)] == first
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "answers"),
+    [
+        ("How much does the Aero 300 weigh?", "The Aero 300 weighs 4.8 kg (10.6 lb).", True),
+        ("How much does the Aero 300 weigh?", "The Aero 300 suits rooms up to 30 m² (320 sq ft).", False),
+        ("What does shipping to Canada cost?", "Shipping to Canada is a flat $12.", True),
+        ("What does shipping to Canada cost?", "Shipping to Canada is free.", True),
+        ("What does shipping to Canada cost?", "It takes 5–8 business days.", False),
+        ("How long is the warranty?", "New purifiers: two years.", True),
+        ("How often do the payments come out?", "Payments are taken every 2 weeks.", True),
+        ("How often do the payments come out?", "You can pause for up to 3 months at a time.", True),
+        ("How many times a year can I pause?", "You can pause for up to 3 months at a time.", False),
+        ("What time does chat open on Saturdays?", "Saturday: 9 am to 5 pm ET.", True),
+        ("What time does chat open on Saturdays?", "Chat is open on Saturdays.", False),
+        ("Why is it rattling?", "A rattle is usually packing foam.", True),  # asks for no kind
+        ("What number do I dial?", "Call 1-800-555-0142, Monday to Friday.", True),
+        ("What number do I dial?", "Write to Customer Care, 400 Meridian Way, Columbus, OH 43215.", False),
+    ],
+)
+def test_an_answer_gives_what_was_asked_or_not(question: str, answer: str, answers: bool) -> None:
+    assert (missing(asked_kinds(question), answer) == []) is answers
+
+
+def test_describe_names_what_an_answer_lacked() -> None:
+    asks = asked_kinds("How long does shipping to Hawaii take, and what does it cost?")
+    assert describe(asks) == "a price and a length of time"
+    assert gives("$12 flat", asks[0]) and not gives("$12 flat", asks[1])
+
+
+PASSAGES = [
+    "Product Specifications > Comparison Table\nPrice: Aero 300 $199; Aero 500 $329.",
+    "Error Codes E1 to E6 > E4: Overheating Protection\nUnplug the purifier and let it cool.",
+    "After 30 days, returns close. Wait 10 minutes. Your order number starts with HLC-.",
+    "| Plan | Payments |\n| Klarna | Every 2 weeks |\n| Affirm | Every 4 weeks |\nPaid every month.",
+    "Supported networks: WPA2 and WPA3. The Halcyon Home app runs on iOS 15 or later, and on Android 9 or later.",
+]
+
+
+def test_families_are_named_things_with_numbers_not_sentence_openings() -> None:
+    known = families(PASSAGES)
+    assert known["Aero"] == {"300", "500"}
+    assert known["E"] == {"1", "2", "3", "4", "5", "6"}  # the range counts its members
+    assert "After" not in known and "Wait" not in known  # a sentence's first word
+    assert "Every" not in known  # a table cell, but the texts also write "every": a word, not a name
+
+
+@pytest.mark.parametrize(
+    ("question", "unknown"),
+    [
+        ("How much is the Aero 700, and how big a room does it cover?", ["Aero 700"]),
+        ("What does E9 mean on my purifier?", ["E9"]),
+        ("What does E4 mean?", []),
+        ("Does it support WPA1?", ["WPA1"]),
+        ("My order HLC-204817 has not arrived.", []),  # an order number: no family with members
+        ("After 10 minutes it stops. Why?", []),
+        ("Does the app run on Android 8?", []),  # one member: a version floor, not a family
+        ("Is the Aero 300 quieter than the Aero 500?", []),
+    ],
+)
+def test_a_name_the_passages_do_not_have(question: str, unknown: list[str]) -> None:
+    assert unknown_names(question, PASSAGES) == unknown
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "other"),
+    [
+        (
+            "How many decibels is the Aero 300 on fan speed 2?",
+            "Lowest fan speed (1): Aero 300 28 dB; Aero 500 26 dB.",
+            True,
+        ),
+        (
+            "How many decibels is the Aero 300 on fan speed 2?",
+            "Speed 1 / 2 / 3: 28 / 35 / 44 dB.",
+            False,
+        ),  # has the 2
+        ("What does E4 mean?", "E3: Fan Motor Fault. The fan is blocked.", True),
+        ("What does E4 mean?", "If E4 appears twice within 24 hours, contact support.", False),
+        ("How loud is the Aero 300 on Turbo?", "Turbo: Aero 500 52 dB.", True),
+        ("How loud is the Aero 300 on Turbo?", "Turbo: Aero 300 50 dB; Aero 500 52 dB.", False),
+        (
+            "Can I return it after 45 days?",
+            "You can return it within 30 days of delivery.",
+            False,
+        ),  # quantities
+        ("Why is my purifier loud?", "Fan speed 4 is the loudest.", False),  # the question names no member
+    ],
+)
+def test_a_sentence_about_another_member_of_what_was_asked(question: str, sentence: str, other: bool) -> None:
+    assert names_another_member(question, sentence) is other
+    assert ("speed", "2") in members("fan speed 2") and not members("within 30 days, 4.8 kg")
