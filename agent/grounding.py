@@ -24,6 +24,9 @@ is sent instead. The answer must give what the question asks for (``agent.asked`
 that asks for a weight, a price or a time of day holds the answer until a sentence gives one, and
 one that never does falls back to the passage sentences that give it (``giving``). A question
 naming a thing no passage has ("Aero 700" beside the Aero 300 and 500) is declined unanswered.
+A name only the customer's question has is no evidence ("Yes, we ship to Australia."), and an
+amount the passages give only as a difference or a limit ("the $130 price difference", "orders
+over $50") is not a price.
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -61,6 +64,42 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _LIST_MARKER = re.compile(r"(?:\d{1,2}[.)]|[-*\u2022])")
 _LEADING_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
+# An amount the passages give only relative to another ("the $130 price difference", "we deduct
+# $20", "orders over $50"): an answer that states it as a plain price misreads it.
+_MONEY = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?")
+_RELATIVE_BEFORE = re.compile(
+    r"\b(?:over|under|above|below|up to|at least|at most|deduct(?:s|ed)?|sav(?:e|es|ed|ing)|extra|additional)"
+    r"\s+(?:of\s+|the\s+|an?\s+)?$",
+    re.I,
+)
+_RELATIVE_AFTER = re.compile(
+    r"^\s*(?:price\s+)?(?:difference|more|less|off|extra|or more|or less|discount)\b", re.I
+)
+_RELATIVE_WORD = re.compile(
+    r"\b(?:difference|more|less|off|extra|additional|over|under|above|below|up to|at least|at most"
+    r"|deduct\w*|sav(?:e|es|ed|ing)|discount\w*|upgrad\w*|minimum|maximum)\b",
+    re.I,
+)
+
+
+def relative_amounts(texts: Sequence[str]) -> set[str]:
+    """Amounts (normalised, ``$130`` -> ``130``) that ``texts`` give only relative to another."""
+    relative: set[str] = set()
+    plain: set[str] = set()
+    for text in texts:
+        for m in _MONEY.finditer(text):
+            before, after = text[max(0, m.start() - 30) : m.start()], text[m.end() : m.end() + 30]
+            is_relative = _RELATIVE_BEFORE.search(before) or _RELATIVE_AFTER.match(after)
+            (relative if is_relative else plain).add(_normal(m.group(0)))
+    return relative - plain
+
+
+# A sentence that asks: it ends with "?", or opens as a question does ("do you ship to australia").
+_ASKING = re.compile(
+    r".*\?[\"')\]]*$|(?:do|does|did|can|could|will|would|is|are|was|were|should|shall|may|have|has"
+    r"|what|when|where|which|who|whom|whose|why|how)\b",
+    re.I | re.S,
+)
 _ALWAYS_NAMES = {"I", "I'm", "I'll", "I've", "I'd", "OK", "Yes", "No", "Please", "Thanks", "Sorry"}
 
 
@@ -229,6 +268,8 @@ class Sources:
     _free_figures: set[str] = field(init=False)
     _labels: tuple[str, ...] = field(init=False)
     _clauses: list[tuple[set[str], bool]] = field(init=False)
+    _told: str = field(init=False)
+    _relative: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -250,6 +291,11 @@ class Sources:
         self._free_figures = _figure_set("\n".join(free)) if self._cells else set()
         self._labels = tuple(dict.fromkeys(label for cell in self._cells for label in cell.labels))
         conversation = set(self.conversation)
+        self._relative = relative_amounts([t for t in self.texts if t not in conversation])
+        # What the passages and the conversation's statements say; what the customer only asked
+        # about ("Do you ship to Australia?") is not evidence about it.
+        stated = [s for t in self.conversation for s in sentences(t) if not _ASKING.match(s.strip())]
+        self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
         self._clauses = [  # each passage clause's figures, and whether it is negated
             (set(figures(clause)), bool(_NEGATION.search(clause)))
             for text in self.texts
@@ -275,6 +321,15 @@ class Sources:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
         if self._cells and not missing:
             missing += self._other_things(text)
+        if not missing and not names:
+            missing += self._heard_only(text)
+        if not missing and self._relative and not _RELATIVE_WORD.search(text):
+            amounts = [_normal(m.group(0)) for m in _MONEY.finditer(text)]
+            missing += [
+                f"${a} (the passage gives it as a difference or a limit)"
+                for a in amounts
+                if a in self._relative
+            ]
         if not missing:
             missing += self._negated(text)
         if self._evidence is not None and not missing:
@@ -295,6 +350,22 @@ class Sources:
             and all(w in self._said_words for w in words)
             and set(figures(text)) <= self._said_figures
         )
+
+    def _heard_only(self, text: str) -> list[str]:
+        """Names the sentence affirms that only the customer's questions have: "Yes, we ship to
+        Australia." for "Do you ship to Australia?", beside "We currently ship only to the United
+        States and Canada". A question is no evidence about what it asks; a statement ("My Aero
+        300 is dead") may be said back. A negated sentence ("We don't ship to Australia") is not
+        read here; the other checks still read it."""
+        if not self.conversation or _NEGATION.search(text):
+            return []
+        heard = [
+            n
+            for n in _NAME.findall(text)
+            if n not in _ALWAYS_NAMES  # word by word: "Certified Refurbished Aero" is told in parts
+            and any(w not in self._told for w in n.lower().replace("-", " ").split())
+        ]
+        return [f"{n} (only the customer's question names it)" for n in dict.fromkeys(heard)]
 
     def _negated(self, text: str) -> list[str]:
         """A claim that ties two or more figures together ("The Aero 500 uses the AF-300") where

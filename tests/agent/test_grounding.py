@@ -746,3 +746,73 @@ def test_a_question_back_is_not_held_for_what_was_asked() -> None:
     gate = SentenceGate(sources, asks=[("frequency",)])
     text = "Which Aero model do you have?"
     assert gate.feed(text, final=True) == len(text) and not gate.failed
+
+
+SHIPS_TO = "We currently ship only to the United States and Canada. Our purifiers are built for 120 V power."
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "passes"),
+    [
+        ("Do you ship to Australia?", "Yes, we ship to Australia.", False),
+        ("do you ship to australia", "Yes, we ship to Australia.", False),  # asked, without a "?"
+        ("Do you ship to Australia?", "We ship to the United States and Canada.", True),
+        ("Do you ship to Australia?", "No, we don't ship to Australia.", True),  # negated: not read here
+        # A statement of the customer's may be said back: "I live in Toronto" is theirs to tell.
+        ("I live in Toronto. Do you ship there?", "Yes, we ship to Toronto in Canada.", True),
+        # Told word by word: "Certified Refurbished" and "Aero" are both in the passages.
+        (
+            "How long is the warranty on a Certified Refurbished Aero?",
+            "The warranty on a Certified Refurbished Aero lasts 1 year.",
+            True,
+        ),
+    ],
+)
+def test_a_name_only_the_customer_asked_about_is_no_evidence(
+    question: str, answer: str, passes: bool
+) -> None:
+    """The customer's question names a place the passages never do; an answer that affirms it is
+    not supported by the question's own words."""
+    passages = [SHIPS_TO, "Aero 300 and Aero 500. Certified Refurbished purifiers: 1 year from delivery."]
+    sources = Sources([question, *passages], conversation=[question])
+    problems = sources.unsupported(answer)
+    assert (not problems) is passes, problems
+    if not passes:
+        assert problems == ["Australia (only the customer's question names it)"]
+
+
+def test_yes_we_ship_to_a_place_the_passages_do_not_name_is_replaced_by_the_passage(make_agent) -> None:
+    """End to end through the agent: the held "Yes" and its name fail, and the passage that says
+    where the company ships is quoted instead."""
+    agent = make_agent(
+        ScriptedGenerator(["Yes, we ship to Australia. We also ship to the United States and Canada."]),
+        docs={"shipping": "# Shipping\n\n## International Orders\n\n" + SHIPS_TO},
+    )
+    reply = agent.reply("au", "Do you ship to Australia?")
+    assert "Australia" not in reply.text
+    assert "ship only to the United States and Canada" in reply.text
+    assert reply.grounding["passed"] is False and reply.grounding["action"] == "extractive"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("answer", "passes"),
+    [
+        ("The Aero 500 is priced at $130.", False),  # the upgrade's price difference, read as a price
+        ("Upgrading to the Aero 500 costs the $130 price difference.", True),
+        ("The Aero 500 costs $329.", True),
+        ("Shipping costs $50.", False),  # the free-shipping threshold
+        ("Shipping is free on orders over $50.", True),
+        ("We deduct $20 from the refund if the adapter is missing.", True),
+    ],
+)
+def test_an_amount_the_passage_gives_as_a_difference_or_a_limit_is_not_a_price(
+    answer: str, passes: bool
+) -> None:
+    passages = [
+        "| | Aero 300 | Aero 500 |\n|---|---|---|\n| Price | $199 | $329 |",
+        "You can upgrade an Aero 300 to an Aero 500 by paying the $130 price difference.",
+        "Standard shipping is free on orders over $50. If the adapter is missing, we deduct $20 from the refund.",
+    ]
+    question = "How much is the Aero 500?"
+    problems = Sources([question, *passages], conversation=[question]).unsupported(answer)
+    assert (not problems) is passes, problems
