@@ -100,6 +100,8 @@ _ASKING = re.compile(
     r"|what|when|where|which|who|whom|whose|why|how)\b",
     re.I | re.S,
 )
+# The customer's own name, told even inside a question ("Hi, I'm Dana, can you help?").
+_INTRODUCED = re.compile(r"\b(?:I'?m|I am|my name is|this is|name's)\s+([A-Z][a-z]+)", re.I)
 _ALWAYS_NAMES = {"I", "I'm", "I'll", "I've", "I'd", "OK", "Yes", "No", "Please", "Thanks", "Sorry"}
 
 
@@ -295,6 +297,7 @@ class Sources:
         # What the passages and the conversation's statements say; what the customer only asked
         # about ("Do you ship to Australia?") is not evidence about it.
         stated = [s for t in self.conversation for s in sentences(t) if not _ASKING.match(s.strip())]
+        stated += [m.group(1) for t in self.conversation for m in _INTRODUCED.finditer(t)]  # "Hi Dana"
         self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
         self._clauses = [  # each passage clause's figures, and whether it is negated
             (set(figures(clause)), bool(_NEGATION.search(clause)))

@@ -760,6 +760,8 @@ SHIPS_TO = "We currently ship only to the United States and Canada. Our purifier
         ("Do you ship to Australia?", "No, we don't ship to Australia.", True),  # negated: not read here
         # A statement of the customer's may be said back: "I live in Toronto" is theirs to tell.
         ("I live in Toronto. Do you ship there?", "Yes, we ship to Toronto in Canada.", True),
+        # The customer's own name, even in a question: a greeting by name is not a claim.
+        ("Hi, I'm Dana, do you ship to Canada?", "Hi Dana, we ship to the United States and Canada.", True),
         # Told word by word: "Certified Refurbished" and "Aero" are both in the passages.
         (
             "How long is the warranty on a Certified Refurbished Aero?",
