@@ -84,10 +84,10 @@ _NAMES = {
 
 
 def asked_kinds(question: str) -> list[tuple[str, ...]]:
-    """What ``question`` asks for, each item the kinds of answer that give it: "Which filter does
-    the Aero 300 take and what does it cost?" -> [(price,)]; "How long does shipping to Hawaii take,
-    and what does it cost?" -> [(price,), (duration, length, clock)], the first kind the likeliest. Empty when it asks for no
-    measurable thing ("Why is it loud?", "Can I return it?")."""
+    """What ``question`` asks for, each item the kinds of answer that give it, the likeliest kind
+    first: "Which filter does the Aero 300 take and what does it cost?" -> [(price,)]; "How long
+    does shipping to Hawaii take, and what does it cost?" -> [(price,), (duration, length,
+    clock)]. Empty when it asks for no measurable thing ("Why is it loud?", "Can I return it?")."""
     out: list[tuple[str, ...]] = []
     for pattern, kinds in _ASKED:
         if pattern.search(question) and not (
