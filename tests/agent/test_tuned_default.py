@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,14 @@ def test_the_default_agent_answers_a_sample_question_with_the_right_fact(home: P
     agent = Agent.from_config(config)
     assert agent.generator.version == shipped["name"]
     reply = agent.reply("tuned-1", "How long is the warranty on a brand-new Aero purifier?")
+    # What the docs do not say, as a customer asks it: no "Yes, we ship to Australia" (the pages
+    # ship only to the US and Canada), and a model the pages do not have is declined by name.
+    abroad = agent.reply("tuned-2", "Do you ship to Australia?")
+    unknown = agent.reply("tuned-3", "Is the Aero 700 in stock?")
     agent.close()
     assert "2 years" in reply.text.lower() or "2-year" in reply.text.lower(), reply.text
     assert reply.grounding is not None and reply.grounding["action"] in ("sent", "extractive")
+    said = re.split(r"(?<=[.!?])\s+", abroad.text)
+    affirmed = [s for s in said if "australia" in s.lower() and not re.search(r"\b(?:not|no)\b|n't", s)]
+    assert not affirmed, abroad.text
+    assert "Aero 700" in unknown.text and unknown.grounding["action"] == "declined", unknown.text  # type: ignore[index]
