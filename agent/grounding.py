@@ -318,14 +318,15 @@ class Sources:
         missing += sorted(
             q for q in quantities(text) if q not in self._quantities and q.split()[0] in self._figures
         )
-        names = [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES and n.lower() not in self._lower]
+        named = [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES]
+        names = [n for n in named if n.lower() not in self._lower]
         words = [] if text.rstrip().endswith("?") else content_words(text)  # asking back claims nothing
         if words and sum(w in self._words for w in words) / len(words) < self.min_support:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
         if self._cells and not missing:
             missing += self._other_things(text)
         if not missing and not names:
-            missing += self._heard_only(text)
+            missing += self._heard_only(text, named)
         if not missing and self._relative and not _RELATIVE_WORD.search(text):
             amounts = [_normal(m.group(0)) for m in _MONEY.finditer(text)]
             missing += [
@@ -354,7 +355,7 @@ class Sources:
             and set(figures(text)) <= self._said_figures
         )
 
-    def _heard_only(self, text: str) -> list[str]:
+    def _heard_only(self, text: str, named: Sequence[str]) -> list[str]:
         """Names the sentence affirms that only the customer's questions have: "Yes, we ship to
         Australia." for "Do you ship to Australia?", beside "We currently ship only to the United
         States and Canada". A question is no evidence about what it asks; a statement ("My Aero
@@ -362,11 +363,8 @@ class Sources:
         read here; the other checks still read it."""
         if not self.conversation or _NEGATION.search(text):
             return []
-        heard = [
-            n
-            for n in _NAME.findall(text)
-            if n not in _ALWAYS_NAMES  # word by word: "Certified Refurbished Aero" is told in parts
-            and any(w not in self._told for w in n.lower().replace("-", " ").split())
+        heard = [  # word by word: "Certified Refurbished Aero" is told in parts
+            n for n in named if any(w not in self._told for w in n.lower().replace("-", " ").split())
         ]
         return [f"{n} (only the customer's question names it)" for n in dict.fromkeys(heard)]
 
@@ -842,6 +840,11 @@ def giving(ranked: Sequence[Evidence], asks: Sequence[tuple[str, ...]], k: int =
     the weight row, not the room-size row that matches the question's words better."""
     if not asks or not asked.missing(asks, " ".join(e.text for e in ranked[:k])):
         return list(ranked)
+    return _typed(ranked, asks)
+
+
+def _typed(ranked: Sequence[Evidence], asks: Sequence[tuple[str, ...]]) -> list[Evidence]:
+    """Of the best ``ASKED_DEPTH`` sentences, those that give some of what was asked, best first."""
     return [e for e in ranked[:ASKED_DEPTH] if any(asked.gives(e.text, kinds) for kinds in asks)]
 
 
@@ -866,13 +869,15 @@ def quote_for_decline(
         return None
     if same_member:  # as ``extractive_answer`` reads it
         ranked = [e for e in ranked if not asked.names_another_member(message, e.text)]
-    wanted = _stems(message)
-    typed = [e for e in ranked[:ASKED_DEPTH] if any(asked.gives(e.text, kinds) for kinds in asks)]
-    for candidates in (giving(ranked, asks), typed) if asks else (ranked,):
+    tries = [giving(ranked, asks)]
+    if asks and tries[0] != (typed := _typed(ranked, asks)):
+        tries.append(typed)  # the best sentences give it but fail the bars: those that give it
+    for candidates in tries:
         if not candidates or candidates[0].score < min_score:
             continue
+        wanted = _stems(message)
         if asks and not asked.missing(asks, " ".join(e.text for e in candidates[:2])):
-            wanted = _stems(message) - _stems(asked.asking_words(message))  # "often": "every 2 weeks"
+            wanted -= _stems(asked.asking_words(message))  # "how often": "every 2 weeks" answers it
         have: set[str] = set()
         for e in candidates[:2]:
             have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
