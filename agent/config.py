@@ -98,7 +98,9 @@ class RetrievalSettings:
 
 @dataclass
 class EscalationSettings:
-    min_relevance: float = 0.3  # best passage relevance (0-1) under this -> hand off
+    # Best passage relevance (0-1) under this -> hand off. A chunk is compared whole, then, when it
+    # falls short, its closest sentence (a table row), as the answer check reads it.
+    min_relevance: float = 0.3
     unhelpful_turns: int = 2  # consecutive unhelpful agent turns before handing off
 
 
@@ -138,6 +140,11 @@ class GroundingSettings:
     # gives it is quoted instead (or the agent declines). A question naming what no passage has
     # ("the Aero 700", beside passages on the Aero 300 and 500) is declined without an answer.
     match_question: bool = True
+    # An amount must belong to what the answer says it is about: "You can return it within 14
+    # days" fails where "within 30 days of delivery" is the return window and "14 days" the
+    # deadline for sending back a defective unit (another sentence with an amount of the same
+    # unit shares more of the answer's and the question's words). "free" counts as a price.
+    bind_amounts: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -152,8 +159,9 @@ class GroundingSettings:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
             )
-        if not isinstance(self.match_question, bool):
-            raise ConfigError(f"grounding.match_question must be true or false, not {self.match_question!r}")
+        for name in ("match_question", "bind_amounts"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"grounding.{name} must be true or false, not {getattr(self, name)!r}")
         if not 0 <= self.quote_over_decline <= 2:
             raise ConfigError(
                 f"grounding.quote_over_decline must be between 0 and 2, not {self.quote_over_decline}"

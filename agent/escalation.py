@@ -5,7 +5,8 @@ Three triggers, each with a reason code logged on the conversation:
 * ``customer_request``: the customer asks for a person. Detected from the *shape* of a
   request (a request verb or construction aimed at a human noun, or a rejection of the bot),
   not from one keyword, so "is the filter safe for a person with asthma?" is not a handoff while
-  "can I get someone on the phone" is.
+  "can I get someone on the phone" is, and neither is "what time does live chat with a real
+  person open on saturdays?" (it asks for the hours).
 * ``low_confidence``: the best passage relevance is under the configured threshold.
 * ``unhelpful_streak``: the agent could not help for N consecutive turns.
 """
@@ -83,6 +84,14 @@ _NOT_A_REQUEST = [
 ]
 
 
+# A question about when people are there ("what time does live chat with a real person open on
+# saturdays?"): it asks for the hours, which the passages answer, not to be handed over now.
+_ASKS_WHEN = re.compile(
+    r"^(?:(?:hi|hello|hey|ok|so)\b[ ,!.]*)?(?:what time|what hours|what are (?:the|your) (?:\w+ )?hours"
+    r"|when (?:does|do|is|are))\b[^.!?]*\b(?:open|opens|close|closes|hours)\b[^.!?]*[.!?]*$"
+)
+
+
 def normalize(text: str) -> str:
     text = text.lower().replace("’", "'")
     words = [_CONTRACTIONS.get(w, w) for w in re.findall(r"[a-z0-9']+|[.!?]", text)]
@@ -92,8 +101,8 @@ def normalize(text: str) -> str:
 def wants_human(text: str) -> bool:
     """Whether a customer message asks to be handed to a person."""
     norm = normalize(text)
-    if not any(p.search(norm) for p in _PATTERNS):
-        return False
+    if not any(p.search(norm) for p in _PATTERNS) or _ASKS_WHEN.search(norm):
+        return False  # _ASKS_WHEN: the whole message is one question about the hours
     strong = re.search(
         r"\b(?:speak|talk|transfer|connect|escalat\w*|put me through|representative|supervisor|"
         r"real person|actual person|live (?:person|agent)|human being|not a bot|call me back)\b",

@@ -26,7 +26,11 @@ one that never does falls back to the passage sentences that give it (``giving``
 naming a thing no passage has ("Aero 700" beside the Aero 300 and 500) is declined unanswered.
 A name only the customer's question has is no evidence ("Yes, we ship to Australia."), and an
 amount the passages give only as a difference or a limit ("the $130 price difference", "orders
-over $50") is not a price.
+over $50") is not a price. An amount taken from another statement is not supported either: "You
+can return a purifier within 14 days of delivery" fails where "within 30 days of delivery" is the
+return window and "14 days" is how long a defective unit has to go back; another passage sentence
+with an amount of the same unit shares more of the answer's and the question's words
+(``Sources._misbound``; "free" is a price).
 
 The agent streams an answer one checked sentence at a time (``SentenceGate``): a sentence is
 shown only once it is complete and has passed. At the first sentence that fails, generation
@@ -164,6 +168,26 @@ def quantities(text: str) -> set[str]:
     return out
 
 
+_FREE = re.compile(r"(?<![-\w])(?<!feel )free\b(?!-)", re.I)  # a price: "shipping is free", not "feel free"
+
+
+def values(text: str) -> set[str]:
+    """``quantities`` and prices ("$39" -> "39 $"): the amounts ``text`` states with a unit."""
+    found = quantities(text)
+    text = _CITATION.sub("", text)
+    found |= {f"{_normal(m.group(0))} $" for m in _MONEY.finditer(text)}
+    if _FREE.search(text):
+        found.add("0 $")
+    return found
+
+
+def _shown(value: str) -> str:
+    number, unit = value.split(" ", 1)
+    if value == "0 $":
+        return "free"
+    return f"${number}" if unit == "$" else f"{number} {unit}s" if number != "1" else value
+
+
 def claimed_figures(text: str) -> list[str]:
     """The figures ``text`` states (``figures`` without the bare words among them)."""
     return [f for f in figures(text) if not f.isalpha()]
@@ -259,6 +283,7 @@ class Sources:
     # sentence about that thing, not one about its neighbour ("The Aero 500 costs $199"). The thing
     # is what the sentence names, else what ``question`` names; with neither, any column will do.
     question: str = ""
+    bind_amounts: bool = True  # an amount from another statement fails (``_misbound``)
     _figures: set[str] = field(init=False)
     _quantities: set[str] = field(init=False)
     _words: set[str] = field(init=False)
@@ -270,6 +295,7 @@ class Sources:
     _free_figures: set[str] = field(init=False)
     _labels: tuple[str, ...] = field(init=False)
     _clauses: list[tuple[set[str], bool]] = field(init=False)
+    _valued: list[tuple[set[str], set[str]]] = field(init=False)
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
 
@@ -306,6 +332,13 @@ class Sources:
             for sentence in passage_sentences(text)
             for clause in _CLAUSE.split(sentence)
         ]
+        self._valued = [  # each passage sentence's amounts with a unit, and its word stems
+            (values(sentence), _word_stems(f"{sentence} {_heading(text)}"))
+            for text in self.texts
+            if text not in conversation
+            for sentence in passage_sentences(text)
+        ]
+        self._valued = [(found, stems) for found, stems in self._valued if found]
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -336,6 +369,8 @@ class Sources:
             ]
         if not missing:
             missing += self._negated(text)
+        if not missing and self.bind_amounts:
+            missing += self._misbound(text)
         if self._evidence is not None and not missing:
             missing += self._off_evidence(text, words)
         return missing + names
@@ -379,6 +414,38 @@ class Sources:
         if holders and all(holders):
             return [f"{' and '.join(sorted(claimed))} (the passage says not)"]
         return []
+
+    def _misbound(self, text: str) -> list[str]:
+        """An amount taken from another statement: "You can return a purifier within 14 days of
+        delivery" where "within 30 days of delivery" is the return window and "14 days" is how
+        long a defective unit has to go back. For each amount with a unit (or a price) the
+        sentence states and the conversation did not, the passage sentences that give it are
+        weighed against those that give another amount of the same unit, by the word stems they
+        share with the sentence's clause and the question: when one of the others shares at least
+        ``MISBOUND_MARGIN`` more (and at least two), the amount belongs to another statement."""
+        said = values("\n".join(self.conversation))
+        # "How long is the warranty?": "long" asks; it does not say what the amount is about.
+        asking = {m.group(1)[:5] for m in _HOW.finditer(self.question.lower())}
+        question = _word_stems(self.question) - asking
+        off = []
+        for clause in _CLAUSE.split(text):
+            words = _word_stems(clause) | question
+            for value in sorted(values(clause) - said):
+                unit = value.split(" ", 1)[1]
+                holders = [len(w & words) for found, w in self._valued if value in found]
+                rivals = [
+                    (len(w & words), other)
+                    for found, w in self._valued
+                    if value not in found
+                    for other in sorted(found)
+                    if other.split(" ", 1)[1] == unit
+                ]
+                if not holders or not rivals:
+                    continue
+                best, other = max(rivals, key=lambda r: r[0])
+                if best >= 2 and best >= max(holders) + MISBOUND_MARGIN:
+                    off.append(f"{_shown(value)} (the passage gives {_shown(other)} for this)")
+        return off
 
     def _other_things(self, text: str) -> list[str]:
         """Figures that only cells of another named thing have: "$199" for the Aero 500, where
@@ -690,6 +757,20 @@ def _stems(text: str) -> set[str]:
     return {w[:5] for w in content_words(text)}
 
 
+_UNIT_STEMS = {
+    u[:5] for u in ("business", "days", "weeks", "months", "years", "hours", "minutes", "seconds", "free")
+}
+
+
+def _word_stems(text: str) -> set[str]:
+    """``_stems`` without bare numbers and units: the words that say what an amount is about (a
+    code such as "af-50" stays: it names the thing)."""
+    return {s for s in _stems(text) - _UNIT_STEMS if not re.fullmatch(r"[\d.,:–-]+", s)}
+
+
+_HOW = re.compile(r"\bhow (long|often|soon|much|many|far|big|large|tall|high|heavy|loud)\b")
+MISBOUND_MARGIN = 1  # how many more shared word stems make another amount's sentence the one meant
+
 LEXICAL_WEIGHT = 0.3  # a shared rare word ("Hawaii", "E6") counts beside the embedding's similarity
 
 
@@ -752,6 +833,27 @@ def rank_sentences(
         scores = [s + float(v) for s, v in zip(scores, vectors[1:] @ vectors[0], strict=True)]
     ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i][:2]))
     return [Evidence(scores[i], *candidates[i], shares_words=bool(wanted & words[i])) for i in ranked]
+
+
+def sentence_relevance(question: str, passages: Sequence[str], embed: Embed) -> float | None:
+    """The best cosine similarity of ``question`` and a passage sentence (a table row is one), read
+    under its section heading as ``rank_sentences`` reads it (the embeddings are shared through a
+    ``CachedEmbed``). A row that answers ("Live chat with a person: Hours ... Saturday 9 am–5 pm")
+    is close to the question where its whole chunk, a table of every channel, is not; a question
+    the pages do not cover ("the boiling point of tungsten") is close to none. None: no sentence."""
+    import numpy as np
+
+    texts = []
+    for passage in passages:
+        heading = _heading(passage)
+        for sentence in passage_sentences(passage):
+            clean = sentence.replace("**", "").strip()
+            if len(clean) > 20:
+                texts.append(f"{heading}: {clean}" if heading else clean)
+    if not texts:
+        return None
+    vectors = np.asarray(embed([question, *texts]), dtype=np.float32)
+    return float((vectors[1:] @ vectors[0]).max())
 
 
 RERANK_WEIGHT = 2.0  # the best sentence weighs twice the retriever's own score (both min-max; chosen on dev)
@@ -914,6 +1016,7 @@ def turn_gate(
         conversation=said,
         new_word_support=settings.new_word_support,
         question=message,
+        bind_amounts=settings.bind_amounts,
     )
     asks: list[tuple[str, ...]] = []
     unknown: list[str] = []

@@ -57,8 +57,9 @@ def ranked_search(
     whatever page they are on, re-ranked by the sentence in each that answers best
     (``agent.grounding.rank_passages``): the answer is often in a page's later chunk. With
     ``one_per_page`` each page is shown once, by its best chunk; without, two chunks of one page
-    may both be shown. With ``candidates <= k`` or no embedding model, the retriever's
-    own top ``k``, one per page. ``embed`` defaults to the index's model (pass a cached one)."""
+    may both be shown; a lower chunk of a page that gives what the question asks for is shown
+    in place of one that does not (``_one_per_page``). With ``candidates <= k`` or no embedding
+    model, the retriever's own top ``k``, one per page. ``embed`` defaults to the index's model (pass a cached one)."""
     from agent import grounding
 
     embed = embed if embed is not None else getattr(kb, "embed", None)
@@ -68,8 +69,27 @@ def ranked_search(
     asked = [text for role, text in history if role == "customer"]
     order = grounding.rank_passages(question, [h.text for h in hits], [h.score for h in hits], embed, asked)
     if one_per_page:  # each page by the chunk that answers best, as the model was trained on pages
-        first: dict[str, int] = {}
-        for i in order:
-            first.setdefault(hits[i].doc_id, i)
-        order = list(first.values())
+        order = _one_per_page(question, [h.doc_id for h in hits], [h.text for h in hits], order)
     return [hits[i] for i in order[:k]]
+
+
+def _one_per_page(question: str, pages: list[str], texts: list[str], order: list[int]) -> list[int]:
+    """``order`` (indices of chunks, best first) with each page once, in the place of its best
+    chunk, and by that chunk, except for the first page: when the question asks for a measurable
+    thing (``agent.asked``: a weight, a price, how often; a bare count is too common to tell) that
+    the page's best chunk does not give and a lower chunk of it does, that chunk is shown. "Is it
+    easy to carry? How much does it weigh?" shows the specification table's weight rows, not its
+    room-size rows that share more of the question's words. Only the first page: a lower page is
+    there for context, and its chunk that merely has a figure is seldom the better one."""
+    from agent import asked
+
+    first: dict[str, int] = {}
+    for i in order:
+        first.setdefault(pages[i], i)
+    asks = [kinds for kinds in asked.asked_kinds(question) if kinds != ("count",)]
+    if asks and first:
+        page, best = next(iter(first.items()))
+        if asked.missing(asks, texts[best]):
+            giving = [j for j in order if pages[j] == page and not asked.missing(asks, texts[j])]
+            first[page] = giving[0] if giving else best
+    return list(first.values())

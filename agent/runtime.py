@@ -160,7 +160,14 @@ class Agent:
         log.debug(
             "conversation %s: retrieved %d passages, best relevance %s", conversation_id, len(hits), best
         )
-        if escalation.low_confidence(best, self.config.escalation.min_relevance):
+        threshold = self.config.escalation.min_relevance
+        if escalation.low_confidence(best, threshold) and passages and (embed := self._sentence_embed()):
+            # A chunk is compared whole; the row or sentence in it that answers may be far closer.
+            closest = grounding.sentence_relevance(message, [p.text for p in passages], embed)
+            if closest is not None and closest >= threshold:
+                log.debug("conversation %s: a passage sentence is close (%.3f)", conversation_id, closest)
+                best = closest
+        if escalation.low_confidence(best, threshold):
             log.info(
                 "conversation %s: hand-off, low confidence (best relevance %s < %s)",
                 conversation_id,

@@ -20,6 +20,7 @@ from agent.asked import (
     ("question", "first"),
     [
         ("How much does the Aero 500 weigh?", ["weight"]),
+        ("What does the Aero 500 weigh?", ["weight"]),
         ("How much does the Aero 500 cost?", ["price"]),
         ("What does shipping to Canada cost?", ["price"]),
         ("Will it fit under my desk? How tall is it?", ["length"]),

@@ -78,6 +78,34 @@ def test_the_chunk_that_answers_is_shown_not_the_pages_opening(agent: Agent) -> 
         settings.candidates = 10
 
 
+def test_a_page_is_shown_by_the_chunk_that_gives_what_was_asked(agent: Agent, monkeypatch) -> None:
+    """ "What does it weigh?" next to "rooms": the specification page's best chunk by words is
+    its room-size rows; the chunk shown is the one with the weight rows (``agent.asked``)."""
+    from agent import asked
+
+    question = "Is the Aero 300 light enough to move between rooms? What does it weigh?"
+    hits = agent._retrieve(question, [])
+    assert len(hits) == len({h.doc_id for h in hits})
+    assert any("4.8 kg" in h.text for h in hits), [h.text[:80] for h in hits]
+    monkeypatch.setattr(asked, "asked_kinds", lambda question: [])  # the page by its best chunk
+    assert not any("4.8 kg" in h.text for h in agent._retrieve(question, []))
+
+
+def test_a_question_a_table_row_answers_is_not_handed_off(agent: Agent) -> None:
+    """The contact table as a whole is far from "What time does live chat open on Saturdays?"
+    (chunk relevance under `escalation.min_relevance`); its live-chat row is close. Asked about
+    the hours of "a real person", the customer is not asking to be handed over either."""
+    for number, question in enumerate(
+        (
+            "What time does live chat open on Saturdays?",
+            "what time does live chat with a real person open on saturdays?",
+        )
+    ):
+        reply = agent.reply(f"e2e-hours-{number}", question)
+        assert reply.escalation_reason is None, reply.text
+        assert reply.citations and reply.citations[0].doc_id == "contacting-support"
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

@@ -34,6 +34,11 @@ def test_phrasings_not_in_the_sample() -> None:
     assert not wants_human("Is the purifier safe for a person with asthma?")
     assert not wants_human("How many people can share one Halcyon account?")
     assert not wants_human("What does the 'agent' setting in the app do?")
+    # A question about the hours of the people, not a request to be handed over now.
+    assert not wants_human("what time does live chat with a real person open on saturdays?")
+    assert not wants_human("When does the support team open on Monday?")
+    assert wants_human("What time does phone support open? I need to speak to someone now")
+    assert wants_human("Can I talk to a real person now?")
 
 
 def test_low_confidence_and_unhelpful_streak() -> None:
