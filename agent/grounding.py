@@ -181,11 +181,15 @@ def values(text: str) -> set[str]:
     return found
 
 
+_COUNTED = {"business day", "day", "week", "month", "year", "hour", "minute", "second", "character"}
+
+
 def _shown(value: str) -> str:
+    """A ``values`` entry as a customer reads it: "30 day" -> "30 days", "12 $" -> "$12"."""
     number, unit = value.split(" ", 1)
-    if value == "0 $":
-        return "free"
-    return f"${number}" if unit == "$" else f"{number} {unit}s" if number != "1" else value
+    if unit == "$":
+        return "free" if number == "0" else f"${number}"
+    return f"{number} {unit}s" if unit in _COUNTED and number != "1" else value
 
 
 def claimed_figures(text: str) -> list[str]:
@@ -325,20 +329,16 @@ class Sources:
         stated = [s for t in self.conversation for s in sentences(t) if not _ASKING.match(s.strip())]
         stated += [m.group(1) for t in self.conversation for m in _INTRODUCED.finditer(t)]  # "Hi Dana"
         self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
-        self._clauses = [  # each passage clause's figures, and whether it is negated
-            (set(figures(clause)), bool(_NEGATION.search(clause)))
-            for text in self.texts
-            if text not in conversation
-            for sentence in passage_sentences(text)
-            for clause in _CLAUSE.split(sentence)
-        ]
-        self._valued = [  # each passage sentence's amounts with a unit, and its word stems
-            (values(sentence), _word_stems(f"{sentence} {_heading(text)}"))
-            for text in self.texts
-            if text not in conversation
-            for sentence in passage_sentences(text)
-        ]
-        self._valued = [(found, stems) for found, stems in self._valued if found]
+        self._clauses = []  # each passage clause's figures, and whether it is negated
+        self._valued = []  # each passage sentence's amounts with a unit, and its word stems
+        for text in self.texts:
+            if text in conversation:
+                continue
+            for sentence in passage_sentences(text):
+                for clause in _CLAUSE.split(sentence):
+                    self._clauses.append((set(figures(clause)), bool(_NEGATION.search(clause))))
+                if found := values(sentence):
+                    self._valued.append((found, _word_stems(f"{sentence} {_heading(text)}")))
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""

@@ -57,9 +57,10 @@ def ranked_search(
     whatever page they are on, re-ranked by the sentence in each that answers best
     (``agent.grounding.rank_passages``): the answer is often in a page's later chunk. With
     ``one_per_page`` each page is shown once, by its best chunk; without, two chunks of one page
-    may both be shown; a lower chunk of a page that gives what the question asks for is shown
-    in place of one that does not (``_one_per_page``). With ``candidates <= k`` or no embedding
-    model, the retriever's own top ``k``, one per page. ``embed`` defaults to the index's model (pass a cached one)."""
+    may both be shown; the first page is shown by its chunk that gives what the question asks for
+    when its best one does not (``_one_per_page``). With ``candidates <= k`` or no embedding
+    model, the retriever's own top ``k``, one per page. ``embed`` defaults to the index's model
+    (pass a cached one)."""
     from agent import grounding
 
     embed = embed if embed is not None else getattr(kb, "embed", None)

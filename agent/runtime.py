@@ -161,7 +161,8 @@ class Agent:
             "conversation %s: retrieved %d passages, best relevance %s", conversation_id, len(hits), best
         )
         threshold = self.config.escalation.min_relevance
-        if escalation.low_confidence(best, threshold) and passages and (embed := self._sentence_embed()):
+        embed = self._sentence_embed()
+        if escalation.low_confidence(best, threshold) and passages and embed is not None:
             # A chunk is compared whole; the row or sentence in it that answers may be far closer.
             closest = grounding.sentence_relevance(message, [p.text for p in passages], embed)
             if closest is not None and closest >= threshold:
