@@ -143,7 +143,8 @@ class GroundingSettings:
     # An amount must belong to what the answer says it is about: "You can return it within 14
     # days" fails where "within 30 days of delivery" is the return window and "14 days" the
     # deadline for sending back a defective unit (another sentence with an amount of the same
-    # unit shares more of the answer's and the question's words). "free" counts as a price.
+    # kind shares more of the answer's and the question's words). "free" counts as a price, and
+    # "every 2 weeks" and "monthly" are both how often.
     bind_amounts: bool = True
 
     def __post_init__(self) -> None:

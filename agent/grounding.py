@@ -172,13 +172,35 @@ _FREE = re.compile(r"(?<![-\w])(?<!feel )free\b(?!-)", re.I)  # a price: "shippi
 
 
 def values(text: str) -> set[str]:
-    """``quantities`` and prices ("$39" -> "39 $"): the amounts ``text`` states with a unit."""
+    """``quantities``, prices ("$39" -> "39 $", "free" -> "0 $") and frequencies ("every 2 weeks"
+    -> "2 week often", "monthly" -> "1 month often"): the amounts ``text`` states with a unit."""
     found = quantities(text)
     text = _CITATION.sub("", text)
     found |= {f"{_normal(m.group(0))} $" for m in _MONEY.finditer(text)}
     if _FREE.search(text):
         found.add("0 $")
+    # How often: "every 2 weeks" and "monthly" are amounts of one kind, not lengths of time.
+    found |= {f"1 {_EVERY[m.group(1).lower()]} often" for m in _EVERY_WORD.finditer(text)}
+    for m in _EVERY_SPAN.finditer(text):
+        unit = m.group(3).lower()
+        unit = _UNIT_NAMES.get(unit) or _UNIT_NAMES.get(unit[:-1], unit)
+        found |= {f"{_normal(n)} {unit} often" for n in m.group(1, 2) if n} or {f"1 {unit} often"}
     return found
+
+
+_EVERY = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year", "annually": "year", "hourly": "hour"}  # fmt: skip
+_EVERY_WORD = re.compile(r"\b(daily|weekly|monthly|yearly|annually|hourly)\b", re.I)
+_EVERY_SPAN = re.compile(
+    rf"\bevery\s+(?:({_NUMBER})(?:\s*(?:-|–|to)\s*({_NUMBER}))?\s*)?"
+    r"(business days?|days?|weeks?|months?|years?|hours?|minutes?)\b",
+    re.I,
+)
+
+
+def _dimension(unit: str) -> str:
+    """What an amount measures: its unit, and for how often, that it is how often ("every 2
+    weeks" against "monthly"); "2 weeks" and "1 month" as lengths of time are not compared."""
+    return "often" if unit.endswith(" often") else unit
 
 
 _COUNTED = {"business day", "day", "week", "month", "year", "hour", "minute", "second", "character"}
@@ -187,6 +209,9 @@ _COUNTED = {"business day", "day", "week", "month", "year", "hour", "minute", "s
 def _shown(value: str) -> str:
     """A ``values`` entry as a customer reads it: "30 day" -> "30 days", "12 $" -> "$12"."""
     number, unit = value.split(" ", 1)
+    if unit.endswith(" often"):
+        unit = unit.removesuffix(" often")
+        return f"every {unit}" if number == "1" else f"every {number} {unit}s"
     if unit == "$":
         return "free" if number == "0" else f"${number}"
     return f"{number} {unit}s" if unit in _COUNTED and number != "1" else value
@@ -420,7 +445,8 @@ class Sources:
         delivery" where "within 30 days of delivery" is the return window and "14 days" is how
         long a defective unit has to go back. For each amount with a unit (or a price) the
         sentence states and the conversation did not, the passage sentences that give it are
-        weighed against those that give another amount of the same unit, by the word stems they
+        weighed against those that give another amount of the same kind (the same unit; any two
+        frequencies: "every 2 weeks" against "Monthly" for the top grille), by the word stems they
         share with the sentence's clause and the question: when one of the others shares at least
         ``MISBOUND_MARGIN`` more (and at least two), the amount belongs to another statement."""
         said = values("\n".join(self.conversation))
@@ -431,14 +457,14 @@ class Sources:
         for clause in _CLAUSE.split(text):
             words = _word_stems(clause) | question
             for value in sorted(values(clause) - said):
-                unit = value.split(" ", 1)[1]
+                unit = _dimension(value.split(" ", 1)[1])
                 holders = [len(w & words) for found, w in self._valued if value in found]
                 rivals = [
                     (len(w & words), other)
                     for found, w in self._valued
                     if value not in found
                     for other in sorted(found)
-                    if other.split(" ", 1)[1] == unit
+                    if _dimension(other.split(" ", 1)[1]) == unit
                 ]
                 if not holders or not rivals:
                     continue

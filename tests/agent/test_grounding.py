@@ -928,3 +928,36 @@ def test_one_per_page_shows_the_chunk_that_gives_what_was_asked() -> None:
     assert _one_per_page(
         "How many filters come with it?", pages, ["none", "one 2 three", "x", "y"], order
     ) == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("answer", "passes"),
+    [
+        ("Brush the top grille every 2 weeks.", False),  # the sleeve's; the grille's row says monthly
+        ("Brush the top grille monthly.", True),
+        ("Vacuum the pre-filter sleeve every 2 weeks.", True),
+    ],
+)
+def test_a_span_of_time_from_another_row_is_not_supported(answer: str, passes: bool) -> None:
+    """ "every 2 weeks" and "Monthly" are amounts of one kind: the grille's row says monthly."""
+    schedule = (
+        "# Cleaning\n\n## Maintenance Schedule\n\n| Task | How often |\n|---|---|\n"
+        "| Vacuum the pre-filter sleeve | Every 2 weeks |\n| Brush the top grille | Monthly |"
+    )
+    question = "How often should I brush the dust off the top grille?"
+    problems = Sources([question, schedule], conversation=[question], question=question).unsupported(answer)
+    assert (not problems) is passes, problems
+
+
+def test_lengths_of_time_in_different_units_are_not_rivals() -> None:
+    """ "93 days" for a replacement unit is not weighed against a membership's "5 years", though
+    that sentence shares more words: only frequencies compare across units."""
+    passages = [
+        "# Warranty\n\n## Replacements\n\nReplacement units are covered for the rest of the original warranty "
+        "period, or 93 days, whichever is longer.",
+        "# Halcyon Care\n\n## Members\n\nCoverage stays in effect while your membership is active, up to "
+        "5 years from the original delivery date.",
+    ]
+    question = "How long will that replacement be covered for?"
+    answer = "The replacement is covered for the rest of the original warranty period, or 93 days from the delivery date."
+    assert Sources([question, *passages], conversation=[question], question=question)._misbound(answer) == []
