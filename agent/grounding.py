@@ -811,6 +811,20 @@ class Evidence:
     shares_words: bool = True  # it has a word stem of the question (else: found by meaning alone)
 
 
+def _read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
+    """Each passage sentence long enough to answer (over 20 characters): its passage's number
+    (1-based), its place in the passage, its text, and its text under the section heading, as the
+    embedding model reads it."""
+    out = []
+    for number, passage in enumerate(passages, start=1):
+        heading = _heading(passage)
+        for order, sentence in enumerate(passage_sentences(passage)):
+            clean = sentence.replace("**", "").strip()
+            if len(clean) > 20:
+                out.append((number, order, clean, f"{heading}: {clean}" if heading else clean))
+    return out
+
+
 def rank_sentences(
     question: str, passages: Sequence[str], embed: Embed | None = None, context: Sequence[str] = ()
 ) -> list[Evidence]:
@@ -826,17 +840,12 @@ def rank_sentences(
 
     query = " ".join([*context[-1:], question])
     wanted = _stems(query)
-    candidates = []
-    headings = {}
-    for number, passage in enumerate(passages, start=1):
-        headings[number] = _heading(passage)
-        for order, sentence in enumerate(passage_sentences(passage)):
-            clean = sentence.replace("**", "").strip()
-            # With the embedding model every sentence is a candidate ("how long does a
-            # recalibration take?" -> "Calibration takes 15 minutes"); without it, one that
-            # shares a word stem with the question.
-            if len(clean) > 20 and (embed is not None or wanted & _stems(clean)):
-                candidates.append((number, order, clean))
+    headings = {number: _heading(passage) for number, passage in enumerate(passages, start=1)}
+    # With the embedding model every sentence is a candidate ("how long does a recalibration
+    # take?" -> "Calibration takes 15 minutes"); without it, one that shares a word stem with the
+    # question.
+    read = [c for c in _read_sentences(passages) if embed is not None or wanted & _stems(c[2])]
+    candidates = [c[:3] for c in read]
     if not candidates or not wanted:
         return []
     # A sentence is read with its section's own title ("E4: Overheating Protection", "Shipping
@@ -854,8 +863,7 @@ def rank_sentences(
 
         # Each sentence is read under its section ("Warranty > Coverage Period: New purifiers:
         # 2 years ..."), which names what a terse list item is about.
-        texts = [f"{headings[c[0]]}: {c[2]}" if headings[c[0]] else c[2] for c in candidates]
-        vectors = np.asarray(embed([query, *texts]), dtype=np.float32)
+        vectors = np.asarray(embed([query, *(c[3] for c in read)]), dtype=np.float32)
         scores = [s + float(v) for s, v in zip(scores, vectors[1:] @ vectors[0], strict=True)]
     ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i][:2]))
     return [Evidence(scores[i], *candidates[i], shares_words=bool(wanted & words[i])) for i in ranked]
@@ -869,13 +877,7 @@ def sentence_relevance(question: str, passages: Sequence[str], embed: Embed) -> 
     the pages do not cover ("the boiling point of tungsten") is close to none. None: no sentence."""
     import numpy as np
 
-    texts = []
-    for passage in passages:
-        heading = _heading(passage)
-        for sentence in passage_sentences(passage):
-            clean = sentence.replace("**", "").strip()
-            if len(clean) > 20:
-                texts.append(f"{heading}: {clean}" if heading else clean)
+    texts = [c[3] for c in _read_sentences(passages)]
     if not texts:
         return None
     vectors = np.asarray(embed([question, *texts]), dtype=np.float32)
