@@ -146,6 +146,10 @@ class GroundingSettings:
     # kind shares more of the answer's and the question's words). "free" counts as a price, and
     # "every 2 weeks" and "monthly" are both how often.
     bind_amounts: bool = True
+    # A quote stays on the point: a second sentence from another page that the ranking (by
+    # meaning) puts far below the best is left out, unless it gives what the best lacks. "When
+    # does live chat open on Saturdays?" gets the chat hours, not also when orders ship.
+    focused_quotes: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -160,7 +164,7 @@ class GroundingSettings:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
             )
-        for name in ("match_question", "bind_amounts"):
+        for name in ("match_question", "bind_amounts", "focused_quotes"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"grounding.{name} must be true or false, not {getattr(self, name)!r}")
         if not 0 <= self.quote_over_decline <= 2:

@@ -925,6 +925,7 @@ def extractive_answer(
     min_score: float = 0.0,
     asks: Sequence[tuple[str, ...]] = (),
     same_member: bool = False,
+    focus: bool = True,
 ) -> str | None:
     """The passage sentences that best match the question (``rank_sentences``), quoted in their
     passages' order with their passage number; None (the caller declines) when none of them
@@ -934,7 +935,9 @@ def extractive_answer(
     ``asks``: what the question asks for (``agent.asked.asked_kinds``); when the best sentences
     give none of it, the best that do are quoted, under the same bars (``giving``).
     ``same_member``: a sentence about another member of a family the question names ("fan speed
-    (1)" for a question on speed 2, "E3" for one on E4) is not quoted (``agent.asked``)."""
+    (1)" for a question on speed 2, "E3" for one on E4) is not quoted (``agent.asked``). ``focus``:
+    ranked by meaning, a second sentence far below the best from another passage is left out
+    (``focused``)."""
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
     if same_member:
@@ -942,7 +945,8 @@ def extractive_answer(
     ranked = giving(ranked, asks, max_sentences)
     if not ranked:
         return None
-    best = sorted(ranked[:max_sentences], key=lambda e: (e.passage, e.order))
+    top = focused(ranked[:max_sentences], asks) if focus and embed is not None else ranked[:max_sentences]
+    best = sorted(top, key=lambda e: (e.passage, e.order))
     if not any(e.shares_words for e in best):
         return None
     if embed is not None and ranked[0].score < min_score:
@@ -957,6 +961,29 @@ def extractive_answer(
         f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best
     )
     return f"Here is what our help pages say: {quoted}"
+
+
+QUOTE_GAP = 0.15  # another passage's sentence is quoted beside the best only this close (chosen on dev)
+
+
+def focused(best: Sequence[Evidence], asks: Sequence[tuple[str, ...]] = ()) -> list[Evidence]:
+    """The best sentences (``best``, best first) less those that would only add noise to a quote: a
+    sentence of another passage that scores more than ``QUOTE_GAP`` under the best one, unless the
+    best does not give what the question asks for and it does. "What time does live chat open on
+    Saturdays?" quotes the chat hours, not also "Orders placed before 2 pm ship the same business
+    day"; two rows of one table ("Contiguous US: ... Canada: $12 flat") stay together."""
+    if not best:
+        return []
+    first, kept = best[0], [best[0]]
+    for e in best[1:]:
+        completes = (
+            bool(asks)
+            and asked.missing(asks, first.text)
+            and not asked.missing(asks, f"{first.text} {e.text}")
+        )
+        if e.passage == first.passage or first.score - e.score <= QUOTE_GAP or completes:
+            kept.append(e)
+    return kept
 
 
 QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a decline must have
@@ -986,6 +1013,7 @@ def quote_for_decline(
     embed: Embed | None,
     asks: Sequence[tuple[str, ...]] = (),
     same_member: bool = False,
+    focus: bool = True,
 ) -> str | None:
     """The quote that stands in for the model's "I don't know", or None: the passage sentences
     the fallback would quote, when the best scores at least ``min_score`` and, read with their
@@ -1012,7 +1040,9 @@ def quote_for_decline(
         for e in candidates[:2]:
             have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
         if wanted and len(wanted & have) / len(wanted) >= QUOTE_COVERAGE:
-            return extractive_answer(message, passages, embed=embed, ranked=candidates, min_score=min_score)
+            return extractive_answer(
+                message, passages, embed=embed, ranked=candidates, min_score=min_score, focus=focus
+            )
     return None
 
 
@@ -1063,6 +1093,7 @@ def turn_gate(
             embed,
             asks,
             same_member=settings.match_question,
+            focus=settings.focused_quotes,
         )
     return SentenceGate(
         sources, ranked=ranked, quote=quote, asks=asks, unknown=unknown, same_member=settings.match_question
@@ -1094,6 +1125,7 @@ def fallback_answer(
             min_score=settings.min_quote_score,
             asks=gate.asks if gate is not None else (),
             same_member=gate is not None and gate.same_member,
+            focus=settings.focused_quotes,
         )
         if quoted is not None:
             return quoted, EXTRACTIVE

@@ -741,6 +741,8 @@ def test_a_match_question_setting_that_is_not_a_bool_is_a_config_error() -> None
         GroundingSettings(match_question="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"grounding\.bind_amounts must be true or false"):
         GroundingSettings(bind_amounts=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"grounding\.focused_quotes must be true or false"):
+        GroundingSettings(focused_quotes="no")  # type: ignore[arg-type]
 
 
 def test_a_question_back_is_not_held_for_what_was_asked() -> None:
@@ -961,3 +963,43 @@ def test_lengths_of_time_in_different_units_are_not_rivals() -> None:
     question = "How long will that replacement be covered for?"
     answer = "The replacement is covered for the rest of the original warranty period, or 93 days from the delivery date."
     assert Sources([question, *passages], conversation=[question], question=question)._misbound(answer) == []
+
+
+def test_a_far_weaker_sentence_of_another_passage_is_not_quoted() -> None:
+    """ "What time does live chat open on Saturdays?" quoted the chat hours and, from another page,
+    "Orders placed before 2 pm ship the same business day": the second sentence was only the
+    next best. A sentence of the same passage, or one close to the best, stays."""
+    from agent.grounding import QUOTE_GAP, Evidence, focused
+
+    hours = Evidence(1.2, 1, 0, "Live chat with a person: Saturday 9 am–5 pm.")
+    orders = Evidence(1.2 - QUOTE_GAP - 0.01, 2, 0, "Orders placed before 2 pm ship the same business day.")
+    assert focused([hours, orders]) == [hours]
+    close = Evidence(1.2 - QUOTE_GAP + 0.01, 2, 0, orders.text)
+    assert focused([hours, close]) == [hours, close]
+    same_page = Evidence(0.5, 1, 1, "Phone: Saturday 9 am–5 pm.")
+    assert focused([hours, same_page]) == [hours, same_page]
+    # The best does not give what was asked (a price) and the other does: it completes the answer.
+    plain = Evidence(1.2, 1, 0, "Shipping to Canada uses our standard service.")
+    price = Evidence(0.6, 2, 0, "Canada: $12 flat, duties included.")
+    assert focused([plain, price], [("price",)]) == [plain, price]
+    assert focused([plain, price]) == [plain]
+    assert focused([]) == []
+
+
+def test_extractive_answer_leaves_out_a_far_weaker_sentence_when_ranked_by_meaning() -> None:
+    from agent.grounding import Evidence
+
+    passages = ["Contact > Hours\n\nLive chat: Saturday 9 am–5 pm.", "Shipping\n\nOrders ship the same day."]
+    ranked = [
+        Evidence(1.3, 1, 0, "Live chat: Saturday 9 am–5 pm."),
+        Evidence(0.7, 2, 0, "Orders ship the same day."),
+    ]
+    question = "When does live chat open on Saturday?"
+    quoted = extractive_answer(question, passages, ranked=ranked, embed=lambda texts: [])
+    assert quoted == "Here is what our help pages say: Live chat: Saturday 9 am–5 pm. [1]"
+    # grounding.focused_quotes: false quotes both, as before.
+    unfocused = extractive_answer(question, passages, ranked=ranked, embed=lambda texts: [], focus=False)
+    assert unfocused is not None and "[2]" in unfocused
+    # Ranked by shared words alone, the scores are on another scale: both are quoted, as before.
+    both = extractive_answer(question, passages, ranked=ranked)
+    assert both is not None and "[2]" in both
