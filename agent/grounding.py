@@ -232,6 +232,12 @@ def _figure_set(text: str) -> set[str]:
 _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
+_TERM = re.compile(r"[A-Z]{1,3}-?\d{1,4}[A-Z]?")  # a code a section is named by: "E3", "AF-500P"
+_TERM_IN = re.compile(r"\b[A-Z]{1,3}-?\d{1,4}[A-Z]?\b")
+# "E3 means ...", "Error E4 is ...": a short subject, a verb that defines, what it is said to mean.
+_DEFINES = re.compile(
+    r"^((?:\S+\s+){0,4}?\S+)\s+(?:means|indicates|signals|stands for|refers to|is)\b(.+)$", re.I
+)
 _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|while|whereas)\s+")
 # A table's rule ("|---|---|") or a row of three or more cells: the model pasted the passage's
 # Markdown instead of answering. The fallback quotes the rows that answer, each as a sentence.
@@ -327,6 +333,7 @@ class Sources:
     _valued: list[tuple[set[str], set[str]]] = field(init=False)
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
+    _definitions: dict[str, set[str]] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -354,6 +361,12 @@ class Sources:
         stated = [s for t in self.conversation for s in sentences(t) if not _ASKING.match(s.strip())]
         stated += [m.group(1) for t in self.conversation for m in _INTRODUCED.finditer(t)]  # "Hi Dana"
         self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
+        self._definitions = {}  # "e3": the stems of "Fan Motor Error" and its section's first sentence
+        for text in self.texts:
+            term, _, title = _heading(text).split(" > ")[-1].partition(": ")
+            body = passage_sentences(text) if title and _TERM.fullmatch(term) else []
+            if body:
+                self._definitions[term.lower()] = _stems(f"{title} {body[0]}")
         self._clauses = []  # each passage clause's figures, and whether it is negated
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         for text in self.texts:
@@ -394,6 +407,8 @@ class Sources:
             ]
         if not missing:
             missing += self._negated(text)
+        if not missing and self._definitions:
+            missing += self._misdefined(text)
         if not missing and self.bind_amounts:
             missing += self._misbound(text)
         if self._evidence is not None and not missing:
@@ -439,6 +454,24 @@ class Sources:
         if holders and all(holders):
             return [f"{' and '.join(sorted(claimed))} (the passage says not)"]
         return []
+
+    def _misdefined(self, text: str) -> list[str]:
+        """A code defined the way its own section does not: "E3 means that the motor fault is
+        covered by the 2-year warranty", where the section "E3: Fan Motor Error" opens with "The fan
+        has stalled or is not spinning at the expected speed" (the warranty sentence closes it).
+        What a sentence says a term means or is ("E4 is an error") must share at least half its
+        word stems with the title and first sentence of the section named "<term>: <title>"."""
+        match = _DEFINES.search(text.strip())
+        if not match:
+            return []
+        terms = [t for t in _TERM_IN.findall(match.group(1)) if t.lower() in self._definitions]
+        meaning = _stems(re.split(r"[;:]|\.\s", match.group(2))[0])
+        if len(terms) != 1 or not meaning:
+            return []
+        defined = self._definitions[terms[0].lower()]
+        if len(meaning & defined) * 2 >= len(meaning):
+            return []
+        return [f"{terms[0]} (its section defines it otherwise)"]
 
     def _misbound(self, text: str) -> list[str]:
         """An amount taken from another statement: "You can return a purifier within 14 days of
@@ -884,6 +917,38 @@ def sentence_relevance(question: str, passages: Sequence[str], embed: Embed) -> 
     return float((vectors[1:] @ vectors[0]).max())
 
 
+def titled_by(question: str, passages: Sequence[str]) -> list[int]:
+    """Indices of the passages whose section is named by a code the question names: "What does E4
+    mean?" -> the chunk under "E4: Overheating Protection", not the "When to Contact Support" one
+    that mentions E4 in passing and matches the short question better."""
+    terms = {t.lower() for t in _TERM_IN.findall(question)}
+    if not terms:
+        return []
+    return [
+        i
+        for i, passage in enumerate(passages)
+        if _heading(passage).split(" > ")[-1].partition(": ")[0].lower() in terms
+    ]
+
+
+_MEANING = re.compile(r"\bwhat\b[^?]*\b(?:mean|means|stand for)\b|\bwhat(?:'s|\s+is|\s+are)\b", re.I)
+
+
+def definition_quote(question: str, passages: Sequence[str]) -> str | None:
+    """For "What does E4 mean?" (or "What is error E6?"), the section named by the code, quoted by
+    its title and first sentence: "E4: Overheating Protection. The inside of the purifier is too
+    hot, so it has shut off the fan to protect itself. [1]". None when the question does not ask
+    what a code is or no passage is such a section."""
+    if not _MEANING.search(question):
+        return None
+    for i in titled_by(question, passages):
+        body = passage_sentences(passages[i])
+        if body:
+            title = _heading(passages[i]).split(" > ")[-1]
+            return f"Here is what our help pages say: {title}. {body[0]} [{i + 1}]"
+    return None
+
+
 RERANK_WEIGHT = 2.0  # the best sentence weighs twice the retriever's own score (both min-max; chosen on dev)
 
 
@@ -938,6 +1003,9 @@ def extractive_answer(
     (1)" for a question on speed 2, "E3" for one on E4) is not quoted (``agent.asked``). ``focus``:
     ranked by meaning, a second sentence far below the best from another passage is left out
     (``focused``)."""
+    defined = definition_quote(question, passages)
+    if defined is not None and not (asks and asked.missing(asks, defined)):
+        return defined  # "What does E4 mean?" (and it gives whatever else the question asks for)
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
     if same_member:
@@ -1025,6 +1093,9 @@ def quote_for_decline(
     payments come out?" -> "... paid every 2 weeks")."""
     if min_score <= 0:
         return None
+    defined = definition_quote(message, passages)
+    if defined is not None and not (asks and asked.missing(asks, defined)):
+        return defined  # "What does E4 mean?" and the section "E4: ..." is shown: it answers
     if same_member:  # as ``extractive_answer`` reads it
         ranked = [e for e in ranked if not asked.names_another_member(message, e.text)]
     tries = [giving(ranked, asks)]

@@ -58,7 +58,9 @@ def ranked_search(
     (``agent.grounding.rank_passages``): the answer is often in a page's later chunk. With
     ``one_per_page`` each page is shown once, by its best chunk; without, two chunks of one page
     may both be shown; the first page is shown by its chunk that gives what the question asks for
-    when its best one does not (``_one_per_page``). With ``candidates <= k`` or no embedding
+    when its best one does not (``_one_per_page``). A section named by a code the question names
+    ("E4: Overheating Protection" for "What does E4 mean?") comes first (``grounding.titled_by``).
+    With ``candidates <= k`` or no embedding
     model, the retriever's own top ``k``, one per page. ``embed`` defaults to the index's model
     (pass a cached one)."""
     from agent import grounding
@@ -69,6 +71,8 @@ def ranked_search(
     hits = kb.search(question, k=candidates, history=history, distinct=False)
     asked = [text for role, text in history if role == "customer"]
     order = grounding.rank_passages(question, [h.text for h in hits], [h.score for h in hits], embed, asked)
+    titled = grounding.titled_by(question, [h.text for h in hits])  # "E4: ..." for "What does E4 mean?"
+    order = [*titled, *(i for i in order if i not in titled)]
     if one_per_page:  # each page by the chunk that answers best, as the model was trained on pages
         order = _one_per_page(question, [h.doc_id for h in hits], [h.text for h in hits], order)
     return [hits[i] for i in order[:k]]

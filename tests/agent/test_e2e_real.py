@@ -108,6 +108,19 @@ def test_a_question_a_table_row_answers_is_not_handed_off(agent: Agent) -> None:
         assert reply.citations and {c.doc_id for c in reply.citations} == {"contacting-support"}, reply.text
 
 
+def test_what_each_error_code_means_comes_from_its_own_section(agent: Agent) -> None:
+    """ "What does E4 mean?" showed the "When to Contact Support" section (it names E4 in passing)
+    and got "E4 is an error."; "What does E3 mean?" got "E3 means that the motor fault is covered
+    by the 2-year warranty" (the section's last sentence). The code's own section is shown, and an
+    answer that defines the code otherwise falls back to the section's title and first sentence."""
+    meanings = {"E1": "sensor", "E2": "filter", "E3": "fan", "E4": "hot", "E5": "wi-fi", "E6": "tilted"}
+    for code, word in meanings.items():
+        reply = agent.reply(f"e2e-code-{code}", f"What does {code} mean?")
+        assert word in reply.text.lower(), reply.text
+        assert "warranty" not in reply.text.lower(), reply.text
+        assert reply.citations and reply.citations[0].doc_id == "error-codes", reply.text
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

@@ -1003,3 +1003,58 @@ def test_extractive_answer_leaves_out_a_far_weaker_sentence_when_ranked_by_meani
     # Ranked by shared words alone, the scores are on another scale: both are quoted, as before.
     both = extractive_answer(question, passages, ranked=ranked)
     assert both is not None and "[2]" in both
+
+
+ERROR_CODES = [
+    "Error Codes E1 to E6 > When to Contact Support\n\nContact us if E1, E3, or E5 keeps returning, or if E4 "
+    "appears twice in 24 hours.",
+    "Error Codes E1 to E6 > E4: Overheating Protection\n\nThe inside of the purifier is too hot, so it has shut "
+    "off the fan to protect itself. 1. Unplug the purifier and let it cool for 30 minutes.",
+    "Error Codes E1 to E6 > E3: Fan Motor Error\n\nThe fan has stalled or is not spinning at the expected "
+    "speed. 1. Unplug the purifier. A motor fault is covered by the 2-year warranty.",
+]
+
+
+def test_the_section_a_code_names_is_found_and_quoted_for_what_it_means() -> None:
+    """ "What does E4 mean?" matched the contact section (it mentions E4) better than the section
+    "E4: Overheating Protection"; the code's own section is the answer, by its title and first
+    sentence."""
+    from agent.grounding import definition_quote, titled_by
+
+    assert titled_by("What does E4 mean?", ERROR_CODES) == [1]
+    assert titled_by("What does error code E3 mean on my purifier?", ERROR_CODES) == [2]
+    assert titled_by("How do I reset the filter?", ERROR_CODES) == []
+    assert definition_quote("What does E4 mean?", ERROR_CODES) == (
+        "Here is what our help pages say: E4: Overheating Protection. The inside of the purifier is too "
+        "hot, so it has shut off the fan to protect itself. [2]"
+    )
+    assert definition_quote("What is error E3?", ERROR_CODES) is not None
+    # Not a question about what the code means, or no section named by it: the usual quote.
+    assert definition_quote("How long should E4 cool down?", ERROR_CODES) is None
+    assert definition_quote("What does E9 mean?", ERROR_CODES) is None
+    assert extractive_answer("What does E4 mean?", ERROR_CODES) == definition_quote(
+        "What does E4 mean?", ERROR_CODES
+    )
+
+
+def test_a_code_said_to_mean_what_its_section_does_not_say_fails() -> None:
+    """ "E3 means that the motor fault is covered by the 2-year warranty": every word is in the E3
+    section, but its last sentence, not what E3 is (the title and first sentence)."""
+    question = "What does E3 mean?"
+    sources = Sources([question, *ERROR_CODES], conversation=[question], question=question)
+    wrong = sources.unsupported("E3 means that the motor fault is covered by the 2-year warranty.")
+    assert wrong == ["E3 (its section defines it otherwise)"]
+    assert sources.unsupported("E4 is an error.") == ["E4 (its section defines it otherwise)"]
+    assert sources.unsupported("E3 means the fan has stalled or is not spinning at the expected speed.") == []
+    assert sources.unsupported("E3 is a fan motor error: unplug the purifier.") == []
+    assert sources.unsupported("E4 means the purifier is too hot and has shut off the fan.") == []
+    # A code with no section of its own, or a sentence that does not define: not this rule's business.
+    assert sources.unsupported("Contact us if E1 keeps returning.") == []
+
+
+def test_a_definition_that_lacks_what_else_was_asked_is_not_the_whole_quote() -> None:
+    """ "What does E4 mean, and how long should it cool?" asks for a length of time too: the
+    definition alone does not answer, so the usual quote (which gives it) is sent."""
+    question = "What does E4 mean, and how long should it cool?"
+    quoted = extractive_answer(question, ERROR_CODES, asks=[("duration", "length", "clock")])
+    assert quoted is not None and "30 minutes" in quoted
