@@ -60,9 +60,8 @@ def ranked_search(
     may both be shown; the first page is shown by its chunk that gives what the question asks for
     when its best one does not (``_one_per_page``). A section named by a code the question names
     ("E4: Overheating Protection" for "What does E4 mean?") comes first (``grounding.titled_by``).
-    With ``candidates <= k`` or no embedding
-    model, the retriever's own top ``k``, one per page. ``embed`` defaults to the index's model
-    (pass a cached one)."""
+    With ``candidates <= k`` or no embedding model, the retriever's own top ``k``, one per page.
+    ``embed`` defaults to the index's model (pass a cached one)."""
     from agent import grounding
 
     embed = embed if embed is not None else getattr(kb, "embed", None)
