@@ -233,7 +233,7 @@ _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
 _TERM = re.compile(r"[A-Z]{1,3}-?\d{1,4}[A-Z]?")  # a code a section is named by: "E3", "AF-500P"
-_TERM_IN = re.compile(r"\b[A-Z]{1,3}-?\d{1,4}[A-Z]?\b")
+_TERM_IN = re.compile(rf"\b{_TERM.pattern}\b")
 # "E3 means ...", "Error E4 is ...": a short subject, a verb that defines, what it is said to mean.
 _DEFINES = re.compile(
     r"^((?:\S+\s+){0,4}?\S+)\s+(?:means|indicates|signals|stands for|refers to|is)\b(.+)$", re.I
@@ -363,8 +363,8 @@ class Sources:
         self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
         self._definitions = {}  # "e3": the stems of "Fan Motor Error" and its section's first sentence
         for text in self.texts:
-            term, _, title = _heading(text).split(" > ")[-1].partition(": ")
-            body = passage_sentences(text) if title and _TERM.fullmatch(term) else []
+            term, title = _section_term(text)
+            body = passage_sentences(text) if term else []
             if body:
                 self._definitions[term.lower()] = _stems(f"{title} {body[0]}")
         self._clauses = []  # each passage clause's figures, and whether it is negated
@@ -924,11 +924,14 @@ def titled_by(question: str, passages: Sequence[str]) -> list[int]:
     terms = {t.lower() for t in _TERM_IN.findall(question)}
     if not terms:
         return []
-    return [
-        i
-        for i, passage in enumerate(passages)
-        if _heading(passage).split(" > ")[-1].partition(": ")[0].lower() in terms
-    ]
+    return [i for i, passage in enumerate(passages) if _section_term(passage)[0].lower() in terms]
+
+
+def _section_term(passage: str) -> tuple[str, str]:
+    """(code, title) of a passage whose section is named "<code>: <title>" ("E4", "Overheating
+    Protection"); ("", "") for any other passage."""
+    term, _, title = _heading(passage).split(" > ")[-1].partition(": ")
+    return (term, title) if title and _TERM.fullmatch(term) else ("", "")
 
 
 _MEANING = re.compile(r"\bwhat\b[^?]*\b(?:mean|means|stand for)\b|\bwhat(?:'s|\s+is|\s+are)\b", re.I)
@@ -942,10 +945,9 @@ def definition_quote(question: str, passages: Sequence[str]) -> str | None:
     if not _MEANING.search(question):
         return None
     for i in titled_by(question, passages):
-        body = passage_sentences(passages[i])
-        if body:
-            title = _heading(passages[i]).split(" > ")[-1]
-            return f"Here is what our help pages say: {title}. {body[0]} [{i + 1}]"
+        term, title = _section_term(passages[i])
+        if body := passage_sentences(passages[i]):
+            return f"Here is what our help pages say: {term}: {title}. {body[0]} [{i + 1}]"
     return None
 
 
