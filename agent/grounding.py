@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent import asked
@@ -232,6 +232,7 @@ def _figure_set(text: str) -> set[str]:
 _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
+_ITEM = re.compile(r"^([A-Za-z][^:;.]{2,40}):\s+(\S.*)$")  # "Blinking orange: connected to the router ..."
 _TERM = re.compile(r"[A-Z]{1,3}-?\d{1,4}[A-Z]?")  # a code a section is named by: "E3", "AF-500P"
 _TERM_IN = re.compile(rf"\b{_TERM.pattern}\b")
 # "E3 means ...", "Error E4 is ...": a short subject, a verb that defines, what it is said to mean.
@@ -334,6 +335,7 @@ class Sources:
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
     _definitions: dict[str, set[str]] = field(init=False)
+    _items: list[tuple[set[str], set[str]]] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -367,6 +369,14 @@ class Sources:
             body = passage_sentences(text) if term else []
             if body:
                 self._definitions[term.lower()] = _stems(f"{title} {body[0]}")
+        self._items = []  # each "Label: what it means" list item: the label's stems, the rest's
+        for text in self.texts:
+            if text in conversation:
+                continue
+            for sentence in passage_sentences(text):
+                item = _ITEM.match(sentence)
+                if item and "; " not in sentence and len(label := _bare_stems(item.group(1))) >= 2:
+                    self._items.append((label, _bare_stems(item.group(2))))
         self._clauses = []  # each passage clause's figures, and whether it is negated
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         for text in self.texts:
@@ -409,6 +419,8 @@ class Sources:
             missing += self._negated(text)
         if not missing and self._definitions:
             missing += self._misdefined(text)
+        if not missing and self._items:
+            missing += self._mislabelled(text)
         if not missing and self.bind_amounts:
             missing += self._misbound(text)
         if self._evidence is not None and not missing:
@@ -472,6 +484,28 @@ class Sources:
         if len(meaning & defined) * 2 >= len(meaning):
             return []
         return [f"{terms[0]} (its section defines it otherwise)"]
+
+    def _mislabelled(self, text: str) -> list[str]:
+        """A list item's label given another item's meaning: "The Wi-Fi icon blinking orange is a
+        firmware update failure", where "Blinking orange: connected to the router but cannot reach
+        the internet" and "Purple, blinking 3 times: a firmware update failed". The sentence names
+        a label (all its word stems, at least two); what it says besides the label and the
+        question must share at least half its stems with that item, unless no other item shares
+        more (and at least two)."""
+        stems = _bare_stems(text)
+        named = [(label, body) for label, body in self._items if label <= stems]
+        if not named:
+            return []
+        rest = stems - set().union(*(label for label, _ in named)) - _bare_stems(self.question)
+        if len(rest) < 2:
+            return []
+        own = max(len(rest & body) for _, body in named)
+        if own * 2 >= len(rest):
+            return []
+        others = [len(rest & body) for label, body in self._items if (label, body) not in named]
+        if max(others, default=0) >= max(own + 1, 2):
+            return [f"{' '.join(sorted(rest))} (another item of the list says that)"]
+        return []
 
     def _misbound(self, text: str) -> list[str]:
         """An amount taken from another statement: "You can return a purifier within 14 days of
@@ -559,6 +593,92 @@ def bare_verdict(sentence: str) -> bool:
     return not [w for w in content_words(sentence) if w not in _VERDICT_WORDS]
 
 
+_YES = re.compile(r"^\W*(?:yes|yeah|yep|sure|absolutely|definitely|certainly|of course)\b", re.I)
+_YES_NO = re.compile(r"^\W*(?:can|could|is|are|am|does|do|did|will|would|should|may|has|have)\b", re.I)
+_SAYS_NO = re.compile(r"^(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|shouldn't|mustn't)$")
+_BROAD_VERBS = {"use", "have", "has", "get", "put", "make", "need", "take", "go", "work", "do", "run", "keep", "let"}  # fmt: skip
+_LINKING = {"while", "when", "where", "after", "befor", "still", "also", "just", "i'm", "it's", "you'r", "there", "here"}  # fmt: skip
+
+
+def says_no_to(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` says no to the yes-or-no ``question``: a "not", "no", "can't" ... whose
+    next content word is one the question has. "Can I change my schedules with Google
+    Home?" and "Voice assistants can't change schedules": it does; "Is the Aero certified for
+    low ozone?" and "it has no ionizer": it does not."""
+    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
+    # "The ring is pulsing purple, can I unplug it?": the question is the last clause.
+    clause = re.split(r"[,;:]\s+", asked_part[-1])[-1]
+    if not _YES_NO.match(asked_part[-1]) and not _YES_NO.match(clause):
+        return False
+    wanted = _stems(asked_part[-1]) - _LINKING
+    words = re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))
+    if (words and words[0] == "Not") or ": Not " in sentence[:60]:
+        # A list item that opens with "Not" ("Not in bathrooms, laundry rooms, or anywhere it
+        # could get wet") says no to all it names.
+        named = _stems(sentence.split(": Not ", 1)[-1]) - {"not"}
+        if named & (wanted - {w[:5] for w in _BROAD_VERBS}):
+            return True
+    for i, word in enumerate(words):
+        if _SAYS_NO.match(word.lower()):
+            after = [w for w in words[i + 1 :] if content_words(w)][:2]  # what the "no" is about
+            if not after or not _stems(after[0]) & wanted:
+                continue
+            # "Do not use the purifier if the cord is damaged" does not answer "Can I use an
+            # extension cord?": after a verb that says little, the next word must be asked too.
+            if after[0].lower() not in _BROAD_VERBS or (len(after) > 1 and _stems(after[1]) & wanted):
+                return True
+    return False
+
+
+def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool = False) -> Evidence | None:
+    """The sentence among the three that best answer a yes-or-no ``question`` (or one with a word
+    of the question no other sentence has) that says no to it (``says_no_to``), or None: an
+    answer that opens with "Yes" beside it is not sent, and a quote leads with it ("Can I run it
+    outdoors on my patio?" -> "Where Not to Use It: Not outdoors")."""
+    ranked = list(ranked or [])
+    # Below the three best, one that alone has a word of the question ("bathroom", which only
+    # "Not in bathrooms, laundry rooms ..." has) still answers.
+    counts: dict[str, int] = {}
+    for e in ranked:
+        for w in _stems(e.text):
+            counts[w] = counts.get(w, 0) + 1
+    broad = {w[:5] for w in _BROAD_VERBS}
+    had = {w: counts[w] for w in _stems(question) - broad if w in counts}
+    rarest = {w for w, n in had.items() if n == min(had.values())} if had else set()
+    for rank, e in enumerate(ranked):
+        if not rarest & _stems(e.text) or (rank >= 3 and min(had.values()) > 1):
+            # The "no" must be about what is most particular to the question: "Is it ok to run
+            # the purifier off an extension cord?" is not answered by "Do not run the cord under
+            # rugs", which lacks "extension".
+            continue
+        if not e.shares_words or (same_member and asked.names_another_member(question, e.text)):
+            continue
+        if says_no_to(question, e.text):
+            return e
+    return None
+
+
+def read_from_another(question: str, sentence: str, ranked: Sequence[Evidence]) -> str | None:
+    """The passage sentence ``sentence`` was read from, when that one is about another member of a
+    family the question names and ``sentence`` does not name the asked one itself, else None.
+    "How do I turn the brightness down on the Aero 500?" answered "Cycle brightness in the app
+    under Device settings > Lights" reads "On the Aero 300, change brightness in the app under
+    Device settings > Lights". Read from: the passage sentences sharing the most of its word
+    stems (at least three, and half of them); all of them must be about another member."""
+    named = asked.members(question)
+    if not named or asked.members(sentence) & named:
+        return None
+    stems = _stems(sentence)
+    shared = [(len(stems & _stems(e.text)), e.text) for e in ranked]
+    most = max((n for n, _ in shared), default=0)
+    if most < 3 or most < len(stems) / 2:
+        return None
+    sources = [text for n, text in shared if n == most]
+    if all(asked.names_another_member(question, text) for text in sources):
+        return sources[0]
+    return None
+
+
 def claims(sentence: str) -> bool:
     """The sentence states something the check read: a figure or a content word, and not a decline."""
     if says_unknown(sentence):
@@ -590,6 +710,7 @@ class SentenceGate:
         asks: Sequence[tuple[str, ...]] = (),
         unknown: Sequence[str] = (),
         same_member: bool = False,
+        denied: str | None = None,
     ):
         self.sources = sources
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
@@ -604,6 +725,9 @@ class SentenceGate:
         # answer can be checked, so nothing the model writes is shown and the fallback declines.
         self.unknown = tuple(unknown)
         self.same_member = same_member  # the fallback quotes no sentence about another member
+        # The passage sentence that says no to a yes-or-no question (``denial``): an answer
+        # that opens with "Yes" is not sent.
+        self.denied = denied
         self.cleared = 0  # shown
         self.checked = 0  # checked; past ``cleared``: a bare "Yes." waiting for what backs it
         self.failed: list[str] = (
@@ -640,6 +764,12 @@ class SentenceGate:
             if _LIST_MARKER.fullmatch(sentence.strip()):
                 break  # "2." alone: shown with its item, never as the last thing on screen
             problems = self.sources.unsupported(sentence) if sentence.strip() else []
+            if not problems and self.denied and self.checked == 0 and _YES.match(sentence):
+                problems = [f"it says yes where the passage says no: {self.denied}"]
+            if not problems and self.same_member and self.ranked:
+                other = read_from_another(self.sources.question, sentence, self.ranked)
+                if other is not None:
+                    problems = [f"it reads a sentence about another one: {other}"]
             if problems:
                 self.failed = problems
                 break
@@ -811,6 +941,11 @@ def _heading(passage: str) -> str:
     return ""
 
 
+def _bare_stems(text: str) -> set[str]:
+    """``_stems`` with hyphens dropped: "Wi-Fi" and "wifi" meet."""
+    return _stems(text.replace("-", ""))
+
+
 def _stems(text: str) -> set[str]:
     """Content words cut to their first 5 letters: "takes" and "take", "dry" and "drying" meet."""
     return {w[:5] for w in content_words(text)}
@@ -845,16 +980,22 @@ class Evidence:
 
 
 def _read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
-    """Each passage sentence long enough to answer (over 20 characters): its passage's number
-    (1-based), its place in the passage, its text, and its text under the section heading, as the
-    embedding model reads it."""
+    """Each passage sentence long enough to answer (over 20 characters, or a short list item read
+    with its section's title): its passage's number (1-based), its place in the passage, its text,
+    and its text under the section heading, as the embedding model reads it."""
     out = []
     for number, passage in enumerate(passages, start=1):
         heading = _heading(passage)
+        title = heading.split(" > ")[-1]
         for order, sentence in enumerate(passage_sentences(passage)):
             clean = sentence.replace("**", "").strip()
-            if len(clean) > 20:
-                out.append((number, order, clean, f"{heading}: {clean}" if heading else clean))
+            if len(clean) <= 20:
+                # A short sentence rarely answers ("Unplug the purifier."); a short list item
+                # does, read under its section's title: "Accepted Payment Methods: PayPal".
+                if not title or clean.endswith((".", "!", "?")) or not re.search(r"[A-Za-z]{3}", clean):
+                    continue
+                clean = f"{title}: {clean}"
+            out.append((number, order, clean, f"{heading}: {clean}" if heading else clean))
     return out
 
 
@@ -1012,6 +1153,7 @@ def extractive_answer(
         ranked = rank_sentences(question, passages, embed, context)
     if same_member:
         ranked = [e for e in ranked if not asked.names_another_member(question, e.text)]
+    ranked = [e for e in ranked if not e.text.endswith(":")]  # a list's lead-in says nothing alone
     ranked = giving(ranked, asks, max_sentences)
     if not ranked:
         return None
@@ -1168,8 +1310,19 @@ def turn_gate(
             same_member=settings.match_question,
             focus=settings.focused_quotes,
         )
+    denied = denial(message, ranked, settings.match_question) if settings.match_question else None
+    if denied is not None and ranked is not None:
+        # It leads the quote; the quote's bar stays the ranking's best score.
+        lead = replace(denied, score=ranked[0].score)
+        ranked = [lead, *(e for e in ranked if e is not denied)]
     return SentenceGate(
-        sources, ranked=ranked, quote=quote, asks=asks, unknown=unknown, same_member=settings.match_question
+        sources,
+        ranked=ranked,
+        quote=quote,
+        asks=asks,
+        unknown=unknown,
+        same_member=settings.match_question,
+        denied=denied.text if denied is not None else None,
     )
 
 

@@ -121,6 +121,24 @@ def test_what_each_error_code_means_comes_from_its_own_section(agent: Agent) -> 
         assert reply.citations and reply.citations[0].doc_id == "error-codes", reply.text
 
 
+def test_a_list_item_answers_and_a_no_the_pages_give_is_sent(agent: Agent) -> None:
+    """ "Do you take PayPal?" was declined (the list item "- PayPal" was too short to be a
+    sentence); "Can I put the purifier in my bathroom?" got "Keep 20 cm of space around the
+    purifier" and a list's lead-in; the patio question got the outdoor-air sentence."""
+    paypal = agent.reply("e2e-paypal", "Do you take PayPal?")
+    assert "paypal" in paypal.text.lower() and "don't have" not in paypal.text, paypal.text
+    for number, (question, no) in enumerate(
+        (
+            ("Can I put the purifier in my bathroom?", "not in bathrooms"),
+            ("Can I run the purifier outdoors on my patio?", "not outdoors"),
+        )
+    ):
+        reply = agent.reply(f"e2e-where-{number}", question)
+        assert no in reply.text.lower(), reply.text
+        assert not reply.text.lower().startswith("yes"), reply.text
+        assert "season:" not in reply.text, reply.text
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

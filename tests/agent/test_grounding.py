@@ -1058,3 +1058,210 @@ def test_a_definition_that_lacks_what_else_was_asked_is_not_the_whole_quote() ->
     question = "What does E4 mean, and how long should it cool?"
     quoted = extractive_answer(question, ERROR_CODES, asks=[("duration", "length", "clock")])
     assert quoted is not None and "30 minutes" in quoted
+
+
+BILLING = (
+    "Billing and Payments > Accepted Payment Methods\n\n- Visa, Mastercard, American Express, and Discover\n"
+    "- PayPal\n- Apple Pay and Google Pay\n\nWe do not accept checks, cash on delivery, or cryptocurrency."
+)
+
+
+def test_a_short_list_item_is_read_and_quoted_with_its_section_title() -> None:
+    """ "Do you take PayPal?" was declined: the list item "PayPal" was too short to be a sentence.
+    It is one now, read with its section's title; a short sentence of its own is still skipped."""
+    ranked = rank_sentences("Do you take PayPal?", [BILLING])
+    assert ranked[0].text == "Accepted Payment Methods: PayPal"
+    quoted = extractive_answer("Do you take PayPal?", [BILLING], max_sentences=1)
+    assert quoted == "Here is what our help pages say: Accepted Payment Methods: PayPal. [1]"
+    steps = "Errors > E3\n\n1. Unplug the purifier. 2. Wait 10 minutes, then plug it back in."
+    assert [e.text for e in rank_sentences("Can I plug it back in?", [steps])] == [
+        "Wait 10 minutes, then plug it back in."
+    ]
+
+
+def test_a_list_lead_in_is_never_quoted_alone() -> None:
+    """ "Can I put the purifier in my bathroom?" was answered "If you put the purifier away for a
+    season:." -- a lead-in that says nothing without the list after it."""
+    storing = (
+        "Cleaning > Storing the Purifier\n\nIf you put the purifier away for a season:\n\n"
+        "1. Clean the pre-filter and let it dry fully.\n2. Store the purifier upright in a dry place."
+    )
+    quoted = extractive_answer("Can I put the purifier away?", [storing], max_sentences=1)
+    assert quoted is not None and "season:" not in quoted
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "says_no"),
+    [
+        ("Can the Aero join a 5 GHz Wi-Fi network?", "It cannot join a 5 GHz network.", True),
+        ("Can I run the purifier outdoors on my patio?", "Where Not to Use It: Not outdoors", True),
+        ("Do you accept checks?", "We do not accept checks, cash on delivery, or cryptocurrency.", True),
+        ("Can I use a voltage converter?", "Do not use voltage converters or travel adapters.", True),
+        (
+            "Can I run it in the laundry room?",
+            "Not in bathrooms, laundry rooms, or anywhere it could get wet",
+            True,
+        ),
+        ("The ring is pulsing purple, can I unplug it?", "Do not unplug the purifier.", True),
+        # The "no" is about something else than what was asked.
+        ("Can I change my schedules with Google Home?", "This does not erase your schedules.", False),
+        (
+            "Is the Aero certified for low ozone?",
+            "It has no ionizer, no UV lamp, and no plasma generator.",
+            False,
+        ),
+        ("Can I use an extension cord?", "Do not use the purifier if the cord is damaged.", False),
+        ("Can I pause it while I travel?", "No payments are taken while paused.", False),
+        # Not a yes-or-no question.
+        ("How do I join a 5 GHz network?", "It cannot join a 5 GHz network.", False),
+    ],
+)
+def test_a_sentence_says_no_to_a_yes_or_no_question(question: str, sentence: str, says_no: bool) -> None:
+    from agent.grounding import says_no_to
+
+    assert says_no_to(question, sentence) is says_no
+
+
+WIFI = (
+    "Wi-Fi and App Pairing > Before You Start\n\nThe Aero connects to 2.4 GHz networks (802.11 b/g/n). It "
+    "cannot join a 5 GHz network. Turn on Bluetooth on your phone."
+)
+
+
+class BagKnowledge(KeywordKnowledge):
+    """Keyword search plus a bag-of-words embedding over ``VOCAB``."""
+
+    VOCAB: tuple[str, ...] = ()
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        vectors = np.array([[t.lower().count(w) for w in self.VOCAB] for t in texts], dtype=np.float32) + 1e-3
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+class WifiKnowledge(BagKnowledge):
+    VOCAB = ("ghz", "join", "network", "bluetooth", "aero", "brightness", "display", "app")
+
+
+@pytest.mark.parametrize(
+    ("answer", "sent"),
+    [
+        ("Yes, the Aero connects to 5 GHz networks (802.11 b/g/n).", False),  # every word is in the passage
+        ("Yes, the Aero connects to 2.4 GHz networks.", False),
+        ("No, it cannot join a 5 GHz network. It connects to 2.4 GHz networks.", True),
+    ],
+)
+def test_a_yes_that_a_passage_answers_no_is_not_sent(make_agent, answer: str, sent: bool) -> None:
+    """End to end through the agent: "Yes" to "Can the Aero join a 5 GHz network?" beside "It
+    cannot join a 5 GHz network." fails, and the quote gives the "no"."""
+    agent = make_agent(ScriptedGenerator([answer]), docs={"wifi": WIFI})
+    agent.knowledge = WifiKnowledge({"wifi": WIFI})
+    reply = agent.reply("ghz", "Can the Aero join a 5 GHz Wi-Fi network?")
+    assert reply.grounding is not None
+    if sent:
+        assert reply.text == answer and reply.grounding["action"] == "sent"
+    else:
+        assert "cannot join a 5 GHz network" in reply.text and reply.grounding["action"] == "extractive"
+        assert any("says no" in u for u in reply.grounding["unsupported"]), reply.grounding  # type: ignore[union-attr]
+    # grounding.match_question: false leaves the "Yes" to the rest of the check, as before.
+    off = make_agent(ScriptedGenerator([answer]), docs={"wifi": WIFI}, grounding__match_question=False)
+    off.knowledge = WifiKnowledge({"wifi": WIFI})
+    assert off.reply("ghz-off", "Can the Aero join a 5 GHz Wi-Fi network?").text == answer
+
+
+def test_the_sentence_that_says_no_leads_the_quote() -> None:
+    """ "Can I run the purifier outdoors on my patio?": "Not outdoors" ranked third, under two
+    sentences that share more words; the quote now leads with it, under the ranking's best score."""
+    from agent.config import GroundingSettings, Persona
+    from agent.grounding import Evidence, denial, fallback_answer, turn_gate
+    from agent.prompt import Passage
+
+    question = "Can I run the purifier outdoors on my patio?"
+    ranked = [
+        Evidence(0.53, 2, 0, "Outdoor air quality in the app is not measured by your purifier."),
+        Evidence(0.51, 1, 0, "Keep 20 cm (8 in) of space around the purifier."),
+        Evidence(0.40, 1, 1, "Where Not to Use It: Not outdoors"),
+    ]
+    assert denial(question, ranked) == ranked[2]
+    assert denial(question, ranked[:2]) is None
+    assert denial("How far from the wall should it be?", ranked) is None
+    # Below the three best, a "no" with a word of the question no other sentence has.
+    bathroom = Evidence(0.3, 1, 2, "Not in bathrooms, laundry rooms, or anywhere it could get wet")
+    assert denial("Can I put the purifier in my bathroom?", [*ranked[:2], ranked[2], bathroom]) == bathroom
+    assert denial("Can I put the purifier in my bathroom?", [*ranked[:2], ranked[2]]) is None
+    # The "no" must have what is most particular to the question ("extension"), not just "cord".
+    cords = [
+        Evidence(0.7, 1, 0, "Do not use the purifier if the cord, plug, or adapter is damaged."),
+        Evidence(0.6, 1, 1, "A heavy-duty extension cord is acceptable."),
+        Evidence(0.5, 1, 2, "Do not run the cord under rugs or carpets."),
+    ]
+    assert denial("Is it ok to run the purifier off an extension cord?", cords) is None
+    safety = "Safety > Where Not to Use It\n\n- Not in bathrooms\n- Not outdoors\n\nKeep 20 cm (8 in) of space around the purifier."
+    sensor = "Sensor > Outdoor Air\n\nOutdoor air quality in the app is not measured by your purifier."
+    passages = [Passage(doc_id="s", source="s", text=safety), Passage(doc_id="o", source="o", text=sensor)]
+    words = ("outdoor", "purifier", "space", "air", "bathrooms")
+
+    def embed(texts: list[str]) -> Any:
+        import numpy as np
+
+        vectors = np.array([[t.lower().count(w) for w in words] for t in texts], dtype=np.float32) + 1e-3
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    settings = GroundingSettings()
+    gate = turn_gate(question, [], passages, settings, Persona(), embed)
+    assert gate.denied == "Where Not to Use It: Not outdoors"
+    assert gate.ranked is not None and gate.ranked[0].text == gate.denied
+    text, action = fallback_answer(
+        question, [p.text for p in passages], settings, "Acme", ranked=gate.ranked, embed=embed, gate=gate
+    )
+    assert action == "extractive" and "Not outdoors" in text
+
+
+def test_an_answer_read_from_the_sentence_about_the_other_model_fails(make_agent) -> None:
+    """ "How do I turn the display brightness down on the Aero 500?" answered with the Aero 300's
+    way ("in the app under Device settings > Lights"): every word is in the passage, in the
+    sentence about the other model. The fallback quotes the Aero 500's."""
+    from agent.grounding import Evidence, read_from_another
+
+    lights = (
+        "LED Indicators > Brightness\n\nOn the Aero 500, press the Display button to cycle brightness between "
+        "100%, 50%, and off. On the Aero 300, change brightness in the app under Device settings > Lights."
+    )
+    question = "How do I turn the display brightness down on the Aero 500?"
+    wrong = "Change the brightness in the app under Device settings > Lights."
+    ranked = [Evidence(1.0, 1, i, s) for i, s in enumerate(passage_sentences(lights))]
+    assert read_from_another(question, wrong, ranked) == ranked[1].text
+    assert read_from_another(question, "Press the Display button to cycle brightness.", ranked) is None
+    # It names the asked model itself, or the question names none: not this rule's business.
+    assert read_from_another(question, "On the Aero 500, change brightness in the app.", ranked) is None
+    assert read_from_another("How do I change the brightness?", wrong, ranked) is None
+
+    agent = make_agent(ScriptedGenerator([wrong]), docs={"lights": lights})
+    agent.knowledge = WifiKnowledge({"lights": lights})
+    reply = agent.reply("dim", question)
+    assert reply.grounding is not None and reply.grounding["action"] == "extractive", reply.grounding
+    assert "press the Display button" in reply.text and "Device settings" not in reply.text
+
+
+def test_a_list_item_s_label_given_another_item_s_meaning_fails() -> None:
+    """ "The wifi light is blinking orange. What's wrong?" got "The wifi icon blinking orange is a
+    firmware update failure": every word is on the page, the meaning is the purple ring's."""
+    page = (
+        "LED Indicators > Patterns\n\n- Purple, blinking 3 times: a firmware update failed and the purifier "
+        "went back to its previous version.\n- Wi-Fi icon blinking orange: the purifier reached your router "
+        "but could not get online.\n- Solid white: connected."
+    )
+    question = "The wifi light on my purifier is blinking orange. What's wrong?"
+    sources = Sources([question, page], conversation=[question], question=question)
+    wrong = sources.unsupported("The wifi icon blinking orange is a firmware update failure.")
+    assert wrong and "another item of the list" in wrong[0]
+    assert sources.unsupported("The Wi-Fi icon blinking orange means it could not get online.") == []
+    assert (
+        sources.unsupported("Your purifier reached your router but could not get online.") == []
+    )  # no label
+    # A row of a table with several columns is not such an item: it is a thing's values, not a meaning.
+    table = Sources(
+        [question, "Colors\n\n| Color | Ring | Icon |\n|---|---|---|\n| Blinking orange | Off | On |"]
+    )
+    assert table._items == []
