@@ -679,6 +679,23 @@ def read_from_another(question: str, sentence: str, ranked: Sequence[Evidence]) 
     return None
 
 
+def named_items(question: str, ranked: Sequence[Evidence]) -> list[Evidence]:
+    """``ranked`` less the "Label: meaning" list items whose label the question names less of
+    than another item's: "The wifi light is blinking orange. What's wrong?" is answered by "Wi-Fi
+    icon blinking orange: ...", not by "Purple, blinking 3 times: ...", which shares "blinking".
+    Only when the best label shares at least two of the question's word stems."""
+    asked_for = _bare_stems(question)
+    shared = {}
+    for e in ranked:
+        item = _ITEM.match(e.text)
+        if item and "; " not in e.text and len(label := _bare_stems(item.group(1))) >= 2:
+            shared[id(e)] = len(label & asked_for)
+    most = max(shared.values(), default=0)
+    if most < 2:
+        return list(ranked)
+    return [e for e in ranked if shared.get(id(e), most) == most]
+
+
 def claims(sentence: str) -> bool:
     """The sentence states something the check read: a figure or a content word, and not a decline."""
     if says_unknown(sentence):
@@ -1154,6 +1171,8 @@ def extractive_answer(
     if same_member:
         ranked = [e for e in ranked if not asked.names_another_member(question, e.text)]
     ranked = [e for e in ranked if not e.text.endswith(":")]  # a list's lead-in says nothing alone
+    if same_member:
+        ranked = named_items(question, ranked)
     ranked = giving(ranked, asks, max_sentences)
     if not ranked:
         return None

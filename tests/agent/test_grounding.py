@@ -1265,3 +1265,21 @@ def test_a_list_item_s_label_given_another_item_s_meaning_fails() -> None:
         [question, "Colors\n\n| Color | Ring | Icon |\n|---|---|---|\n| Blinking orange | Off | On |"]
     )
     assert table._items == []
+
+
+def test_a_quote_keeps_the_list_item_whose_label_the_question_names() -> None:
+    """ "The wifi light is blinking orange. What's wrong?" was quoted the purple ring's item beside
+    the orange one: both labels share "blinking", the orange one shares three of its words."""
+    from agent.grounding import Evidence, named_items
+
+    question = "The wifi light on my purifier is blinking orange. What's wrong?"
+    purple = Evidence(0.72, 1, 0, "Purple, blinking 3 times: a firmware update failed.")
+    orange = Evidence(0.73, 2, 0, "Wi-Fi icon blinking orange: the purifier could not get online.")
+    plain = Evidence(0.5, 2, 1, "Check the password and make sure the network has internet access.")
+    assert named_items(question, [orange, purple, plain]) == [orange, plain]
+    # No label shares two of the question's words: nothing is left out.
+    assert named_items("Why won't it connect?", [orange, purple, plain]) == [orange, purple, plain]
+    quoted = extractive_answer(
+        question, ["LED\n\nx", "Wi-Fi\n\ny"], ranked=[orange, purple, plain], same_member=True
+    )
+    assert quoted is not None and "firmware" not in quoted and "could not get online" in quoted
