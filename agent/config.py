@@ -140,7 +140,8 @@ class GroundingSettings:
     # gives it is quoted instead (or the agent declines). A question naming what no passage has
     # ("the Aero 700", beside passages on the Aero 300 and 500) is declined without an answer.
     # A "Yes" to a yes-or-no question a passage answers no ("It cannot join a 5 GHz network")
-    # fails, and so does a sentence read from the one about another model than the one asked.
+    # fails, and so does a sentence read from the one about another model than the one asked;
+    # a quote keeps to the list item whose label the question names ("blinking orange").
     match_question: bool = True
     # An amount must belong to what the answer says it is about: "You can return it within 14
     # days" fails where "within 30 days of delivery" is the return window and "14 days" the
