@@ -373,10 +373,7 @@ class Sources:
         for text in self.texts:
             if text in conversation:
                 continue
-            for sentence in passage_sentences(text):
-                item = _ITEM.match(sentence)
-                if item and "; " not in sentence and len(label := _bare_stems(item.group(1))) >= 2:
-                    self._items.append((label, _bare_stems(item.group(2))))
+            self._items += [item for s in passage_sentences(text) if (item := list_item(s)) is not None]
         self._clauses = []  # each passage clause's figures, and whether it is negated
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         for text in self.texts:
@@ -679,17 +676,23 @@ def read_from_another(question: str, sentence: str, ranked: Sequence[Evidence]) 
     return None
 
 
+def list_item(sentence: str) -> tuple[set[str], set[str]] | None:
+    """The word stems of a "Label: what it means" list item's label and of its meaning ("Blinking
+    orange: connected to the router ..."), or None: not such an item, a label of fewer than two
+    stems, or a row of a table with several columns ("Turbo: Aero 300 52 dB; Aero 500 56 dB")."""
+    item = _ITEM.match(sentence)
+    if not item or "; " in sentence or len(label := _bare_stems(item.group(1))) < 2:
+        return None
+    return label, _bare_stems(item.group(2))
+
+
 def named_items(question: str, ranked: Sequence[Evidence]) -> list[Evidence]:
     """``ranked`` less the "Label: meaning" list items whose label the question names less of
     than another item's: "The wifi light is blinking orange. What's wrong?" is answered by "Wi-Fi
     icon blinking orange: ...", not by "Purple, blinking 3 times: ...", which shares "blinking".
     Only when the best label shares at least two of the question's word stems."""
     asked_for = _bare_stems(question)
-    shared = {}
-    for e in ranked:
-        item = _ITEM.match(e.text)
-        if item and "; " not in e.text and len(label := _bare_stems(item.group(1))) >= 2:
-            shared[id(e)] = len(label & asked_for)
+    shared = {id(e): len(item[0] & asked_for) for e in ranked if (item := list_item(e.text)) is not None}
     most = max(shared.values(), default=0)
     if most < 2:
         return list(ranked)
@@ -1329,7 +1332,7 @@ def turn_gate(
             same_member=settings.match_question,
             focus=settings.focused_quotes,
         )
-    denied = denial(message, ranked, settings.match_question) if settings.match_question else None
+    denied = denial(message, ranked, same_member=True) if settings.match_question else None
     if denied is not None and ranked is not None:
         # It leads the quote; the quote's bar stays the ranking's best score.
         lead = replace(denied, score=ranked[0].score)
