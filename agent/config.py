@@ -131,7 +131,9 @@ class GroundingSettings:
     # Replace it now.") has only one. Chosen on the dev set (docs/experiments).
     new_word_support: float = 0.5
     # When the model says it does not know but a passage sentence answers (it scores at least this
-    # well and, with its section's title, has at least half of the question's words), the quote is
+    # well and, with its section's title, has at least half of the question's words, or a fifth
+    # when it scores 0.7 or more and the question is not a yes-or-no one:
+    # grounding.QUOTE_SURE_SCORE), the quote is
     # sent instead; 0: the model's own decline always stands. The 135M model declines answerable
     # questions far more often than it declines unanswerable ones ("What are your support hours?").
     quote_over_decline: float = 0.6

@@ -244,6 +244,8 @@ _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|while|whereas)\s+")
 # Markdown instead of answering. The fallback quotes the rows that answer, each as a sentence.
 _COPIED_TABLE = re.compile(r"\|\s*:?-{3,}|\|[^|\n]+\|[^|\n]+\|[^|\n]+\|")
 _OWNER_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|which|so)\s+")  # not "and": "A $1 and B $2"
+# A passage clause that speaks of one member: "the Aero 300 comes with ...; the Aero 500 has ..."
+_MEMBER_CLAUSE = re.compile(r";\s+|\s+(?:whereas|while)\s+")
 _LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
 
 
@@ -336,6 +338,8 @@ class Sources:
     _relative: set[str] = field(init=False)
     _definitions: dict[str, set[str]] = field(init=False)
     _items: list[tuple[set[str], set[str]]] = field(init=False)
+    _owned: list[tuple[set[str], set[tuple[str, str]]]] = field(init=False)
+    _families: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -375,6 +379,17 @@ class Sources:
                 continue
             self._items += [item for s in passage_sentences(text) if (item := list_item(s)) is not None]
         self._clauses = []  # each passage clause's figures, and whether it is negated
+        # Each passage clause's figures and the family members it names ("the Aero 300 comes with
+        # the external PA-24 power adapter"): a figure only clauses about another member give is
+        # that member's (``_other_members``).
+        self._owned = []
+        known = [t for t in self.texts if t not in conversation]
+        self._families = {w.lower() for w, numbers in asked.families(known).items() if len(numbers) >= 2}
+        for text in known:
+            for sentence in passage_sentences(text):
+                for clause in _MEMBER_CLAUSE.split(sentence):
+                    if found := set(figures(clause)):
+                        self._owned.append((found, asked.members(clause)))
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         for text in self.texts:
             if text in conversation:
@@ -403,6 +418,8 @@ class Sources:
             missing.append(f"support {sum(w in self._words for w in words)}/{len(words)} words")
         if self._cells and not missing:
             missing += self._other_things(text)
+        if not missing and self._families:
+            missing += self._other_members(text)
         if not missing and not names:
             missing += self._heard_only(text, named)
         if not missing and self._relative and not _RELATIVE_WORD.search(text):
@@ -497,6 +514,12 @@ class Sources:
         if len(rest) < 2:
             return []
         own = max(len(rest & body) for _, body in named)
+        asked_for = _bare_stems(self.question)
+        if own < 2 and any(label <= asked_for for label, _ in named):
+            # The question names the item ("the ring just blinked purple 3 times, what happened?")
+            # and the sentence gives it a meaning its item does not have ("... when the purifier
+            # is switched on"): one shared word ("purifier") is not the item's meaning.
+            return [f"{' '.join(sorted(rest))} (not what the pages say it means)"]
         if own * 2 >= len(rest):
             return []
         others = [len(rest & body) for label, body in self._items if (label, body) not in named]
@@ -535,6 +558,30 @@ class Sources:
                 best, other = max(rivals, key=lambda r: r[0])
                 if best >= 2 and best >= max(holders) + MISBOUND_MARGIN:
                     off.append(f"{_shown(value)} (the passage gives {_shown(other)} for this)")
+        return off
+
+    def _other_members(self, text: str) -> list[str]:
+        """Figures that the passages give only in clauses about another member of the family
+        the sentence's clause names: "The Aero 500 comes with the external PA-24 power adapter",
+        where "the Aero 300 comes with the external PA-24 power adapter ...; the Aero 500 has a
+        built-in power supply". The table cells' version is ``_other_things``."""
+        sentence_named = {m for m in asked.members(text) if m[0] in self._families}
+        off = []
+        for clause in _OWNER_CLAUSE.split(text):
+            named = {m for m in asked.members(clause) if m[0] in self._families} or sentence_named
+            if not named:
+                continue
+            own = {n for _, n in named}
+            kinds = {w for w, _ in named}
+            for f in claimed_figures(clause):
+                if f in own or f in self._said_figures:
+                    continue
+                holders = [
+                    {m for m in members if m[0] in kinds} for found, members in self._owned if f in found
+                ]
+                if holders and all(h and not h & named for h in holders):
+                    others = sorted({f"{w.capitalize()} {n}" for h in holders for w, n in h})
+                    off.append(f"{f} (the passage gives it for the {' / '.join(others)})")
         return off
 
     def _other_things(self, text: str) -> list[str]:
@@ -597,16 +644,22 @@ _BROAD_VERBS = {"use", "have", "has", "get", "put", "make", "need", "take", "go"
 _LINKING = {"while", "when", "where", "after", "befor", "still", "also", "just", "i'm", "it's", "you'r", "there", "here"}  # fmt: skip
 
 
+def yes_no_question(question: str) -> bool:
+    """Whether the last sentence the customer asks, or its last clause, is a yes-or-no question
+    ("Can the Aero join a 5 GHz network?"; "The ring is pulsing purple, can I unplug it?")."""
+    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
+    clause = re.split(r"[,;:]\s+", asked_part[-1])[-1]
+    return bool(_YES_NO.match(asked_part[-1]) or _YES_NO.match(clause))
+
+
 def says_no_to(question: str, sentence: str) -> bool:
     """Whether ``sentence`` says no to the yes-or-no ``question``: a "not", "no", "can't" ... whose
     next content word is one the question has. "Can I change my schedules with Google
     Home?" and "Voice assistants can't change schedules": it does; "Is the Aero certified for
     low ozone?" and "it has no ionizer": it does not."""
-    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
-    # "The ring is pulsing purple, can I unplug it?": the question is the last clause.
-    clause = re.split(r"[,;:]\s+", asked_part[-1])[-1]
-    if not _YES_NO.match(asked_part[-1]) and not _YES_NO.match(clause):
+    if not yes_no_question(question):
         return False
+    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
     wanted = _stems(asked_part[-1]) - _LINKING
     words = re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))
     if (words and words[0] == "Not") or ": Not " in sentence[:60]:
@@ -617,14 +670,38 @@ def says_no_to(question: str, sentence: str) -> bool:
             return True
     for i, word in enumerate(words):
         if _SAYS_NO.match(word.lower()):
-            after = [w for w in words[i + 1 :] if content_words(w)][:2]  # what the "no" is about
-            if not after or not _stems(after[0]) & wanted:
-                continue
-            # "Do not use the purifier if the cord is damaged" does not answer "Can I use an
-            # extension cord?": after a verb that says little, the next word must be asked too.
-            if after[0].lower() not in _BROAD_VERBS or (len(after) > 1 and _stems(after[1]) & wanted):
-                return True
+            for after in _negated_items(words[i + 1 :], sentence, i):  # what the "no" is about
+                if not _stems(after[0]) & wanted:
+                    continue
+                # "Do not use the purifier if the cord is damaged" does not answer "Can I use an
+                # extension cord?": after a verb that says little, the next word must be asked too.
+                if after[0].lower() not in _BROAD_VERBS or (len(after) > 1 and _stems(after[1]) & wanted):
+                    return True
     return False
+
+
+_SCOPE_END = re.compile(r"[.;:!?]|\b(?:but|because|so|if|unless|when|while|which|until)\b", re.I)
+_LIST_SEP = re.compile(r",\s*(?:(?:or|and|nor)\s+)?|\s+(?:or|nor)\s+", re.I)
+
+
+def _negated_items(after: list[str], sentence: str, index: int) -> list[list[str]]:
+    """The first two content words of each thing a "no" is about: the words after it and, where
+    a list follows ("they cannot remove devices, see orders, or manage Halcyon Care"), each of its
+    items, up to the end of the clause ("but", a full stop)."""
+    first = [w for w in after if content_words(w)][:2]
+    out = [first] if first else []
+    # The sentence's text after the index-th word: find the "no" word again in the text.
+    tokens = list(re.finditer(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'")))
+    if index >= len(tokens):
+        return out
+    tail = sentence[tokens[index].end() :]
+    scope = _SCOPE_END.split(tail, maxsplit=1)[0]
+    parts = _LIST_SEP.split(scope)
+    for part in parts[1:]:
+        item = [w for w in re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", part) if content_words(w)][:2]
+        if item:
+            out.append(item)
+    return out
 
 
 def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool = False) -> Evidence | None:
@@ -1221,6 +1298,10 @@ def focused(best: Sequence[Evidence], asks: Sequence[tuple[str, ...]] = ()) -> l
 
 
 QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a decline must have
+# ... or this share when the best sentence matches the question this well and it is not a
+# yes-or-no question: a customer's own words ("It's showing me a list of backup codes now. How
+# many should there be?") rarely repeat the page's.
+QUOTE_SURE_SCORE, QUOTE_SURE_COVERAGE = 0.7, 0.2
 ASKED_DEPTH = 8  # a sentence that gives what was asked is looked for among this many of the best
 
 
@@ -1251,7 +1332,9 @@ def quote_for_decline(
 ) -> str | None:
     """The quote that stands in for the model's "I don't know", or None: the passage sentences
     the fallback would quote, when the best scores at least ``min_score`` and, read with their
-    sections' titles, they have at least ``QUOTE_COVERAGE`` of the question's word stems. "What
+    sections' titles, they have at least ``QUOTE_COVERAGE`` of the question's word stems (or
+    ``QUOTE_SURE_COVERAGE`` when the best scores ``QUOTE_SURE_SCORE`` or more, for a question
+    that is not a yes-or-no one). "What
     are your support hours?" gets the hours row; "Does the warranty cover water damage?" keeps the
     decline, though "The warranty lasts 2 years" scores high: "water" and "damage" are not there.
     ``asks``: the quote must give what the question asks for (``giving``); when the best
@@ -1276,7 +1359,15 @@ def quote_for_decline(
         have: set[str] = set()
         for e in candidates[:2]:
             have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
-        if wanted and len(wanted & have) / len(wanted) >= QUOTE_COVERAGE:
+        cover = len(wanted & have) / len(wanted) if wanted else 0.0
+        # A yes-or-no question is answered only by a sentence with its own words: "Is delivery to
+        # Hawaii insured against theft?" is not answered by the Hawaii delivery row, however close.
+        sure = (
+            candidates[0].score >= QUOTE_SURE_SCORE
+            and cover >= QUOTE_SURE_COVERAGE
+            and not yes_no_question(message)
+        )
+        if wanted and (cover >= QUOTE_COVERAGE or sure):
             return extractive_answer(
                 message, passages, embed=embed, ranked=candidates, min_score=min_score, focus=focus
             )

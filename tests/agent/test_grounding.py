@@ -316,10 +316,9 @@ def test_what_a_sentence_adds_must_come_from_the_answering_sentences() -> None:
 
 
 def test_an_answer_that_adds_what_the_passage_does_not_say_falls_back(make_agent) -> None:
-    question, wrong = (
-        "What does a blinking red light mean?",
-        "The blinking red light means the filter is reset.",
-    )
+    # (An answer that names the item, "The blinking red light means the filter is reset", is
+    # also caught by the list-item rule, which no setting turns off.)
+    question, wrong = ("What does a blinking red light mean?", "A red light means the filter is reset.")
 
     class Icons(MeaningKnowledge):
         VOCAB = ("red", "amber", "blink", "replace", "fine", "filter", "light", "mean")
@@ -521,10 +520,15 @@ def test_a_table_figure_supports_only_the_thing_whose_column_or_row_it_is_in(
 
 
 def test_a_figure_the_prose_also_gives_is_anyone_s() -> None:
-    prose = "Upgrading from an Aero 300 costs the $199 difference."
+    prose = "Upgrading costs the $199 difference."
     question = "How much does the Aero 500 cost?"
     sources = Sources([SPECS, prose, question], conversation=[question], question=question)
     assert sources.unsupported("The Aero 500 costs $199.") == []
+    # Unless the prose, too, gives it to the other model (``_other_members``).
+    tied = Sources(
+        [SPECS, "From an Aero 300 it costs $199.", question], conversation=[question], question=question
+    )
+    assert tied.unsupported("The Aero 500 costs $199.") == ["199 (the passage gives it for the Aero 300)"]
 
 
 @pytest.mark.parametrize(
@@ -1112,6 +1116,22 @@ def test_a_list_lead_in_is_never_quoted_alone() -> None:
         ),
         ("Can I use an extension cord?", "Do not use the purifier if the cord is damaged.", False),
         ("Can I pause it while I travel?", "No payments are taken while paused.", False),
+        # A "no" says no to each thing of the list it opens, up to the clause's end.
+        (
+            "Can my roommate see my orders if I invite them?",
+            "Members can create schedules, but they cannot remove devices, see orders, or manage Halcyon Care.",
+            True,
+        ),
+        (
+            "Can a member create schedules?",
+            "Members can create schedules, but they cannot remove devices, see orders, or manage Halcyon Care.",
+            False,
+        ),
+        (
+            "Can I see my orders in the app?",
+            "You cannot remove devices, but see orders under Profile.",
+            False,
+        ),
         # Not a yes-or-no question.
         ("How do I join a 5 GHz network?", "It cannot join a 5 GHz network.", False),
     ],
@@ -1244,16 +1264,24 @@ def test_an_answer_read_from_the_sentence_about_the_other_model_fails(make_agent
     assert "press the Display button" in reply.text and "Device settings" not in reply.text
 
 
+LED_PAGE = (
+    "LED Indicators > Patterns\n\n- Purple, blinking 3 times: a firmware update failed and the purifier "
+    "went back to its previous version.\n- Purple, pulsing: a firmware update is being installed.\n- Wi-Fi "
+    "icon blinking orange: the purifier reached your router but could not get online.\n- Solid white: "
+    "connected."
+)
+
+
+def led_sources(question: str) -> Sources:
+    """The check's sources for ``question`` asked beside ``LED_PAGE``."""
+    return Sources([question, LED_PAGE], conversation=[question], question=question)
+
+
 def test_a_list_item_s_label_given_another_item_s_meaning_fails() -> None:
     """ "The wifi light is blinking orange. What's wrong?" got "The wifi icon blinking orange is a
     firmware update failure": every word is on the page, the meaning is the purple ring's."""
-    page = (
-        "LED Indicators > Patterns\n\n- Purple, blinking 3 times: a firmware update failed and the purifier "
-        "went back to its previous version.\n- Wi-Fi icon blinking orange: the purifier reached your router "
-        "but could not get online.\n- Solid white: connected."
-    )
     question = "The wifi light on my purifier is blinking orange. What's wrong?"
-    sources = Sources([question, page], conversation=[question], question=question)
+    sources = led_sources(question)
     wrong = sources.unsupported("The wifi icon blinking orange is a firmware update failure.")
     assert wrong and "another item of the list" in wrong[0]
     assert sources.unsupported("The Wi-Fi icon blinking orange means it could not get online.") == []
@@ -1283,3 +1311,59 @@ def test_a_quote_keeps_the_list_item_whose_label_the_question_names() -> None:
         question, ["LED\n\nx", "Wi-Fi\n\ny"], ranked=[orange, purple, plain], same_member=True
     )
     assert quoted is not None and "firmware" not in quoted and "could not get online" in quoted
+
+
+def test_a_list_item_the_question_names_given_a_meaning_it_does_not_have_fails() -> None:
+    """ "the ring just blinked purple 3 times, what happened?" got "The ring blinks purple 3 times
+    when the purifier is switched on": the question names the item "Purple, blinking 3 times", and
+    the answer shares one word ("purifier") with what the item says it means."""
+    sources = led_sources("the ring just blinked purple 3 times, what happened?")
+    wrong = sources.unsupported("The ring blinks purple 3 times when the purifier is switched on.")
+    assert wrong and "not what the pages say it means" in wrong[0]
+    assert sources.unsupported("Purple blinking 3 times means a firmware update failed.") == []
+    # The question does not name the item: the sentence is read as before (its one shared word is
+    # half of what it adds, and no other item says more).
+    loose = led_sources("What does the purifier do when it is switched on?")
+    assert loose.unsupported("The ring blinks purple 3 times when the purifier is switched on.") == []
+
+
+def test_a_figure_a_passage_clause_gives_another_model_fails() -> None:
+    """ "What comes in the box with the Aero 500?" got "The Aero 500 comes with the external PA-24
+    power adapter": the passage gives the PA-24 in the clause about the Aero 300."""
+    box = (
+        "Getting Started > What's in the Box\n\n- A power supply: the Aero 300 comes with the external PA-24 "
+        "power adapter (24 V DC, 1.5 m cable); the Aero 500 has a built-in power supply and a 1.8 m cord"
+    )
+    question = "What comes in the box with the Aero 500?"
+    sources = Sources([question, box], conversation=[question], question=question)
+    wrong = sources.unsupported("The Aero 500 comes with the external PA-24 power adapter and a 1.8 m cord.")
+    assert wrong == ["pa-24 (the passage gives it for the Aero 300)"]
+    assert sources.unsupported("The Aero 500 has a built-in power supply and a 1.8 m cord.") == []
+    assert sources.unsupported("The Aero 300 comes with the external PA-24 power adapter.") == []
+    # A clause that names both models gives its figures to either.
+    both = "Sleep Mode\n\nSleep runs the fan at its quietest (22 dB on the Aero 300, 20 dB on the Aero 500)."
+    quiet = Sources([question, both], conversation=[question], question=question)
+    assert quiet.unsupported("The Aero 500 is 22 dB in Sleep mode.") == []
+
+
+def test_a_decline_gives_way_to_a_quote_that_matches_well_with_few_of_the_customer_s_words() -> None:
+    """ "I typed my password wrong a bunch of times and now I'm locked out": the model declined,
+    and the row that answers has only "password" and "locked" of the customer's eight words. A best
+    sentence scoring ``QUOTE_SURE_SCORE`` or more needs only ``QUOTE_SURE_COVERAGE`` of them."""
+    from agent.grounding import QUOTE_SURE_SCORE, Evidence
+
+    page = (
+        "Accounts and Login > Locked Account\n\nAfter 5 incorrect password attempts, your account is locked "
+        "for 15 minutes. Wait 15 minutes and try again, or reset your password."
+    )
+    question = "I typed my password wrong a bunch of times and now I'm locked out"
+    sentence = "After 5 incorrect password attempts, your account is locked for 15 minutes."
+    sure = [Evidence(QUOTE_SURE_SCORE + 0.04, 1, 0, sentence)]
+    quoted = quote_for_decline(question, [page], sure, 0.6, None)
+    assert quoted is not None and "locked for 15 minutes" in quoted
+    # Ranked less surely, the same words are too few: the decline stands.
+    unsure = [Evidence(QUOTE_SURE_SCORE - 0.05, 1, 0, sentence)]
+    assert quote_for_decline(question, [page], unsure, 0.6, None) is None
+    # A yes-or-no question needs its own words in the quote, however close the sentence.
+    yes_no = "Is my account locked forever after typing wrong passwords a bunch of times?"
+    assert quote_for_decline(yes_no, [page], sure, 0.6, None) is None
