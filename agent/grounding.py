@@ -337,6 +337,7 @@ class Sources:
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
     _definitions: dict[str, set[str]] = field(init=False)
+    _titles: dict[str, str] = field(init=False)
     _items: list[tuple[set[str], set[str]]] = field(init=False)
     _owned: list[tuple[set[str], set[tuple[str, str]]]] = field(init=False)
     _families: set[str] = field(init=False)
@@ -368,11 +369,13 @@ class Sources:
         stated += [m.group(1) for t in self.conversation for m in _INTRODUCED.finditer(t)]  # "Hi Dana"
         self._told = "\n".join([*(t for t in self.texts if t not in conversation), *stated]).lower()
         self._definitions = {}  # "e3": the stems of "Fan Motor Error" and its section's first sentence
+        self._titles = {}  # "e3": "Fan Motor Error"
         for text in self.texts:
             term, title = _section_term(text)
             body = passage_sentences(text) if term else []
             if body:
                 self._definitions[term.lower()] = _stems(f"{title} {body[0]}")
+                self._titles[term.lower()] = title
         self._items = []  # each "Label: what it means" list item: the label's stems, the rest's
         for text in self.texts:
             if text in conversation:
@@ -486,7 +489,8 @@ class Sources:
         covered by the 2-year warranty", where the section "E3: Fan Motor Error" opens with "The fan
         has stalled or is not spinning at the expected speed" (the warranty sentence closes it).
         What a sentence says a term means or is ("E4 is an error") must share at least half its
-        word stems with the title and first sentence of the section named "<term>: <title>"."""
+        word stems with the title and first sentence of the section named "<term>: <title>"; and
+        when the question asks what the term means, it must have the title's words too."""
         match = _DEFINES.search(text.strip())
         if not match:
             return []
@@ -495,6 +499,13 @@ class Sources:
         if len(terms) != 1 or not meaning:
             return []
         defined = self._definitions[terms[0].lower()]
+        title = self._titles[terms[0].lower()]
+        asked_for = _MEANING.search(self.question) and terms[0].lower() in _terms_in(self.question)
+        if asked_for and not _stems(title) <= _stems(text):
+            # "What does E4 mean?" answered "E4 means the purifier has shut down to protect
+            # itself": true, but not what the section calls it (Overheating Protection); the
+            # section's title and first sentence are quoted instead (``definition_quote``).
+            return [f"{terms[0]} (its section calls it {title})"]
         if len(meaning & defined) * 2 >= len(meaning):
             return []
         return [f"{terms[0]} (its section defines it otherwise)"]
@@ -644,6 +655,31 @@ _BROAD_VERBS = {"use", "have", "has", "get", "put", "make", "need", "take", "go"
 _LINKING = {"while", "when", "where", "after", "befor", "still", "also", "just", "i'm", "it's", "you'r", "there", "here"}  # fmt: skip
 
 
+# Asked whether something lasts ("does the timer keep going?", "are my schedules saved?") ...
+_KEEPS = re.compile(
+    r"\b(?:keeps?|kept|keeping|continues?|stays?|remains?|survives?|saved?|remembers?)\b", re.I
+)
+# ... and told that it ends ("A timer is cancelled if ...", "To erase all settings, including schedules").
+_ENDS = re.compile(r"\b(?:cancel(?:s|led|ed)?|erase[sd]?|delete[sd]?|wipe[sd]?|clear(?:s|ed)|lost)\b", re.I)
+
+
+def says_it_ends(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` says that what a yes-or-no ``question`` asks to last ends: "If I switch
+    it off and on again, does that timer keep going?" and "A timer is cancelled if you turn the
+    purifier off and on"; "Are my readings kept forever?" and "Device readings: 13 months, then
+    deleted". Not when the question itself asks about ending it ("Can I still cancel it?")."""
+    if not yes_no_question(question) or _ENDS.search(question):
+        return False
+    asked_part = ([s for s in sentences(question) if s.rstrip().endswith("?")] or [question])[-1]
+    ends = _ENDS.search(sentence)
+    if not _KEEPS.search(asked_part) or not ends:
+        return False
+    if _NEGATION.search(" ".join(sentence[: ends.start()].split()[-3:])):
+        return False  # "This does not erase your schedules": it lasts
+    thing = _stems(asked_part) - _LINKING - _stems(" ".join(_KEEPS.findall(asked_part)))
+    return bool((thing - {w[:5] for w in _BROAD_VERBS}) & _stems(sentence))
+
+
 def yes_no_question(question: str) -> bool:
     """Whether the last sentence the customer asks, or its last clause, is a yes-or-no question
     ("Can the Aero join a 5 GHz network?"; "The ring is pulsing purple, can I unplug it?")."""
@@ -661,6 +697,8 @@ def says_no_to(question: str, sentence: str) -> bool:
         return False
     asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
     wanted = _stems(asked_part[-1]) - _LINKING
+    if says_it_ends(question, sentence):
+        return True
     words = re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))
     if (words and words[0] == "Not") or ": Not " in sentence[:60]:
         # A list item that opens with "Not" ("Not in bathrooms, laundry rooms, or anywhere it
@@ -720,6 +758,8 @@ def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool =
     had = {w: counts[w] for w in _stems(question) - broad if w in counts}
     rarest = {w for w, n in had.items() if n == min(had.values())} if had else set()
     for rank, e in enumerate(ranked):
+        if rank < 3 and e.shares_words and says_it_ends(question, e.text):
+            return e  # what was asked to last ends: its word for it is the answer's, not the question's
         if not rarest & _stems(e.text) or (rank >= 3 and min(had.values()) > 1):
             # The "no" must be about what is most particular to the question: "Is it ok to run
             # the purifier off an extension cord?" is not answered by "Do not run the cord under
@@ -1170,6 +1210,11 @@ def _section_term(passage: str) -> tuple[str, str]:
     Protection"); ("", "") for any other passage."""
     term, _, title = _heading(passage).split(" > ")[-1].partition(": ")
     return (term, title) if title and _TERM.fullmatch(term) else ("", "")
+
+
+def _terms_in(text: str) -> set[str]:
+    """The codes ``text`` names, lower-cased ("e4", "af-500")."""
+    return {t.lower() for t in _TERM_IN.findall(text)}
 
 
 _MEANING = re.compile(r"\bwhat\b[^?]*\b(?:mean|means|stand for)\b|\bwhat(?:'s|\s+is|\s+are)\b", re.I)

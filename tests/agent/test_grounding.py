@@ -1044,7 +1044,7 @@ def test_the_section_a_code_names_is_found_and_quoted_for_what_it_means() -> Non
 def test_a_code_said_to_mean_what_its_section_does_not_say_fails() -> None:
     """ "E3 means that the motor fault is covered by the 2-year warranty": every word is in the E3
     section, but its last sentence, not what E3 is (the title and first sentence)."""
-    question = "What does E3 mean?"
+    question = "My purifier keeps stopping with E3 or E4 on the display."
     sources = Sources([question, *ERROR_CODES], conversation=[question], question=question)
     wrong = sources.unsupported("E3 means that the motor fault is covered by the 2-year warranty.")
     assert wrong == ["E3 (its section defines it otherwise)"]
@@ -1054,6 +1054,14 @@ def test_a_code_said_to_mean_what_its_section_does_not_say_fails() -> None:
     assert sources.unsupported("E4 means the purifier is too hot and has shut off the fan.") == []
     # A code with no section of its own, or a sentence that does not define: not this rule's business.
     assert sources.unsupported("Contact us if E1 keeps returning.") == []
+    # Asked what it means, the answer must also say what the section calls it: "shut down to
+    # protect itself" is true of E4, but the customer is not told it overheated.
+    asked = "What does error code E4 mean on my purifier?"
+    meaning = Sources([asked, *ERROR_CODES], conversation=[asked], question=asked)
+    assert meaning.unsupported("E4 means the purifier has shut down to protect itself.") == [
+        "E4 (its section calls it Overheating Protection)"
+    ]
+    assert meaning.unsupported("E4 means overheating protection: the purifier is too hot.") == []
 
 
 def test_a_definition_that_lacks_what_else_was_asked_is_not_the_whole_quote() -> None:
@@ -1130,6 +1138,21 @@ def test_a_list_lead_in_is_never_quoted_alone() -> None:
         (
             "Can I see my orders in the app?",
             "You cannot remove devices, but see orders under Profile.",
+            False,
+        ),
+        # Asked whether something lasts, told that it ends.
+        (
+            "If I switch it off and on again, does that timer keep going?",
+            "A timer is cancelled if you turn the purifier off and on.",
+            True,
+        ),
+        ("Are my air quality readings kept forever?", "Device readings: 13 months, then deleted.", True),
+        ("Will my schedules be kept after a network reset?", "This does not erase your schedules.", False),
+        ("Does the timer keep going?", "Wipe the body with a soft cloth.", False),
+        # The question asks about ending it: "cancel" is its topic, not a "no".
+        (
+            "I ordered 40 minutes ago. Can I still cancel it?",
+            "You can cancel an order within 1 hour of placing it.",
             False,
         ),
         # Not a yes-or-no question.
