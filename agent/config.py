@@ -132,9 +132,8 @@ class GroundingSettings:
     new_word_support: float = 0.5
     # When the model says it does not know but a passage sentence answers (it scores at least this
     # well and, with its section's title, has at least half of the question's words, or a fifth
-    # when it scores 0.7 or more and the question is not a yes-or-no one:
-    # grounding.QUOTE_SURE_SCORE), the quote is
-    # sent instead; 0: the model's own decline always stands. The 135M model declines answerable
+    # when it scores 0.7 or more and the question is not a yes-or-no one: grounding.QUOTE_SURE_SCORE),
+    # the quote is sent instead; 0: the model's own decline always stands. The 135M model declines answerable
     # questions far more often than it declines unanswerable ones ("What are your support hours?").
     quote_over_decline: float = 0.6
     # The answer must give what the question asks for: "How much does it weigh?" wants a weight,
@@ -142,7 +141,8 @@ class GroundingSettings:
     # gives it is quoted instead (or the agent declines). A question naming what no passage has
     # ("the Aero 700", beside passages on the Aero 300 and 500) is declined without an answer.
     # A "Yes" to a yes-or-no question a passage answers no ("It cannot join a 5 GHz network")
-    # fails, and so does a sentence read from the one about another model than the one asked;
+    # fails, so does a "No" that no passage backs and that goes on to say the passage's "yes",
+    # and so does a sentence read from the one about another model than the one asked;
     # a quote keeps to the list item whose label the question names ("blinking orange").
     match_question: bool = True
     # An amount must belong to what the answer says it is about: "You can return it within 14

@@ -663,6 +663,21 @@ _KEEPS = re.compile(
 _ENDS = re.compile(r"\b(?:cancel(?:s|led|ed)?|erase[sd]?|delete[sd]?|wipe[sd]?|clear(?:s|ed)|lost)\b", re.I)
 
 
+_NO = re.compile(r"^\W*(?:no|nope)\b[,.!]?", re.I)
+
+
+def unbacked_no(question: str, sentence: str, denied: str | None) -> bool:
+    """An answer to a yes-or-no question that opens with "No" and then says, with no "not" of its
+    own, what the passages say ("No, the purifier remembers its last mode and returns to it" for
+    "Will the purifier go back to what it was doing?"), where no passage sentence says no
+    (``denied`` is None)."""
+    found = _NO.match(sentence)
+    if denied is not None or not found or not yes_no_question(question):
+        return False
+    rest = sentence[found.end() :]
+    return bool(content_words(rest)) and not _NEGATION.search(rest) and not says_unknown(rest)
+
+
 def says_it_ends(question: str, sentence: str) -> bool:
     """Whether ``sentence`` says that what a yes-or-no ``question`` asks to last ends: "If I switch
     it off and on again, does that timer keep going?" and "A timer is cancelled if you turn the
@@ -758,7 +773,8 @@ def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool =
     had = {w: counts[w] for w in _stems(question) - broad if w in counts}
     rarest = {w for w, n in had.items() if n == min(had.values())} if had else set()
     for rank, e in enumerate(ranked):
-        if rank < 3 and e.shares_words and says_it_ends(question, e.text):
+        other = same_member and asked.names_another_member(question, e.text)
+        if rank < 3 and e.shares_words and not other and says_it_ends(question, e.text):
             return e  # what was asked to last ends: its word for it is the answer's, not the question's
         if not rarest & _stems(e.text) or (rank >= 3 and min(had.values()) > 1):
             # The "no" must be about what is most particular to the question: "Is it ok to run
@@ -903,6 +919,9 @@ class SentenceGate:
             problems = self.sources.unsupported(sentence) if sentence.strip() else []
             if not problems and self.denied and self.checked == 0 and _YES.match(sentence):
                 problems = [f"it says yes where the passage says no: {self.denied}"]
+            first = self.checked == 0 and self.same_member  # under grounding.match_question
+            if not problems and first and unbacked_no(self.sources.question, sentence, self.denied):
+                problems = ["it says no, and then what the passage says yes to"]
             if not problems and self.same_member and self.ranked:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:

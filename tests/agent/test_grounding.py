@@ -1390,3 +1390,28 @@ def test_a_decline_gives_way_to_a_quote_that_matches_well_with_few_of_the_custom
     # A yes-or-no question needs its own words in the quote, however close the sentence.
     yes_no = "Is my account locked forever after typing wrong passwords a bunch of times?"
     assert quote_for_decline(yes_no, [page], sure, 0.6, None) is None
+
+
+def test_a_no_that_goes_on_to_say_what_the_passage_says_yes_to_fails() -> None:
+    """ "We had a power cut. Will the purifier go back to what it was doing?" got "No, the purifier
+    remembers its last mode and returns to it.": the "No" is the model's, the rest is the page's
+    "yes", and no passage sentence says no."""
+    from agent.grounding import unbacked_no
+
+    question = "We had a power cut. Will the purifier go back to what it was doing?"
+    wrong = "No, the purifier remembers its last mode and returns to it."
+    assert unbacked_no(question, wrong, None)
+    assert not unbacked_no(question, wrong, "It does not return to its last mode.")  # a "no" backs it
+    assert not unbacked_no(question, "No, it does not remember its last mode.", None)  # its own "not"
+    assert not unbacked_no(question, "No.", None)  # a bare verdict: held until a sentence backs it
+    assert not unbacked_no("How does the purifier come back after a power cut?", wrong, None)
+    page = "After a Power Outage\n\nThe purifier remembers its last mode and returns to it when power comes back."
+    sources = Sources([page, question], conversation=[question], question=question)
+    gate = SentenceGate(sources, same_member=True)
+    assert gate.feed(wrong, final=True) == 0
+    assert gate.failed == ["it says no, and then what the passage says yes to"]
+    off = SentenceGate(sources)  # grounding.match_question: false
+    assert off.feed(wrong, final=True) == len(wrong) and not off.failed
+    right = SentenceGate(sources, same_member=True)
+    text = "Yes, the purifier remembers its last mode and returns to it."
+    assert right.feed(text, final=True) == len(text) and not right.failed
