@@ -667,10 +667,11 @@ _NO = re.compile(r"^\W*(?:no|nope)\b[,.!]?", re.I)
 
 
 def unbacked_no(question: str, sentence: str, denied: str | None) -> bool:
-    """An answer to a yes-or-no question that opens with "No" and then says, with no "not" of its
-    own, what the passages say ("No, the purifier remembers its last mode and returns to it" for
-    "Will the purifier go back to what it was doing?"), where no passage sentence says no
-    (``denied`` is None)."""
+    """Whether ``sentence``, the first of an answer to a yes-or-no question, opens with "No" and
+    goes on with a claim of no "not" of its own ("No, the purifier remembers its last mode and
+    returns to it" for "Will the purifier go back to what it was doing?"), where no passage
+    sentence says no (``denied`` is None). The gate asks only of a sentence the passages support,
+    so the claim is theirs and the "No" the model's."""
     found = _NO.match(sentence)
     if denied is not None or not found or not yes_no_question(question):
         return False
