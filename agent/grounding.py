@@ -376,28 +376,22 @@ class Sources:
             if body:
                 self._definitions[term.lower()] = _stems(f"{title} {body[0]}")
                 self._titles[term.lower()] = title
+        known = [t for t in self.texts if t not in conversation]  # the passages
+        self._families = {w.lower() for w, numbers in asked.families(known).items() if len(numbers) >= 2}
         self._items = []  # each "Label: what it means" list item: the label's stems, the rest's
-        for text in self.texts:
-            if text in conversation:
-                continue
-            self._items += [item for s in passage_sentences(text) if (item := list_item(s)) is not None]
         self._clauses = []  # each passage clause's figures, and whether it is negated
         # Each passage clause's figures and the family members it names ("the Aero 300 comes with
         # the external PA-24 power adapter"): a figure only clauses about another member give is
         # that member's (``_other_members``).
         self._owned = []
-        known = [t for t in self.texts if t not in conversation]
-        self._families = {w.lower() for w, numbers in asked.families(known).items() if len(numbers) >= 2}
+        self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         for text in known:
             for sentence in passage_sentences(text):
+                if (item := list_item(sentence)) is not None:
+                    self._items.append(item)
                 for clause in _MEMBER_CLAUSE.split(sentence):
                     if found := set(figures(clause)):
                         self._owned.append((found, asked.members(clause)))
-        self._valued = []  # each passage sentence's amounts with a unit, and its word stems
-        for text in self.texts:
-            if text in conversation:
-                continue
-            for sentence in passage_sentences(text):
                 for clause in _CLAUSE.split(sentence):
                     self._clauses.append((set(figures(clause)), bool(_NEGATION.search(clause))))
                 if found := values(sentence):
@@ -686,7 +680,7 @@ def says_it_ends(question: str, sentence: str) -> bool:
     deleted". Not when the question itself asks about ending it ("Can I still cancel it?")."""
     if not yes_no_question(question) or _ENDS.search(question):
         return False
-    asked_part = ([s for s in sentences(question) if s.rstrip().endswith("?")] or [question])[-1]
+    asked_part = _asked_sentence(question)
     ends = _ENDS.search(sentence)
     if not _KEEPS.search(asked_part) or not ends:
         return False
@@ -696,12 +690,17 @@ def says_it_ends(question: str, sentence: str) -> bool:
     return bool((thing - {w[:5] for w in _BROAD_VERBS}) & _stems(sentence))
 
 
+def _asked_sentence(question: str) -> str:
+    """The last sentence of ``question`` that asks ("...?"), or the whole message."""
+    return ([s for s in sentences(question) if s.rstrip().endswith("?")] or [question])[-1]
+
+
 def yes_no_question(question: str) -> bool:
     """Whether the last sentence the customer asks, or its last clause, is a yes-or-no question
     ("Can the Aero join a 5 GHz network?"; "The ring is pulsing purple, can I unplug it?")."""
-    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
-    clause = re.split(r"[,;:]\s+", asked_part[-1])[-1]
-    return bool(_YES_NO.match(asked_part[-1]) or _YES_NO.match(clause))
+    asked_part = _asked_sentence(question)
+    clause = re.split(r"[,;:]\s+", asked_part)[-1]
+    return bool(_YES_NO.match(asked_part) or _YES_NO.match(clause))
 
 
 def says_no_to(question: str, sentence: str) -> bool:
@@ -711,8 +710,7 @@ def says_no_to(question: str, sentence: str) -> bool:
     low ozone?" and "it has no ionizer": it does not."""
     if not yes_no_question(question):
         return False
-    asked_part = [s for s in sentences(question) if s.rstrip().endswith("?")] or [question]
-    wanted = _stems(asked_part[-1]) - _LINKING
+    wanted = _stems(_asked_sentence(question)) - _LINKING
     if says_it_ends(question, sentence):
         return True
     words = re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))
@@ -724,7 +722,7 @@ def says_no_to(question: str, sentence: str) -> bool:
             return True
     for i, word in enumerate(words):
         if _SAYS_NO.match(word.lower()):
-            for after in _negated_items(words[i + 1 :], sentence, i):  # what the "no" is about
+            for after in _negated_items(words, sentence, i):  # what the "no" is about
                 if not _stems(after[0]) & wanted:
                     continue
                 # "Do not use the purifier if the cord is damaged" does not answer "Can I use an
@@ -738,17 +736,16 @@ _SCOPE_END = re.compile(r"[.;:!?]|\b(?:but|because|so|if|unless|when|while|which
 _LIST_SEP = re.compile(r",\s*(?:(?:or|and|nor)\s+)?|\s+(?:or|nor)\s+", re.I)
 
 
-def _negated_items(after: list[str], sentence: str, index: int) -> list[list[str]]:
-    """The first two content words of each thing a "no" is about: the words after it and, where
-    a list follows ("they cannot remove devices, see orders, or manage Halcyon Care"), each of its
-    items, up to the end of the clause ("but", a full stop)."""
-    first = [w for w in after if content_words(w)][:2]
+def _negated_items(words: list[str], sentence: str, index: int) -> list[list[str]]:
+    """The first two content words of each thing the "no" at ``words[index]`` (``sentence``'s
+    words) is about: the words after it and, where a list follows ("they cannot remove devices,
+    see orders, or manage Halcyon Care"), each of its items, up to the end of the clause ("but",
+    a full stop)."""
+    first = [w for w in words[index + 1 :] if content_words(w)][:2]
     out = [first] if first else []
-    # The sentence's text after the index-th word: find the "no" word again in the text.
-    tokens = list(re.finditer(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'")))
-    if index >= len(tokens):
-        return out
-    tail = sentence[tokens[index].end() :]
+    # Where the "no" ends in the text (the words were read with "’" as "'", one character each).
+    ends = [m.end() for m in re.finditer(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))]
+    tail = sentence[ends[index] :]
     scope = _SCOPE_END.split(tail, maxsplit=1)[0]
     parts = _LIST_SEP.split(scope)
     for part in parts[1:]:
