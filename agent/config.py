@@ -133,7 +133,9 @@ class GroundingSettings:
     # When the model says it does not know but a passage sentence answers (it scores at least this
     # well and, with its section's title, has at least half of the question's words, or a fifth
     # when it scores 0.7 or more and the question is not a yes-or-no one: grounding.QUOTE_SURE_SCORE),
-    # the quote is sent instead; 0: the model's own decline always stands. The 135M model declines answerable
+    # the quote is sent instead; 0: the model's own decline always stands. A quote that gives the
+    # kind of amount the question asks for ("how long": "takes 15 minutes") needs only
+    # grounding.ASKED_QUOTE_SCORE (0.55) when that is lower. The 135M model declines answerable
     # questions far more often than it declines unanswerable ones ("What are your support hours?").
     quote_over_decline: float = 0.6
     # The answer must give what the question asks for: "How much does it weigh?" wants a weight,
@@ -143,13 +145,16 @@ class GroundingSettings:
     # A "Yes" to a yes-or-no question a passage answers no ("It cannot join a 5 GHz network")
     # fails, so does a "No" that no passage backs and that goes on to say the passage's "yes",
     # and so does a sentence read from the one about another model than the one asked;
-    # a quote keeps to the list item whose label the question names ("blinking orange").
+    # a quote keeps to the list item whose label the question names ("blinking orange"). A "Yes"
+    # is held until it gives the limit its passage sets ("within 14 days"); one that never does
+    # fails.
     match_question: bool = True
     # An amount must belong to what the answer says it is about: "You can return it within 14
     # days" fails where "within 30 days of delivery" is the return window and "14 days" the
     # deadline for sending back a defective unit (another sentence with an amount of the same
     # kind shares more of the answer's and the question's words). "free" counts as a price, and
-    # "every 2 weeks" and "monthly" are both how often.
+    # "every 2 weeks" and "monthly" are both how often. The question's thing must be named where
+    # the amount is: "The replacement cover is $9" fails where $9 is what a sleeve costs.
     bind_amounts: bool = True
     # A quote stays on the point: a second sentence from another page that the ranking (by
     # meaning) puts far below the best is left out, unless it gives what the best lacks. "When

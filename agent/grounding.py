@@ -334,6 +334,7 @@ class Sources:
     _labels: tuple[str, ...] = field(init=False)
     _clauses: list[tuple[set[str], bool]] = field(init=False)
     _valued: list[tuple[set[str], set[str]]] = field(init=False)
+    _passages: list[tuple[set[str], set[str]]] = field(init=False)
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
     _definitions: dict[str, set[str]] = field(init=False)
@@ -385,6 +386,7 @@ class Sources:
         # that member's (``_other_members``).
         self._owned = []
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
+        self._passages = []  # each passage's amounts and word stems
         for text in known:
             for sentence in passage_sentences(text):
                 if (item := list_item(sentence)) is not None:
@@ -396,6 +398,7 @@ class Sources:
                     self._clauses.append((set(figures(clause)), bool(_NEGATION.search(clause))))
                 if found := values(sentence):
                     self._valued.append((found, _word_stems(f"{sentence} {_heading(text)}")))
+            self._passages.append((values(text), _word_stems(text)))
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -434,6 +437,8 @@ class Sources:
             missing += self._mislabelled(text)
         if not missing and self.bind_amounts:
             missing += self._misbound(text)
+        if not missing and self.bind_amounts:
+            missing += self._moved(text)
         if self._evidence is not None and not missing:
             missing += self._off_evidence(text, words)
         return missing + names
@@ -565,6 +570,34 @@ class Sources:
                     off.append(f"{_shown(value)} (the passage gives {_shown(other)} for this)")
         return off
 
+    def _moved(self, text: str) -> list[str]:
+        """An amount given to the question's thing that the passages give only to another: "The
+        replacement cover is $9" for "How much is a replacement cover?", where $9 is what "a
+        replacement sleeve" costs, and "A replacement remote control is $9" where no passage
+        names a remote. Of the word stems the sentence's clause shares with the question (its
+        common words, not the words that ask: "how long"), one that no passage giving the amount
+        has fails it. A right answer in the customer's own words ("the link is good for 30
+        minutes") fails too, and the fallback quotes the passage ("valid for 30 minutes")."""
+        said = values("\n".join(self.conversation))
+        asking = {m.group(1)[:5] for m in _HOW.finditer(self.question.lower())}
+        # The question's common nouns and verbs: a name ("Aero", "Halcyon") is the product's or
+        # the company's, which a passage need not repeat ("New purifiers: 2 years").
+        lower = " ".join(w for w in re.findall(r"[\w'-]+", self.question) if w[:1].islower())
+        question = _word_stems(lower) - asking
+        off = []
+        for clause in _CLAUSE.split(text):
+            subject = (_word_stems(clause) & question) - _VERDICT_WORDS
+            for value in sorted(values(clause) - said):
+                holders = [w for found, w in self._passages if value in found]
+                if not holders:
+                    continue
+                moved = sorted(s for s in subject if not any(s in w for w in holders))
+                if moved:
+                    off.append(
+                        f"{_shown(value)} (the passage gives it for something else than {', '.join(moved)})"
+                    )
+        return off
+
     def _other_members(self, text: str) -> list[str]:
         """Figures that the passages give only in clauses about another member of the family
         the sentence's clause names: "The Aero 500 comes with the external PA-24 power adapter",
@@ -671,6 +704,37 @@ def unbacked_no(question: str, sentence: str, denied: str | None) -> bool:
         return False
     rest = sentence[found.end() :]
     return bool(content_words(rest)) and not _NEGATION.search(rest) and not says_unknown(rest)
+
+
+# A condition a passage puts on what it says yes to: "If the price ... drops within 14 days of
+# your purchase, we will refund the difference".
+_CONDITION = re.compile(
+    r"\b(?:if|within|as long as|provided|only|unless|up to|until|at least|no later than)\b", re.I
+)
+
+
+def unstated_condition(
+    question: str, sentence: str, ranked: Sequence[Evidence] | None, said: set[str]
+) -> tuple[set[str], str] | None:
+    """The amounts of the condition a "Yes" leaves out, and the passage sentence that sets it, or
+    None. "The price dropped a few days after I ordered. Can I get the difference back?" answered
+    "Yes, we will refund the difference once per order", beside "If the price ... drops within 14
+    days of your purchase, we will refund the difference once per order": the customer hears a
+    yes with no limit. The passage sentence is the one of the three best that has the most of the
+    answer's word stems (at least two, and half of them); its amounts, under a condition word
+    ("if", "within", "up to" ...), must be in the answer or the conversation (``said``)."""
+    if ranked is None or not _YES.match(sentence) or not yes_no_question(question):
+        return None
+    own = _word_stems(sentence) - _VERDICT_WORDS
+    if len(own) < 2:
+        return None
+    best = max(ranked[:3], key=lambda e: len(own & _word_stems(e.text)), default=None)
+    if best is None or len(shared := own & _word_stems(best.text)) < 2 or len(shared) * 2 < len(own):
+        return None
+    found = values(best.text)
+    if not found or not _CONDITION.search(best.text) or found & (values(sentence) | said):
+        return None
+    return found, best.text
 
 
 def says_it_ends(question: str, sentence: str) -> bool:
@@ -886,6 +950,10 @@ class SentenceGate:
         )
         self._declined = False  # a decline is among the held sentences
         self._final = False
+        # A "Yes" whose passage sets a condition the answer has not given yet
+        # (``unstated_condition``): held until a sentence gives one of its amounts.
+        self._condition: tuple[set[str], str] | None = None
+        self._said_values = values("\n".join(sources.conversation))
 
     @property
     def held_decline(self) -> bool:
@@ -920,6 +988,10 @@ class SentenceGate:
             first = self.checked == 0 and self.same_member  # under grounding.match_question
             if not problems and first and unbacked_no(self.sources.question, sentence, self.denied):
                 problems = ["it says no, and then what the passage says yes to"]
+            if not problems and first and self._condition is None:
+                self._condition = unstated_condition(
+                    self.sources.question, sentence, self.ranked, self._said_values
+                )
             if not problems and self.same_member and self.ranked:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:
@@ -939,12 +1011,18 @@ class SentenceGate:
                     if not self._wanting:
                         self.cleared = stop  # what was asked is given: the held sentences go with it
                     continue
+            if self._condition is not None:
+                if not self._condition[0] & values(sentence):
+                    continue  # the "Yes" and what follows it, held until the condition is given
+                self._condition = None
             if bare_verdict(sentence) or self.sources.echoes(sentence):
                 continue  # "Yes, you do." or the question said back: held until something backs it
             if self.cleared == self.checked - len(sentence) or claims(sentence):
                 self.cleared = stop  # a held verdict goes out with the sentence that backs it
         self._final = final
-        if final and not self.failed and self._wanting and self.cleared == 0 and not self._declined:
+        if final and not self.failed and self._condition is not None:
+            self.failed = [f"it says yes without the condition the passage sets: {self._condition[1]}"]
+        elif final and not self.failed and self._wanting and self.cleared == 0 and not self._declined:
             if self.checked:
                 self.failed = [
                     f"it does not give what the question asks for: {asked.describe(self._wanting)}"
@@ -1364,6 +1442,7 @@ QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a d
 # yes-or-no question: a customer's own words ("It's showing me a list of backup codes now. How
 # many should there be?") rarely repeat the page's.
 QUOTE_SURE_SCORE, QUOTE_SURE_COVERAGE = 0.7, 0.2
+ASKED_QUOTE_SCORE = 0.55
 ASKED_DEPTH = 8  # a sentence that gives what was asked is looked for among this many of the best
 
 
@@ -1413,7 +1492,10 @@ def quote_for_decline(
     if asks and tries[0] != (typed := _typed(ranked, asks)):
         tries.append(typed)  # the best sentences give it but fail the bars: those that give it
     for candidates in tries:
-        if not candidates or candidates[0].score < min_score:
+        bar = min_score
+        if asks and candidates and not asked.missing(asks, candidates[0].text):
+            bar = min(min_score, ASKED_QUOTE_SCORE)
+        if not candidates or candidates[0].score < bar:
             continue
         wanted = _stems(message)
         if asks and not asked.missing(asks, " ".join(e.text for e in candidates[:2])):
@@ -1431,7 +1513,7 @@ def quote_for_decline(
         )
         if wanted and (cover >= QUOTE_COVERAGE or sure):
             return extractive_answer(
-                message, passages, embed=embed, ranked=candidates, min_score=min_score, focus=focus
+                message, passages, embed=embed, ranked=candidates, min_score=bar, focus=focus
             )
     return None
 

@@ -1415,3 +1415,94 @@ def test_a_no_that_goes_on_to_say_what_the_passage_says_yes_to_fails() -> None:
     right = SentenceGate(sources, same_member=True)
     text = "Yes, the purifier remembers its last mode and returns to it."
     assert right.feed(text, final=True) == len(text) and not right.failed
+
+
+PRICE_DROP = (
+    "Billing and Payments > Price Adjustment\n\nIf the price of an item you bought on halcyonhome.com drops "
+    "within 14 days of your purchase, we will refund the difference once per order. Ask Aria or our support "
+    "team with your order number."
+)
+
+
+def test_a_yes_without_the_condition_its_passage_sets_fails() -> None:
+    """ "The price dropped a few days after I ordered. Can I get the difference back?" got "Yes, we
+    will refund the difference once per order.": the passage says so only "within 14 days". The
+    "Yes" is held until a sentence gives the condition's amount; an answer that never does fails."""
+    from agent.grounding import Evidence, unstated_condition
+
+    question = "The price dropped a few days after I ordered. Can I get the difference back?"
+    rule = (
+        "If the price of an item you bought on halcyonhome.com drops within 14 days of your purchase, "
+        "we will refund the difference once per order."
+    )
+    ranked = [
+        Evidence(0.67, 1, 0, rule),
+        Evidence(0.53, 1, 1, "Ask Aria or our support team with your order number."),
+    ]
+    bare = "Yes, we will refund the difference once per order."
+    assert unstated_condition(question, bare, ranked, set()) == ({"14 day"}, rule)
+    assert (
+        unstated_condition(question, "Yes, within 14 days we will refund the difference.", ranked, set())
+        is None
+    )
+    assert unstated_condition(question, bare, ranked, {"14 day"}) is None  # the customer said it
+    assert unstated_condition("How do price adjustments work?", bare, ranked, set()) is None  # not yes-or-no
+    sources = Sources([PRICE_DROP, question], conversation=[question], question=question)
+    gate = SentenceGate(sources, ranked=ranked, same_member=True)
+    assert gate.feed(bare, final=True) == 0
+    assert gate.failed and "without the condition" in gate.failed[0]
+    # The condition in a later sentence releases the "Yes" with it.
+    later = bare + " This applies within 14 days of your purchase."
+    gate = SentenceGate(sources, ranked=ranked, same_member=True)
+    assert gate.feed(later, final=True) == len(later) and not gate.failed
+    # grounding.match_question: false leaves the "Yes" to the rest of the check, as before.
+    off = SentenceGate(sources, ranked=ranked)
+    assert off.feed(bare, final=True) == len(bare) and not off.failed
+
+
+def test_an_amount_given_to_a_thing_its_passage_does_not_name_fails() -> None:
+    """ "How much is a replacement cover?" got "The replacement cover is $9": $9 is what the
+    passage says a replacement sleeve costs. A name the question has ("Aero") need not be there."""
+    sleeve = (
+        "Cleaning and Maintenance > Pre-Filter Sleeve\n\nIf the sleeve tears, you can order a replacement "
+        "sleeve (PS-300 for the Aero 300 or PS-500 for the Aero 500) for $9."
+    )
+    question = "I cracked the bottom cover on my Aero 500. How much is a replacement cover?"
+    sources = Sources([question, sleeve], conversation=[question], question=question)
+    assert sources.unsupported("The replacement cover is $9.") == [
+        "$9 (the passage gives it for something else than cover)"
+    ]
+    asked_sleeve = "How much is a replacement sleeve for my Aero 500?"
+    right = Sources([asked_sleeve, sleeve], conversation=[asked_sleeve], question=asked_sleeve)
+    assert right.unsupported("A replacement sleeve for the Aero 500 is $9.") == []
+    off = Sources([question, sleeve], conversation=[question], question=question, bind_amounts=False)
+    assert off.unsupported("The replacement cover is $9.") == []
+
+
+def test_a_decline_gives_way_to_a_quote_that_gives_what_was_asked_a_little_below_the_bar() -> None:
+    """ "How long does a sensor recalibration take?": the model declined, and "Calibration takes
+    15 minutes" scored under ``quote_over_decline`` ("recalibration" and "calibration" share no
+    stem). A sentence that gives the kind of amount asked for needs only ``ASKED_QUOTE_SCORE``."""
+    from agent.asked import asked_kinds
+    from agent.grounding import ASKED_QUOTE_SCORE, Evidence
+
+    page = (
+        "Troubleshooting the Air Quality Sensor > Recalibrating the Sensor\n\nIf readings still seem off, "
+        "recalibrate from the app. Calibration takes 15 minutes, during which the ring breathes white."
+    )
+    question = "How long does a sensor recalibration take?"
+    sentence = "Calibration takes 15 minutes, during which the ring breathes white."
+    asks = asked_kinds(question)
+    quoted = quote_for_decline(
+        question, [page], [Evidence(ASKED_QUOTE_SCORE + 0.02, 1, 1, sentence)], 0.6, None, asks
+    )
+    assert quoted is not None and "15 minutes" in quoted
+    close = [Evidence(ASKED_QUOTE_SCORE + 0.02, 1, 1, sentence)]
+    assert quote_for_decline(question, [page], close, 0.6, None) is None  # nothing asked: the bar stands
+    lower = [Evidence(ASKED_QUOTE_SCORE - 0.02, 1, 1, sentence)]
+    assert quote_for_decline(question, [page], lower, 0.6, None, asks) is None
+    # A sentence that does not give a length of time keeps the bar: the decline stands.
+    other = [
+        Evidence(ASKED_QUOTE_SCORE + 0.02, 1, 0, "If readings still seem off, recalibrate from the app.")
+    ]
+    assert quote_for_decline(question, [page], other, 0.6, None, asks) is None
