@@ -1506,3 +1506,15 @@ def test_a_decline_gives_way_to_a_quote_that_gives_what_was_asked_a_little_below
         Evidence(ASKED_QUOTE_SCORE + 0.02, 1, 0, "If readings still seem off, recalibrate from the app.")
     ]
     assert quote_for_decline(question, [page], other, 0.6, None, asks) is None
+
+
+def test_a_short_word_and_its_plural_share_a_stem() -> None:
+    """ "How long will that take?" and "An update takes up to 10 minutes" share "take": a word of
+    four or five letters loses its plural "s" before it is cut to five letters ("less", "plus" and
+    "this" keep theirs), so the quote over a decline sees the question's word."""
+    from agent.grounding import _stem, _stems
+
+    assert _stem("takes") == _stem("take") == "take"
+    assert _stem("days") == _stem("day") and _stem("minutes") == _stem("minute") == "minut"
+    assert [_stem(w) for w in ("less", "plus", "this", "yes")] == ["less", "plus", "this", "yes"]
+    assert _stems("An update takes up to 10 minutes.") >= {"updat", "take", "minut"}
