@@ -721,8 +721,9 @@ def unstated_condition(
     "Yes, we will refund the difference once per order", beside "If the price ... drops within 14
     days of your purchase, we will refund the difference once per order": the customer hears a
     yes with no limit. The passage sentence is the one of the three best that has the most of the
-    answer's word stems (at least two, and half of them); its amounts, under a condition word
-    ("if", "within", "up to" ...), must be in the answer or the conversation (``said``)."""
+    answer's word stems (at least two, and half of them); the amounts of its clauses that open
+    with a condition word ("if", "within", "up to" ...) must be in the answer or the conversation
+    (``said``): "Yes, we refund $20" does not give "If you return it within 30 days"."""
     if ranked is None or not _YES.match(sentence) or not yes_no_question(question):
         return None
     own = _word_stems(sentence) - _VERDICT_STEMS
@@ -731,8 +732,10 @@ def unstated_condition(
     best = max(ranked[:3], key=lambda e: len(own & _word_stems(e.text)), default=None)
     if best is None or len(shared := own & _word_stems(best.text)) < 2 or len(shared) * 2 < len(own):
         return None
-    found = values(best.text)
-    if not found or not _CONDITION.search(best.text) or found & (values(sentence) | said):
+    found: set[str] = set()
+    for match in _CONDITION.finditer(best.text):  # the amounts of each condition's clause
+        found |= values(re.split(r"[,;]\s|\.\s|\.$", best.text[match.start() :], maxsplit=1)[0])
+    if not found or found & (values(sentence) | said):
         return None
     return found, best.text
 
@@ -1008,7 +1011,7 @@ class SentenceGate:
                     self._wanting = []  # a decline, or a question back: neither claims to answer
                 else:
                     self._wanting = asked.missing(self._wanting, sentence)
-                    if not self._wanting:
+                    if not self._wanting and self._condition is None:
                         self.cleared = stop  # what was asked is given: the held sentences go with it
                     continue
             if self._condition is not None:
@@ -1461,6 +1464,9 @@ QUOTE_COVERAGE = 0.5  # of the question's word stems, the share a quote over a d
 # yes-or-no question: a customer's own words ("It's showing me a list of backup codes now. How
 # many should there be?") rarely repeat the page's.
 QUOTE_SURE_SCORE, QUOTE_SURE_COVERAGE = 0.7, 0.2
+# A quote that gives the kind of amount the question asks for ("how long": "Calibration takes 15
+# minutes") stands in for the model's decline from this score, when it is below the configured
+# ``quote_over_decline``; 0.45 and 0.55 changed the same replayed answers (session 27).
 ASKED_QUOTE_SCORE = 0.55
 ASKED_DEPTH = 8  # a sentence that gives what was asked is looked for among this many of the best
 
@@ -1499,7 +1505,8 @@ def quote_for_decline(
     decline, though "The warranty lasts 2 years" scores high: "water" and "damage" are not there.
     ``asks``: the quote must give what the question asks for (``giving``); when the best
     sentences fail these bars, the best of those that give it are tried ("how often do those
-    payments come out?" -> "... paid every 2 weeks")."""
+    payments come out?" -> "... paid every 2 weeks"); a best sentence that gives it needs only
+    ``ASKED_QUOTE_SCORE`` when that is lower than ``min_score``."""
     if min_score <= 0:
         return None
     defined = definition_quote(message, passages)

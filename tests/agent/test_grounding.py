@@ -1518,3 +1518,18 @@ def test_a_short_word_and_its_plural_share_a_stem() -> None:
     assert _stem("days") == _stem("day") and _stem("minutes") == _stem("minute") == "minut"
     assert [_stem(w) for w in ("less", "plus", "this", "yes")] == ["less", "plus", "this", "yes"]
     assert _stems("An update takes up to 10 minutes.") >= {"updat", "take", "minut"}
+
+
+def test_a_yes_that_gives_what_was_asked_is_still_held_for_its_condition() -> None:
+    """A "Yes" that gives the kind of amount asked for is not released before the limit its
+    passage sets: "Can I get a refund, and how much?" answered "Yes, you get $20 back."."""
+    from agent.asked import asked_kinds
+    from agent.grounding import Evidence
+
+    page = "Returns > Refunds\n\nIf you return it within 30 days, we refund $20 to your card."
+    question = "Can I get a refund, and how much do I get back?"
+    ranked = [Evidence(0.7, 1, 0, "If you return it within 30 days, we refund $20 to your card.")]
+    sources = Sources([page, question], conversation=[question], question=question)
+    answer = "Yes, we refund $20 to your card."
+    gate = SentenceGate(sources, ranked=ranked, asks=asked_kinds(question), same_member=True)
+    assert gate.feed(answer, final=True) == 0 and gate.failed
