@@ -335,6 +335,8 @@ class Sources:
     _clauses: list[tuple[set[str], bool]] = field(init=False)
     _valued: list[tuple[set[str], set[str]]] = field(init=False)
     _passages: list[tuple[set[str], set[str]]] = field(init=False)
+    said_values: set[str] = field(init=False)  # the amounts the conversation gave
+    _asking: set[str] = field(init=False)  # the question's "how long", "how much": stems that ask
     _told: str = field(init=False)
     _relative: set[str] = field(init=False)
     _definitions: dict[str, set[str]] = field(init=False)
@@ -354,6 +356,8 @@ class Sources:
             told, said = "\n".join(self.evidence), "\n".join([*self.evidence, *self.conversation])
             self._evidence = (_figure_set(said), quantities(said), set(content_words(told)))
         self._said_words = set(content_words("\n".join(self.conversation)))
+        self.said_values = values("\n".join(self.conversation))
+        self._asking = {_stem(m.group(1)) for m in _HOW.finditer(self.question.lower())}
         self._said_figures = _figure_set("\n".join(self.conversation))
         self._cells, free = [], []
         for text in self.texts:
@@ -520,11 +524,11 @@ class Sources:
         named = [(label, body) for label, body in self._items if label <= stems]
         if not named:
             return []
-        rest = stems - set().union(*(label for label, _ in named)) - _bare_stems(self.question)
+        asked_for = _bare_stems(self.question)
+        rest = stems - set().union(*(label for label, _ in named)) - asked_for
         if len(rest) < 2:
             return []
         own = max(len(rest & body) for _, body in named)
-        asked_for = _bare_stems(self.question)
         if own < 2 and any(label <= asked_for for label, _ in named):
             # The question names the item ("the ring just blinked purple 3 times, what happened?")
             # and the sentence gives it a meaning its item does not have ("... when the purifier
@@ -546,10 +550,9 @@ class Sources:
         frequencies: "every 2 weeks" against "Monthly" for the top grille), by the word stems they
         share with the sentence's clause and the question: when one of the others shares at least
         ``MISBOUND_MARGIN`` more (and at least two), the amount belongs to another statement."""
-        said = values("\n".join(self.conversation))
+        said = self.said_values
         # "How long is the warranty?": "long" asks; it does not say what the amount is about.
-        asking = {_stem(m.group(1)) for m in _HOW.finditer(self.question.lower())}
-        question = _word_stems(self.question) - asking
+        question = _word_stems(self.question) - self._asking
         off = []
         for clause in _CLAUSE.split(text):
             words = _word_stems(clause) | question
@@ -578,12 +581,11 @@ class Sources:
         common words, not the words that ask: "how long"), one that no passage giving the amount
         has fails it. A right answer in the customer's own words ("the link is good for 30
         minutes") fails too, and the fallback quotes the passage ("valid for 30 minutes")."""
-        said = values("\n".join(self.conversation))
-        asking = {_stem(m.group(1)) for m in _HOW.finditer(self.question.lower())}
+        said = self.said_values
         # The question's common nouns and verbs: a name ("Aero", "Halcyon") is the product's or
         # the company's, which a passage need not repeat ("New purifiers: 2 years").
         lower = " ".join(w for w in re.findall(r"[\w'-]+", self.question) if w[:1].islower())
-        question = _word_stems(lower) - asking - _AMOUNT_VERBS
+        question = _word_stems(lower) - self._asking - _AMOUNT_VERBS
         off = []
         for clause in _CLAUSE.split(text):
             subject = (_word_stems(clause) & question) - _VERDICT_STEMS
@@ -956,7 +958,6 @@ class SentenceGate:
         # A "Yes" whose passage sets a condition the answer has not given yet
         # (``unstated_condition``): held until a sentence gives one of its amounts.
         self._condition: tuple[set[str], str] | None = None
-        self._said_values = values("\n".join(sources.conversation))
 
     @property
     def held_decline(self) -> bool:
@@ -993,7 +994,7 @@ class SentenceGate:
                 problems = ["it says no, and then what the passage says yes to"]
             if not problems and first and self._condition is None:
                 self._condition = unstated_condition(
-                    self.sources.question, sentence, self.ranked, self._said_values
+                    self.sources.question, sentence, self.ranked, self.sources.said_values
                 )
             if not problems and self.same_member and self.ranked:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
