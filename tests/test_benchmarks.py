@@ -88,3 +88,21 @@ def test_replay_check_reads_grounding_overrides_and_rejects_bad_ones() -> None:
         grounding_settings(["match_question"])
     with pytest.raises(SystemExit, match="match_question must be true or false"):
         grounding_settings(["match_question=maybe"])
+
+
+def test_retrieval_sample_tells_reading_misses_from_retrieval_misses() -> None:
+    """A wrong answer whose passages held every key fact is a reading miss; one whose passages did
+    not is a retrieval miss; questions the set does not have are left out."""
+    from benchmarks.retrieval_sample import misses
+
+    items = [{"id": "q1", "answer_contains": ["30 days"]}, {"id": "q2", "answer_contains": ["$39", "AF-300"]}]
+    rows = [
+        {"id": "q1", "correct": False, "passages": ["Returns within 30 days of delivery."]},
+        {"id": "q2", "correct": False, "passages": ["The AF-300 filter.", "Shipping is $5.95."]},
+        {"id": "other", "correct": False, "passages": []},
+    ]
+    right = [{**rows[0], "correct": True}, rows[1]]
+    stored = {"sample": {"tuned": {"rows": rows}, "base": {"rows": right}}}
+    out = misses(stored, items)
+    assert out["tuned"] == {"n": 2, "right": 0, "reading_misses": 1, "retrieval_misses": 1}
+    assert out["base"] == {"n": 2, "right": 1, "reading_misses": 0, "retrieval_misses": 1}
