@@ -16,7 +16,7 @@ into *reading* misses (every key fact was in the passages the model was shown) a
 misses (it was not), for each arm with the check off and on: where the next gain has to come
 from.
 
-    python -m benchmarks.retrieval_sample            # about 2 min on 2 CPU cores, no model runs
+    python -m benchmarks.retrieval_sample            # about 20 s on 2 CPU cores, no model runs
 
 Writes benchmarks/results/retrieval_sample.json.
 """
