@@ -37,7 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import GenerationError, ModelNotFoundError
-from agent.generator import GenerationOptions, Message, Usage, _UsageMixin, acquire_slot, tokenizer_count
+from agent.generator import (
+    GenerationOptions,
+    Message,
+    Usage,
+    _UsageMixin,
+    acquire_slot,
+    refuse_context_weight,
+    tokenizer_count,
+)
 from agent.prompt import static_head
 from agent.stats import paired_test
 
@@ -357,6 +365,7 @@ class CompiledGenerator(_UsageMixin):
         options: GenerationOptions,
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
+        refuse_context_weight(options, "the compiled engine")
         usage = Usage()
         self._set_usage(usage)
         acquire_slot(self._lock, options.timeout_s)

@@ -58,11 +58,20 @@ class GenerationSettings:
     temperature: float = 0.0  # 0 = greedy
     repetition_penalty: float = 1.1
     timeout_s: float = 120.0
+    # Context-aware decoding: weigh each next token by how much the passages raise it; 0 = off.
+    # The model reads its passages better with it (`context_decoding` in benchmarks/README.md) at
+    # about twice the decode time, on the transformers engine only (the compiled engine has no
+    # logits hook), so a weight above 0 serves with transformers.
+    context_weight: float = 0.0
     context_tokens: int = 2048  # window for history + passages + answer
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     base_url: str | None = None  # for backend=openai
     api_key_env: str = "OPENAI_API_KEY"
     remote_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.context_weight <= 5:
+            raise ConfigError(f"generation.context_weight must be between 0 and 5, not {self.context_weight}")
 
 
 @dataclass

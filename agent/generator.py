@@ -3,6 +3,7 @@
 * ``LocalGenerator``: a transformers causal LM (optionally with a PEFT adapter) on this
   machine. One generation runs at a time per generator (a lock), so one ``Agent`` can serve
   several conversations from several threads; each call honours a deadline and a cancel event.
+  It alone can decode context-aware (``GenerationOptions.context_weight``, ``ContextAware``).
 * ``OpenAIGenerator``: any OpenAI-compatible chat-completions server (vLLM, a hosted API).
 * ``ScriptedGenerator``: replies queued with ``enqueue()``, for tests and demos without a model.
 
@@ -16,6 +17,7 @@ from the tokenizer or the server.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +36,9 @@ class GenerationOptions:
     temperature: float = 0.0
     repetition_penalty: float = 1.1
     timeout_s: float = 120.0
+    # Context-aware decoding (Shi et al., 2023): 0 is plain decoding; alpha > 0 weighs each next
+    # token by how much the passages raise it (``ContextAware``). Transformers engine only.
+    context_weight: float = 0.0
 
 
 @dataclass
@@ -127,6 +132,15 @@ def metered(
     return MeteredStream(generator, iter(generator.stream(messages, options, cancel)))
 
 
+def refuse_context_weight(options: GenerationOptions, engine: str) -> None:
+    """Context-aware decoding is the transformers engine's alone: say so before generating."""
+    if options.context_weight > 0:
+        raise GenerationError(
+            f"context-aware decoding (context_weight {options.context_weight}) needs the transformers "
+            f"engine; {engine} decodes plainly: set generation.context_weight to 0 or engine to transformers"
+        )
+
+
 def acquire_slot(lock: threading.Lock, timeout_s: float) -> None:
     """Take a local engine's one generation slot, or fail after ``timeout_s``."""
     if not lock.acquire(timeout=max(0.0, timeout_s)):
@@ -136,6 +150,39 @@ def acquire_slot(lock: threading.Lock, timeout_s: float) -> None:
 def tokenizer_count(tokenizer: Any, text: str) -> int:
     """Tokens in ``text`` without special tokens (prompt windowing of the local engines)."""
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class ContextAware:
+    """A transformers logits processor for context-aware decoding (Shi et al., 2023).
+
+    Scores each next token by ``(1 + alpha) * log p(t | passages, chat) - alpha * log p(t | chat)``:
+    a token the passages make likelier (a figure copied from them) gains, one the model would say
+    without them (a remembered "90 days") loses. Tokens far below the best with the passages
+    (under ``plausibility`` times its probability) are ruled out, so the contrast cannot promote
+    a token the model would not have considered. The chat without passages runs beside the
+    generation with its own cache, one token a step (about twice the decode time).
+    """
+
+    def __init__(self, model: Any, plain_ids: Any, alpha: float, plausibility: float = 0.1):
+        self.model = model
+        self.plain_ids = plain_ids
+        self.alpha = float(alpha)
+        self.floor = math.log(plausibility)
+        self._cache: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self._cache is None:
+            out = self.model(self.plain_ids, use_cache=True)
+        else:
+            out = self.model(input_ids[:, -1:], past_key_values=self._cache, use_cache=True)
+        self._cache = out.past_key_values
+        with_passages = torch.log_softmax(scores.float(), dim=-1)
+        without = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        contrast = (1 + self.alpha) * with_passages - self.alpha * without
+        implausible = with_passages < with_passages.max(dim=-1, keepdim=True).values + self.floor
+        return contrast.masked_fill(implausible, float("-inf")).to(scores.dtype)
 
 
 class LocalGenerator(_UsageMixin):
@@ -167,6 +214,29 @@ class LocalGenerator(_UsageMixin):
             list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         return encoded["input_ids"].to(self.model.device)
+
+    def _processors(self, messages: Sequence[Message], options: GenerationOptions, prompt_length: int) -> Any:
+        """The repetition penalty over the reply's own tokens, then context-aware decoding if asked.
+
+        transformers' ``repetition_penalty`` also penalizes every prompt token, which keeps the
+        model from copying a figure out of its passages; the compiled engine penalizes only
+        what it generated, and so does this engine now.
+        """
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+        processors = LogitsProcessorList()
+        if options.repetition_penalty != 1.0:
+            processors.append(
+                RepetitionPenaltyLogitsProcessor(
+                    options.repetition_penalty, prompt_ignore_length=prompt_length
+                )
+            )
+        if options.context_weight > 0:
+            from agent.prompt import without_passages
+
+            plain = self.prompt_ids(without_passages(messages))
+            processors.append(ContextAware(self.model, plain, options.context_weight))
+        return processors
 
     def stream(
         self,
@@ -200,8 +270,9 @@ class LocalGenerator(_UsageMixin):
                 "streamer": streamer,
                 "stopping_criteria": StoppingCriteriaList([_Stop()]),
                 "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                "repetition_penalty": options.repetition_penalty,
+                "repetition_penalty": 1.0,  # applied below, to the reply's own tokens only
             }
+            kwargs["logits_processor"] = self._processors(messages, options, int(input_ids.shape[1]))
             if options.temperature > 0:
                 kwargs.update(do_sample=True, temperature=options.temperature, top_p=0.95)
             else:
@@ -254,6 +325,7 @@ class OpenAIGenerator(_UsageMixin):
         options: GenerationOptions,
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
+        refuse_context_weight(options, "an OpenAI-compatible server")
         usage = Usage()
         self._set_usage(usage)
         try:
@@ -336,6 +408,16 @@ def build_generator(config: Any, model: str | None = None) -> Generator:
 
     settings = config.generation
     spec = model or config.model
+    context_aware = getattr(settings, "context_weight", 0.0) > 0
+    if context_aware and (
+        settings.backend == "openai" or getattr(settings, "engine", "auto") == "ctranslate2"
+    ):
+        from agent.errors import ConfigError
+
+        raise ConfigError(
+            "generation.context_weight needs the local transformers engine "
+            "(backend local, engine auto or transformers); set it to 0 for this engine"
+        )
     if settings.backend == "openai":
         if not settings.base_url:
             from agent.errors import ConfigError
@@ -351,7 +433,7 @@ def build_generator(config: Any, model: str | None = None) -> Generator:
         from agent.errors import ConfigError
 
         raise ConfigError(f"generation.engine must be auto, ctranslate2 or transformers, not {engine!r}")
-    if engine != "transformers" and _pick_device(settings.device) == "cpu":
+    if engine != "transformers" and not context_aware and _pick_device(settings.device) == "cpu":
         compiled = _compiled_or_reason(spec, config.home, required=engine == "ctranslate2")
         if not isinstance(compiled, str):
             return compiled

@@ -119,6 +119,20 @@ def user_message(question: str, passages: Sequence[Passage]) -> str:
     return f"Passages:\n{format_passages(passages)}\n\nCustomer: {question.strip()}"
 
 
+def without_passages(messages: Sequence[Message]) -> list[Message]:
+    """The same chat with the passages taken out of its last user message (the question stays).
+
+    Context-aware decoding contrasts the model's next token with and without the passages; the
+    history, the system message and the worked example are in both.
+    """
+    out = [dict(m) for m in messages]
+    if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("Passages:\n"):
+        _, sep, question = out[-1]["content"].partition("\n\nCustomer: ")  # passages hold no blank line
+        if sep:
+            out[-1]["content"] = f"Customer: {question}"
+    return out
+
+
 def history_messages(history: Sequence[tuple[str, str]]) -> list[Message]:
     return [
         {"role": _ROLE_MAP[role], "content": text} for role, text in history if role in _ROLE_MAP and text

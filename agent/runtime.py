@@ -428,6 +428,7 @@ class Agent:
             temperature=state.get("temperature", settings.temperature),
             repetition_penalty=settings.repetition_penalty,
             timeout_s=state.get("timeout_s", settings.timeout_s),
+            context_weight=settings.context_weight,
         )
         state.update(options=options, started=time.perf_counter())
         gate: grounding.SentenceGate | None = state["gate"]

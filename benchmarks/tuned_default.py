@@ -56,12 +56,15 @@ def heldout() -> list[dict[str, Any]]:
     ]
 
 
-def make_agent(home: Path, model: str, docs: Path, grounding: bool) -> Any:
+def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation: Any) -> Any:
+    """An agent on ``model`` over ``docs``; ``generation`` overrides generation settings."""
     from agent.config import load_config
     from agent.runtime import Agent
 
     config = load_config(env={"SUPPORTLOOP_HOME": str(home)})
     config.grounding.enabled = grounding
+    for key, value in generation.items():
+        setattr(config.generation, key, value)
     if CANDIDATES is not None:
         config.retrieval.candidates = CANDIDATES
     if ONE_PER_PAGE is not None:

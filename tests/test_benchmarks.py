@@ -106,3 +106,23 @@ def test_retrieval_sample_tells_reading_misses_from_retrieval_misses() -> None:
     out = misses(stored, items)
     assert out["tuned"] == {"n": 2, "right": 0, "reading_misses": 1, "retrieval_misses": 1}
     assert out["base"] == {"n": 2, "right": 1, "reading_misses": 0, "retrieval_misses": 1}
+
+
+def test_context_decoding_pairs_the_two_decodings_question_by_question() -> None:
+    """Gains and losses are counted per answerable question; unanswerable ones are left out."""
+    from benchmarks.context_decoding import arm_summary, compare
+
+    def row(qid: str, kind: str, correct: bool, behaviour: str = "answer") -> dict:
+        return {"id": qid, "kind": kind, "correct": correct, "behaviour": behaviour, "invented": [],
+                "grounding": None, "seconds": 1.0}  # fmt: skip
+
+    plain = [row("a", "answerable", False), row("b", "followup", True), row("c", "answerable", False),
+             row("u", "unanswerable", False, "decline")]  # fmt: skip
+    aware = [row("a", "answerable", True), row("b", "followup", False), row("c", "answerable", True),
+             row("u", "unanswerable", False)]  # fmt: skip
+    out = compare(plain, aware)
+    assert (out["gained"], out["lost"]) == (["a", "c"], ["b"])
+    assert out["gain"] == pytest.approx(1 / 3, abs=1e-3)
+    summary = arm_summary(aware)
+    assert (summary["right"], summary["answerable"], summary["unanswerable_declined"]) == (2, 3, 0)
+    assert arm_summary(plain)["unanswerable_declined"] == 1
