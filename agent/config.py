@@ -59,9 +59,10 @@ class GenerationSettings:
     repetition_penalty: float = 1.1
     timeout_s: float = 120.0
     # Context-aware decoding: weigh each next token by how much the passages raise it; 0 = off.
-    # The model reads its passages better with it (`context_decoding` in benchmarks/README.md) at
-    # about twice the decode time, on the transformers engine only (the compiled engine has no
-    # logits hook), so a weight above 0 serves with transformers.
+    # The tuned model alone reads its passages better with it, but with the answer check on it
+    # added no right answers (`context_decoding` in benchmarks/README.md), at about twice the
+    # decode time and on the transformers engine only (the compiled engine has no logits hook):
+    # a weight above 0 serves with transformers.
     context_weight: float = 0.0
     context_tokens: int = 2048  # window for history + passages + answer
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
