@@ -152,6 +152,24 @@ def tokenizer_count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def reply_penalty(penalty: float, prompt_length: int) -> Any:
+    """A transformers ``LogitsProcessorList`` with the repetition penalty on the reply's own tokens:
+    the ``prompt_length`` tokens of the prompt (left padding included) are not penalized.
+
+    transformers' ``repetition_penalty`` argument also penalizes every prompt token, which keeps
+    the model from copying a figure out of its passages; the compiled engine penalizes only what
+    it generated. Every transformers decoding path (``LocalGenerator``, the batching server, the
+    evaluation protocol) uses this, so a model is served and judged the same way on both engines.
+    Empty at penalty 1.0.
+    """
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    processors = LogitsProcessorList()
+    if penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_length))
+    return processors
+
+
 class ContextAware:
     """A transformers logits processor for context-aware decoding (Shi et al., 2023).
 
@@ -216,21 +234,9 @@ class LocalGenerator(_UsageMixin):
         return encoded["input_ids"].to(self.model.device)
 
     def _processors(self, messages: Sequence[Message], options: GenerationOptions, prompt_length: int) -> Any:
-        """The repetition penalty over the reply's own tokens, then context-aware decoding if asked.
-
-        transformers' ``repetition_penalty`` also penalizes every prompt token, which keeps the
-        model from copying a figure out of its passages; the compiled engine penalizes only
-        what it generated, and so does this engine now.
-        """
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
-
-        processors = LogitsProcessorList()
-        if options.repetition_penalty != 1.0:
-            processors.append(
-                RepetitionPenaltyLogitsProcessor(
-                    options.repetition_penalty, prompt_ignore_length=prompt_length
-                )
-            )
+        """The repetition penalty over the reply's own tokens (``reply_penalty``), then
+        context-aware decoding if asked."""
+        processors = reply_penalty(options.repetition_penalty, prompt_length)
         if options.context_weight > 0:
             from agent.prompt import without_passages
 

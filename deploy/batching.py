@@ -50,7 +50,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from agent.errors import GenerationError
-from agent.generator import GenerationOptions, LocalGenerator, Message, Usage
+from agent.generator import GenerationOptions, LocalGenerator, Message, Usage, reply_penalty
 
 _SHUTDOWN = object()
 
@@ -235,7 +235,9 @@ class BatchingGenerator:
             "streamer": _RowStreamer(batch, self),
             "stopping_criteria": StoppingCriteriaList([_RowStop(batch, width)]),
             "pad_token_id": self._pad,
-            "repetition_penalty": first.repetition_penalty,
+            # The penalty on each reply's own tokens, not the prompt's, as LocalGenerator does.
+            "repetition_penalty": 1.0,
+            "logits_processor": reply_penalty(first.repetition_penalty, width),
         }
         if first.temperature > 0:
             kwargs.update(do_sample=True, temperature=first.temperature, top_p=0.95)

@@ -116,6 +116,19 @@ def tiny_model(tiny_model_dir: Path):
     )
 
 
+@pytest.fixture
+def tiny_local(tiny_model):
+    """The tiny model served by ``LocalGenerator``, padded for batching and run to the token
+    limit (a random model's EOS would end a reply anywhere)."""
+    from agent.generator import LocalGenerator
+
+    model, tokenizer = tiny_model
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.eos_token_id = None
+    return LocalGenerator(model, tokenizer, version="tiny")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     require(SHARED_DATA.is_dir(), f"shared data not found at {SHARED_DATA}")

@@ -19,7 +19,10 @@ answer can differ where floating-point noise flips a near-tied logit
 (``agent.compiled``), one row at a time with the shared prefix as the engine's cached static
 prompt, greedy under the same cap and repetition penalty; the references' log-likelihood comes
 from the engine's own scoring pass. Its figures are the compiled engine's, not fp32's: the two
-differ as much as the conversion's equivalence check reports.
+differ as much as the conversion's equivalence check reports. On both engines the repetition
+penalty falls on the answer's own tokens only, as the agent serves (``agent.generator.
+reply_penalty``); before 2026-12-06 the torch path also penalized every prompt token, so figures
+recorded with ``engine="transformers"`` before then were decoded that way.
 
 Importing this module is cheap: torch and transformers are imported inside the functions.
 """
@@ -51,8 +54,12 @@ PROTOCOL = Protocol()
 
 def greedy_options(tokenizer: Any, protocol: Protocol, prompt_len: int) -> dict[str, Any]:
     """``generate`` keyword arguments of the protocol's decoding: greedy, capped, stopping at a
-    stop marker (the answer is cut there anyway)."""
+    stop marker (the answer is cut there anyway), the repetition penalty on the answer's own
+    tokens only, as the agent serves (``agent.generator.reply_penalty``). ``prompt_len``: the
+    input's width, left padding included."""
     from transformers import StoppingCriteriaList
+
+    from agent.generator import reply_penalty
 
     return {
         "do_sample": False,
@@ -60,7 +67,8 @@ def greedy_options(tokenizer: Any, protocol: Protocol, prompt_len: int) -> dict[
         "top_p": None,
         "top_k": None,
         "max_new_tokens": protocol.max_new_tokens,
-        "repetition_penalty": protocol.repetition_penalty,
+        "repetition_penalty": 1.0,  # applied by the processor, to the answer's own tokens only
+        "logits_processor": reply_penalty(protocol.repetition_penalty, prompt_len),
         "pad_token_id": tokenizer.pad_token_id,
         "stopping_criteria": StoppingCriteriaList([_StopAtMarker(tokenizer, prompt_len)]),
     }

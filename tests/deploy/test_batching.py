@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agent.generator import GenerationOptions, LocalGenerator
+from agent.generator import GenerationOptions
 from deploy.batching import BatchingGenerator
 
 PROMPTS = [
@@ -22,12 +22,8 @@ PROMPTS = [
 
 
 @pytest.fixture
-def generators(tiny_model):
-    model, tokenizer = tiny_model
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.generation_config.eos_token_id = None  # a random tiny model: run to the token limit
-    local = LocalGenerator(model, tokenizer, version="tiny")
+def generators(tiny_local):
+    local = tiny_local
     batching = BatchingGenerator.wrap(local, max_batch=8, window_ms=200)
     yield local, batching
     batching.close()
