@@ -19,7 +19,9 @@ engine when it is available).
 
 ``--questions dev.jsonl``: the development set (``agent/sample/dev.jsonl``) that the answer
 check's settings and the shipped model variant were chosen on, so that the held-out set stays a
-test set. ``--extra``: more adapters as arms of the same run (retrained candidates).
+test set. ``--questions fresh.jsonl``: 30 questions written on 2026-12-06, after the check's rules
+were written from the dev and held-out failures, and never used to build anything: the
+out-of-sample check on those rules. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -307,9 +309,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=["heldout.jsonl", "dev.jsonl"],
+        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl"],
         default="heldout.jsonl",
-        help="The sample question set (dev.jsonl: the one the answer check was tuned on).",
+        help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
+        "fresh.jsonl: written after it, never tuned on).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     parser.add_argument(

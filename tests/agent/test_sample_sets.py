@@ -1,5 +1,6 @@
-"""The sample's question sets: the held-out test set and the dev set the answer check was tuned on
-stay apart from each other and from the training conversations, and every key fact is real."""
+"""The sample's question sets: the held-out test set, the dev set the answer check was tuned on and
+the fresh set written after both stay apart from each other and from the training conversations,
+and every key fact is real."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl"])
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
         assert row["kind"] in KINDS, row["id"]
@@ -33,12 +34,14 @@ def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
         assert set(row.get("changed") or []) <= set(row["answer_contains"]), row["id"]
 
 
-def test_dev_and_held_out_questions_are_apart_from_each_other_and_from_training() -> None:
+def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None:
     dev = {normal(r["question"]) for r in rows("dev.jsonl")}
     held_out = {normal(r["question"]) for r in rows("heldout.jsonl")}
+    fresh = {normal(r["question"]) for r in rows("fresh.jsonl")}
     trained = {
         normal(t["text"]) for c in rows("conversations.jsonl") for t in c["turns"] if t["role"] == "customer"
     }
     assert len(dev) == len(rows("dev.jsonl")) and len(held_out) == len(rows("heldout.jsonl"))
-    assert not dev & held_out
-    assert not (dev | held_out) & trained
+    assert len(fresh) == len(rows("fresh.jsonl")) == 30
+    assert not dev & held_out and not fresh & (dev | held_out)
+    assert not (dev | held_out | fresh) & trained
