@@ -126,3 +126,21 @@ def test_context_decoding_pairs_the_two_decodings_question_by_question() -> None
     summary = arm_summary(aware)
     assert (summary["right"], summary["answerable"], summary["unanswerable_declined"]) == (2, 3, 0)
     assert arm_summary(plain)["unanswerable_declined"] == 1
+
+
+def test_eval_penalty_rebuilds_the_old_protocol_decoding_from_the_new() -> None:
+    """The old decoding is the new one with transformers' own penalty over the prompt instead of
+    the processor that penalizes only the answer's tokens."""
+    from benchmarks.eval_penalty import over_the_prompt
+    from training.decoding import Protocol, greedy_options
+
+    class Tokenizer:
+        pad_token_id = 0
+
+    protocol = Protocol(repetition_penalty=1.3)
+    new = greedy_options(Tokenizer(), protocol, 12)
+    old = over_the_prompt(greedy_options)(Tokenizer(), protocol, 12)
+    assert new["repetition_penalty"] == 1.0 and len(new["logits_processor"]) == 1
+    assert new["logits_processor"][0].prompt_ignore_length == 12
+    assert old["repetition_penalty"] == 1.3 and "logits_processor" not in old
+    assert old.keys() == new.keys() - {"logits_processor"}

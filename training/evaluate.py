@@ -181,7 +181,12 @@ def evaluate_versions(plan: EvalPlan, home: Path, progress: bool = True) -> dict
             del run
 
     # 3. What was run, so the report can be reproduced.
-    report["protocol"] = {**protocol.__dict__, "decoding": "greedy", "few_shot_examples": len(shots)}
+    report["protocol"] = {
+        **protocol.__dict__,
+        "decoding": "greedy",
+        "repetition_penalty_on": "answer",  # the answer's own tokens, not the prompt's (since 2026-12-06)
+        "few_shot_examples": len(shots),
+    }
     report["shots"] = shots
     # Per item, so the gate can pair the models' answers (``report["answers"]``) item by item.
     report["items"] = [

@@ -137,6 +137,7 @@ def test_report_has_every_model_and_setting_on_identical_inputs(tiny_model_dir: 
             assert 0.0 <= metrics["rougeL_f1"] <= 1.0 and metrics["perplexity"] > 1
     assert PROTOCOL.max_new_tokens == 96 and PROTOCOL.repetition_penalty == 1.1
     assert report["protocol"]["decoding"] == "greedy"
+    assert report["protocol"]["repetition_penalty_on"] == "answer"
     assert report["protocol"]["few_shot_examples"] >= 3
 
 
