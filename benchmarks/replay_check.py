@@ -7,6 +7,7 @@ gate, the evidence ranking, the extractive fallback, the quote bar) and compares
 what the stored run sent:
 
     python -m benchmarks.replay_check --results round3_dev [--questions dev.jsonl]
+    python -m benchmarks.replay_check --results fresh_questions --questions fresh.jsonl
     python -m benchmarks.replay_check --results tuned_default --questions heldout.jsonl \
         --set match_question=false      # the same answers with one grounding setting changed
 
@@ -96,7 +97,9 @@ def replay(row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
-    parser.add_argument("--questions", choices=["dev.jsonl", "heldout.jsonl"], default="dev.jsonl")
+    parser.add_argument(
+        "--questions", choices=["dev.jsonl", "heldout.jsonl", "fresh.jsonl"], default="dev.jsonl"
+    )
     parser.add_argument("--name", default="replay_check")
     parser.add_argument(
         "--set",

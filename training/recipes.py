@@ -114,12 +114,40 @@ def trl_config(cls: Any, recipe: dict[str, Any], kind: str, output_dir: Path) ->
     if unknown:
         raise ConfigError(f"{recipe.get('source')}: unknown {cls.__name__} field(s): {', '.join(unknown)}")
     if values.get("use_cpu"):
-        # TRL's configs default to bf16 autocast. On a CPU without bf16 matrix units (AVX2 only,
-        # like this project's CI machine) that makes training about 10x slower, not faster.
-        values.setdefault("bf16", False)
+        # TRL's configs default to bf16 autocast. On a CPU without bf16 instructions (AVX2 only,
+        # like this project's CI machine) that makes training about 10x slower, not faster; on one
+        # with AVX512-BF16 or AMX it is faster. A recipe that does not say gets what this CPU has.
+        values.setdefault("bf16", "auto")
+    if "bf16" in values:
+        values["bf16"] = resolve_bf16(
+            values["bf16"], cpu=bool(values.get("use_cpu")), source=recipe.get("source")
+        )
     values.setdefault("report_to", available_reporters())
     values.setdefault("disable_tqdm", False)
     return cls(output_dir=str(output_dir), **values)
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), as torch detects it. The
+    CPU model changes from machine to machine, so the answer is read, never assumed."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_bf16(value: Any, *, cpu: bool, source: Any = None) -> bool:
+    """A recipe's ``bf16``: true, false, or ``auto`` (bf16 autocast where the hardware computes
+    bf16 natively: a CPU with ``cpu_bf16``, a CUDA device with bf16 support); ConfigError otherwise."""
+    if isinstance(value, bool):
+        return value
+    if value != "auto":
+        raise ConfigError(f"{source or 'recipe'}: bf16 must be true, false or auto, not {value!r}")
+    if cpu:
+        return cpu_bf16()
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def lora_config(recipe: dict[str, Any]) -> Any:

@@ -234,6 +234,10 @@ def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
     with compact_lm_head_on_cpu():
         output = trainer.train()
     seconds = time.perf_counter() - started
+    # With bf16 autocast, accelerate leaves the model's forward wrapped in it: anything scored with
+    # the trained model afterwards (a reward model's control fit) would be scored in bf16, and
+    # served in fp32. Unwrap it in place, so the model in hand computes as the saved one will.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     history = trainer.state.log_history
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     from training.report import plot_loss
@@ -245,6 +249,7 @@ def run_training(trainer: Any, out_dir: Path, title: str) -> dict[str, Any]:
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
         "trained_on": trained_on(trainer),
+        "bf16": bool(getattr(trainer.args, "bf16", False)),
     }
     if tokens[0]:
         metrics["train_tokens"] = int(tokens[0])

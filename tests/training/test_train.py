@@ -306,9 +306,12 @@ def test_reward_length_prior_is_an_offset_in_training_and_part_of_the_reward(
     assert full == pytest.approx([b + prior * math.log1p(len(a)) for b, a in zip(bare, answers, strict=True)])
 
 
+@pytest.mark.parametrize("bf16", [False, True])
 def test_reward_control_features_are_fit_on_the_training_pairs_and_part_of_the_reward(
-    train_home: Path, tiny_model_dir: Path
+    train_home: Path, tiny_model_dir: Path, bf16: bool
 ) -> None:
+    """With bf16 autocast in training too: the fit is on the scores the saved model gives (fp32),
+    not on the autocast forward accelerate leaves on the trained model."""
     import math
 
     from training.reward import (
@@ -339,9 +342,10 @@ def test_reward_control_features_are_fit_on_the_training_pairs_and_part_of_the_r
         rows,
         base=tiny_model_dir,
         home=train_home,
-        overrides={**FAST, "model.control": ["length", "groundedness"]},
+        overrides={**FAST, "bf16": bf16, "model.control": ["length", "groundedness"]},
         progress=False,
     )
+    assert result.metrics["bf16"] is bf16
     saved = json.loads((result.adapter_dir / CONTROL_FILE).read_text())
     assert saved["fit_on_pairs"] == len(rows) and set(saved["features"]) == {"length", "groundedness"}
     assert result.metrics["control"] == pytest.approx(saved["weights"], abs=1e-5)
@@ -501,17 +505,33 @@ def test_recipes_and_overrides() -> None:
         parse_set(["novalue"])
 
 
-def test_cpu_recipes_train_in_fp32_not_bf16_autocast(tmp_path: Path) -> None:
-    """TRL's configs default to bf16 autocast; on an AVX2-only CPU that is ~10x slower."""
-    from trl import DPOConfig, KTOConfig, RewardConfig, SFTConfig
+@pytest.mark.parametrize("native", [False, True])
+def test_cpu_recipes_use_bf16_autocast_only_where_the_cpu_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """TRL's configs default to bf16 autocast. On an AVX2-only CPU that is ~10x slower than fp32;
+    on one with AVX512-BF16 or AMX it is faster. ``bf16: auto`` reads which this CPU is."""
+    import torch
+    from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, SFTConfig
 
+    from training import recipes
     from training.recipes import trl_config
 
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert recipes.cpu_bf16() is native
     for kind, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("kto", KTOConfig), ("reward", RewardConfig)):
         recipe = load_recipe("cpu", kind)
-        assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+        assert recipe[kind]["bf16"] == "auto"
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is native
         recipe[kind].pop("bf16")  # the guard, for recipes that do not say
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is native
+        recipe[kind]["bf16"] = False  # an explicit setting wins
         assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+        recipe[kind]["bf16"] = "sometimes"
+        with pytest.raises(ConfigError, match="bf16 must be true, false or auto"):
+            trl_config(cls, recipe, kind, tmp_path)
+    assert trl_config(GRPOConfig, load_recipe("cpu", "grpo"), "grpo", tmp_path).bf16 is False
 
 
 def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
