@@ -26,6 +26,9 @@ else
   TRAIN=(--epochs 2) OVERRIDES='{"num_train_epochs": 2}'
   NAME=${NAME:-halcyon-tuned-2}
 fi
+if [ -n "${MAX_STEPS:-}" ]; then  # a smoke run of the whole script: MAX_STEPS=2 BENCH=0 OUT_MODEL=/tmp/x
+  TRAIN+=(--max-steps "$MAX_STEPS") OVERRIDES="${OVERRIDES%\}}, \"max_steps\": $MAX_STEPS}"
+fi
 if [ -n "$SEED" ]; then
   TRAIN+=(--set "seed=$SEED") OVERRIDES="${OVERRIDES%\}}, \"seed\": $SEED}"
 fi
@@ -34,7 +37,7 @@ rm -rf "$WORK/home" "$WORK/run"
 "$BIN/supportloop" train sft --data "$WORK/mix/sft_train.jsonl" --recipe "$RECIPE" "${TRAIN[@]}" --out "$WORK/run" --json
 "$BIN/supportloop" models ship v1 --name "$NAME" --mix "$WORK/mix" --out "$OUT_MODEL"
 # The mix, the command-line overrides and this command into the manifest's recipe.
-MIX="$MIX" RECIPE="$RECIPE" SEED="$SEED" OVERRIDES="$OVERRIDES" OUT_MODEL="$OUT_MODEL" "$BIN/python" - <<'PY'
+MIX="$MIX" RECIPE="$RECIPE" SEED="$SEED" MAX_STEPS="${MAX_STEPS:-}" OVERRIDES="$OVERRIDES" OUT_MODEL="$OUT_MODEL" "$BIN/python" - <<'PY'
 import json, os
 from pathlib import Path
 
@@ -44,8 +47,9 @@ mix, recipe = os.environ["MIX"], os.environ["RECIPE"]
 command = "bash scripts/build-default-model.sh"
 if (mix, recipe) != ("default-mix", "cpu"):
     command = f"MIX={mix} RECIPE={recipe} {command}"
-if os.environ["SEED"]:
-    command = f"SEED={os.environ['SEED']} {command}"
+for name in ("SEED", "MAX_STEPS"):
+    if os.environ.get(name):
+        command = f"{name}={os.environ[name]} {command}"
 overrides = json.loads(os.environ["OVERRIDES"])
 manifest["recipe"].update(mix=f"training/recipes/{mix}.yaml", overrides=overrides, command=command)
 manifest["reproduce"] = command

@@ -42,6 +42,6 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
         normal(t["text"]) for c in rows("conversations.jsonl") for t in c["turns"] if t["role"] == "customer"
     }
     assert len(dev) == len(rows("dev.jsonl")) and len(held_out) == len(rows("heldout.jsonl"))
-    assert len(fresh) == len(rows("fresh.jsonl")) == 60
+    assert len(fresh) == len(rows("fresh.jsonl")) == 90
     assert not dev & held_out and not fresh & (dev | held_out)
     assert not (dev | held_out | fresh) & trained

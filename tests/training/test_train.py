@@ -506,11 +506,12 @@ def test_recipes_and_overrides() -> None:
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_cpu_recipes_use_bf16_autocast_only_where_the_cpu_has_it(
+def test_cpu_recipes_train_in_fp32_and_bf16_auto_follows_the_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    """TRL's configs default to bf16 autocast. On an AVX2-only CPU that is ~10x slower than fp32;
-    on one with AVX512-BF16 or AMX it is faster. ``bf16: auto`` reads which this CPU is."""
+    """TRL's configs default to bf16 autocast. On an AVX2-only CPU that is ~10x slower than fp32,
+    so the CPU recipes train in fp32; ``bf16: auto`` (opt-in) turns autocast on only where the CPU
+    has AVX512-BF16 or AMX."""
     import torch
     from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, SFTConfig
 
@@ -520,18 +521,22 @@ def test_cpu_recipes_use_bf16_autocast_only_where_the_cpu_has_it(
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert recipes.cpu_bf16() is native
-    for kind, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("kto", KTOConfig), ("reward", RewardConfig)):
+    for kind, cls in (
+        ("sft", SFTConfig),
+        ("dpo", DPOConfig),
+        ("kto", KTOConfig),
+        ("reward", RewardConfig),
+        ("grpo", GRPOConfig),
+    ):
         recipe = load_recipe("cpu", kind)
-        assert recipe[kind]["bf16"] == "auto"
-        assert trl_config(cls, recipe, kind, tmp_path).bf16 is native
-        recipe[kind].pop("bf16")  # the guard, for recipes that do not say
-        assert trl_config(cls, recipe, kind, tmp_path).bf16 is native
-        recipe[kind]["bf16"] = False  # an explicit setting wins
         assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+        recipe[kind].pop("bf16")  # the guard, for recipes that do not say
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is False
+        recipe[kind]["bf16"] = "auto"
+        assert trl_config(cls, recipe, kind, tmp_path).bf16 is native
         recipe[kind]["bf16"] = "sometimes"
         with pytest.raises(ConfigError, match="bf16 must be true, false or auto"):
             trl_config(cls, recipe, kind, tmp_path)
-    assert trl_config(GRPOConfig, load_recipe("cpu", "grpo"), "grpo", tmp_path).bf16 is False
 
 
 def test_compact_lm_head_gives_the_same_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
