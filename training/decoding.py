@@ -339,11 +339,14 @@ def compiled_answers_and_nll(
     import ctranslate2
     from transformers import AutoTokenizer
 
-    from agent.compiled import COMPUTE_TYPE
+    from agent.compiled import engine_compute_type
 
     tokenizer = AutoTokenizer.from_pretrained(str(engine / "ct2"))
     generator = ctranslate2.Generator(
-        str(engine / "ct2"), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=os.cpu_count() or 0
+        str(engine / "ct2"),
+        device="cpu",
+        compute_type=engine_compute_type(engine),
+        intra_threads=os.cpu_count() or 0,
     )
     pairs, shared, prefix_len = _rows_and_prefix(tokenizer, examples, prompts)
     static = tokenizer.convert_ids_to_tokens(shared[:prefix_len]) or None

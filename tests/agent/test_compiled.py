@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -74,6 +75,62 @@ def test_a_broken_conversion_is_refused(tiny_model_dir: Path, tiny_model, tmp_pa
     same = tmp_path / "same"
     compiled.convert(model, tiny_model[1], same)
     assert equivalence(model, tiny_model[1], same, check="short").passed
+
+
+def test_a_model_int8_cannot_compute_is_served_by_a_float32_engine(
+    tiny_model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """int8 keeps one scale per weight row, so one huge weight in a row rounds the rest to zero.
+    Here the huge weights meet an input the norms hold at zero: the model computes as before, the
+    int8 engine does not. It fails the check in int8; the float32 engine serves, and says so."""
+    model, tokenizer = tiny_model
+    for name, p in model.named_parameters():
+        p.data.mul_(40)  # sharp, confident logits, as in the broken-conversion test
+        if name.endswith("norm.weight"):
+            p.data[0] = 0.0  # the projections after this norm see 0 in their first input
+        if name.endswith(
+            ("q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight", "up_proj.weight")
+        ):
+            p.data[:, 0] = 1e3  # an outlier weight per row, multiplied by that 0
+    directory = tmp_path / "model"
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    resolved = ResolvedModel(version="outliers", base=str(directory))
+    with caplog.at_level(logging.WARNING, logger="supportloop.agent.compiled"):
+        engine = ensure_compiled(resolved, tmp_path / "home", check="short")
+    report = json.loads((engine / "equivalence.json").read_text())
+    assert report["compute_type"] == "float32" and report["passed"]
+    assert report["replaced"]["compute_type"] == "int8" and not report["replaced"]["passed"]
+    assert report["teacher_forced"] > report["replaced"]["teacher_forced"]
+    assert "int8 engine for outliers differs" in caplog.text
+    generator = CompiledGenerator(engine, version="outliers")
+    assert generator.compute_type == "float32"
+    assert list(generator.stream(MESSAGES, GenerationOptions(max_new_tokens=4)))
+
+
+def test_a_conversion_that_fails_in_float32_too_is_refused_with_both_figures(
+    tiny_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing serves when neither engine computes the model (here: both convert another model)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(1)
+    other = LlamaForCausalLM(tiny_model[0].config)
+    for p in other.parameters():
+        p.data.mul_(40)
+    convert = compiled.convert
+    monkeypatch.setattr(compiled, "convert", lambda model, tok, out, ct: convert(other, tok, out, ct))
+    model = tiny_model[0]
+    for p in model.parameters():
+        p.data.mul_(40)
+    directory = tmp_path / "model"
+    model.save_pretrained(directory)
+    tiny_model[1].save_pretrained(directory)
+    resolved = ResolvedModel(version="broken", base=str(directory))
+    with pytest.raises(ModelNotFoundError, match=r"int8: teacher-forced .*; float32: teacher-forced"):
+        ensure_compiled(resolved, tmp_path / "home", check="short")
+    assert not list((tmp_path / "home" / "models" / "compiled").glob("broken-*"))  # nothing kept
 
 
 def test_the_agent_falls_back_to_transformers_with_the_reason_logged(
