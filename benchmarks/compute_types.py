@@ -37,32 +37,43 @@ def main() -> None:
 
     import ctranslate2
 
-    from agent.compiled import COMPUTE_TYPE, FALLBACK_COMPUTE_TYPE, chat_ids, convert, equivalence
+    from agent.compiled import (
+        COMPUTE_TYPE,
+        FALLBACK_COMPUTE_TYPE,
+        CompiledGenerator,
+        chat_ids,
+        convert,
+        equivalence,
+    )
     from agent.models import load_resolved, resolve_spec
-    from agent.prompt import static_head
 
     home = bench_home(args.home, "bench-compute-types-")
     messages, spec = serving_prompt(home)
     resolved = resolve_spec(spec, home=home)
     model, tokenizer = load_resolved(resolved, merge=True)
     ids = chat_ids(tokenizer, messages)
-    tokens = tokenizer.convert_ids_to_tokens(ids)
-    # The prompt's fixed head, as CompiledGenerator.split_static caches it.
-    text = tokenizer.apply_chat_template(list(messages[: static_head(messages)]), tokenize=False)
-    head_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    head = len(head_ids) if ids[: len(head_ids)] == head_ids else 0
-    static, rest = tokens[:head], tokens[head:]
-    engines: dict[str, Any] = {}
-    result: dict[str, Any] = {"version": resolved.version, "prompt_tokens": len(ids), "static_tokens": head}
+    result: dict[str, Any] = {"version": resolved.version, "prompt_tokens": len(ids)}
     with tempfile.TemporaryDirectory(prefix="bench-compute-types-") as tmp:
         for compute_type in (COMPUTE_TYPE, FALLBACK_COMPUTE_TYPE):
             out = Path(tmp) / compute_type
             convert(model, tokenizer, out, compute_type)
             report = equivalence(model, tokenizer, out, "full", compute_type)
             result[f"{compute_type}_teacher_forced"] = report.teacher_forced
-            engines[compute_type] = ctranslate2.Generator(
-                str(out / "ct2"), device="cpu", compute_type=compute_type, intra_threads=os.cpu_count() or 0
-            )
+        # The int8 engine as the agent serves it; its split of the prompt's cached head holds for both.
+        served = CompiledGenerator(
+            Path(tmp) / COMPUTE_TYPE, version=resolved.version, threads=os.cpu_count() or 0
+        )
+        static, rest = served.split_static(messages, served.prompt_tokens(messages))
+        result["static_tokens"] = len(static)
+        engines: dict[str, Any] = {
+            COMPUTE_TYPE: served.generator,
+            FALLBACK_COMPUTE_TYPE: ctranslate2.Generator(
+                str(Path(tmp) / FALLBACK_COMPUTE_TYPE / "ct2"),
+                device="cpu",
+                compute_type=FALLBACK_COMPUTE_TYPE,
+                intra_threads=os.cpu_count() or 0,
+            ),
+        }
         runs: dict[str, list[tuple[float, float]]] = {"int8": [], "float32": [], "transformers": []}
         for _ in range(args.repeats):  # interleaved, so load changes hit every side alike
             for compute_type, generator in engines.items():

@@ -116,7 +116,8 @@ def trl_config(cls: Any, recipe: dict[str, Any], kind: str, output_dir: Path) ->
     if values.get("use_cpu"):
         # TRL's configs default to bf16 autocast. On a CPU without bf16 instructions (AVX2 only)
         # that makes training about 10x slower, not faster. On one with AVX512-BF16 or AMX it is
-        # faster (`bf16: auto` opts in), but not yet shown safe for the compiled engine's check.
+        # faster (`bf16: auto` opts in); not the default while its loss runs a little higher
+        # (docs/experiments/2026-12-06-beam-search-and-int8-refusals.md).
         values.setdefault("bf16", False)
     if "bf16" in values:
         values["bf16"] = resolve_bf16(
