@@ -1234,7 +1234,7 @@ class Evidence:
     shares_words: bool = True  # it has a word stem of the question (else: found by meaning alone)
 
 
-def _read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
+def read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
     """Each passage sentence long enough to answer (over 20 characters, or a short list item read
     with its section's title): its passage's number (1-based), its place in the passage, its text,
     and its text under the section heading, as the embedding model reads it."""
@@ -1273,7 +1273,7 @@ def rank_sentences(
     # With the embedding model every sentence is a candidate ("how long does a recalibration
     # take?" -> "Calibration takes 15 minutes"); without it, one that shares a word stem with the
     # question.
-    read = [c for c in _read_sentences(passages) if embed is not None or wanted & _plain_stems(c[2])]
+    read = [c for c in read_sentences(passages) if embed is not None or wanted & _plain_stems(c[2])]
     candidates = [c[:3] for c in read]
     if not candidates or not wanted:
         return []
@@ -1306,7 +1306,7 @@ def sentence_relevance(question: str, passages: Sequence[str], embed: Embed) -> 
     the pages do not cover ("the boiling point of tungsten") is close to none. None: no sentence."""
     import numpy as np
 
-    texts = [c[3] for c in _read_sentences(passages)]
+    texts = [c[3] for c in read_sentences(passages)]
     if not texts:
         return None
     vectors = np.asarray(embed([question, *texts]), dtype=np.float32)

@@ -144,3 +144,42 @@ def test_eval_penalty_rebuilds_the_old_protocol_decoding_from_the_new() -> None:
     assert new["logits_processor"][0].prompt_ignore_length == 12
     assert old["repetition_penalty"] == 1.3 and "logits_processor" not in old
     assert old.keys() == new.keys() - {"logits_processor"}
+
+
+def test_answer_reader_labels_dstc11_by_sentence_and_leaves_held_out_conversations_out(tmp_path) -> None:
+    """The gold FAQ entry answers; a gold review sentence answers only with a word of the question
+    and two of the human answer; the entity's other entries do not; no conversation of a
+    held-out split gives a pair."""
+    import json
+    import random
+
+    from benchmarks.answer_reader import dstc11_pairs
+    from training.data.rows import is_validation
+
+    docs = [
+        {"doc_id": "hotel:1:faq:0", "domain": "hotel", "entity_id": 1, "entity_name": "THE GRAND",
+         "doc_type": "faq", "text": "Q: Is there parking?\nA: Yes, free parking on site."},
+        {"doc_id": "hotel:1:faq:1", "domain": "hotel", "entity_id": 1, "entity_name": "THE GRAND",
+         "doc_type": "faq", "text": "Q: Are pets allowed?\nA: No pets, sorry."},
+        {"doc_id": "hotel:1:review:0", "domain": "hotel", "entity_id": 1, "entity_name": "THE GRAND",
+         "doc_type": "review", "text": "The breakfast buffet was cold and stale. Lovely staff at reception."},
+    ]  # fmt: skip
+    rows = []
+    for n in range(60):
+        gold = ["hotel:1:faq:0"] if n % 2 else ["hotel:1:review:0"]
+        question = "Can I park my car there?" if n % 2 else "How was the breakfast?"
+        answer = "They have free parking." if n % 2 else "Guests found the breakfast buffet cold."
+        rows.append({"id": f"dstc11-val-{n}", "turns": [{"role": "customer", "text": question}],
+                     "gold_doc_ids": gold, "gold_response": answer})  # fmt: skip
+    (tmp_path / "knowledge_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tmp_path / "conversations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    pairs = dstc11_pairs(tmp_path, random.Random(0))
+    groups = {p.group for p in pairs}
+    assert groups and not any(is_validation(g, f) for g in groups for f in (0.15, 0.2, 0.35))
+    assert len(groups) < len(rows)
+    labelled = {(p.question, p.sentence.split(": ", 1)[1], p.label) for p in pairs}
+    assert ("Can I park my car there?", "Is there parking? Yes, free parking on site.", 1) in labelled
+    assert ("Can I park my car there?", "Are pets allowed? No pets, sorry.", 0) in labelled
+    assert ("How was the breakfast?", "The breakfast buffet was cold and stale.", 1) in labelled
+    assert not any(p.label and "reception" in p.sentence for p in pairs)
