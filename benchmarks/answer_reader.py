@@ -9,12 +9,14 @@ answer this question?) and trained on pairs labelled sentence by sentence:
 * **the sample company's past conversations** (``agent/sample/conversations.jsonl``, and the
   reviewer's correction where one was made): each answered customer turn is retrieved as the
   agent retrieves; a sentence of a gold page that the agent's reply restates (its figures, most
-  of its words) answers, a sentence of another page or one of the gold page that shares at most
-  one word with the reply does not, and the rest are left out;
+  of its words) answers; a sentence of another page sharing at most two words and no figure with
+  the reply, or one of the gold page sharing at most one, does not; the rest are left out
+  (``--hard``: the other turns' answering sentences on the same page do not answer either);
 * **the sample's labelled questions** (``agent/sample/questions.jsonl``, not an evaluation set):
   a gold-page sentence holding every key fact answers, one holding none does not;
 * **DSTC11** (``../shared/data/dstc11``), conversations outside every held-out split: the gold FAQ
-  entry answers the last customer message, the entity's other FAQ entries do not.
+  entry, or a gold-review sentence with a word of the question and two of the human answer,
+  answers the last customer message; the entity's other FAQ entries do not (``dstc11_pairs``).
 
 It is then read on what the agent was shown for the dev, held-out and fresh question sets (the
 passages stored with a ``tuned_default`` run; nothing here was trained on them):
@@ -23,9 +25,11 @@ passages stored with a ``tuned_default`` run; nothing here was trained on them):
 * **the quote**: how often the best one or two sentences hold every key fact, against the
   answer check's own ranking (``agent.grounding.rank_sentences``).
 
-    python -m benchmarks.answer_reader [--epochs 2] [--lr 3e-5] [--lora-r 0] [--out DIR]
+    python -m benchmarks.answer_reader [--hard] [--epochs 2] [--lr 3e-5] [--lora-r 0] [--out DIR]
 
-Findings: docs/experiments/ (the note of the session that ran it).
+About 20 minutes of training on the 2-core CPU. Findings (not shipped: no better than the
+embedding's cosine at answerability, worse than the check's ranking at the quote):
+docs/experiments/2026-12-06-sentence-reader.md.
 """
 
 from __future__ import annotations
