@@ -586,6 +586,9 @@ class Sources:
         # the company's, which a passage need not repeat ("New purifiers: 2 years").
         lower = " ".join(w for w in re.findall(r"[\w'-]+", self.question) if w[:1].islower())
         question = _word_stems(lower) - self._asking - _AMOUNT_VERBS
+        written: dict[str, str] = {}
+        for word in content_words(lower):
+            written.setdefault(_stem(word), word)
         off = []
         for clause in _CLAUSE.split(text):
             subject = (_word_stems(clause) & question) - _VERDICT_STEMS
@@ -595,9 +598,9 @@ class Sources:
                     continue
                 moved = sorted(s for s in subject if not any(s in w for w in holders))
                 if moved:
-                    off.append(
-                        f"{_shown(value)} (the passage gives it for something else than {', '.join(moved)})"
-                    )
+                    # Named as the question wrote them ("warranty"), not by their stems ("warra").
+                    named = ", ".join(written.get(s, s) for s in moved)
+                    off.append(f"{_shown(value)} (the passage gives it for something else than {named})")
         return off
 
     def _other_members(self, text: str) -> list[str]:
@@ -1443,19 +1446,23 @@ QUOTE_GAP = 0.15  # another passage's sentence is quoted beside the best only th
 def focused(best: Sequence[Evidence], asks: Sequence[tuple[str, ...]] = ()) -> list[Evidence]:
     """The best sentences (``best``, best first) less those that would only add noise to a quote: a
     sentence of another passage that scores more than ``QUOTE_GAP`` under the best one, unless the
-    best does not give what the question asks for and it does. "What time does live chat open on
-    Saturdays?" quotes the chat hours, not also "Orders placed before 2 pm ship the same business
-    day"; two rows of one table ("Contiguous US: ... Canada: $12 flat") stay together."""
+    best does not give what the question asks for and it does. When the best already gives what
+    the question asks for, no sentence of another passage is added however close it scores. "What
+    time does live chat open on Saturdays?" quotes the chat hours, not also "Orders placed before 2
+    pm ship the same business day"; "How much does the Aero 300 weigh?" the weight row, not also a
+    room size; two rows of one table ("Contiguous US: ... Canada: $12 flat") stay together."""
     if not best:
         return []
     first, kept = best[0], [best[0]]
+    answers = bool(asks) and not asked.missing(asks, first.text)
     for e in best[1:]:
         completes = (
             bool(asks)
             and asked.missing(asks, first.text)
             and not asked.missing(asks, f"{first.text} {e.text}")
         )
-        if e.passage == first.passage or first.score - e.score <= QUOTE_GAP or completes:
+        close = first.score - e.score <= QUOTE_GAP and not answers
+        if e.passage == first.passage or close or completes:
             kept.append(e)
     return kept
 

@@ -990,6 +990,23 @@ def test_a_far_weaker_sentence_of_another_passage_is_not_quoted() -> None:
     assert focused([]) == []
 
 
+def test_a_best_sentence_that_gives_what_was_asked_is_quoted_without_another_pages_next_best() -> None:
+    """ "Is the Aero 300 easy to carry? How much does it weigh?" quoted the weight row and, from
+    another page and close to it, "The Aero 300 is sized for rooms up to 30 m²": the best already
+    gave the weight, so the second only added a figure nobody asked for. Without a measurable ask,
+    or when the best lacks it, a close sentence of another page stays; one of the same page does."""
+    from agent.grounding import QUOTE_GAP, Evidence, focused
+
+    weight = Evidence(1.2, 1, 0, "Weight: Aero 300 4.8 kg (10.6 lb); Aero 500 6.9 kg (15.2 lb).")
+    rooms = Evidence(1.2 - QUOTE_GAP + 0.01, 2, 0, "The Aero 300 is sized for rooms up to 30 m² (320 sq ft).")
+    assert focused([weight, rooms], [("weight",)]) == [weight]
+    assert focused([weight, rooms]) == [weight, rooms]
+    same_page = Evidence(0.5, 1, 1, "Dimensions: Aero 300 24 × 24 × 48 cm.")
+    assert focused([weight, same_page], [("weight",)]) == [weight, same_page]
+    plain = Evidence(1.2, 1, 0, "The Aero 300 is light enough to carry from room to room.")
+    assert focused([plain, weight], [("weight",)]) == [plain, weight]
+
+
 def test_extractive_answer_leaves_out_a_far_weaker_sentence_when_ranked_by_meaning() -> None:
     from agent.grounding import Evidence
 
@@ -1472,6 +1489,11 @@ def test_an_amount_given_to_a_thing_its_passage_does_not_name_fails() -> None:
     assert sources.unsupported("The replacement cover is $9.") == [
         "$9 (the passage gives it for something else than cover)"
     ]
+    # The reason names the question's own words, not the stems they are compared by ("remot").
+    remote = "How much is a replacement remote control for my Aero 500?"
+    assert Sources([remote, sleeve], conversation=[remote], question=remote).unsupported(
+        "A replacement remote control is $9."
+    ) == ["$9 (the passage gives it for something else than control, remote)"]
     asked_sleeve = "How much is a replacement sleeve for my Aero 500?"
     right = Sources([asked_sleeve, sleeve], conversation=[asked_sleeve], question=asked_sleeve)
     assert right.unsupported("A replacement sleeve for the Aero 500 is $9.") == []
