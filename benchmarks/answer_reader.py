@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.answerability_classifier import SAMPLE, auc
+from benchmarks.answerability_classifier import SAMPLE, auc, pair
 from training.run import device_name
 
 MAX_LENGTH = 128
@@ -87,7 +87,8 @@ def numbers(text: str) -> set[str]:
 
 
 def first_segment(question: str, previous: str) -> str:
-    return f"{previous.strip()} || {question.strip()}" if previous.strip() else question.strip()
+    """The customer's words as session 16's classifier read them (its ``pair``'s first segment)."""
+    return pair(question, previous, ())[0]
 
 
 # ------------------------------------------------------------------------------------ examples
