@@ -82,6 +82,7 @@ class RetrievalSettings:
     collection: str = "supportloop"
     chroma_url: str | None = None  # a Chroma server instead of the local persistent index
     entity_fields: list[str] = field(default_factory=list)  # tracked in dialogue; []: inferred at ingest
+    variants: list[str] = field(default_factory=list)  # compared side by side; []: from the tables
     rerank: bool = False
     # Chunks read to choose the k passages: each is re-scored by its best sentence as an answer to
     # the question (the answer check's ranking), so the chunk of a page that holds the answer (the
@@ -125,6 +126,10 @@ class GuardrailSettings:
 class GroundingSettings:
     enabled: bool = True  # check every answer against its passages before it is shown
     fallback: str = "extractive"  # an answer that fails: "extractive" (quote the passage) or "decline"
+    # A question that names none of the models the documents compare ("How loud is it on Sleep?"
+    # beside columns for the Aero 300 and the Aero 500) gets each one's value and "Which one do you
+    # have?" instead of a guess (``agent.which``); the customer's answer gets that one's value.
+    ask_which: bool = True
     min_support: float = 0.5  # share of a sentence's content words that must be in the sources
     # Figures must come from the passage sentences that best match the question (0: from any),
     # as the knowledge base's embedding model ranks them: "$69" is in the passages, but the row

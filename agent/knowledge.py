@@ -29,6 +29,7 @@ def knowledge_config(config: AgentConfig) -> KnowledgeConfig:
         model_cache=config.models_dir,
         chroma_url=settings.chroma_url,
         entity_fields=tuple(settings.entity_fields),
+        variants=tuple(settings.variants),
         rerank=settings.rerank,
     )
 

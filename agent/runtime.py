@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, feedback_reasons, grounding, guardrails, shadow, verified
+from agent import escalation, feedback_reasons, grounding, guardrails, shadow, verified, which
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -152,6 +152,11 @@ class Agent:
             yield self._log_reply(
                 conversation_id, answer, started, extra={"small_talk": kind, "grounding": unchecked}
             )
+            return
+
+        if (asked_back := self._which(conversation_id, message, conversation.turns, started)) is not None:
+            yield asked_back.text
+            yield asked_back
             return
 
         hits = self._retrieve(message, history)
@@ -549,6 +554,81 @@ class Agent:
         )
         state["grounding"] = dataclasses.replace(state["grounding"], action=action)
         return text
+
+    def _which(
+        self, conversation_id: str, message: str, turns: Sequence[Turn], started: float
+    ) -> Reply | None:
+        """Asking back which model (``agent.which``), or the answer once the customer has said
+        which; None: the turn goes on as usual."""
+        variants = getattr(self.knowledge, "variants", None)
+        settings = self.config.grounding
+        embed = self._sentence_embed()
+        if not (settings.enabled and settings.ask_which) or variants is None or embed is None:
+            return None
+        known = tuple(variants())
+        if len(known) < 2:
+            return None
+        last = next((t for t in reversed(turns) if t.role == "agent"), None)
+        pending = last.metadata.get("asked_which") if last is not None else None
+        if isinstance(pending, dict) and (
+            reply := self._which_answer(conversation_id, message, pending, started)
+        ):
+            return reply
+        said = [t.text for t in turns if t.role == "customer"]
+        if which.named(message, known) or any(which.named(t, known) for t in said):
+            return None
+        probe = which.probe(message, known)
+        hits = self._retrieve(probe, [])
+        passages = [p for p in (self._passage(h) for h in hits) if p.text]
+        ranked = grounding.rank_sentences(message, [p.text for p in passages], embed)
+        found = which.ask_which(message, said, ranked, known)
+        if found is None:
+            return None
+        log.info("conversation %s: asked back which of %s", conversation_id, ", ".join(found.values))
+        checked = grounding.Grounding(passed=True, action=grounding.EXTRACTIVE).to_dict()
+        pending = {"question": message, "variants": list(found.values), "values": found.values,
+                   "label": found.label, "passage": found.passage}  # fmt: skip
+        return self._log_reply(
+            conversation_id,
+            which.which_text(found),
+            started,
+            hits=hits,
+            passages=passages,
+            citations=[self._citation(passages[found.passage - 1], found.passage)],
+            extra={"grounding": {**checked, "asked_which": list(found.values)}, "asked_which": pending},
+        )
+
+    def _which_answer(
+        self, conversation_id: str, message: str, pending: dict[str, Any], started: float
+    ) -> Reply | None:
+        """The value for the variant the customer names after being asked which (the passages
+        retrieved again for the first question, as they were then); None: the reply is not such a
+        choice (``which.chosen``), and the turn goes on as usual."""
+        choice = which.chosen(message, list(pending.get("variants") or []))
+        values = pending.get("values") or {}
+        number = pending.get("passage")
+        if choice is None or choice not in values or not isinstance(number, int):
+            return None
+        hits = self._retrieve(which.probe(str(pending.get("question", "")), list(values)), [])
+        passages = [p for p in (self._passage(h) for h in hits) if p.text]
+        value = str(values[choice])
+        said = 0 < number <= len(passages) and any(
+            value.rstrip(".") in sentence
+            for sentence in grounding.passage_sentences(passages[number - 1].text)
+        )
+        if not said:  # the documents changed since (a re-ingest): the turn goes on as usual
+            return None
+        text = which.answer_for(values, str(pending.get("label") or ""), choice, number)
+        checked = grounding.Grounding(passed=True, action=grounding.EXTRACTIVE).to_dict()
+        return self._log_reply(
+            conversation_id,
+            text,
+            started,
+            hits=hits,
+            passages=passages,
+            citations=[self._citation(passages[number - 1], number)],
+            extra={"grounding": checked, "which_answered": choice},
+        )
 
     def _handoff(self, conversation_id: str, reason: str, started: float, hits: list[Any] = ()) -> Reply:  # type: ignore[assignment]
         text = HANDOFF[reason].format(company=self.config.persona.company)

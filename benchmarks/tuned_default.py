@@ -46,6 +46,7 @@ LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke
 QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
 ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
+ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
 
 
 def heldout() -> list[dict[str, Any]]:
@@ -71,6 +72,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.retrieval.candidates = CANDIDATES
     if ONE_PER_PAGE is not None:
         config.retrieval.one_per_page = ONE_PER_PAGE
+    if ASK_WHICH is not None:
+        config.grounding.ask_which = ASK_WHICH
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -127,15 +130,21 @@ def ask(agent: Any, item: dict[str, Any]) -> dict[str, Any]:
 def summarize(rows: list[dict[str, Any]], items: dict[str, dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in rows if r["kind"] in ("answerable", "followup")]
     unanswerable = [r for r in rows if r["kind"] == "unanswerable"]
+    # A question that names no model where the answer depends on it: right when the reply asks
+    # back which and gives every model's value (ambiguous.jsonl).
+    ambiguous = [r for r in rows if r["kind"] == "ambiguous"]
     cited = [r for r in answerable if r["cited"] and r["behaviour"] == "answer"]
     gold_cited = sum(bool(set(r["cited"]) & set(items[r["id"]]["gold_doc_ids"])) for r in cited)
     actions = Counter((r["grounding"] or {}).get("action", "none") for r in rows)
     return {
-        "answer_accuracy": round(sum(r["correct"] for r in answerable) / len(answerable), 3),
+        "answer_accuracy": _rate([r["correct"] for r in answerable]),
         "answerable_accuracy": _rate([r["correct"] for r in answerable if r["kind"] == "answerable"]),
         "followup_accuracy": _rate([r["correct"] for r in answerable if r["kind"] == "followup"]),
         "citation_accuracy": round(gold_cited / len(cited), 3) if cited else None,
         "decline_rate": _rate([r["behaviour"] == "decline" for r in unanswerable]),
+        "asked_back_rate": _rate([r["behaviour"] == "clarify" for r in ambiguous]),
+        "ambiguous_right": _rate([r["behaviour"] == "clarify" and r["correct"] for r in ambiguous]),
+        "ambiguous_values_given": _rate([r["correct"] for r in ambiguous]),
         "unanswerable_invented": sum(bool(r["invented"]) for r in unanswerable),
         "sent_with_unsupported_figure": sum(bool(r["invented"]) for r in rows),
         "actions": dict(actions),
@@ -309,10 +318,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl"],
+        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "ambiguous.jsonl"],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it, never tuned on).",
+        "fresh.jsonl: written after it, never tuned on; ambiguous.jsonl: questions naming no "
+        "model whose answer depends on it).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     parser.add_argument(
@@ -324,6 +334,11 @@ def main() -> None:
         "--one-per-page",
         action=argparse.BooleanOptionalAction,
         help="retrieval.one_per_page for every arm (--no-one-per-page: two chunks of a page may be shown).",
+    )
+    parser.add_argument(
+        "--ask-which",
+        action=argparse.BooleanOptionalAction,
+        help="grounding.ask_which for every arm (--no-ask-which: a question naming no model is answered as usual).",
     )
     parser.add_argument(
         "--extra",
@@ -347,9 +362,9 @@ def main() -> None:
         help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE
+    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
-    ONE_PER_PAGE = args.one_per_page
+    ONE_PER_PAGE, ASK_WHICH = args.one_per_page, args.ask_which
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if args.only_mtrag is not None and args.only_mtrag < 1:

@@ -70,6 +70,7 @@ class KnowledgeBase:
         self._embeddings = embeddings
         self._index: ChromaIndex | None = None
         self._snapshot: Snapshot | None = None
+        self._variants: tuple[str, ...] | None = None
         self._reranker: Any = None
         self._lock = threading.RLock()
 
@@ -196,6 +197,7 @@ class KnowledgeBase:
             self._write(plan, progress)
             if plan.add or plan.delete:
                 self._snapshot = None
+                self._variants = None
             if digests is None:
                 if plan.add or plan.delete:
                     self.index.update_file_states({}, clear=True)
@@ -273,6 +275,7 @@ class KnowledgeBase:
             if ids:
                 self.index.delete(ids)
                 self._snapshot = None
+                self._variants = None
                 self.index.update_file_states({}, clear=True)  # the next ingest checks every file again
                 self.index.set_entity_fields(self._infer_entity_fields())
         return len(ids)
@@ -303,7 +306,25 @@ class KnowledgeBase:
             "embedding_model": model_id(self.embeddings),
             "entity_fields": list(fields),
             "entity_fields_origin": origin,
+            "variants": list(self.variants()),
+            "variants_origin": "configured" if self.config.variants else "inferred",
         }
+
+    def variants(self) -> tuple[str, ...]:
+        """The variants the documents compare side by side (``knowledge.variants``): the configured
+        ones, else those the stored tables show; computed once per version of the index."""
+        if self.config.variants:
+            return self.config.variants
+        with self._lock:
+            if self._variants is None:
+                from knowledge.variants import infer_variants
+
+                self._variants = infer_variants(
+                    (str(meta.get("source", "")), text)
+                    for _ids, texts, metas in self.index.text_pages()
+                    for text, meta in zip(texts, metas, strict=True)
+                )
+            return self._variants
 
     def entity_fields(self) -> tuple[tuple[str, ...], str]:
         """The metadata fields entity tracking uses, and where they come from: ``"configured"``
@@ -349,6 +370,7 @@ class KnowledgeBase:
                 self._index.drop()
                 self._index = None
                 self._snapshot = None
+                self._variants = None
 
     # -- search -------------------------------------------------------------------------------------
 
@@ -393,6 +415,7 @@ class KnowledgeBase:
         """Forget the snapshot, e.g. after another process changed a shared index."""
         with self._lock:
             self._snapshot = None
+            self._variants = None
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self.embed(texts)

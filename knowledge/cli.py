@@ -190,11 +190,16 @@ def kb_stats(as_json: bool) -> None:
 
 
 def _stats_lines(stats: dict[str, Any]) -> list[tuple[str, Any]]:
-    """``stats`` as (label, value) lines: the entity fields on one line with their origin."""
-    lines = [(k, v) for k, v in stats.items() if k not in ("entity_fields", "entity_fields_origin")]
+    """``stats`` as (label, value) lines: the entity fields, and the variants, each on one line with
+    their origin."""
+    hidden = ("entity_fields", "entity_fields_origin", "variants", "variants_origin")
+    lines = [(k, v) for k, v in stats.items() if k not in hidden]
     if "entity_fields" in stats:
         names = ", ".join(stats["entity_fields"]) or "none"
         lines.append(("entity_fields", f"{names} ({stats.get('entity_fields_origin', 'configured')})"))
+    if "variants" in stats:
+        names = ", ".join(stats["variants"]) or "none"
+        lines.append(("variants", f"{names} ({stats.get('variants_origin', 'configured')})"))
     return lines
 
 

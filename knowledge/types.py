@@ -149,6 +149,9 @@ class KnowledgeConfig:
     # metadata at ingest (``entity_inference``), kept with the index.
     entity_fields: tuple[str, ...] = ()
     entity_inference: bool = True  # False: no entity tracking unless entity_fields names fields
+    # The variants the documents compare side by side ("Aero 300", "Aero 500"); empty: inferred
+    # from their tables (``knowledge.variants``). The agent asks a question naming none which one.
+    variants: tuple[str, ...] = ()
     rerank: bool = False
     rerank_model: str | None = None  # a sentence-transformers CrossEncoder; None: sentence-level MiniLM
     chunk_size: int = 600  # characters of body text per chunk (the heading trail comes on top)
@@ -174,6 +177,9 @@ class KnowledgeConfig:
         if isinstance(self.entity_fields, str):
             object.__setattr__(self, "entity_fields", (self.entity_fields,))
         object.__setattr__(self, "entity_fields", tuple(self.entity_fields))
+        if isinstance(self.variants, str):
+            object.__setattr__(self, "variants", (self.variants,))
+        object.__setattr__(self, "variants", tuple(self.variants))
         if self.chunk_size <= 0 or not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError("chunk_size must be positive and chunk_overlap in [0, chunk_size)")
         if not 0.0 <= self.dense_weight <= 1.0:

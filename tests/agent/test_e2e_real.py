@@ -147,3 +147,48 @@ def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
         agent.reply("e2e-3", "What is the boiling point of tungsten?").escalation_reason == "low_confidence"
     )
     assert {e["conversation_id"] for e in agent.store.escalations()} >= {"e2e-2", "e2e-3"}
+
+
+def test_a_question_naming_no_model_is_asked_back_and_the_answer_gets_that_models_value(agent: Agent) -> None:
+    stats = agent.knowledge.stats()
+    assert (stats["variants"], stats["variants_origin"]) == (["Aero 300", "Aero 500"], "inferred")
+    reply = agent.reply("e2e-which", "How much does it cost?")
+    assert "$199" in reply.text and "$329" in reply.text and reply.text.endswith("?"), reply.text
+    assert reply.grounding["asked_which"] == ["Aero 300", "Aero 500"]
+    assert reply.grounding["action"] == "extractive"
+    assert [c.doc_id for c in reply.citations] == ["product-specifications"]
+    then = agent.reply("e2e-which", "the 500")
+    assert "$329" in then.text and "$199" not in then.text, then.text
+    assert [c.doc_id for c in then.citations] == ["product-specifications"]
+    assert agent.store.get_turn(then.turn_id).metadata["which_answered"] == "Aero 500"
+    agent.reply("e2e-which-new", "What colors does it come in?")
+    new = agent.reply("e2e-which-new", "I have the 500, does it have a timer?")  # a new question
+    assert "which_answered" not in agent.store.get_turn(new.turn_id).metadata
+    said = agent.reply("e2e-which-named", "How loud is the Aero 500 on sleep mode?")
+    assert "asked_which" not in (said.grounding or {})
+    agent.config.grounding.ask_which = False
+    off = agent.reply("e2e-which-off", "How much does it cost?")
+    assert "asked_which" not in (off.grounding or {})
+
+
+@pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl", "fresh.jsonl"])
+def test_no_question_of_the_sample_sets_is_asked_which_model(parts: tuple, tmp_path: Path, name: str) -> None:
+    """The rule's other side: none of the 197 questions written for the sample (each names its
+    model where the answer depends on it, or asks what both share) is asked back."""
+    import json
+    import time
+
+    from agent.generator import ScriptedGenerator
+
+    kb, _generator = parts
+    rows = [json.loads(line) for line in (SAMPLE_DOCS.parent / name).read_text().splitlines() if line]
+    with LogStore(home=tmp_path) as store:
+        agent = Agent(ScriptedGenerator(), kb, store, load_config())
+        asked = []
+        for row in rows:
+            store.ensure_conversation(row["id"])
+            for turn in row["history"]:
+                store.add_turn(row["id"], turn["role"], turn["text"])
+            if agent._which(row["id"], row["question"], store.turns(row["id"]), time.perf_counter()):
+                asked.append(row["id"])
+        assert asked == []

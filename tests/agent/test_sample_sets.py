@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 SAMPLE = Path(__file__).resolve().parents[2] / "agent" / "sample"
-KINDS = {"answerable", "unanswerable", "followup"}
+KINDS = {"answerable", "unanswerable", "followup", "ambiguous"}
 
 
 def rows(name: str) -> list[dict]:
@@ -22,7 +22,7 @@ def normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "ambiguous.jsonl"])
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
         assert row["kind"] in KINDS, row["id"]
@@ -45,3 +45,20 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     assert len(fresh) == len(rows("fresh.jsonl")) == 90
     assert not dev & held_out and not fresh & (dev | held_out)
     assert not (dev | held_out | fresh) & trained
+    ambiguous = {normal(r["question"]) for r in rows("ambiguous.jsonl")}
+    assert len(ambiguous) == len(rows("ambiguous.jsonl")) and not ambiguous & (
+        dev | held_out | fresh | trained
+    )
+
+
+def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:
+    from agent.which import named
+
+    for row in rows("ambiguous.jsonl"):
+        said = [row["question"], *(t["text"] for t in row["history"] if t["role"] == "customer")]
+        # An ambiguous question names neither model and its key facts are one per model; a
+        # follow-up's conversation has named the one it is about.
+        assert bool(any(named(t, ("Aero 300", "Aero 500")) for t in said)) is (row["kind"] == "followup"), (
+            row["id"]
+        )
+        assert row["kind"] == "followup" or len(row["answer_contains"]) == 2, row["id"]

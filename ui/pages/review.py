@@ -24,6 +24,10 @@ def grounding_note(verdict: dict[str, Any] | None) -> list[str]:
     """The answer check's outcome for the turn header: nothing when it was sent as generated."""
     if not verdict or (verdict.get("passed") and verdict.get("action") == "sent"):
         return []
+    if verdict.get("asked_which"):
+        return [f":blue[asked back which: {' or '.join(str(v) for v in verdict['asked_which'])}]"]
+    if verdict.get("passed"):  # a quote over the model's decline, or the value of the model chosen
+        return [":blue[quoted from the pages]"]
     unsupported = ", ".join(str(u) for u in verdict.get("unsupported") or [])
     detail = f" ({unsupported})" if unsupported else ""
     if verdict.get("action") == "sent":
