@@ -52,7 +52,7 @@ GIVES = {
 _ASKS = [
     (r"\bhow (?:big|large) (?:a |of a )?room\b|\b(?:largest|biggest|what size) room\b", ("area",)),
     (r"\bhow (?:loud|noisy|quiet)\b|\bhow many (?:decibels|db)\b", ("loudness",)),
-    (r"\bhow (?:much|heavy)\b[^.?]{0,40}\bweigh|\bwhat(?:'s| is| does)\b[^.?]{0,30}\bweight\b"
+    (r"\bhow heavy\b|\bhow much\b[^.?]{0,40}\bweigh|\bwhat(?:'s| is| does)\b[^.?]{0,30}\bweight\b"
      r"|\bwhat (?:does|do|did|will)\b[^.?]{0,30}\bweigh\b", ("weight",)),
     (
         r"\bhow much (?:do|does|did|will|would|is|are|was|were)\b(?![^.?]*\bweigh)"

@@ -21,6 +21,7 @@ from agent.asked import (
     [
         ("How much does the Aero 500 weigh?", ["weight"]),
         ("What does the Aero 500 weigh?", ["weight"]),
+        ("How heavy is it?", ["weight"]),
         ("How much does the Aero 500 cost?", ["price"]),
         ("What does shipping to Canada cost?", ["price"]),
         ("Will it fit under my desk? How tall is it?", ["length"]),
