@@ -558,8 +558,8 @@ class Agent:
     def _which(
         self, conversation_id: str, message: str, turns: Sequence[Turn], started: float
     ) -> Reply | None:
-        """Asking back which model (``agent.which``), or the answer once the customer has said
-        which; None: the turn goes on as usual."""
+        """Asking back which model (``agent.which``), or the answer for the model the customer
+        has said (in reply to the question, or earlier); None: the turn goes on as usual."""
         variants = getattr(self.knowledge, "variants", None)
         settings = self.config.grounding
         embed = self._sentence_embed()
@@ -575,15 +575,32 @@ class Agent:
         ):
             return reply
         said = [t.text for t in turns if t.role == "customer"]
-        if which.named(message, known) or any(which.named(t, known) for t in said):
-            return None
+        earlier = which.earlier_choice(message, said, known)
+        if earlier is None and (which.named(message, known) or any(which.named(t, known) for t in said)):
+            return None  # the message names a model, or the customer named both: the usual way
         probe = which.probe(message, known)
         hits = self._retrieve(probe, [])
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         ranked = grounding.rank_sentences(message, [p.text for p in passages], embed)
-        found = which.ask_which(message, said, ranked, known)
+        found = which.best_split(message, ranked, known)
         if found is None:
             return None
+        if earlier is not None:  # "How heavy is it?" after "I have the Aero 500"
+            if earlier not in found.values:
+                return None
+            log.info("conversation %s: answered for the %s named earlier", conversation_id, earlier)
+            return self._log_reply(
+                conversation_id,
+                which.answer_for(found.values, found.label, earlier, found.passage),
+                started,
+                hits=hits,
+                passages=passages,
+                citations=[self._citation(passages[found.passage - 1], found.passage)],
+                extra={
+                    "grounding": grounding.Grounding(passed=True, action=grounding.EXTRACTIVE).to_dict(),
+                    "which_answered": earlier,
+                },
+            )
         log.info("conversation %s: asked back which of %s", conversation_id, ", ".join(found.values))
         checked = grounding.Grounding(passed=True, action=grounding.EXTRACTIVE).to_dict()
         pending = {"question": message, "variants": list(found.values), "values": found.values,

@@ -9,13 +9,16 @@ and asks:
     It depends on the model. Sleep: Aero 300 22 dB; Aero 500 20 dB. [1] Which one do you have:
     the Aero 300 or the Aero 500?
 
-The customer's next message that names one of them gets that one's value from the same sentence.
+The customer's next message that names one of them ("the 500") gets that one's value from the
+same row, and so does a later question about "it" once the customer has named one model ("How
+heavy is it?" after "I have the Aero 500").
 
-- **Variants** (``knowledge.variants.infer_variants``) are what a knowledge base compares side by side: the column
-  headings (after the first column) of Markdown tables, kept when one heading heads a column in
-  tables of at least two documents and its table has at least two such columns. The Halcyon sample
-  gives "Aero 300" and "Aero 500" (the specification and the noise tables); its shipping table's
-  "Delivery time" and "Cost" head columns of one document only. A configured list wins.
+- **Variants** (``knowledge.variants.infer_variants``) are what a knowledge base compares side by
+  side: the column headings (after the first column) of Markdown tables, kept when one heading
+  heads a column in tables of at least two documents and its table has at least two such columns.
+  The Halcyon sample gives "Aero 300" and "Aero 500" (the specification and the noise tables); its
+  shipping table's "Delivery time" and "Cost" head columns of one document only. A configured list
+  wins.
 - **A split** (``split``) is a table row that gives a different value for each of two or more
   variants: a row under variant columns ("Price: Aero 300 $199; Aero 500 $329."), or rows of one
   table keyed by variant ("Aero 300: ... Monthly price $5.99." and "Aero 500: ... $8.99."). A
@@ -23,14 +26,14 @@ The customer's next message that names one of them gets that one's value from th
   question asked ("Running an Aero 300 ... 0.1 kWh, and an Aero 500 about 0.15 kWh" came up for
   the fan motor's lifespan).
 - **Named** (``named``): a variant is named by its whole name ("Aero 500"), or by the part that
-  only it has ("the 500", "an AF-500 filter"), not followed by a unit ("500 sq ft"); a word of the
-  question that only one variant's value has ("the pet filter": only the Aero 500 has a Pet & Odor
-  filter) names it too.
+  only it has ("the 500", "an AF-500 filter"), not followed by a unit ("500 sq ft").
 
-The agent asks only when neither the message nor the conversation names a variant, and the
-sentence that best answers the question (``agent.grounding.rank_sentences``, over passages
-retrieved for the question with the variants' names added) is a split that shares a word with the
-question or gives the kind of value it asks for (``agent.asked``).
+The agent takes this path only when the message names no variant, and the sentence that best
+answers the question (``agent.grounding.rank_sentences``, over passages retrieved for the question
+with the variants' names added) is a split that shares a word with the question or gives the kind
+of value it asks for (``agent.asked``), and that no word of the question settles by itself ("the
+pet filter": only the Aero 500 has a Pet & Odor filter). It asks back when the customer has named
+no variant, and answers for the one they named when they have named one.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ from agent import asked
 from agent.citations import content_words
 from agent.grounding import Evidence, yes_no_question
 
+# A question that asks when, why, where or how to do something does not look up a model's value
+# ("ok and when does the new price kick in?" beside the price row).
+_NOT_A_VALUE = re.compile(r"\b(?:when|why|where|how (?:do|does|did|can|could|should|would|will|to))\b", re.I)
 DEPTH = 2  # the split must be among this many of the best sentences for the question
 _UNIT_AFTER = re.compile(asked._UNIT_AFTER, re.I)
 
@@ -146,13 +152,29 @@ def ask_which(
     ranked: Sequence[Evidence],
     variants: Sequence[str],
 ) -> Split | None:
-    """The split to ask back with, or None (answer as usual). ``ranked``: the sentences of the
-    passages retrieved for the ``probe``, best first as answers to the message itself;
-    ``conversation``: the customer's earlier messages. A yes-or-no question is answered as usual
-    ("Will Auto mode ever switch to Turbo?": never, on either model)."""
-    if len(variants) < 2 or named(message, variants) or any(named(t, variants) for t in conversation):
+    """The split to ask back with, or None (answer as usual): neither the message nor the
+    customer's earlier messages (``conversation``) name a variant, and ``best_split`` finds one."""
+    if named(message, variants) or any(named(t, variants) for t in conversation):
         return None
-    if yes_no_question(message):
+    return best_split(message, ranked, variants)
+
+
+def earlier_choice(message: str, conversation: Sequence[str], variants: Sequence[str]) -> str | None:
+    """The one variant the customer's earlier messages named ("I have the Aero 500"), when the
+    message names none: "How heavy is it?" then asks about that one."""
+    if named(message, variants):
+        return None
+    names = {v for text in conversation for v in named(text, variants)}
+    return names.pop() if len(names) == 1 else None
+
+
+def best_split(message: str, ranked: Sequence[Evidence], variants: Sequence[str]) -> Split | None:
+    """The split among the ``DEPTH`` best sentences (``ranked``: the passages retrieved for the
+    ``probe``, best first as answers to the message itself) that answers the message, or None. A
+    yes-or-no question is answered as usual ("Will Auto mode ever switch to Turbo?": never, on
+    either model), and so are one that asks when, why, where or how to, and one that a word of one
+    variant's value settles ("the pet filter")."""
+    if len(variants) < 2 or yes_no_question(message) or _NOT_A_VALUE.search(message):
         return None
     asks = asked.asked_kinds(message)
     question = set(content_words(message)) - {w for v in variants for w in content_words(v)}

@@ -161,6 +161,8 @@ def test_a_question_naming_no_model_is_asked_back_and_the_answer_gets_that_model
     assert "$329" in then.text and "$199" not in then.text, then.text
     assert [c.doc_id for c in then.citations] == ["product-specifications"]
     assert agent.store.get_turn(then.turn_id).metadata["which_answered"] == "Aero 500"
+    heavy = agent.reply("e2e-which", "How heavy is it?")  # the model the customer said
+    assert "6.9 kg" in heavy.text and "4.8 kg" not in heavy.text, heavy.text
     agent.reply("e2e-which-new", "What colors does it come in?")
     new = agent.reply("e2e-which-new", "I have the 500, does it have a timer?")  # a new question
     assert "which_answered" not in agent.store.get_turn(new.turn_id).metadata
@@ -174,7 +176,8 @@ def test_a_question_naming_no_model_is_asked_back_and_the_answer_gets_that_model
 @pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl", "fresh.jsonl"])
 def test_no_question_of_the_sample_sets_is_asked_which_model(parts: tuple, tmp_path: Path, name: str) -> None:
     """The rule's other side: none of the 197 questions written for the sample (each names its
-    model where the answer depends on it, or asks what both share) is asked back."""
+    model where the answer depends on it, or asks what both share) is asked back, or answered
+    from a model row in place of the usual answer."""
     import json
     import time
 

@@ -98,3 +98,21 @@ def test_a_reply_that_only_says_which_is_a_choice() -> None:
     assert chosen("both, the 300 and the 500", VARIANTS) is None
     assert chosen("not sure", VARIANTS) is None
     assert chosen("the 500, bought it last spring from a store near my office", VARIANTS) is None
+
+
+def test_the_model_named_earlier_is_the_one_asked_about() -> None:
+    from agent.which import best_split, earlier_choice
+
+    assert earlier_choice("How heavy is it?", ["I just bought the Aero 500."], VARIANTS) == "Aero 500"
+    assert earlier_choice("How heavy is it?", ["the 300", "and the 500?"], VARIANTS) is None  # both
+    assert earlier_choice("How heavy is the 300?", ["I have the Aero 500."], VARIANTS) is None
+    rows = ranked("Price: Aero 300 $199; Aero 500 $329.")
+    found = best_split("What does it cost?", rows, VARIANTS)
+    assert found is not None
+    assert (
+        answer_for(found.values, found.label, "Aero 300", found.passage)
+        == "For the Aero 300: Price $199. [1]"
+    )
+    # When, why, where or how to: not a look-up of a model's value.
+    assert best_split("ok and when does the new price kick in?", rows, VARIANTS) is None
+    assert best_split("How do I pay the price?", rows, VARIANTS) is None
