@@ -1267,10 +1267,20 @@ def rank_sentences(
     plus, with ``embed`` (the knowledge base's own embedding model), its cosine similarity to the
     question, which finds an answer worded differently ("send back" -> "return window").
     ``context``: the customer's earlier messages, read with the question so that a follow-up
-    ("and the bigger one?") finds its subject."""
+    ("and the bigger one?") finds its subject. Ranked by meaning, each sentence keeps the better of
+    its scores with and without them, so that a question that stands alone is not pulled off its
+    subject by the last one ("How long is the warranty?" after "How heavy is it?")."""
+    ranked = _rank_for(" ".join([*context[-1:], question]), passages, embed)
+    if not context or embed is None:
+        return ranked
+    alone = {(e.passage, e.order): e for e in _rank_for(question, passages, embed)}
+    best = [max(e, alone.get((e.passage, e.order), e), key=lambda x: x.score) for e in ranked]
+    return sorted(best, key=lambda e: (-e.score, e.passage, e.order))
+
+
+def _rank_for(query: str, passages: Sequence[str], embed: Embed | None) -> list[Evidence]:
     import math
 
-    query = " ".join([*context[-1:], question])
     wanted = _plain_stems(query)
     headings = {number: _heading(passage) for number, passage in enumerate(passages, start=1)}
     # With the embedding model every sentence is a candidate ("how long does a recalibration

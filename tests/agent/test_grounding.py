@@ -455,6 +455,31 @@ def test_with_the_embedding_model_a_sentence_sharing_no_word_can_answer() -> Non
     assert extractive_answer(question, [passage], embed=embed, max_sentences=1) is None
 
 
+def test_a_question_that_stands_alone_is_not_pulled_off_its_subject_by_the_last_message() -> None:
+    """Read with "How heavy is it?", "How long is the warranty?" matched the weight row best; each
+    sentence now keeps the better of its scores with and without the earlier message."""
+    import numpy as np
+
+    passages = [
+        "Specs\nWeight: Aero 500 6.9 kg (15.2 lb).",
+        "Warranty\nNew purifiers are covered for 2 years.",
+    ]
+
+    def embed(texts: list[str]) -> np.ndarray:  # the earlier message's words dominate a joint query
+        def vector(t: str) -> list[float]:
+            if "heavy" in t or "Weight" in t:
+                return [1.0, 0.1]
+            return [0.1, 1.0] if "warranty" in t.lower() or "covered" in t else [0.5, 0.5]
+
+        vectors = np.array([vector(t) for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    question, earlier = "How long is the warranty?", ["How heavy is it?"]
+    assert rank_sentences(question, passages, embed, earlier)[0].text.startswith("New purifiers")
+    # A follow-up that cannot stand alone still finds its subject through the earlier message.
+    assert rank_sentences("And the big one?", passages, embed, earlier)[0].text.startswith("Weight")
+
+
 def test_rank_passages_lifts_the_chunk_whose_sentence_answers() -> None:
     """The retriever put a page's opening first; the chunk with the answering row moves up."""
     import numpy as np
