@@ -221,6 +221,4 @@ def answer_for(found_values: dict[str, str], label: str, variant: str, passage: 
     value = found_values[variant]
     if value.endswith("."):
         value = value[:-1]
-    if label:
-        return f"For the {variant}: {label} {value}. [{passage}]"
-    return f"{value}. [{passage}]" if variant in value else f"For the {variant}: {value}. [{passage}]"
+    return f"For the {variant}: {f'{label} ' if label else ''}{value}. [{passage}]"
