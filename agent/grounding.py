@@ -43,7 +43,7 @@ tail is dropped the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -779,11 +779,15 @@ def says_no_to(question: str, sentence: str) -> bool:
     """Whether ``sentence`` says no to the yes-or-no ``question``: a "not", "no", "can't" ... whose
     next content word is one the question has. "Can I change my schedules with Google
     Home?" and "Voice assistants can't change schedules": it does; "Is the Aero certified for
-    low ozone?" and "it has no ionizer": it does not."""
+    low ozone?" and "it has no ionizer": it does not. Also a limit of one where more are asked
+    about (``_limits_to_one``) and a table row whose cell says no (``_row_says_no``)."""
     if not yes_no_question(question):
         return False
-    wanted = _stems(_asked_sentence(question)) - _LINKING
+    asked_part = _asked_sentence(question)
+    wanted = _stems(asked_part) - _LINKING
     if says_it_ends(question, sentence):
+        return True
+    if _limits_to_one(asked_part, sentence, wanted) or _row_says_no(question, asked_part, sentence):
         return True
     words = re.findall(r"[A-Za-z0-9]+(?:['’][a-z]+)?", sentence.replace("’", "'"))
     if (words and words[0] == "Not") or ": Not " in sentence[:60]:
@@ -802,6 +806,43 @@ def says_no_to(question: str, sentence: str) -> bool:
                 if after[0].lower() not in _BROAD_VERBS or (len(after) > 1 and _stems(after[1]) & wanted):
                     return True
     return False
+
+
+# Asked about more than one ("Can I use both codes?", "Will one membership cover both?") ...
+_MANY = re.compile(r"\b(?:both|two|multiple|several|more than one|each of|all of)\b", re.I)
+# ... and told one is the limit: "Only one promo code can be used per order", "Each membership
+# covers one purifier".
+_ONE_ONLY = re.compile(
+    r"\b(?:only|just)\s+(?:one|1|a single)\b|\b(?:one|1|a single)\s+(?:[\w-]+\s+){0,3}?(?:per|at a time)\b"
+    r"|\beach\s+[\w-]+\s+(?:covers?|includes?|allows?|is for|applies to)\s+(?:one|1|a single)\b",
+    re.I,
+)
+# A two-column table's row whose cell says no: "IFTTT: Supported Not currently." (the row's
+# label, its column's header, the cell).
+_ROW_NO = re.compile(r"^([^:;.]{2,60}):\s+(?:[A-Z][\w/-]*\s+){0,2}?(?:Not\b|None\b|No(?=[.;]|$))")
+_REFERS = re.compile(r"\b(?:it|that|this|them|those|these)\b", re.I)
+
+
+def _limits_to_one(asked_part: str, sentence: str, wanted: set[str]) -> bool:
+    """Whether ``sentence`` says one is the limit where the question asks about more than one,
+    and shares a word with it: "Can I use both on the same order?" and "Only one promo code can
+    be used per order"."""
+    broad = {_stem(w) for w in _BROAD_VERBS}
+    return bool(
+        _MANY.search(asked_part) and _ONE_ONLY.search(sentence) and (wanted - broad) & _stems(sentence)
+    )
+
+
+def _row_says_no(question: str, asked_part: str, sentence: str) -> bool:
+    """Whether ``sentence`` is a table row that says no to the thing the question asks about: its
+    label named by the asked sentence, or by the message when the asked sentence points back ("I
+    run my house through IFTTT. Is there an integration for it?" and "IFTTT: Supported Not
+    currently."). At least half of the label's words must be named."""
+    row = _ROW_NO.match(sentence)
+    if not row or not (label := _stems(row.group(1))):
+        return False
+    named = _stems(question) if _REFERS.search(asked_part) else _stems(asked_part)
+    return len(label & named) * 2 >= len(label)
 
 
 _SCOPE_END = re.compile(r"[.;:!?]|\b(?:but|because|so|if|unless|when|while|which|until)\b", re.I)
@@ -825,6 +866,60 @@ def _negated_items(words: list[str], sentence: str, index: int) -> list[list[str
         if item:
             out.append(item)
     return out
+
+
+# "Is there a ...?", "Do you have a ...?", "Does the Aero come with a ...?", "Do I get a ...?": the
+# question asks whether a thing exists; what follows the article names it.
+_EXISTS = re.compile(
+    r"\b(?:is there|are there|do you(?: guys)? (?:have|offer|sell|make|carry|run|provide)|"
+    r"does (?:\w+ ){1,4}?(?:have|offer|come with|include|support)|do I get)\s+((?:an?|any|some)\s+.+)",
+    re.I,
+)
+# Where the thing's name ends: a preposition, a clause, a pronoun ("a remote control I can use").
+_THING_END = re.compile(
+    r"\s+(?:so|for|that|to|which|where|if|when|in|on|at|with|from|like|by|i|you|we|they|it|my|your|"
+    r"because|since|as|than|of)\b|[?,.!;:]",
+    re.I,
+)
+# Words that say nothing of which thing: "a quick way to ...", "a deadline" (an amount is its answer).
+_THING_FILLER = {
+    "way", "option", "thing", "anything", "something", "kind", "sort", "type", "lot", "place", "one",
+    "ones", "quick", "easy", "simple", "good", "best", "little", "small", "big", "other", "special",
+    "different", "new", "extra", "better", "cheap", "cheaper", "official", "specific", "separate",
+    "real", "actual", "proper", "similar", "certain", "particular", "free", "deadline", "limit", "fee",
+    "charge", "cost", "price", "minimum", "maximum", "window", "time",
+}  # fmt: skip
+
+
+def absent_thing(question: str, texts: Iterable[str], vocabulary: Iterable[str] | None = None) -> str | None:
+    """What a question asks to exist, when ``texts`` (the passages shown, their titles, the
+    conversation) do not name it: "Is there an Apple Watch app or a home-screen widget ...?" against
+    pages on the phone app -> "an Apple Watch app or a home-screen widget". At least half of its
+    words must be missing from ``texts`` ("Is there a way to kick every other device off?" and "Is
+    there a deadline?" name nothing particular), and with ``vocabulary`` (every word of the help
+    pages) one of them must be in no page at all: "a tip-over switch" beside pages that say
+    "Tip-Over Protection" elsewhere, or "a price match" beside "Price Adjustment", may be the same
+    thing in other words. No page can say yes to it, and a quote would answer something else, so
+    the agent says it found nothing about it (as for ``asked.unknown_names``)."""
+    found = _EXISTS.search(_asked_sentence(question))
+    if not found:
+        return None
+    thing = _THING_END.split(found.group(1), maxsplit=1)[0].strip()
+    words = {_stem(w) for w in content_words(thing) if w.lower() not in _THING_FILLER}
+    words -= {_stem(w) for w in _BROAD_VERBS}
+    have: set[str] = set()
+    for text in texts:  # "pre-filter" names a filter too
+        have |= _stems(text) | _stems(text.replace("-", " "))
+    missing = words - have
+    if not missing or len(missing) * 2 < len(words):
+        return None
+    if vocabulary is not None:
+        anywhere = set()
+        for word in vocabulary:
+            anywhere |= {_stem(word), *(_stem(part) for part in word.split("-"))}
+        if missing <= anywhere:
+            return None
+    return thing
 
 
 def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool = False) -> Evidence | None:
@@ -1569,10 +1664,12 @@ def turn_gate(
     settings: Any,
     persona: Any,
     embed: Embed | None,
+    vocabulary: Iterable[str] | None = None,
 ) -> SentenceGate:
     """The sentence gate of one turn, as the agent checks its answer: ``passages`` as shown (each
     with ``text`` and ``title``), ``settings`` the config's ``grounding``, ``persona`` its persona
-    (its names count as sources), ``embed`` the knowledge base's embedding model or None."""
+    (its names count as sources), ``embed`` the knowledge base's embedding model or None,
+    ``vocabulary`` every word of the knowledge base (``KnowledgeBase.words``) or None."""
     said = [message, *(t for _, t in history)]
     texts = [*said, *(p.text for p in passages)]
     texts += [persona.company, persona.product, persona.agent_name, *(p.title or "" for p in passages)]
@@ -1596,9 +1693,12 @@ def turn_gate(
     unknown: list[str] = []
     if settings.match_question:
         asks = asked.asked_kinds(message)
-        unknown = asked.unknown_names(
-            message, [*(p.text for p in passages), *(p.title or "" for p in passages)]
-        )
+        shown = [*(p.text for p in passages), *(p.title or "" for p in passages)]
+        unknown = asked.unknown_names(message, shown)
+        names = [persona.company, persona.product, persona.agent_name]
+        thing = absent_thing(message, [*shown, *(t for _, t in history), *names], vocabulary)
+        if thing is not None and not unknown:
+            unknown = [thing]
     quote = None
     if ranked is not None and settings.fallback == "extractive":
         quote = quote_for_decline(

@@ -501,8 +501,15 @@ class Agent:
         """The sentence gate for this turn, or None when the check is off or has nothing to read."""
         if not self.config.grounding.enabled or not passages:
             return None
+        words = getattr(self.knowledge, "words", None)  # what the help pages name anywhere
         return grounding.turn_gate(
-            message, history, passages, self.config.grounding, self.config.persona, self._sentence_embed()
+            message,
+            history,
+            passages,
+            self.config.grounding,
+            self.config.persona,
+            self._sentence_embed(),
+            vocabulary=words() if callable(words) else None,
         )
 
     def _sentence_embed(self) -> grounding.CachedEmbed | None:
@@ -576,7 +583,7 @@ class Agent:
             return reply
         said = [t.text for t in turns if t.role == "customer"]
         earlier = which.earlier_choice(message, said, known)
-        if earlier is None and (which.named(message, known) or any(which.named(t, known) for t in said)):
+        if earlier is None and which.named_already(message, said, known):
             return None  # the message names a model, or the customer named both: the usual way
         probe = which.probe(message, known)
         hits = self._retrieve(probe, [])

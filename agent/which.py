@@ -154,9 +154,14 @@ def ask_which(
 ) -> Split | None:
     """The split to ask back with, or None (answer as usual): neither the message nor the
     customer's earlier messages (``conversation``) name a variant, and ``best_split`` finds one."""
-    if named(message, variants) or any(named(t, variants) for t in conversation):
+    if named_already(message, conversation, variants):
         return None
     return best_split(message, ranked, variants)
+
+
+def named_already(message: str, conversation: Sequence[str], variants: Sequence[str]) -> bool:
+    """Whether the message or one of the customer's earlier messages names a variant."""
+    return bool(named(message, variants)) or any(named(t, variants) for t in conversation)
 
 
 def earlier_choice(message: str, conversation: Sequence[str], variants: Sequence[str]) -> str | None:

@@ -64,10 +64,20 @@ def grounding_settings(pairs: list[str]) -> Any:
         raise SystemExit(f"--set: {error}") from None
 
 
-def replay(row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any = None) -> tuple[str, str]:
+def sample_words() -> frozenset[str]:
+    """Every word of the sample's documents, which the stored runs searched."""
+    from knowledge.base import words_of
+
+    return words_of(path.read_text(encoding="utf-8") for path in sorted((SAMPLE / "docs").glob("*.md")))
+
+
+def replay(
+    row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any = None, vocabulary: Any = None
+) -> tuple[str, str]:
     """(text sent, action) for a stored check-off answer, through the check the agent runs with
     ``settings`` (the defaults when None: ``agent.grounding.turn_gate`` and ``fallback_answer``).
-    The stored rows keep the passages' text, not their titles."""
+    The stored rows keep the passages' text, not their titles. ``vocabulary``: every word of the
+    documents the run searched (``sample_words``), as the agent's knowledge base gives it."""
     from agent import grounding
     from agent.config import GroundingSettings, Persona
     from agent.prompt import Passage
@@ -77,7 +87,7 @@ def replay(row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any 
         return row["answer"], "none"
     passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
     history = [(t["role"], t["text"]) for t in item.get("history", [])]
-    gate = grounding.turn_gate(item["question"], history, passages, settings, persona, embed)
+    gate = grounding.turn_gate(item["question"], history, passages, settings, persona, embed, vocabulary)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
     if gate.held_decline and gate.quote:
         return gate.quote, grounding.EXTRACTIVE
@@ -98,7 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
     parser.add_argument(
-        "--questions", choices=["dev.jsonl", "heldout.jsonl", "fresh.jsonl"], default="dev.jsonl"
+        "--questions",
+        choices=["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl"],
+        default="dev.jsonl",
     )
     parser.add_argument("--name", default="replay_check")
     parser.add_argument(
@@ -116,7 +128,7 @@ def main() -> None:
     arms = [arm for arm in stored["sample"] if not arm.endswith("_no_check")]
     from agent.evaluate import behaviour
 
-    embed = embedding_model()
+    embed, vocabulary = embedding_model(), sample_words()
     result: dict[str, Any] = {
         "machine": machine(),
         "results": args.results,
@@ -129,7 +141,7 @@ def main() -> None:
         counts = {"right_stored": 0, "right_now": 0, "agree": 0, "declined_stored": 0, "declined_now": 0}
         for row in stored["sample"][f"{arm}_no_check"]["rows"]:
             item = items[row["id"]]
-            text, _ = replay(row, item, embed, settings)
+            text, _ = replay(row, item, embed, settings, vocabulary)
             facts = item["answer_contains"]
             counts["right_stored"] += bool(facts) and contains_all(sent[row["id"]]["answer"], facts)
             counts["right_now"] += bool(facts) and contains_all(text, facts)

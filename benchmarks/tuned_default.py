@@ -19,9 +19,10 @@ engine when it is available).
 
 ``--questions dev.jsonl``: the development set (``agent/sample/dev.jsonl``) that the answer
 check's settings and the shipped model variant were chosen on, so that the held-out set stays a
-test set. ``--questions fresh.jsonl``: 30 questions written on 2026-12-06, after the check's rules
-were written from the dev and held-out failures, and never used to build anything: the
-out-of-sample check on those rules. ``--extra``: more adapters as arms of the same run (retrained candidates).
+test set. ``--questions fresh.jsonl``: 90 questions written after the check's rules were written
+from the dev and held-out failures (three rules of session 35 were then written from its own:
+``agent/sample/fresh.md``). ``--questions fresh2.jsonl``: 40 questions written in session 35 by
+a helper who never read the check, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -318,10 +319,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "ambiguous.jsonl"],
+        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "ambiguous.jsonl"],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it, never tuned on; ambiguous.jsonl: questions naming no "
+        "fresh.jsonl: written after it; fresh2.jsonl: written after every rule, never tuned on; ambiguous.jsonl: questions naming no "
         "model whose answer depends on it).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")

@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
@@ -62,6 +63,13 @@ class _Plan:
     chunks_unchanged: int = 0
 
 
+def words_of(texts: Iterable[str]) -> frozenset[str]:
+    """The lower-cased words of ``texts`` ("tip-over" kept whole): ``KnowledgeBase.words``."""
+    return frozenset(
+        word for text in texts for word in re.findall(r"[a-z0-9]+(?:['’-][a-z0-9]+)*", text.lower())
+    )
+
+
 class KnowledgeBase:
     """Product documents in a Chroma index, searchable with hybrid, conversation-aware retrieval."""
 
@@ -71,6 +79,7 @@ class KnowledgeBase:
         self._index: ChromaIndex | None = None
         self._snapshot: Snapshot | None = None
         self._variants: tuple[str, ...] | None = None
+        self._words: frozenset[str] | None = None
         self._reranker: Any = None
         self._lock = threading.RLock()
 
@@ -196,8 +205,7 @@ class KnowledgeBase:
             plan = self._plan(chunks, complete_files)
             self._write(plan, progress)
             if plan.add or plan.delete:
-                self._snapshot = None
-                self._variants = None
+                self._forget()
             if digests is None:
                 if plan.add or plan.delete:
                     self.index.update_file_states({}, clear=True)
@@ -274,8 +282,7 @@ class KnowledgeBase:
             ids = self.index.ids_where({"$or": [{"source": source}, {"file": source}]})
             if ids:
                 self.index.delete(ids)
-                self._snapshot = None
-                self._variants = None
+                self._forget()
                 self.index.update_file_states({}, clear=True)  # the next ingest checks every file again
                 self.index.set_entity_fields(self._infer_entity_fields())
         return len(ids)
@@ -326,6 +333,23 @@ class KnowledgeBase:
                 )
             return self._variants
 
+    def words(self) -> frozenset[str]:
+        """Every word of the indexed documents, lower-cased ("tip-over" kept whole): what the help
+        pages name anywhere, so the agent can tell a thing they never mention from one the passages
+        it was shown leave out; computed once per version of the index."""
+        with self._lock:
+            if self._words is None:
+                self._words = words_of(
+                    text for _ids, texts, _metas in self.index.text_pages() for text in texts
+                )
+            return self._words
+
+    def _forget(self) -> None:
+        """Drop what was computed from the index (its snapshot, variants and words); under the lock."""
+        self._snapshot = None
+        self._variants = None
+        self._words = None
+
     def entity_fields(self) -> tuple[tuple[str, ...], str]:
         """The metadata fields entity tracking uses, and where they come from: ``"configured"``
         (``entity_fields`` is set: it wins), ``"inferred"`` (from the documents' metadata, kept with
@@ -369,8 +393,7 @@ class KnowledgeBase:
             if self._index is not None:
                 self._index.drop()
                 self._index = None
-                self._snapshot = None
-                self._variants = None
+                self._forget()
 
     # -- search -------------------------------------------------------------------------------------
 
@@ -414,8 +437,7 @@ class KnowledgeBase:
     def refresh(self) -> None:
         """Forget the snapshot, e.g. after another process changed a shared index."""
         with self._lock:
-            self._snapshot = None
-            self._variants = None
+            self._forget()
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self.embed(texts)

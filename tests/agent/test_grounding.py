@@ -762,6 +762,73 @@ def test_a_question_about_a_model_the_passages_do_not_have_is_declined(make_agen
     assert known.reply("u2", "How much is the Aero 500?").text == "The Aero 500 costs $329."
 
 
+@pytest.mark.parametrize(
+    ("question", "thing"),
+    [
+        (
+            "Is there an Apple Watch app or a home-screen widget so I can check the air quality?",
+            "an Apple Watch app or a home-screen widget",
+        ),
+        ("Do you have a student or military discount on the Aero 500?", "a student or military discount"),
+        ("If I buy two, do I get a multi-unit discount?", "a multi-unit discount"),
+        ("Does the Aero come with a remote control I can use from the couch?", "a remote control"),
+        ("Does the Halcyon Home app have a dark mode? the white screen at 2am is brutal", "a dark mode"),
+        # What the pages name, or nothing particular, is not absent.
+        ("Is there an app for my phone?", None),
+        ("Does the Aero 500 have a carbon filter?", None),
+        ("Is there a way to kick every other device off my account?", None),
+        ("and what do I do with the broken one? is there a deadline?", None),
+        ("Can I get the difference back?", None),  # not asked to exist: "the"
+        ("How much is the Aero 500?", None),
+    ],
+)
+def test_a_thing_asked_to_exist_that_no_passage_names(question: str, thing: str | None) -> None:
+    from agent.grounding import absent_thing
+
+    texts = [
+        "The Halcyon Home app on your phone lets you control your Aero purifier. You can control it by voice.",
+        "Price: Aero 300 $199; Aero 500 $329. Filtration: pre-filter, H13 HEPA, activated carbon.",
+        "Discounts from price drops are refunded within 14 days.",
+    ]
+    assert absent_thing(question, texts) == thing
+
+
+def test_a_thing_the_pages_name_elsewhere_is_not_absent() -> None:
+    """With every word of the help pages: "a tip-over switch" beside a passage without it is not
+    absent when a page says "Tip-Over Protection" and "switch" (the same thing in other words, maybe);
+    one word the pages never have keeps "a dark mode" absent."""
+    from agent.grounding import absent_thing
+
+    shown = ["Set it upright on a flat floor."]
+    question = "Is there a tip-over switch?"
+    assert absent_thing(question, shown) == "a tip-over switch"
+    assert absent_thing(question, shown, {"tip-over", "protection", "switch"}) is None
+    assert absent_thing(question, shown, {"protection"}) == "a tip-over switch"
+    assert absent_thing("Does the app have a dark mode?", shown, {"app", "mode", "sleep"}) == "a dark mode"
+
+
+def test_a_thing_no_page_names_is_declined_naming_it(make_agent) -> None:
+    """ "Is there an Apple Watch app?" beside pages on the phone app: the model's "Yes" is not
+    shown, and no quote about the phone app stands in for an answer."""
+    question = "Is there an Apple Watch app so I can check the air quality?"
+    app = "Halcyon Home App\n\nThe Halcyon Home app lets you control your Aero purifier remotely and check air quality."
+    agent = make_agent(
+        ScriptedGenerator(["Yes, the Halcyon Home app lets you check air quality."]), docs={"app": app}
+    )
+    agent.knowledge = MeaningKnowledge({"app": app})
+    items = list(agent.stream("w1", question))
+    reply, shown = items[-1], "".join(i for i in items if isinstance(i, str))
+    assert "Yes" not in shown and "couldn't find anything about an Apple Watch app" in reply.text
+    assert reply.grounding is not None and reply.grounding["action"] == "declined"
+    off = make_agent(
+        ScriptedGenerator(["Yes, the Halcyon Home app lets you check air quality."]),
+        docs={"app": app},
+        grounding__match_question=False,
+    )
+    off.knowledge = MeaningKnowledge({"app": app})
+    assert off.reply("w2", question).text.startswith("Yes")
+
+
 def test_a_match_question_setting_that_is_not_a_bool_is_a_config_error() -> None:
     from agent.config import GroundingSettings
     from agent.errors import ConfigError
@@ -1199,6 +1266,29 @@ def test_a_list_lead_in_is_never_quoted_alone() -> None:
         ),
         # Not a yes-or-no question.
         ("How do I join a 5 GHz network?", "It cannot join a 5 GHz network.", False),
+        # Asked about more than one, told one is the limit.
+        (
+            "I have a welcome code and one from a friend. Can I use both on the same order?",
+            "Only one promo code can be used per order, and it must be entered at checkout.",
+            True,
+        ),
+        (
+            "Will one Halcyon Care membership cover both?",
+            "Each membership covers one purifier; if you have two purifiers, add a membership for each.",
+            True,
+        ),
+        ("Can I use one promo code on my order?", "Only one promo code can be used per order.", False),
+        ("Can I use both filters?", "Only one promo code can be used per order.", False),
+        # A table row whose cell says no, about what the question names (or points back to).
+        ("Does the Aero work with Apple HomeKit?", "Apple HomeKit / Siri: Supported Not currently.", True),
+        (
+            "I run my whole house through IFTTT. Is there an integration for it?",
+            "IFTTT: Supported Not currently.",
+            True,
+        ),
+        ("I use IFTTT a lot. Does the Aero work with Alexa?", "IFTTT: Supported Not currently.", False),
+        ("Does the Aero work with Alexa?", "Amazon Alexa: Supported Yes.", False),
+        ("Is my Wi-Fi icon off?", "Wi-Fi icon off: No connection to the router.", False),
     ],
 )
 def test_a_sentence_says_no_to_a_yes_or_no_question(question: str, sentence: str, says_no: bool) -> None:

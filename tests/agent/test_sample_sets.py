@@ -1,5 +1,5 @@
 """The sample's question sets: the held-out test set, the dev set the answer check was tuned on and
-the fresh set written after both stay apart from each other and from the training conversations,
+the fresh sets written after both stay apart from each other and from the training conversations,
 and every key fact is real."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "ambiguous.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "ambiguous.jsonl"]
+)
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
         assert row["kind"] in KINDS, row["id"]
@@ -49,6 +51,9 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     assert len(ambiguous) == len(rows("ambiguous.jsonl")) and not ambiguous & (
         dev | held_out | fresh | trained
     )
+    fresh2 = {normal(r["question"]) for r in rows("fresh2.jsonl")}
+    assert len(fresh2) == len(rows("fresh2.jsonl")) == 40
+    assert not fresh2 & (dev | held_out | fresh | ambiguous | trained)
 
 
 def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:

@@ -177,3 +177,19 @@ def test_the_skip_never_hides_a_removal_or_a_replacement(make_kb, docs_dir: Path
     finer = make_kb(chunk_size=40, chunk_overlap=0)
     report = finer.ingest([docs_dir])
     assert report.chunks_added > 0 and report.chunks_removed > 0 and finer.count() > total
+
+
+def test_words_are_every_word_the_documents_have_and_follow_the_index(make_kb, tmp_path: Path) -> None:
+    """``KnowledgeBase.words``: what the help pages name anywhere (the agent tells a thing they
+    never mention from one the shown passages leave out); a new document adds its words."""
+    docs = tmp_path / "words"
+    docs.mkdir()
+    (docs / "safety.md").write_text("# Safety\n\n## E6: Tip-Over Protection\n\nSet it upright.\n")
+    kb = make_kb()
+    kb.ingest([docs])
+    words = kb.words()
+    assert {"tip-over", "protection", "upright", "e6"} <= words and "widget" not in words
+    assert kb.words() is words  # computed once per version of the index
+    (docs / "app.md").write_text("# App\n\nAdd the widget to your home screen.\n")
+    kb.ingest([docs])
+    assert "widget" in kb.words()
