@@ -590,8 +590,13 @@ class Sources:
         for word in content_words(lower):
             written.setdefault(_stem(word), word)
         off = []
-        for clause in _CLAUSE.split(text):
-            subject = (_word_stems(clause) & question) - _VERDICT_STEMS
+        clauses = _CLAUSE.split(text)
+        subjects = [(_word_stems(clause) & question) - _VERDICT_STEMS for clause in clauses]
+        lead = next((s for s in subjects if s), set())
+        for clause, subject in zip(clauses, subjects, strict=True):
+            # A clause with no word of the question's own speaks of the sentence's subject:
+            # "The latest Aero firmware is HA3- and HA5-, followed by 10 characters".
+            subject = subject or lead
             for value in sorted(values(clause) - said):
                 holders = [w for found, w in self._passages if value in found]
                 if not holders:

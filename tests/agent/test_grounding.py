@@ -1616,6 +1616,25 @@ def test_an_amount_given_to_a_thing_its_passage_does_not_name_fails() -> None:
     assert off.unsupported("The replacement cover is $9.") == []
 
 
+def test_a_clause_without_the_questions_words_speaks_of_the_sentences_subject() -> None:
+    """ "What's the version number of the newest Aero firmware?" got "The latest Aero firmware is
+    HA3- and HA5-, followed by 10 characters": the 10 characters are the serial number's, and the
+    clause that gives them names nothing the question does, so it is read with the sentence's
+    subject (the firmware)."""
+    serial = (
+        "Warranty > Finding Your Serial Number\n\nAero 300 serial numbers start with HA3- and Aero 500 "
+        "serial numbers start with HA5-, followed by 10 characters."
+    )
+    question = "What's the version number of the newest Aero firmware?"
+    sources = Sources([question, serial], conversation=[question], question=question)
+    assert sources.unsupported("The latest Aero firmware is HA3- and HA5-, followed by 10 characters.") == [
+        "10 characters (the passage gives it for something else than firmware)"
+    ]
+    asked = "What do Aero 500 serial numbers start with?"
+    right = Sources([asked, serial], conversation=[asked], question=asked)
+    assert right.unsupported("Aero 500 serial numbers start with HA5-, followed by 10 characters.") == []
+
+
 def test_a_decline_gives_way_to_a_quote_that_gives_what_was_asked_a_little_below_the_bar() -> None:
     """ "How long does a sensor recalibration take?": the model declined, and "Calibration takes
     15 minutes" scored under ``quote_over_decline`` ("recalibration" and "calibration" share no
