@@ -45,6 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from agent import asked
@@ -918,13 +919,16 @@ def absent_thing(question: str, texts: Iterable[str], vocabulary: Iterable[str] 
     missing = words - have
     if not missing or len(missing) * 2 < len(words):
         return None
-    if vocabulary is not None:
-        anywhere = set()
-        for word in vocabulary:
-            anywhere |= {_stem(word), *(_stem(part) for part in word.split("-"))}
-        if missing <= anywhere:
-            return None
+    if vocabulary is not None and missing <= _vocabulary_stems(frozenset(vocabulary)):
+        return None
     return thing
+
+
+@lru_cache(maxsize=4)
+def _vocabulary_stems(words: frozenset[str]) -> frozenset[str]:
+    """The stems of a knowledge base's words, hyphenated ones also by their parts: once per
+    version of the index (``KnowledgeBase.words`` returns the same set until it changes)."""
+    return frozenset(s for word in words for s in (_stem(word), *(_stem(part) for part in word.split("-"))))
 
 
 def denial(question: str, ranked: Sequence[Evidence] | None, same_member: bool = False) -> Evidence | None:
