@@ -1709,7 +1709,7 @@ def turn_gate(
         if thing is not None and not unknown:
             unknown = [thing]
     quote = None
-    if ranked is not None and settings.fallback == "extractive":
+    if ranked is not None and settings.fallback == "extractive" and settings.trust_declines:
         quote = quote_for_decline(
             message,
             [p.text for p in passages],
@@ -1725,6 +1725,20 @@ def turn_gate(
         # It leads the quote; the quote's bar stays the ranking's best score.
         lead = replace(denied, score=ranked[0].score)
         ranked = [lead, *(e for e in ranked if e is not denied)]
+    if ranked is not None and settings.fallback == "extractive" and not settings.trust_declines:
+        # The model's "I don't know" counts for no more than an answer that failed: the quote
+        # the fallback would send stands in for it (sessions 16-32: the 135M model's decline
+        # does not tell answerable questions from unanswerable ones).
+        quote = extractive_answer(
+            message,
+            [p.text for p in passages],
+            embed=embed,
+            ranked=ranked,
+            min_score=settings.min_quote_score,
+            asks=asks,
+            same_member=settings.match_question,
+            focus=settings.focused_quotes,
+        )
     return SentenceGate(
         sources,
         ranked=ranked,

@@ -94,7 +94,7 @@ def test_eval_agent_runs_the_real_pipeline_and_scores_what_it_did(home: Path, tm
         },
         {
             "id": "t3",
-            "turns": [{"role": "customer", "text": "Does the Aero warranty cover water damage?"}],
+            "turns": [{"role": "customer", "text": "Can I pay for my order with Bitcoin?"}],
             "contexts": [],
             "answerability": "UNANSWERABLE",
         },
@@ -107,7 +107,7 @@ def test_eval_agent_runs_the_real_pipeline_and_scores_what_it_did(home: Path, tm
         [
             "The Aero warranty lasts 2 years from delivery [1].",
             "Could you clarify which Aero model you have?",
-            "I don't know whether water damage is covered.",
+            "I don't know whether we take Bitcoin.",
         ]
     )
     report = eval_agent_on_files(config, conversations, conversations, generator=generator, progress=False)

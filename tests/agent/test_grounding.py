@@ -651,27 +651,58 @@ def test_a_decline_where_a_passage_answers_is_replaced_by_the_quote(make_agent) 
     assert "6–10 business days" in reply.text and "don't know" not in shown
     assert reply.grounding is not None
     assert (reply.grounding["passed"], reply.grounding["action"]) == (True, "extractive")
-    # Off (0), the model's own decline stands, as before.
+    # Trusted with the stricter bar off (0), the model's own decline stands.
     off = make_agent(
-        ScriptedGenerator([decline]), docs={"shipping": SHIPPING}, grounding__quote_over_decline=0.0
+        ScriptedGenerator([decline]),
+        docs={"shipping": SHIPPING},
+        grounding__trust_declines=True,
+        grounding__quote_over_decline=0.0,
     )
     off.knowledge = MeaningKnowledge({"shipping": SHIPPING})
     kept = off.reply("d2", question)
     assert kept.text == decline and kept.grounding is not None and kept.grounding["action"] == "sent"
 
 
-def test_a_decline_stands_when_the_best_quote_leaves_the_question_s_words_out(make_agent) -> None:
-    """A high-scoring row that does not have most of the question's words answers another question
-    ("Is standard delivery to Hawaii insured against theft, ...?" against the Hawaii delivery row):
-    the decline is honest, and it is sent."""
+def test_a_trusted_decline_stands_when_the_best_quote_leaves_the_question_s_words_out(make_agent) -> None:
+    """With ``trust_declines``, a high-scoring row that does not have most of the question's words
+    answers another question ("Is standard delivery to Hawaii insured against theft, ...?" against
+    the Hawaii delivery row): the decline is taken as honest, and it is sent. By default the
+    decline counts for no more than a failed answer: the fallback quotes the row, as it would
+    for an answer that failed the check."""
     question = "Is standard delivery to Hawaii insured against theft, breakage, water damage or loss?"
     decline = "I'm sorry, I don't know that."
-    agent = make_agent(ScriptedGenerator([decline]), docs={"shipping": SHIPPING})
+    agent = make_agent(
+        ScriptedGenerator([decline]), docs={"shipping": SHIPPING}, grounding__trust_declines=True
+    )
     agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
     ranked = rank_sentences(question, [SHIPPING], agent.knowledge.embed)
     assert ranked[0].score >= agent.config.grounding.quote_over_decline  # the score alone would quote
     assert quote_for_decline(question, [SHIPPING], ranked, 0.6, agent.knowledge.embed) is None
     reply = agent.reply("d3", question)
+    assert reply.text == decline and reply.grounding is not None and reply.grounding["action"] == "sent"
+
+    default = make_agent(ScriptedGenerator([decline]), docs={"shipping": SHIPPING})
+    default.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    assert not default.config.grounding.trust_declines
+    items = list(default.stream("d4", question))
+    quoted = items[-1]
+    shown = "".join(i for i in items if isinstance(i, str))
+    assert "6–10 business days" in quoted.text and "don't know" not in shown
+    assert quoted.grounding is not None and quoted.grounding["action"] == "extractive"
+
+
+def test_a_decline_with_no_passage_sentence_over_the_quote_bar_is_sent(make_agent) -> None:
+    """By default the model's decline is answered as a failed answer is: when no passage sentence
+    clears ``min_quote_score`` there is nothing to quote, and the decline goes out as written."""
+    question = "Is standard delivery to Hawaii insured against theft, breakage, water damage or loss?"
+    decline = "I'm sorry, I don't know that."
+    agent = make_agent(
+        ScriptedGenerator([decline]), docs={"shipping": SHIPPING}, grounding__min_quote_score=0.95
+    )
+    agent.knowledge = MeaningKnowledge({"shipping": SHIPPING})
+    ranked = rank_sentences(question, [SHIPPING], agent.knowledge.embed)
+    assert 0.6 < ranked[0].score < agent.config.grounding.min_quote_score
+    reply = agent.reply("d5", question)
     assert reply.text == decline and reply.grounding is not None and reply.grounding["action"] == "sent"
 
 
@@ -681,6 +712,8 @@ def test_a_quote_over_decline_bar_outside_its_range_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"grounding\.quote_over_decline must be between 0 and 2"):
         GroundingSettings(quote_over_decline=3)
+    with pytest.raises(ConfigError, match=r"grounding\.trust_declines must be true or false"):
+        GroundingSettings(trust_declines="no")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"retrieval\.one_per_page must be true or false"):
         RetrievalSettings(one_per_page="yes")  # type: ignore[arg-type]
 
