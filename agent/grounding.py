@@ -1006,6 +1006,102 @@ def named_items(question: str, ranked: Sequence[Evidence]) -> list[Evidence]:
     return [e for e in ranked if shared.get(id(e), most) == most]
 
 
+_BOLD_ITEM = re.compile(r"(?:^|\s)[-*]\s+\*\*([^*\n]{2,60}?)\*\*")  # "- **New purifiers:** 2 years ..."
+LIST_QUOTE_ITEMS = 4  # a quote of a list's cases gives at most this many
+
+
+def labelled_lists(passages: Sequence[str]) -> list[list[tuple[str, str, int]]]:
+    """Each passage's bulleted items that open with a bold label ("- **New purifiers:** 2 years
+    from the delivery date."), in page order: (label, the item's sentence as
+    ``passage_sentences`` gives it, the passage's number). A passage with fewer than three is
+    left out: such a list gives one thing for several cases."""
+    out = []
+    for number, text in enumerate(passages, 1):
+        labels = [m.group(1).strip().rstrip(":").strip() for m in _BOLD_ITEM.finditer(text)]
+        if len(labels) < 3:
+            continue
+        said = passage_sentences(text)
+        items = []
+        for label in labels:
+            sentence = next((s for s in said if s.startswith(label)), None)
+            if sentence is not None:
+                items.append((label, sentence, number))
+        if len(items) >= 3:
+            out.append(items)
+    return out
+
+
+def _names_label(label: str, stems: set[str]) -> bool:
+    own = _bare_stems(label)
+    return bool(own) and len(own & stems) * 2 >= len(own)
+
+
+def _cases(items: list[tuple[str, str, int]], asks: Sequence[tuple[str, ...]]) -> list[tuple[str, str, int]]:
+    """The items that give what was asked, when at least two of them, and at least half, give an
+    amount in the same unit (cases of one thing: "2 years", "1 year", "up to 5 years"); else none
+    (a list of specifications gives a percentage, a voltage and a frequency: not cases)."""
+    cases = [item for item in items if any(asked.gives(item[1], kinds) for kinds in asks)]
+    units: dict[str, int] = {}
+    for _, text, _ in cases:
+        for unit in {q.split(" ", 1)[1] for q in quantities(text) if " " in q}:
+            units[unit] = units.get(unit, 0) + 1
+    most = max(units.values(), default=0)
+    return cases if most >= 2 and most * 2 >= len(cases) else []
+
+
+def one_case(
+    question: str,
+    sentence: str,
+    lists: Sequence[list[tuple[str, str, int]]],
+    asks: Sequence[tuple[str, ...]],
+) -> str | None:
+    """The label of the list item whose amount ``sentence`` gives as the whole answer, or None.
+    "How long is the warranty?" answered "The warranty is covered for the rest of the original
+    warranty period, or 90 days" takes the last of the list "New purifiers: 2 years ...;
+    Refurbished: 1 year ...; Replacement units ...: 90 days": a special case. Only when the
+    list gives what was asked for at least two cases, neither the question nor the sentence
+    names any of them, and the amount is in one item, not the list's first (the general case
+    comes first: "The warranty lasts 2 years" stands)."""
+    have = quantities(sentence)
+    if not have or not asks:
+        return None
+    named = _bare_stems(question) | _bare_stems(sentence)
+    for items in lists:
+        cases = _cases(items, asks)
+        if len(cases) < 2 or any(_names_label(label, named) for label, _, _ in cases):
+            continue
+        given = [label for label, text, _ in cases if quantities(text) & have]
+        if len(given) == 1 and given[0] != cases[0][0]:
+            return given[0]
+    return None
+
+
+def list_quote(
+    message: str,
+    lists: Sequence[list[tuple[str, str, int]]],
+    ranked: Sequence[Evidence],
+    asks: Sequence[tuple[str, ...]],
+    min_score: float,
+) -> str | None:
+    """The quote of a list's cases, or None: when the best sentence is one item of a list whose
+    items give what was asked for several cases and the question names none of them, each case
+    is quoted, in page order ("How long is the warranty?": new purifiers 2 years, refurbished 1
+    year, replacement units the rest of the period or 90 days), not the one that happens to
+    match the question best."""
+    if not asks or not ranked or ranked[0].score < min_score:
+        return None
+    asked_for = _bare_stems(message)
+    for items in lists:
+        cases = _cases(items, asks)
+        if len(cases) < 2 or ranked[0].text not in [text for _, text, _ in cases]:
+            continue
+        if any(_names_label(label, asked_for) for label, _, _ in cases):
+            return None
+        quoted = " ".join(f"{text} [{number}]" for _, text, number in cases[:LIST_QUOTE_ITEMS])
+        return f"Here is what our help pages say: {quoted}"
+    return None
+
+
 def claims(sentence: str) -> bool:
     """The sentence states something the check read: a figure or a content word, and not a decline."""
     if says_unknown(sentence):
@@ -1038,8 +1134,12 @@ class SentenceGate:
         unknown: Sequence[str] = (),
         same_member: bool = False,
         denied: str | None = None,
+        lists: Sequence[list[tuple[str, str, int]]] = (),
     ):
         self.sources = sources
+        # The passages' lists of labelled cases (``labelled_lists``): an amount read from one case
+        # that the answer gives as the whole answer fails (``one_case``).
+        self.lists = list(lists)
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
         # A quote that answers the question well enough to stand in for the model's own "I don't
         # know" (``quote_for_decline``). With one, a decline the model opens with is held, not shown.
@@ -1103,6 +1203,10 @@ class SentenceGate:
                 self._condition = unstated_condition(
                     self.sources.question, sentence, self.ranked, self.sources.said_values
                 )
+            if not problems and self.lists:
+                case = one_case(self.sources.question, sentence, self.lists, self.asks)
+                if case is not None:
+                    problems = [f"it gives one case of a list as the whole answer: {case}"]
             if not problems and self.same_member and self.ranked:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:
@@ -1725,11 +1829,12 @@ def turn_gate(
         # It leads the quote; the quote's bar stays the ranking's best score.
         lead = replace(denied, score=ranked[0].score)
         ranked = [lead, *(e for e in ranked if e is not denied)]
+    lists = labelled_lists([p.text for p in passages]) if settings.match_question else []
     if ranked is not None and settings.fallback == "extractive" and not settings.trust_declines:
         # The model's "I don't know" counts for no more than an answer that failed: the quote
         # the fallback would send stands in for it (sessions 16-32: the 135M model's decline
         # does not tell answerable questions from unanswerable ones).
-        quote = extractive_answer(
+        quote = list_quote(message, lists, ranked, asks, settings.min_quote_score) or extractive_answer(
             message,
             [p.text for p in passages],
             embed=embed,
@@ -1747,6 +1852,7 @@ def turn_gate(
         unknown=unknown,
         same_member=settings.match_question,
         denied=denied.text if denied is not None else None,
+        lists=lists,
     )
 
 
@@ -1767,7 +1873,10 @@ def fallback_answer(
     if gate is not None and gate.unknown:
         return decline_text(company, about=gate.unknown), DECLINED
     if settings.fallback == "extractive":
-        quoted = extractive_answer(
+        quoted = None
+        if gate is not None and gate.lists and ranked:
+            quoted = list_quote(message, gate.lists, ranked, gate.asks, settings.min_quote_score)
+        quoted = quoted or extractive_answer(
             message,
             passages,
             embed=embed,

@@ -1722,3 +1722,110 @@ def test_a_yes_that_gives_what_was_asked_is_still_held_for_its_condition() -> No
     answer = "Yes, we refund $20 to your card."
     gate = SentenceGate(sources, ranked=ranked, asks=asked_kinds(question), same_member=True)
     assert gate.feed(answer, final=True) == 0 and gate.failed
+
+
+CASES_LIST = (
+    "Warranty > Coverage Period\n - **New purifiers:** 2 years from the delivery date. - **Halcyon Care "
+    "members:** coverage continues for as long as the membership stays active, up to 5 years from the "
+    "original delivery date. - **Certified Refurbished purifiers:** 1 year from the delivery date. - "
+    "**Replacement units** sent under warranty are covered for the rest of the original warranty "
+    "period, or 90 days, whichever is longer. It is not transferable to a new owner."
+)
+SPEC_LIST = (
+    "Product Specifications > Aero 500\n- **Filtration:** pre-filter, H13 HEPA (at least 99.95% of "
+    "particles down to 0.3 microns), activated carbon\n- **Power input:** 120 V, 60 Hz\n- **Wi-Fi:** "
+    "2.4 GHz\n- **Operating conditions:** 5 to 35 °C, up to 85% relative humidity\n- **Warranty:** 2 years"
+)
+
+
+def test_a_list_of_labelled_cases_is_read_item_by_item() -> None:
+    from agent.grounding import labelled_lists
+
+    (items,) = labelled_lists([SHIPPING, CASES_LIST])
+    assert [label for label, _, _ in items] == [
+        "New purifiers",
+        "Halcyon Care members",
+        "Certified Refurbished purifiers",
+        "Replacement units",
+    ]
+    assert items[0][1] == "New purifiers: 2 years from the delivery date." and items[0][2] == 2
+    assert items[3][1].startswith("Replacement units sent under warranty")
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "case"),
+    [
+        # One case's amount given as the whole answer: the special case, last in the list.
+        (
+            "How long is the warranty?",
+            "The warranty is covered for the rest of the original warranty period, or 90 days.",
+            "Replacement units",
+        ),
+        (
+            "How long is the warranty?",
+            "The warranty lasts 1 year from the delivery date.",
+            "Certified Refurbished purifiers",
+        ),
+        # The list's first item is the general case.
+        ("How long is the warranty?", "The warranty lasts 2 years from the delivery date.", None),
+        # The question, or the answer, names the case.
+        ("How long are replacement units covered?", "They are covered for 90 days.", None),
+        ("How long is the warranty?", "Refurbished purifiers are covered for 1 year.", None),
+        # Nothing asked for an amount of this kind, or no amount given.
+        ("Is the warranty transferable?", "The warranty lasts 1 year from the delivery date.", None),
+        ("How long is the warranty?", "It depends on the purifier.", None),
+    ],
+)
+def test_one_case_of_a_list_given_as_the_whole_answer_fails(question: str, sentence: str, case: Any) -> None:
+    from agent import asked
+    from agent.grounding import labelled_lists, one_case
+
+    assert one_case(question, sentence, labelled_lists([CASES_LIST]), asked.asked_kinds(question)) == case
+
+
+def test_a_list_of_specifications_is_not_a_list_of_cases() -> None:
+    """A percentage, a voltage, a frequency and a duration are not cases of one thing: no
+    answer fails for reading one of them, and no quote of the list stands in for one."""
+    from agent import asked
+    from agent.grounding import Evidence, labelled_lists, list_quote, one_case
+
+    lists = labelled_lists([SPEC_LIST])
+    assert len(lists) == 1
+    question = "How many grams of activated carbon are in the filter?"
+    asks = asked.asked_kinds(question)
+    assert one_case(question, "It holds 85% carbon.", lists, asks) is None
+    best = Evidence(score=0.9, passage=1, order=0, text=lists[0][0][1])
+    assert list_quote(question, lists, [best], asks, 0.5) is None
+
+
+class WarrantyKnowledge(MeaningKnowledge):
+    VOCAB = ("warranty", "long", "years", "year", "days", "replacement", "units", "delivery", "new")
+
+
+def test_a_special_case_given_as_the_answer_is_replaced_by_every_case(make_agent) -> None:
+    """The browser check of session 36: after another question, "How long is the warranty?" got
+    the replacement units' "90 days", copied without its subject. The check fails it, and the
+    fallback quotes each case of the list, not only the one sentence that matches the question
+    best (the replacement units' sentence, which says "warranty" twice)."""
+    question = "How long is the warranty?"
+    copied = "The warranty is covered for the rest of the original warranty period, or 90 days, whichever is longer."
+    agent = make_agent(ScriptedGenerator([copied]), docs={"warranty": CASES_LIST})
+    agent.knowledge = WarrantyKnowledge({"warranty": CASES_LIST})
+    ranked = rank_sentences(question, [CASES_LIST], agent.knowledge.embed)
+    assert ranked[0].text.startswith("Replacement units")  # the best match alone would mislead
+    reply = agent.reply("w1", question)
+    assert reply.grounding is not None
+    assert (reply.grounding["passed"], reply.grounding["action"]) == (False, "extractive")
+    assert "New purifiers: 2 years from the delivery date. [1]" in reply.text
+    assert "1 year" in reply.text and "90 days" in reply.text
+    # The general case, as a model says it in a new conversation, is sent as written (figures
+    # from any sentence: this stand-in embedding ranks the general case too low for evidence).
+    general = make_agent(
+        ScriptedGenerator(["The warranty lasts 2 years from the delivery date."]),
+        docs={"warranty": CASES_LIST},
+        grounding__evidence_sentences=0,
+    )
+    general.knowledge = WarrantyKnowledge({"warranty": CASES_LIST})
+    sent = general.reply("w2", question)
+    assert sent.text == "The warranty lasts 2 years from the delivery date."
+    assert sent.grounding is not None and sent.grounding["action"] == "sent"
