@@ -1013,8 +1013,8 @@ LIST_QUOTE_ITEMS = 4  # a quote of a list's cases gives at most this many
 def labelled_lists(passages: Sequence[str]) -> list[list[tuple[str, str, int]]]:
     """Each passage's bulleted items that open with a bold label ("- **New purifiers:** 2 years
     from the delivery date."), in page order: (label, the item's sentence as
-    ``passage_sentences`` gives it, the passage's number). A passage with fewer than three is
-    left out: such a list gives one thing for several cases."""
+    ``passage_sentences`` gives it, the passage's number). A passage with fewer than three such
+    items has no list of cases."""
     out = []
     for number, text in enumerate(passages, 1):
         labels = [m.group(1).strip().rstrip(":").strip() for m in _BOLD_ITEM.finditer(text)]
@@ -1031,9 +1031,20 @@ def labelled_lists(passages: Sequence[str]) -> list[list[tuple[str, str, int]]]:
     return out
 
 
-def _names_label(label: str, stems: set[str]) -> bool:
-    own = _bare_stems(label)
-    return bool(own) and len(own & stems) * 2 >= len(own)
+def _names_a_case(cases: Sequence[tuple[str, str, int]], stems: set[str]) -> bool:
+    """Whether ``stems`` name at least half of one case's label, counting only the label's own
+    words: "purifier" is in "New purifiers" and in "Certified Refurbished purifiers", so it names
+    neither."""
+    labels = [_bare_stems(label) for label, _, _ in cases]
+    seen: dict[str, int] = {}
+    for own in labels:
+        for stem in own:
+            seen[stem] = seen.get(stem, 0) + 1
+    for own in labels:
+        distinct = {stem for stem in own if seen[stem] == 1} or own
+        if len(distinct & stems) * 2 >= len(distinct):
+            return True
+    return False
 
 
 def _cases(items: list[tuple[str, str, int]], asks: Sequence[tuple[str, ...]]) -> list[tuple[str, str, int]]:
@@ -1068,7 +1079,7 @@ def one_case(
     named = _bare_stems(question) | _bare_stems(sentence)
     for items in lists:
         cases = _cases(items, asks)
-        if len(cases) < 2 or any(_names_label(label, named) for label, _, _ in cases):
+        if len(cases) < 2 or _names_a_case(cases, named):
             continue
         given = [label for label, text, _ in cases if quantities(text) & have]
         if len(given) == 1 and given[0] != cases[0][0]:
@@ -1095,7 +1106,7 @@ def list_quote(
         cases = _cases(items, asks)
         if len(cases) < 2 or ranked[0].text not in [text for _, text, _ in cases]:
             continue
-        if any(_names_label(label, asked_for) for label, _, _ in cases):
+        if _names_a_case(cases, asked_for):
             return None
         quoted = " ".join(f"{text} [{number}]" for _, text, number in cases[:LIST_QUOTE_ITEMS])
         return f"Here is what our help pages say: {quoted}"
@@ -1141,8 +1152,9 @@ class SentenceGate:
         # that the answer gives as the whole answer fails (``one_case``).
         self.lists = list(lists)
         self.ranked = ranked  # the turn's passage sentences, best first: the fallback quotes them
-        # A quote that answers the question well enough to stand in for the model's own "I don't
-        # know" (``quote_for_decline``). With one, a decline the model opens with is held, not shown.
+        # The quote that stands in for the model's own "I don't know": the fallback's
+        # (``list_quote`` or ``extractive_answer``), or with ``trust_declines`` one that clears
+        # ``quote_for_decline``'s bars. With one, a decline the model opens with is held, not shown.
         self.quote = quote
         # What the question asks for (``agent.asked``): the answer is held until a sentence gives
         # it ("How much does it weigh?" -> a weight); an answer that never does is not sent.

@@ -1766,6 +1766,12 @@ def test_a_list_of_labelled_cases_is_read_item_by_item() -> None:
             "The warranty lasts 1 year from the delivery date.",
             "Certified Refurbished purifiers",
         ),
+        # "purifier" is in two labels: it names neither case.
+        (
+            "How long is the warranty on my purifier?",
+            "Your purifier is covered for 90 days.",
+            "Replacement units",
+        ),
         # The list's first item is the general case.
         ("How long is the warranty?", "The warranty lasts 2 years from the delivery date.", None),
         # The question, or the answer, names the case.
