@@ -1846,15 +1846,8 @@ def turn_gate(
         # The model's "I don't know" counts for no more than an answer that failed: the quote
         # the fallback would send stands in for it (sessions 16-32: the 135M model's decline
         # does not tell answerable questions from unanswerable ones).
-        quote = list_quote(message, lists, ranked, asks, settings.min_quote_score) or extractive_answer(
-            message,
-            [p.text for p in passages],
-            embed=embed,
-            ranked=ranked,
-            min_score=settings.min_quote_score,
-            asks=asks,
-            same_member=settings.match_question,
-            focus=settings.focused_quotes,
+        quote = fallback_quote(
+            message, [p.text for p in passages], settings, ranked, embed, asks, lists, settings.match_question
         )
     return SentenceGate(
         sources,
@@ -1885,22 +1878,50 @@ def fallback_answer(
     if gate is not None and gate.unknown:
         return decline_text(company, about=gate.unknown), DECLINED
     if settings.fallback == "extractive":
-        quoted = None
-        if gate is not None and gate.lists and ranked:
-            quoted = list_quote(message, gate.lists, ranked, gate.asks, settings.min_quote_score)
-        quoted = quoted or extractive_answer(
-            message,
-            passages,
-            embed=embed,
-            ranked=ranked,
-            min_score=settings.min_quote_score,
-            asks=gate.asks if gate is not None else (),
-            same_member=gate is not None and gate.same_member,
-            focus=settings.focused_quotes,
-        )
+        if (
+            gate is not None
+            and gate.ranked is not None
+            and ranked is gate.ranked
+            and not settings.trust_declines
+        ):
+            quoted = gate.quote  # ``turn_gate`` found it already, for a decline
+        elif gate is not None:
+            quoted = fallback_quote(
+                message, passages, settings, ranked, embed, gate.asks, gate.lists, gate.same_member
+            )
+        else:
+            quoted = fallback_quote(message, passages, settings, ranked, embed)
         if quoted is not None:
             return quoted, EXTRACTIVE
     return decline_text(company), DECLINED
+
+
+def fallback_quote(
+    message: str,
+    passages: Sequence[str],
+    settings: Any,
+    ranked: Sequence[Evidence] | None,
+    embed: Embed | None,
+    asks: Sequence[tuple[str, ...]] = (),
+    lists: Sequence[list[tuple[str, str, int]]] = (),
+    same_member: bool = False,
+) -> str | None:
+    """The extractive fallback's quote, or None: every case of a list (``list_quote``), or the
+    passage sentences that best answer (``extractive_answer``), under ``settings.min_quote_score``."""
+    if lists and ranked:
+        quoted = list_quote(message, lists, ranked, asks, settings.min_quote_score)
+        if quoted is not None:
+            return quoted
+    return extractive_answer(
+        message,
+        passages,
+        embed=embed,
+        ranked=ranked,
+        min_score=settings.min_quote_score,
+        asks=asks,
+        same_member=same_member,
+        focus=settings.focused_quotes,
+    )
 
 
 def strip_lead(answer: str) -> str:
