@@ -233,6 +233,9 @@ def _figure_set(text: str) -> set[str]:
 _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I
 )
+# A clause that denies what it says ("do not apply", "never", "cannot"); "without" only narrows
+# ("works fully without an app"), so it does not count here (``Sources._contradicted``).
+_DENIES = re.compile(r"\b(?:not|no|never|cannot)\b|n't\b|\b(?:isnt|dont|doesnt|wont|cant)\b", re.I)
 _ITEM = re.compile(r"^([A-Za-z][^:;.]{2,40}):\s+(\S.*)$")  # "Blinking orange: connected to the router ..."
 _TERM = re.compile(r"[A-Z]{1,3}-?\d{1,4}[A-Z]?")  # a code a section is named by: "E3", "AF-500P"
 _TERM_IN = re.compile(rf"\b{_TERM.pattern}\b")
@@ -345,6 +348,8 @@ class Sources:
     _items: list[tuple[set[str], set[str]]] = field(init=False)
     _owned: list[tuple[set[str], set[tuple[str, str]]]] = field(init=False)
     _families: set[str] = field(init=False)
+    _denied: list[tuple[set[str], str]] = field(init=False)
+    _affirmed: list[set[str]] = field(init=False)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -386,6 +391,9 @@ class Sources:
         self._families = {w.lower() for w, numbers in asked.families(known).items() if len(numbers) >= 2}
         self._items = []  # each "Label: what it means" list item: the label's stems, the rest's
         self._clauses = []  # each passage clause's figures, and whether it is negated
+        # Each negated passage clause's word stems and text ("Price adjustments do not apply to
+        # purchases from other retailers"), and each other clause's stems (``_contradicted``).
+        self._denied, self._affirmed = [], []
         # Each passage clause's figures and the family members it names ("the Aero 300 comes with
         # the external PA-24 power adapter"): a figure only clauses about another member give is
         # that member's (``_other_members``).
@@ -400,7 +408,13 @@ class Sources:
                     if found := set(figures(clause)):
                         self._owned.append((found, asked.members(clause)))
                 for clause in _CLAUSE.split(sentence):
-                    self._clauses.append((set(figures(clause)), bool(_NEGATION.search(clause))))
+                    negated = bool(_NEGATION.search(clause))
+                    self._clauses.append((set(figures(clause)), negated))
+                    stems = _claim_stems(clause)
+                    if _DENIES.search(clause):
+                        self._denied.append((stems, clause.strip().rstrip(".")))
+                    else:
+                        self._affirmed.append(stems)
                 if found := values(sentence):
                     self._valued.append((found, _word_stems(f"{sentence} {_heading(text)}")))
             self._passages.append((values(text), _word_stems(text)))
@@ -436,6 +450,8 @@ class Sources:
             ]
         if not missing:
             missing += self._negated(text)
+        if not missing and self._denied:
+            missing += self._contradicted(text)
         if not missing and self._definitions:
             missing += self._misdefined(text)
         if not missing and self._items:
@@ -469,12 +485,20 @@ class Sources:
         States and Canada". A question is no evidence about what it asks; a statement ("My Aero
         300 is dead") may be said back. A negated sentence ("We don't ship to Australia") is not
         read here; the other checks still read it."""
+        return [f"{n} (only the customer's question names it)" for n in self._heard(text, named)]
+
+    def heard_names(self, sentence: str) -> list[str]:
+        """The names ``sentence`` affirms that only the customer's questions have (``_heard_only``)."""
+        text = _LEADING_MARKER.sub("", _CITATION.sub("", sentence))
+        return self._heard(text, [n for n in _NAME.findall(text) if n not in _ALWAYS_NAMES])
+
+    def _heard(self, text: str, named: Sequence[str]) -> list[str]:
         if not self.conversation or _NEGATION.search(text):
             return []
         heard = [  # word by word: "Certified Refurbished Aero" is told in parts
             n for n in named if any(w not in self._told for w in n.lower().replace("-", " ").split())
         ]
-        return [f"{n} (only the customer's question names it)" for n in dict.fromkeys(heard)]
+        return list(dict.fromkeys(heard))
 
     def _negated(self, text: str) -> list[str]:
         """A claim that ties two or more figures together ("The Aero 500 uses the AF-300") where
@@ -487,6 +511,23 @@ class Sources:
         if holders and all(holders):
             return [f"{' and '.join(sorted(claimed))} (the passage says not)"]
         return []
+
+    def _contradicted(self, text: str) -> list[str]:
+        """A clause that says what a passage clause says not, word for word: "Yes, the price
+        adjustment applies to purchases from other retailers" beside "Price adjustments do not
+        apply to purchases from other retailers". Every word stem of the answer's clause (three or
+        more) is in one passage clause that denies it (``_DENIES``), and no passage clause without
+        a denial has them all ("A price adjustment applies to purchases on halcyonhome.com" is not
+        read as one)."""
+        off = []
+        for clause in _CLAUSE.split(text):
+            stems = _claim_stems(clause)
+            if len(stems) < 3 or _NEGATION.search(clause):
+                continue
+            denying = [said for denied, said in self._denied if stems <= denied]
+            if denying and not any(stems <= affirmed for affirmed in self._affirmed):
+                off.append(f"it says what the passage says not: {denying[0]}")
+        return off
 
     def _misdefined(self, text: str) -> list[str]:
         """A code defined the way its own section does not: "E3 means that the motor fault is
@@ -924,6 +965,19 @@ def absent_thing(question: str, texts: Iterable[str], vocabulary: Iterable[str] 
     return thing
 
 
+def _name_words(name: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", name.lower()))
+
+
+def unpaged_words(question: str, vocabulary: Iterable[str]) -> frozenset[str]:
+    """The words of the names in ``question`` that no page of the help pages has, in any form
+    (``vocabulary``, ``KnowledgeBase.words``, compared by stem: "Saturdays" is on a page that says
+    "Saturday"): "How long does shipping to Puerto Rico take?" -> {"puerto", "rico"}."""
+    have = _vocabulary_stems(frozenset(vocabulary))
+    names = [n for n in _NAME.findall(question) if n not in _ALWAYS_NAMES]
+    return frozenset(w for n in names for w in _name_words(n) if _stem(w) not in have)
+
+
 @lru_cache(maxsize=4)
 def _vocabulary_stems(words: frozenset[str]) -> frozenset[str]:
     """The stems of a knowledge base's words, hyphenated ones also by their parts: once per
@@ -1146,8 +1200,14 @@ class SentenceGate:
         same_member: bool = False,
         denied: str | None = None,
         lists: Sequence[list[tuple[str, str, int]]] = (),
+        unpaged: Iterable[str] = (),
     ):
         self.sources = sources
+        # The question's words that no help page has (``unpaged_words``): an answer that fails
+        # for affirming a name made of them ("Yes, we ship to Puerto Rico") leaves the customer's
+        # question about it unanswered, and the fallback says so (``not_found``).
+        self.unpaged = frozenset(unpaged)
+        self.not_found: tuple[str, ...] = ()
         # The passages' lists of labelled cases (``labelled_lists``): an amount read from one case
         # that the answer gives as the whole answer fails (``one_case``).
         self.lists = list(lists)
@@ -1225,6 +1285,10 @@ class SentenceGate:
                     problems = [f"it reads a sentence about another one: {other}"]
             if problems:
                 self.failed = problems
+                if self.unpaged:
+                    self.not_found = tuple(
+                        n for n in self.sources.heard_names(sentence) if _name_words(n) & self.unpaged
+                    )
                 break
             self.checked = stop
             if self.quote is not None and self.cleared == 0 and says_unknown(sentence):
@@ -1429,6 +1493,11 @@ _UNIT_STEMS = {
     _stem(u) for u in ("business", "day", "week", "month", "year", "hour", "minute", "second", "free")
 }
 _VERDICT_STEMS = {_stem(w) for w in _VERDICT_WORDS}
+
+
+def _claim_stems(text: str) -> set[str]:
+    """``_stems`` without "yes" and "no", a final "y" read as "i" ("apply" and "applies")."""
+    return {s[:-1] + "i" if s.endswith("y") else s for s in _stems(text) - _VERDICT_STEMS}
 
 
 def _word_stems(text: str) -> set[str]:
@@ -1816,7 +1885,10 @@ def turn_gate(
     )
     asks: list[tuple[str, ...]] = []
     unknown: list[str] = []
+    unpaged: frozenset[str] = frozenset()
     if settings.match_question:
+        if vocabulary is not None:
+            unpaged = unpaged_words(message, vocabulary)
         asks = asked.asked_kinds(message)
         shown = [*(p.text for p in passages), *(p.title or "" for p in passages)]
         unknown = asked.unknown_names(message, shown)
@@ -1858,6 +1930,7 @@ def turn_gate(
         same_member=settings.match_question,
         denied=denied.text if denied is not None else None,
         lists=lists,
+        unpaged=unpaged,
     )
 
 
@@ -1891,9 +1964,11 @@ def fallback_answer(
             )
         else:
             quoted = fallback_quote(message, passages, settings, ranked, embed)
+        if quoted is not None and gate is not None and gate.not_found:
+            return not_found_quote(company, gate.not_found, quoted), EXTRACTIVE
         if quoted is not None:
             return quoted, EXTRACTIVE
-    return decline_text(company), DECLINED
+    return decline_text(company, about=gate.not_found if gate is not None else ()), DECLINED
 
 
 def fallback_quote(
@@ -1927,6 +2002,19 @@ def fallback_quote(
 def strip_lead(answer: str) -> str:
     """``answer`` without the extractive fallback's lead-in (citations are read from the rest)."""
     return answer.removeprefix("Here is what our help pages say: ")
+
+
+def not_found_quote(company: str, names: Sequence[str], quote: str) -> str:
+    """The fallback's quote after an answer that affirmed a name no help page has: it says first
+    that the pages say nothing about it, then what they say nearby, and offers a person. "How long
+    does shipping to Puerto Rico take?" -> "I'm sorry, I couldn't find anything about Puerto Rico
+    in our help pages. Here is what they do say: Contiguous US: ... I can connect you with ..."."""
+    said = strip_lead(quote)
+    return (
+        f"I'm sorry, I couldn't find anything about {' or '.join(names)} in our help pages. "
+        f"Here is what they do say: {said} "
+        f"I can connect you with a member of the {company} support team if you'd like."
+    )
 
 
 def decline_text(company: str, about: Sequence[str] = ()) -> str:

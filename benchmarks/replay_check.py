@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
     parser.add_argument(
         "--questions",
-        choices=["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl"],
+        choices=["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl"],
         default="dev.jsonl",
     )
     parser.add_argument("--name", default="replay_check")

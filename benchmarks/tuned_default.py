@@ -22,7 +22,8 @@ check's settings and the shipped model variant were chosen on, so that the held-
 test set. ``--questions fresh.jsonl``: 90 questions written after the check's rules were written
 from the dev and held-out failures (three rules of session 35 were then written from its own:
 ``agent/sample/fresh.md``). ``--questions fresh2.jsonl``: 40 questions written in session 35 by
-a helper who never read the check, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
+a helper who never read the check (since in sample for session 36's change: ``agent/sample/fresh2.md``).
+``--questions fresh3.jsonl``: 40 more written in session 37 the same way, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -319,10 +320,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "ambiguous.jsonl"],
+        choices=[
+            "heldout.jsonl",
+            "dev.jsonl",
+            "fresh.jsonl",
+            "fresh2.jsonl",
+            "fresh3.jsonl",
+            "ambiguous.jsonl",
+        ],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it; fresh2.jsonl: written after every rule, never tuned on; ambiguous.jsonl: questions naming no "
+        "fresh.jsonl: written after it; fresh2.jsonl, fresh3.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
         "model whose answer depends on it).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")

@@ -23,7 +23,7 @@ def normal(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "ambiguous.jsonl"]
+    "name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "ambiguous.jsonl"]
 )
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
@@ -54,6 +54,9 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     fresh2 = {normal(r["question"]) for r in rows("fresh2.jsonl")}
     assert len(fresh2) == len(rows("fresh2.jsonl")) == 40
     assert not fresh2 & (dev | held_out | fresh | ambiguous | trained)
+    fresh3 = {normal(r["question"]) for r in rows("fresh3.jsonl")}
+    assert len(fresh3) == len(rows("fresh3.jsonl")) == 40
+    assert not fresh3 & (dev | held_out | fresh | fresh2 | ambiguous | trained)
 
 
 def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:
