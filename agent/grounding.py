@@ -1999,8 +1999,17 @@ def fallback_quote(
     )
 
 
+_NOT_FOUND = "I'm sorry, I couldn't find anything about "
+_SAID_NEARBY = " in our help pages. Here is what they do say: "
+_OFFER = " I can connect you with a member of the "
+
+
 def strip_lead(answer: str) -> str:
-    """``answer`` without the extractive fallback's lead-in (citations are read from the rest)."""
+    """``answer`` without the extractive fallback's lead-in (citations are read from the rest);
+    for ``not_found_quote``, the quote alone, without what was not found and the offer of a person."""
+    if answer.startswith(_NOT_FOUND) and _SAID_NEARBY in answer:
+        quoted = answer.split(_SAID_NEARBY, 1)[1]
+        return quoted.rsplit(_OFFER, 1)[0] if _OFFER in quoted else quoted
     return answer.removeprefix("Here is what our help pages say: ")
 
 
@@ -2011,9 +2020,7 @@ def not_found_quote(company: str, names: Sequence[str], quote: str) -> str:
     in our help pages. Here is what they do say: Contiguous US: ... I can connect you with ..."."""
     said = strip_lead(quote)
     return (
-        f"I'm sorry, I couldn't find anything about {' or '.join(names)} in our help pages. "
-        f"Here is what they do say: {said} "
-        f"I can connect you with a member of the {company} support team if you'd like."
+        f"{_NOT_FOUND}{' or '.join(names)}{_SAID_NEARBY}{said}{_OFFER}{company} support team if you'd like."
     )
 
 

@@ -1869,6 +1869,8 @@ def test_an_answer_affirming_a_name_no_page_has_falls_back_saying_so(make_agent)
     assert reply.text.endswith("support team if you'd like.") and says_unknown(reply.text)
     assert reply.grounding is not None and reply.grounding["action"] == "extractive"
     assert "Puerto Rico (only the customer's question names it)" in reply.grounding["unsupported"]
+    # The quote is cited like any quote: the sources it gives are shown with it.
+    assert [c.doc_id for c in reply.citations] == ["shipping"]
     # A page that is not shown names it: the passages shown leave it out, the help pages do not.
     named = make_agent(ScriptedGenerator([answer]), docs={"shipping": SHIPPING})
     named.knowledge = PagedKnowledge({"shipping": SHIPPING}, elsewhere="Puerto Rico orders ship by sea.")
