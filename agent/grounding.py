@@ -1999,8 +1999,10 @@ def fallback_quote(
     )
 
 
+# The pieces of ``decline_text`` and ``not_found_quote``, which ``strip_lead`` takes apart again.
 _NOT_FOUND = "I'm sorry, I couldn't find anything about "
-_SAID_NEARBY = " in our help pages. Here is what they do say: "
+_IN_PAGES = " in our help pages."
+_SAID_NEARBY = f"{_IN_PAGES} Here is what they do say: "
 _OFFER = " I can connect you with a member of the "
 
 
@@ -2018,15 +2020,16 @@ def not_found_quote(company: str, names: Sequence[str], quote: str) -> str:
     that the pages say nothing about it, then what they say nearby, and offers a person. "How long
     does shipping to Puerto Rico take?" -> "I'm sorry, I couldn't find anything about Puerto Rico
     in our help pages. Here is what they do say: Contiguous US: ... I can connect you with ..."."""
-    said = strip_lead(quote)
-    return (
-        f"{_NOT_FOUND}{' or '.join(names)}{_SAID_NEARBY}{said}{_OFFER}{company} support team if you'd like."
-    )
+    return f"{_NOT_FOUND}{' or '.join(names)}{_SAID_NEARBY}{strip_lead(quote)}{_offer(company)}"
+
+
+def _offer(company: str) -> str:
+    return f"{_OFFER}{company} support team if you'd like."
 
 
 def decline_text(company: str, about: Sequence[str] = ()) -> str:
     """The decline that offers a person; ``about``: names the help pages do not have."""
     lead = "I'm sorry, I don't have that information."
     if about:
-        lead = f"I'm sorry, I couldn't find anything about {' or '.join(about)} in our help pages."
-    return f"{lead} I can connect you with a member of the {company} support team if you'd like."
+        lead = f"{_NOT_FOUND}{' or '.join(about)}{_IN_PAGES}"
+    return f"{lead}{_offer(company)}"
