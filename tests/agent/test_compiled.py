@@ -72,9 +72,12 @@ def test_a_broken_conversion_is_refused(tiny_model_dir: Path, tiny_model, tmp_pa
         p.data.mul_(40)
     report = equivalence(model, tiny_model[1], tmp_path, check="short")
     assert not report.passed and report.teacher_forced < compiled.MIN_TEACHER_FORCED
+    # The model's own conversion passes. In float32: how faithfully int8 computes these sharp
+    # random weights depends on the CPU's instructions (an AVX2-only CPU gave 0.49 agreement,
+    # AVX-512 ones passed), and ``ensure_compiled`` falls back to float32 where it does not.
     same = tmp_path / "same"
-    compiled.convert(model, tiny_model[1], same)
-    assert equivalence(model, tiny_model[1], same, check="short").passed
+    compiled.convert(model, tiny_model[1], same, "float32")
+    assert equivalence(model, tiny_model[1], same, check="short", compute_type="float32").passed
 
 
 def test_a_model_int8_cannot_compute_is_served_by_a_float32_engine(
