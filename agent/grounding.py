@@ -298,6 +298,21 @@ def owned_cells(text: str) -> tuple[list[OwnedCell], str]:
     return cells, "\n".join(free)
 
 
+def _member_clauses(part: str, next_member: re.Pattern[str] | None) -> list[str]:
+    """``part`` cut where an "and" opens a clause about another member of a family, once the clause
+    before it gives a figure: "The Aero 300 is sized for rooms up to 30 m² and the Aero 500 for
+    rooms up to 55 m²" -> two clauses; "The Aero 300 and the Aero 500 sleeves cost $9" stays one."""
+    if next_member is None:
+        return [part]
+    out: list[str] = []
+    for piece in next_member.split(part):
+        if out and not set(figures(out[-1])) - {n for _, n in asked.members(out[-1])}:
+            out[-1] = f"{out[-1]} and {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
 def _names(text: str, labels: Sequence[str]) -> set[str]:
     """The labels ``text`` names: in full ("Aero 500") or by their figure ("the 500")."""
     low, said = text.lower(), set(figures(text))
@@ -398,15 +413,20 @@ class Sources:
         # the external PA-24 power adapter"): a figure only clauses about another member give is
         # that member's (``_other_members``).
         self._owned = []
+        # "The Aero 300 is sized for rooms up to 30 m² and the Aero 500 for rooms up to 55 m²": an
+        # "and" that opens a clause about another member ends the first one's.
+        families = "|".join(re.escape(f) for f in sorted(self._families))
+        next_member = re.compile(rf"\s+and\s+(?=(?:the\s+)?(?:{families})\s+\d)", re.I) if families else None
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
         self._passages = []  # each passage's amounts and word stems
         for text in known:
             for sentence in passage_sentences(text):
                 if (item := list_item(sentence)) is not None:
                     self._items.append(item)
-                for clause in _MEMBER_CLAUSE.split(sentence):
-                    if found := set(figures(clause)):
-                        self._owned.append((found, asked.members(clause)))
+                for part in _MEMBER_CLAUSE.split(sentence):
+                    for clause in _member_clauses(part, next_member):
+                        if found := set(figures(clause)):
+                            self._owned.append((found, asked.members(clause)))
                 for clause in _CLAUSE.split(sentence):
                     negated = bool(_NEGATION.search(clause))
                     self._clauses.append((set(figures(clause)), negated))
@@ -456,6 +476,8 @@ class Sources:
             missing += self._misdefined(text)
         if not missing and self._items:
             missing += self._mislabelled(text)
+        if not missing and self._items:
+            missing += self._ruled_out(text)
         if not missing and self.bind_amounts:
             missing += self._misbound(text)
         if not missing and self.bind_amounts:
@@ -473,9 +495,10 @@ class Sources:
         if not self.conversation or says_unknown(text) or not text.endswith((".", "!")):
             return False
         words = content_words(text)
+        said = {w.replace("-", "") for w in self._said_words}  # "Wi-Fi" says back "wifi"
         return (
             bool(words)
-            and all(w in self._said_words for w in words)
+            and all(w in self._said_words or w.replace("-", "") in said for w in words)
             and set(figures(text)) <= self._said_figures
         )
 
@@ -581,6 +604,20 @@ class Sources:
         others = [len(rest & body) for label, body in self._items if (label, body) not in named]
         if max(others, default=0) >= max(own + 1, 2):
             return [f"{' '.join(sorted(rest))} (another item of the list says that)"]
+        return []
+
+    def _ruled_out(self, text: str) -> list[str]:
+        """A list item the customer said it is not: "not blinking, not white, not orange, just dark"
+        answered "The Wi-Fi icon blinking orange: the purifier reached your router but ...", the
+        "Blinking orange" item. The sentence names the item's label (all its word stems, at least
+        two), and one thing the question says "not" to is all in that label."""
+        excluded = ruled_out(self.question)
+        if not excluded:
+            return []
+        stems = _bare_stems(text)
+        for label, _ in self._items:
+            if label <= stems and any(out <= label for out in excluded):
+                return [f"{' '.join(sorted(label))} (the customer said it is not that)"]
         return []
 
     def _misbound(self, text: str) -> list[str]:
@@ -1047,12 +1084,39 @@ def list_item(sentence: str) -> tuple[set[str], set[str]] | None:
     return label, _bare_stems(item.group(2))
 
 
+_NOT = re.compile(r"\b(?:not|never|cannot|(?:is|are|was|were|does|do|did|has|have|wo|ca)n['’]?t)\b", re.I)
+# Where what a customer says "not" to ends: "not orange, just dark", "isn't lit at all. not ...".
+_NOT_END = re.compile(r"[.,;:!?]|\b(?:but|and|just|only|because|so|if|when|while|it|it's|i|i'm)\b", re.I)
+
+
+def ruled_out(question: str) -> list[set[str]]:
+    """The word stems of each thing ``question`` says "not" to, up to the end of its clause, each
+    of an "or" list on its own: "the wifi symbol isn't lit at all. not blinking, not white, not
+    orange, just dark" -> {lit}, {blink}, {white}, {orang}; "it isn't blinking orange" -> {blink,
+    orang}. A "no" is left out: "I have no Wi-Fi" names what the customer lacks."""
+    out = []
+    for found in _NOT.finditer(question):
+        scope = _NOT_END.split(question[found.end() :], maxsplit=1)[0]
+        for part in re.split(r"\s+(?:or|nor)\s+", scope):
+            if stems := _bare_stems(" ".join(content_words(part)[:2])):
+                out.append(stems)
+    return out
+
+
 def named_items(question: str, ranked: Sequence[Evidence]) -> list[Evidence]:
     """``ranked`` less the "Label: meaning" list items whose label the question names less of
     than another item's: "The wifi light is blinking orange. What's wrong?" is answered by "Wi-Fi
     icon blinking orange: ...", not by "Purple, blinking 3 times: ...", which shares "blinking".
-    Only when the best label shares at least two of the question's word stems."""
-    asked_for = _bare_stems(question)
+    Only when the best label shares at least two of the question's word stems. What the question
+    says "not" to (``ruled_out``) names no item, and an item whose label has all of such a thing is
+    left out: "not blinking, not orange" is not "Blinking orange"."""
+    excluded = ruled_out(question)
+    if excluded:
+        ranked = [
+            e for e in ranked
+            if (item := list_item(e.text)) is None or not any(out <= item[0] for out in excluded)
+        ]  # fmt: skip
+    asked_for = _bare_stems(question) - set().union(*excluded)
     shared = {id(e): len(item[0] & asked_for) for e in ranked if (item := list_item(e.text)) is not None}
     most = max(shared.values(), default=0)
     if most < 2:
@@ -1485,8 +1549,9 @@ def _stems(text: str) -> set[str]:
 def _plain_stems(text: str) -> set[str]:
     """Content words cut to five letters, plurals kept: the lexical part of ``rank_sentences``,
     which the retrieval re-rank reads too, was tuned with these; with ``_stems`` it showed the
-    dev set's "Where do you ship orders from?" another chunk (session 27)."""
-    return {w[:5] for w in content_words(text)}
+    dev set's "Where do you ship orders from?" another chunk (session 27). Hyphens dropped:
+    "wifi" is "Wi-Fi"."""
+    return {w.replace("-", "")[:5] for w in content_words(text)}
 
 
 _UNIT_STEMS = {
@@ -1526,16 +1591,38 @@ class Evidence:
     shares_words: bool = True  # it has a word stem of the question (else: found by meaning alone)
 
 
+# A sentence about the page itself ("This page explains Auto mode, Sleep mode, Night Auto ...",
+# "Use this page if your Aero won't turn on"): it names every topic of its page, so it matches any
+# question on them, and it answers none.
+_ABOUT_PAGE = re.compile(r"^(?:(?:use|see|read) )?this (?:page|article|guide|section|document)\b", re.I)
+
+
+def about_the_page(sentence: str) -> str | None:
+    """``sentence`` less what it says about its own page: None for "Use this page if your Aero
+    won't turn on", the rest for "This page summarizes our privacy practices; the full privacy
+    policy is at halcyonhome.com/privacy" ("The full privacy policy is at ..."), ``sentence`` as
+    it is for any other."""
+    if not _ABOUT_PAGE.match(sentence):
+        return sentence
+    rest = sentence.partition("; ")[2].strip()
+    return rest[0].upper() + rest[1:] if len(rest) > 20 else None
+
+
 def read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
     """Each passage sentence long enough to answer (over 20 characters, or a short list item read
     with its section's title): its passage's number (1-based), its place in the passage, its text,
-    and its text under the section heading, as the embedding model reads it."""
+    and its text under the section heading, as the embedding model reads it. What a sentence says
+    about its own page is not read (``about_the_page``): it is not an answer, to rank a chunk by or
+    to quote."""
     out = []
     for number, passage in enumerate(passages, start=1):
         heading = _heading(passage)
         title = heading.split(" > ")[-1]
         for order, sentence in enumerate(passage_sentences(passage)):
-            clean = sentence.replace("**", "").strip()
+            content = about_the_page(sentence.replace("**", "").strip())
+            if content is None:
+                continue
+            clean = content
             if len(clean) <= 20:
                 # A short sentence rarely answers ("Unplug the purifier."); a short list item
                 # does, read under its section's title: "Accepted Payment Methods: PayPal".

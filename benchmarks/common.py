@@ -34,6 +34,8 @@ SHARED_DATA = Path(os.environ.get("SUPPORTLOOP_SHARED_DATA", REPO.parent / "shar
 TEST_HOME = REPO / ".cache" / "test-home"  # tests/conftest.py converts the default model here once
 CACHED_MODEL = TEST_HOME / "models" / DEFAULT_MODEL
 SAMPLE = REPO / "agent" / "sample"
+# The sample's question sets with key facts (agent/sample/*.md says what each is), oldest first.
+QUESTION_SETS = ["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"]
 
 # ---------------------------------------------------------------------------------- data, results
 

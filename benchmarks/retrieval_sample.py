@@ -9,7 +9,10 @@ run, one index:
 - ``shipped``: the defaults (ten candidate chunks re-ranked by their best answering sentence,
   each page once);
 - ``retriever``: the retriever's own top ``k``, one chunk a page (``candidates: 0``);
-- ``two_per_page``: the re-rank with two chunks of a page allowed (``one_per_page: false``).
+- ``two_per_page``: the re-rank with two chunks of a page allowed (``one_per_page: false``);
+- ``openers_read``: the re-rank as shipped, but reading the sentences a page says about itself
+  ("This page explains every color and icon"), as it did before session 38
+  (``agent.grounding.about_the_page``).
 
 It then splits the stored answers of a ``tuned_default`` results file that missed a key fact
 into *reading* misses (every key fact was in the passages the model was shown) and *retrieval*
@@ -17,6 +20,8 @@ misses (it was not), for each arm with the check off and on: where the next gain
 from.
 
     python -m benchmarks.retrieval_sample            # about 20 s on 2 CPU cores, no model runs
+    python -m benchmarks.retrieval_sample --questions dev.jsonl heldout.jsonl fresh.jsonl \
+        fresh2.jsonl fresh3.jsonl fresh4.jsonl --name retrieval_sample_all
 
 Writes benchmarks/results/retrieval_sample.json.
 """
@@ -24,20 +29,38 @@ Writes benchmarks/results/retrieval_sample.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, SAMPLE, machine, table, write_result
+from benchmarks.common import QUESTION_SETS, RESULTS, SAMPLE, machine, table, write_result
 from benchmarks.tuned_default import contains_all
 
 SETTINGS = {
     "shipped": {},
     "retriever": {"candidates": 0},
     "two_per_page": {"one_per_page": False},
+    "openers_read": {"read_page_openers": True},
 }
+
+
+@contextlib.contextmanager
+def page_openers(read: bool) -> Iterator[None]:
+    """With ``read``, the sentence ranking reads what a page says about itself, as before session 38."""
+    from agent import grounding
+
+    shipped = grounding._ABOUT_PAGE
+    if read:
+        grounding._ABOUT_PAGE = re.compile(r"(?!)")  # matches nothing
+    try:
+        yield
+    finally:
+        grounding._ABOUT_PAGE = shipped
 
 
 def questions(name: str) -> list[dict[str, Any]]:
@@ -66,15 +89,16 @@ class Sample:
         from agent.knowledge import ranked_search
 
         retrieval = self.config.retrieval
-        hits = ranked_search(
-            self.knowledge,
-            item["question"],
-            [(t["role"], t["text"]) for t in item.get("history", [])],
-            k=retrieval.k,
-            candidates=setting.get("candidates", retrieval.candidates),
-            embed=self.embed,
-            one_per_page=setting.get("one_per_page", retrieval.one_per_page),
-        )
+        with page_openers(setting.get("read_page_openers", False)):
+            hits = ranked_search(
+                self.knowledge,
+                item["question"],
+                [(t["role"], t["text"]) for t in item.get("history", [])],
+                k=retrieval.k,
+                candidates=setting.get("candidates", retrieval.candidates),
+                embed=self.embed,
+                one_per_page=setting.get("one_per_page", retrieval.one_per_page),
+            )
         return [h.text for h in hits]
 
 
@@ -116,6 +140,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="tuned_default", help="A tuned_default results file (name).")
     parser.add_argument("--name", default="retrieval_sample")
+    parser.add_argument(
+        "--questions",
+        nargs="+",
+        choices=QUESTION_SETS,
+        default=QUESTION_SETS[:2],
+        help="The sample's question sets to read.",
+    )
     args = parser.parse_args()
     stored_path = RESULTS / f"{args.results}.json"
     if not stored_path.is_file():
@@ -125,7 +156,7 @@ def main() -> None:
     sample = Sample(home)
     result: dict[str, Any] = {"machine": machine(), "k": sample.config.retrieval.k, "settings": SETTINGS}
     rows = []
-    for name in ("dev.jsonl", "heldout.jsonl"):
+    for name in args.questions:
         items = questions(name)
         part = recall(sample, items)
         result[name.split(".")[0]] = part

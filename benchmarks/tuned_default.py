@@ -23,7 +23,8 @@ test set. ``--questions fresh.jsonl``: 90 questions written after the check's ru
 from the dev and held-out failures (three rules of session 35 were then written from its own:
 ``agent/sample/fresh.md``). ``--questions fresh2.jsonl``: 40 questions written in session 35 by
 a helper who never read the check (since in sample for session 36's change: ``agent/sample/fresh2.md``).
-``--questions fresh3.jsonl``: 40 more written in session 37 the same way, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
+``--questions fresh3.jsonl``: 40 more written in session 37 the same way (since in sample for session 38's
+changes); ``--questions fresh4.jsonl``: 40 more written in session 38, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -39,7 +40,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, SAMPLE, bench_home, machine, require_data, table, write_result
+from benchmarks.common import (
+    QUESTION_SETS,
+    RESULTS,
+    SAMPLE,
+    bench_home,
+    machine,
+    require_data,
+    table,
+    write_result,
+)
 
 FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
 
@@ -192,9 +202,12 @@ def run_sample(home_root: Path, arms: dict[str, str]) -> dict[str, Any]:
             rows = [
                 ask(agent, item) for item in _progress(items, f"{arm} check={'on' if grounding else 'off'}")
             ]
+            # The compiled engine's precision (int8, or float32 where int8 failed its check on this
+            # CPU); "transformers" without the compiled engine.
+            engine = getattr(agent.generator, "compute_type", "transformers")
             agent.close()
             key = f"{arm}{'' if grounding else '_no_check'}"
-            out[key] = {"summary": summarize(rows, by_id), "rows": rows}
+            out[key] = {"summary": summarize(rows, by_id), "rows": rows, "engine": engine}
             print(key, json.dumps(out[key]["summary"]))
     return out
 
@@ -320,17 +333,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=[
-            "heldout.jsonl",
-            "dev.jsonl",
-            "fresh.jsonl",
-            "fresh2.jsonl",
-            "fresh3.jsonl",
-            "ambiguous.jsonl",
-        ],
+        choices=[*QUESTION_SETS, "ambiguous.jsonl"],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it; fresh2.jsonl, fresh3.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
+        "fresh.jsonl: written after it; fresh2.jsonl to fresh4.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
         "model whose answer depends on it).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
@@ -348,6 +354,12 @@ def main() -> None:
         "--ask-which",
         action=argparse.BooleanOptionalAction,
         help="grounding.ask_which for every arm (--no-ask-which: a question naming no model is answered as usual).",
+    )
+    parser.add_argument(
+        "--compute-type",
+        choices=["int8", "float32"],
+        help="The compiled engines' first compute type for every arm (default: int8, with float32 "
+        "where int8 fails the equivalence check; float32: the precision ablation).",
     )
     parser.add_argument(
         "--extra",
@@ -376,6 +388,10 @@ def main() -> None:
     ONE_PER_PAGE, ASK_WHICH = args.one_per_page, args.ask_which
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
+    if args.compute_type is not None:
+        from agent import compiled
+
+        compiled.COMPUTE_TYPE = args.compute_type  # read by ensure_compiled at each conversion
     if args.only_mtrag is not None and args.only_mtrag < 1:
         parser.error("--only-mtrag must be 1 or more")
     if CANDIDATES is not None and args.name == "tuned_default":
@@ -423,6 +439,7 @@ def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         and not args.base_only
         and args.candidates is None
         and args.one_per_page is None
+        and args.compute_type is None
         and args.questions == "heldout.jsonl"
     ):
         from training.ship import record_metrics

@@ -78,6 +78,23 @@ def test_the_chunk_that_answers_is_shown_not_the_pages_opening(agent: Agent) -> 
         settings.candidates = 10
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("Which colors can the light ring show?", "Air Quality Colors"),
+        ("My Aero won't switch on. Could the outlet be the problem?", "Purifier Won't Turn On"),
+    ],
+)
+def test_a_page_is_not_shown_by_the_sentence_that_says_what_the_page_covers(
+    agent: Agent, question: str, section: str
+) -> None:
+    """Each page opens with what it covers ("This page explains every color and icon", "Use this
+    page if your Aero won't turn on ..."). That sentence matches every question on the page and
+    answers none, so it does not choose the page's chunk: the section that answers is shown."""
+    texts = [h.text for h in agent._retrieve(question, [])]
+    assert any(section in t.splitlines()[0] for t in texts), [t[:80] for t in texts]
+
+
 def test_a_page_is_shown_by_the_chunk_that_gives_what_was_asked(agent: Agent, monkeypatch) -> None:
     """ "What does it weigh?" next to "rooms": the specification page's best chunk by words is
     its room-size rows; the chunk shown is the one with the weight rows (``agent.asked``)."""

@@ -503,6 +503,42 @@ def test_rank_passages_lifts_the_chunk_whose_sentence_answers() -> None:
     assert rank_passages(question, [], [], embed) == []
 
 
+def test_what_a_sentence_says_about_its_own_page_is_not_read_as_an_answer() -> None:
+    """ "This page explains every color and icon" names every topic of its page and answers none: it
+    is neither ranked nor quoted; what the same sentence goes on to say after a semicolon is."""
+    import numpy as np
+
+    from agent.grounding import about_the_page, extractive_answer, rank_passages, read_sentences
+
+    assert about_the_page("Use this page if your Aero won't turn on.") is None
+    assert about_the_page("This page explains every color and icon.") is None
+    assert (
+        about_the_page(
+            "This page summarizes our privacy practices; the full privacy policy is at example.com/privacy."
+        )
+        == "The full privacy policy is at example.com/privacy."
+    )
+    kept = "On this page you can see how to pair."  # not a sentence about the page's own contents
+    assert about_the_page(kept) == kept
+    opening = "LED Indicators\nYour Aero uses a light ring to show what it is doing. This page explains every color and icon."
+    colors = "LED Indicators > Air Quality Colors\nGreen: the air is fair. Blue: the air is good."
+    assert [c[2] for c in read_sentences([opening])] == [
+        "Your Aero uses a light ring to show what it is doing."
+    ]
+
+    def embed(texts: list[str]) -> np.ndarray:  # every color word is close to the question
+        vectors = np.array(
+            [[1.0, 0.2] if ("color" in t.lower() or "colour" in t.lower()) else [0.2, 1.0] for t in texts]
+        )
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    question = "Which colors can the light ring show?"
+    # The opening's own chunk would win on its "every color" sentence; the colors chunk answers.
+    assert rank_passages(question, [opening, colors], [0.9, 0.8], embed)[0] == 1
+    quote = extractive_answer(question, [opening], embed=embed)
+    assert quote is not None and "This page" not in quote
+
+
 SPECS = """Product Specifications > Comparison Table
 
 | | Aero 300 | Aero 500 |
@@ -1515,6 +1551,48 @@ def test_a_list_item_the_question_names_given_a_meaning_it_does_not_have_fails()
     assert loose.unsupported("The ring blinks purple 3 times when the purifier is switched on.") == []
 
 
+DARK = "the little wifi symbol on my aero 300 isn't lit at all. not blinking, not white, not orange, just dark. is it broken?"
+
+
+def test_what_the_customer_says_not_to_is_ruled_out_clause_by_clause() -> None:
+    """Each thing a "not" is about, to the end of its clause, each item of an "or" list on its own;
+    a "no" names what the customer lacks and rules nothing out."""
+    from agent.grounding import ruled_out
+
+    assert ruled_out(DARK) == [{"lit"}, {"blink"}, {"white"}, {"orang"}]  # "just dark" is affirmed
+    assert ruled_out("It isn't blinking orange, it's blinking white.") == [{"blink", "orang"}]
+    assert ruled_out("Why is my light not blinking or orange?") == [{"blink"}, {"orang"}]
+    assert ruled_out("I have no Wi-Fi at home. How do I use it?") == []
+
+
+def test_a_list_item_the_customer_said_it_is_not_fails_and_is_not_quoted() -> None:
+    """fresh3's f3-015: "not blinking, not white, not orange, just dark" got "It's likely that the
+    Wi-Fi icon blinking orange: the purifier reached your router ...", the one item the customer
+    ruled out; the quote gave it first too. Neither is sent; the "Off" item is quoted."""
+    from agent.grounding import Evidence, named_items
+
+    sources = led_sources(DARK)
+    wrong = sources.unsupported(
+        "It's likely that the Wi-Fi icon blinking orange: the purifier could not get online."
+    )
+    assert wrong and "the customer said it is not that" in wrong[0]
+    asked = led_sources("The wifi light on my purifier is blinking orange. What's wrong?")
+    assert asked.unsupported("The Wi-Fi icon blinking orange means it could not get online.") == []
+    orange = Evidence(0.73, 1, 0, "Blinking orange: connected to the router but cannot reach the internet.")
+    off = Evidence(0.6, 1, 1, "Off: Wi-Fi has not been set up or was turned off.")
+    assert named_items(DARK, [orange, off]) == [off]
+    quoted = extractive_answer(DARK, ["LED > Status Icons\n\nx"], ranked=[orange, off], same_member=True)
+    assert quoted is not None and "orange" not in quoted and "not been set up" in quoted
+
+
+def test_a_sentence_that_says_back_wifi_as_wi_fi_is_an_echo() -> None:
+    """ "The little Wi-Fi symbol on the aero 300 is not lit at all." says back the customer's "wifi":
+    held until something backs it, not sent alone when the next sentence fails."""
+    sources = led_sources(DARK)
+    assert sources.echoes("The little Wi-Fi symbol on the aero 300 is not lit at all.")
+    assert not sources.echoes("The Wi-Fi icon is off when Wi-Fi has not been set up.")
+
+
 def test_a_figure_a_passage_clause_gives_another_model_fails() -> None:
     """ "What comes in the box with the Aero 500?" got "The Aero 500 comes with the external PA-24
     power adapter": the passage gives the PA-24 in the clause about the Aero 300."""
@@ -1532,6 +1610,27 @@ def test_a_figure_a_passage_clause_gives_another_model_fails() -> None:
     both = "Sleep Mode\n\nSleep runs the fan at its quietest (22 dB on the Aero 300, 20 dB on the Aero 500)."
     quiet = Sources([question, both], conversation=[question], question=question)
     assert quiet.unsupported("The Aero 500 is 22 dB in Sleep mode.") == []
+
+
+def test_a_figure_given_before_and_the_other_model_is_the_first_model_s() -> None:
+    """ "What's the largest room the Aero 500 is meant for?" got "The Aero 500 is designed for rooms
+    up to 30 m² (320 sq ft)", beside "The Aero 300 is sized for rooms up to 30 m² (320 sq ft) and
+    the Aero 500 for rooms up to 55 m² (590 sq ft)": an "and" that opens a clause about another
+    model ends the first one's, so 30 m² is the Aero 300's (a held-out answer; session 38)."""
+    question = "What's the largest room the Aero 500 is meant for?"
+    spot = (
+        "Getting Started > Step 2: Choose a Good Spot\n\n- Do not use it in bathrooms. The Aero 300 is sized "
+        "for rooms up to 30 m² (320 sq ft) and the Aero 500 for rooms up to 55 m² (590 sq ft)."
+    )
+    sources = Sources([question, spot], conversation=[question], question=question)
+    wrong = sources.unsupported("The Aero 500 is designed for rooms up to 30 m² (320 sq ft).")
+    assert wrong and wrong[0] == "30 (the passage gives it for the Aero 300)"
+    assert sources.unsupported("The Aero 500 is designed for rooms up to 55 m² (590 sq ft).") == []
+    assert sources.unsupported("The Aero 300 is sized for rooms up to 30 m² (320 sq ft).") == []
+    # An "and" inside one model's clause still binds nothing away: "A and B cost $9" names both.
+    both = Sources([question, "Parts\n\nThe Aero 300 and the Aero 500 sleeves cost $9."], question=question)
+    assert both.unsupported("The Aero 500 sleeve costs $9.") == []
+    assert both.unsupported("The Aero 300 sleeve costs $9.") == []
 
 
 def test_a_decline_gives_way_to_a_quote_that_matches_well_with_few_of_the_customer_s_words() -> None:

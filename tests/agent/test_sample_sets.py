@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import QUESTION_SETS
+
 SAMPLE = Path(__file__).resolve().parents[2] / "agent" / "sample"
 KINDS = {"answerable", "unanswerable", "followup", "ambiguous"}
 
@@ -22,9 +24,7 @@ def normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.parametrize(
-    "name", ["heldout.jsonl", "dev.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "ambiguous.jsonl"]
-)
+@pytest.mark.parametrize("name", [*QUESTION_SETS, "ambiguous.jsonl"])
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
         assert row["kind"] in KINDS, row["id"]
@@ -57,6 +57,9 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     fresh3 = {normal(r["question"]) for r in rows("fresh3.jsonl")}
     assert len(fresh3) == len(rows("fresh3.jsonl")) == 40
     assert not fresh3 & (dev | held_out | fresh | fresh2 | ambiguous | trained)
+    fresh4 = {normal(r["question"]) for r in rows("fresh4.jsonl")}
+    assert len(fresh4) == len(rows("fresh4.jsonl")) == 40
+    assert not fresh4 & (dev | held_out | fresh | fresh2 | fresh3 | ambiguous | trained)
 
 
 def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:
