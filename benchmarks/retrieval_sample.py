@@ -23,7 +23,7 @@ from.
     python -m benchmarks.retrieval_sample --questions dev.jsonl heldout.jsonl fresh.jsonl \
         fresh2.jsonl fresh3.jsonl fresh4.jsonl --name retrieval_sample_all
 
-Writes benchmarks/results/retrieval_sample.json.
+Writes benchmarks/results/retrieval_sample.json (``--name``: another name).
 """
 
 from __future__ import annotations
