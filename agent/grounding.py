@@ -365,6 +365,7 @@ class Sources:
     _families: set[str] = field(init=False)
     _denied: list[tuple[set[str], str]] = field(init=False)
     _affirmed: list[set[str]] = field(init=False)
+    _excluded: list[set[str]] = field(init=False)  # what the question says "not" to (``ruled_out``)
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -405,6 +406,7 @@ class Sources:
         known = [t for t in self.texts if t not in conversation]  # the passages
         self._families = {w.lower() for w, numbers in asked.families(known).items() if len(numbers) >= 2}
         self._items = []  # each "Label: what it means" list item: the label's stems, the rest's
+        self._excluded = ruled_out(self.question)
         self._clauses = []  # each passage clause's figures, and whether it is negated
         # Each negated passage clause's word stems and text ("Price adjustments do not apply to
         # purchases from other retailers"), and each other clause's stems (``_contradicted``).
@@ -476,7 +478,7 @@ class Sources:
             missing += self._misdefined(text)
         if not missing and self._items:
             missing += self._mislabelled(text)
-        if not missing and self._items:
+        if not missing and self._items and self._excluded:
             missing += self._ruled_out(text)
         if not missing and self.bind_amounts:
             missing += self._misbound(text)
@@ -611,12 +613,9 @@ class Sources:
         answered "The Wi-Fi icon blinking orange: the purifier reached your router but ...", the
         "Blinking orange" item. The sentence names the item's label (all its word stems, at least
         two), and one thing the question says "not" to is all in that label."""
-        excluded = ruled_out(self.question)
-        if not excluded:
-            return []
         stems = _bare_stems(text)
         for label, _ in self._items:
-            if label <= stems and any(out <= label for out in excluded):
+            if label <= stems and any(out <= label for out in self._excluded):
                 return [f"{' '.join(sorted(label))} (the customer said it is not that)"]
         return []
 
