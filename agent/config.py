@@ -182,6 +182,12 @@ class GroundingSettings:
     # meaning) puts far below the best is left out, unless it gives what the best lacks. "When
     # does live chat open on Saturdays?" gets the chat hours, not also when orders ship.
     focused_quotes: bool = True
+    # A question that asks for every item of a kind ("Which colors can the light ring show?",
+    # "What payment methods do you accept?") gets every item of the list or table that its pages
+    # name by that kind (a section title, a lead-in, a first column's heading): the chunk that
+    # holds it is shown first, an answer is held until it has named every item, and the fallback
+    # quotes the list whole instead of the two items closest to the question.
+    whole_lists: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -196,7 +202,7 @@ class GroundingSettings:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
             )
-        for name in ("match_question", "bind_amounts", "focused_quotes", "trust_declines"):
+        for name in ("match_question", "bind_amounts", "focused_quotes", "trust_declines", "whole_lists"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"grounding.{name} must be true or false, not {getattr(self, name)!r}")
         if not 0 <= self.quote_over_decline <= 2:

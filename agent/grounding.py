@@ -23,6 +23,9 @@ that has most of the question's words, ``quote_for_decline``), the decline is he
 is sent instead. The answer must give what the question asks for (``agent.asked``): a question
 that asks for a weight, a price or a time of day holds the answer until a sentence gives one, and
 one that never does falls back to the passage sentences that give it (``giving``). A question
+that asks for a whole list ("Which colors can the light ring show?") holds the answer until it
+has named every item of the list its passages name so, and the fallback quotes that list whole
+(``whole_list``); a list's lead-in ("The payment options are:") is never sent alone. A question
 naming a thing no passage has ("Aero 700" beside the Aero 300 and 500) is declined unanswered.
 A name only the customer's question has is no evidence ("Yes, we ship to Australia."), and an
 amount the passages give only as a difference or a limit ("the $130 price difference", "orders
@@ -67,6 +70,7 @@ _FIGURE = re.compile(r"[A-Za-z]*-?\d+(?:[.,:]\d+)*[A-Za-z]*")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][A-Za-z]+(?:[- ][A-Z0-9][A-Za-z0-9]*)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
+_LEAD_IN = re.compile(r":(?:\s*\[\d{1,2}\])*\s*$")  # "The payment options are:" (its list to follow)
 _LIST_MARKER = re.compile(r"(?:\d{1,2}[.)]|[-*\u2022])")
 _LEADING_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 # An amount the passages give only relative to another ("the $130 price difference", "we deduct
@@ -1230,6 +1234,196 @@ def list_quote(
     return None
 
 
+# A question that asks for every item of a kind. In so many words: "can you list every payment
+# option you take?", "tell me all the situations where ...", "the full list of stuff your
+# warranty does NOT cover" (``_LIST_CUE``, in a sentence that asks: a question, or a request).
+# Or by its kind, plural: "Which colors can the light ring show?", "What are your support
+# channels?" (``_LIST_ASK``; group 1, 2 or 3: the kind, its last word plural).
+_LIST_CUE = re.compile(
+    r"\blist(?:s|ed)?\b"
+    r"|\b(?:all|every)\s+(?:of\s+)?(?:the\s+|your\s+|its\s+|my\s+|those\s+|these\s+)?(?:\w+\s+)?\w+s\b"
+    r"|\bevery(?:thing|\s+(?!(?:day|week|month|year|night|morning|time|hour|minute|single|other|\d)\b)[a-z]\w*)\b"
+    r"|\b(?:full|complete|whole)\s+(?:list|set|rundown|routine|range)\b",
+    re.I,
+)
+_PLURAL = r"((?:[a-z][\w-]*\s+)?[a-z][\w-]*[a-rt-z]s)\b"
+_LIST_ASK = re.compile(
+    r"\b(?:which|what)\s+(?:(?:kinds?|types?|sorts?)\s+of\s+|different\s+|other\s+)?"
+    + _PLURAL
+    + r"|\bwhat\s+(?:are|were)\s+(?:the|your|all\s+the)\s+(?:different\s+|other\s+|available\s+)?"
+    + _PLURAL
+    + r"|\bwhat\s+do\s+(?:the|all\s+the|your)\s+(?:different\s+)?"
+    + _PLURAL
+    + r"\s+mean\b",
+    re.I,
+)
+_NOT_ITEMS = {"does", "has", "was", "happens", "means", "comes", "goes", "costs", "takes", "needs", "seems", "always"}  # fmt: skip
+_EVERY_TIME = re.compile(  # "every 2 weeks", "all night", "every so often": not a list
+    r"\b(?:all|every)\s+(?:the\s+)?(?:so\b|day|days|week|weeks|month|months|year|years|night|time|times|hours?|\d+)\b",
+    re.I,
+)
+_REQUEST = re.compile(
+    r"^\W*(?:tell|give|list|explain|walk|run|go|show|name|describe|send|share)\b"
+    r"|\b(?:i'?d like|i want|i need|can you|could you|would you|will you|please|tell me|give me|show me)\b",
+    re.I,
+)
+# A yes-or-no question that is not a request (``_YES_NO`` less "Can you ...?", "Could you ...?").
+_YES_NO_ASK = re.compile(
+    r"^\W*(?:do|does|did|is|are|was|were|will|would|should|has|have|can i|could i|may i|am i|can it)\b", re.I
+)
+_WH = re.compile(r"^\W*(?:what|which|how|where|when|who)\b", re.I)
+# Words of a question that name no list: what any request for one says.
+_LIST_WORDS = (
+    "thing stuff one get use know tell give need want like make list everything every possible "
+    "different kind type way full complete whole exactly set off turn come go put take keep"
+)
+WHOLE_LIST_ITEMS = (3, 10)  # a list quoted whole has this many items, at least and at most
+_BULLET = re.compile(r"^[-*\u2022]\s+(\S.*)$")
+# "... date. - **Halcyon Care ...": a chunk's items run onto one line
+_JOINED_BULLET = re.compile(r"\s+(?=[-*\u2022]\s+(?:\*\*|[A-Z]))")
+
+
+def asks_for_list(question: str) -> tuple[str, ...] | None:
+    """Whether the question asks for every item of a kind: None when it does not; else the kind's
+    word stems when it names one by a plural ("Which colors ..." -> ("color",)), or () when it
+    asks in so many words ("can you list every payment option you take?"). Only a sentence that
+    asks counts (a question, a request, or one opening with what, which, how ...): "It's showing
+    me a list of backup codes now" does not; a yes-or-no question only with "list" ("Do I have to
+    make the same schedule on each one?" does not)."""
+    found: tuple[str, ...] | None = None
+    for sentence in re.split(r"(?<=[.!?])\s+", question.strip()):
+        if not (sentence.rstrip().endswith("?") or _REQUEST.search(sentence) or _WH.match(sentence)):
+            continue
+        text = _EVERY_TIME.sub(" ", sentence)
+        for match in _LIST_ASK.finditer(text):
+            phrase = next(g for g in match.groups() if g).lower().split()
+            if phrase[-1] not in _NOT_ITEMS and phrase[0] not in ("else", "about"):
+                return tuple(_bare_stems(phrase[-1]))
+        cue = _LIST_CUE.search(text)
+        if cue and (not _YES_NO_ASK.match(sentence) or cue.group(0).lower().startswith("list")):
+            found = ()
+    return found
+
+
+def passage_lists(passage: str) -> list[tuple[tuple[str, str], list[str]]]:
+    """A passage's lists, in page order: (what names the list, its items). A table is named by its
+    section's title and its first column's heading ("Ring color"), its items its rows as
+    ``passage_sentences`` reads them; a bulleted list by its section's title and the line that
+    leads into it when that is a heading or ends with a colon ("**Filter icon**", "Common
+    reasons:"), its items the bullets' text."""
+    title = _heading(passage).split(" > ")[-1]
+    lines = [line.strip() for line in passage.splitlines()]
+    if lines and " > " in lines[0] and "|" in lines[0] and not lines[0].startswith("|"):
+        lines[0] = lines[0][lines[0].index("|") :]  # the breadcrumb ran into the table's first row
+    out: list[tuple[tuple[str, str], list[str]]] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        if lines[i].startswith("|"):
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            block = lines[i:j]
+            header = _cells(block[0])[0] if len(block) > 1 and TABLE_RULE.match(block[1]) else ""
+            out.append(((title, header), _table_sentences(block)))
+        elif _BULLET.match(lines[i]):
+            while j < len(lines) and _BULLET.match(lines[j]):
+                j += 1
+            lead = next((line for line in reversed(lines[:i]) if line), "").replace("**", "")
+            named = " > " not in lead and (lead.endswith(":") or (len(lead) <= 60 and ". " not in lead))
+            bullets = [part for line in lines[i:j] for part in _JOINED_BULLET.split(line)]
+            items = [_BULLET.sub(r"\1", part).replace("**", "").strip() for part in bullets]
+            out.append(((title, lead.lstrip("#").strip() if named else ""), items))
+        i = max(j, i + 1)
+    return out
+
+
+def whole_list(question: str, passages: Sequence[str]) -> str | None:
+    """The quote of a whole list, or None: when the question asks for every item of a kind
+    (``asks_for_list``) and a list of the passages is named by it (``asked_list``), its items are
+    quoted in page order: "Which colors can the light ring show?" gets each row of the colour
+    table, not the two that match the question best."""
+    listed = asked_list(question, passages)
+    if listed is None:
+        return None
+    number, items, _ = listed
+    if all(":" in item or item.endswith(".") for item in items):  # rows: sentences of their own
+        quoted = " ".join(item if item.endswith((".", "!", "?")) else item + "." for item in items)
+    else:
+        quoted = "; ".join(item.rstrip(".") for item in items) + "."
+    return f"Here is what our help pages say: {quoted} [{number}]"
+
+
+def asked_list(question: str, passages: Sequence[str]) -> tuple[int, list[str], list[set[str]]] | None:
+    """The list a question asks for (``asks_for_list``): its passage's number, its items the
+    question asks for, and what names each of them (``item_names``, read against the whole list).
+    A list counts when its name (``passage_lists``) has the kind's plural when the question names
+    one ("What colors does the filter come in?" is not the filter table), else a word of the
+    question that may name a list (``_list_words``); of those, the one whose name has most of the
+    question's words, then the first passage's. A list of fewer or more items than
+    ``WHOLE_LIST_ITEMS`` does not count. A model the question names leaves out the items about
+    another one ("What filters fit the Aero 500?": not the AF-300's row)."""
+    kind = asks_for_list(question)
+    if kind is None:
+        return None
+    wanted = _list_words(question)
+    found = [
+        (shared, number, items)
+        for number, p in enumerate(passages, 1)
+        for shared, items in _lists_of(question, kind, wanted, p)
+    ]
+    if not found:
+        return None
+    _, number, items = max(found, key=lambda f: (f[0], -f[1]))
+    chosen = [item for item in items if not asked.names_another_member(question, item)] or items
+    names = dict(zip(items, item_names(items), strict=True))
+    return number, chosen, [names[item] for item in chosen if names[item]]
+
+
+def _list_words(question: str) -> set[str]:
+    """The question's words that may name a list: not a request's own (``_LIST_WORDS``)."""
+    return _bare_stems(question) - _bare_stems(_LIST_WORDS)
+
+
+def item_names(items: Sequence[str]) -> list[set[str]]:
+    """What names each item of a list, as word stems: a row's or a labelled item's label
+    ("Klarna" of "Klarna: split orders of $100 ..."), or a short item itself ("PayPal"), less
+    the stems every item's label has ("filter" in "AF-300 Standard Filter" and "AF-500 Standard
+    Filter"), a word with a digit whole (``_naming_stems``); empty for an item whose label has
+    no stem of its own."""
+    labels = [_naming_stems(item.split(":", 1)[0] if ":" in item[:60] else item) for item in items]
+    common = set.intersection(*labels) if labels else set()
+    return [own - common for own in labels]
+
+
+def _naming_stems(text: str) -> set[str]:
+    """``_bare_stems``, but a word with a digit whole: "AF-500P" is not "AF-500"."""
+    words = content_words(text.replace("-", ""))
+    return {w if any(c.isdigit() for c in w) else _stem(w) for w in words}
+
+
+def _lists_of(
+    question: str, kind: tuple[str, ...], wanted: set[str], passage: str
+) -> list[tuple[int, list[str]]]:
+    """The passage's lists short enough to quote whole whose names have the ``kind``, or when the
+    question names none, a ``wanted`` word (``_list_words``): (how many ``wanted`` words their
+    names have, one more when both they and the question say "not" and one fewer when only they
+    do, their items). "... your warranty does NOT cover" is "What Is Not Covered", not "Coverage
+    Period", and a list named by what the question says "not" to, without a "not" of its own,
+    does not count ("What Is Covered")."""
+    negative = bool(_DENIES.search(question))
+    refused = set().union(*ruled_out(question))  # "... does NOT cover": not "What Is Covered"
+    out = []
+    low, high = WHOLE_LIST_ITEMS
+    for names, items in passage_lists(passage):
+        named = _bare_stems(" ".join(names))
+        negated = bool(_DENIES.search(" ".join(names)))
+        if refused & named and not negated:
+            continue
+        if (set(kind) <= named if kind else wanted & named) and low <= len(items) <= high:
+            out.append((len(wanted & named) + (negated and negative) - (negated and not negative), items))
+    return out
+
+
 def claims(sentence: str) -> bool:
     """The sentence states something the check read: a figure or a content word, and not a decline."""
     if says_unknown(sentence):
@@ -1264,8 +1458,13 @@ class SentenceGate:
         denied: str | None = None,
         lists: Sequence[list[tuple[str, str, int]]] = (),
         unpaged: Iterable[str] = (),
+        listed: Sequence[set[str]] = (),
     ):
         self.sources = sources
+        # The items of the list a question asks to have listed (``asked_list``, as ``item_names``
+        # names them): the answer is held until it has named every one; one that never does is
+        # not sent, and the fallback quotes the list whole ("What payment methods do you accept?").
+        self._unlisted = [set(names) for names in listed]
         # The question's words that no help page has (``unpaged_words``): an answer that fails
         # for affirming a name made of them ("Yes, we ship to Puerto Rico") leaves the customer's
         # question about it unanswered, and the fallback says so (``not_found``).
@@ -1357,20 +1556,25 @@ class SentenceGate:
             if self.quote is not None and self.cleared == 0 and says_unknown(sentence):
                 self._declined = True  # "I don't know" where a passage answers: held
                 continue
-            if self._wanting and self.cleared == 0:
+            if (self._wanting or self._unlisted) and self.cleared == 0:
                 if says_unknown(sentence) or sentence.rstrip().endswith("?"):
-                    self._wanting = []  # a decline, or a question back: neither claims to answer
+                    # a decline, or a question back: neither claims to answer
+                    self._wanting, self._unlisted = [], []
                 else:
-                    self._wanting = asked.missing(self._wanting, sentence)
-                    if not self._wanting and self._condition is None:
+                    self._wanting = asked.missing(self._wanting, sentence) if self._wanting else []
+                    said = _naming_stems(sentence)
+                    self._unlisted = [names for names in self._unlisted if not names & said]
+                    if not self._wanting and not self._unlisted and self._condition is None:
                         self.cleared = stop  # what was asked is given: the held sentences go with it
                     continue
             if self._condition is not None:
                 if not self._condition[0] & values(sentence):
                     continue  # the "Yes" and what follows it, held until the condition is given
                 self._condition = None
-            if bare_verdict(sentence) or self.sources.echoes(sentence):
-                continue  # "Yes, you do." or the question said back: held until something backs it
+            if bare_verdict(sentence) or self.sources.echoes(sentence) or _LEAD_IN.search(sentence):
+                # "Yes, you do.", the question said back, or a list's lead-in ("The payment
+                # options are:"): held until something backs it, or the list's first item
+                continue
             if self.cleared == self.checked - len(sentence) or claims(sentence):
                 self.cleared = stop  # a held verdict goes out with the sentence that backs it
         self._final = final
@@ -1381,9 +1585,16 @@ class SentenceGate:
                 self.failed = [
                     f"it does not give what the question asks for: {asked.describe(self._wanting)}"
                 ]
+        elif final and not self.failed and self._unlisted and self.cleared == 0 and not self._declined:
+            if self.checked:
+                self.failed = [
+                    f"it does not name every item the question asks for: {len(self._unlisted)} left out"
+                ]
         elif final and not self.failed and self.cleared < self.checked and not self._declined:
             self.failed = [
-                "a bare yes or no, or the question said back, that nothing from the passages backs"
+                "a list's lead-in without its list"
+                if _LEAD_IN.search(text[self.cleared : self.checked])
+                else "a bare yes or no, or the question said back, that nothing from the passages backs"
             ]
         return self.cleared
 
@@ -1750,11 +1961,14 @@ def rank_passages(
     embed: Embed,
     context: Sequence[str] = (),
     weight: float = RERANK_WEIGHT,
+    lists: bool = True,
 ) -> list[int]:
     """Indices of ``passages`` (retrieved chunks), best first: the retriever's ``scores`` plus
     ``weight`` times the score of each passage's best sentence as an answer (``rank_sentences``),
     each min-max normalised over the passages. The chunk of a long page that holds the answer (the
-    spec table's height row, the contact table's email row) moves above the page's opening."""
+    spec table's height row, the contact table's email row) moves above the page's opening. A
+    chunk holding a list of what the question asks to have listed (``whole_list``) goes first,
+    with ``lists``."""
     if not passages:
         return []
     best = [float("-inf")] * len(passages)
@@ -1768,7 +1982,11 @@ def rank_passages(
         return [(v - low) / (high - low) if high - low > 1e-9 else 0.0 for v in values]
 
     total = [s + weight * b for s, b in zip(minmax(list(scores)), minmax(best), strict=True)]
-    return sorted(range(len(passages)), key=lambda i: (-total[i], i))
+    kind = asks_for_list(question) if lists else None
+    wanted = _list_words(question)
+    # "Which filters do you sell?": the chunk with the filter table
+    listing = [kind is not None and bool(_lists_of(question, kind, wanted, p)) for p in passages]
+    return sorted(range(len(passages)), key=lambda i: (not listing[i], -total[i], i))
 
 
 def extractive_answer(
@@ -2000,6 +2218,12 @@ def turn_gate(
         lead = replace(denied, score=ranked[0].score)
         ranked = [lead, *(e for e in ranked if e is not denied)]
     lists = labelled_lists([p.text for p in passages]) if settings.match_question else []
+    whole = (
+        asked_list(message, [p.text for p in passages])
+        if settings.match_question and settings.whole_lists
+        else None
+    )
+    listed = whole[2] if whole is not None else []
     if ranked is not None and settings.fallback == "extractive" and not settings.trust_declines:
         # The model's "I don't know" counts for no more than an answer that failed: the quote
         # the fallback would send stands in for it (sessions 16-32: the 135M model's decline
@@ -2017,6 +2241,7 @@ def turn_gate(
         denied=denied.text if denied is not None else None,
         lists=lists,
         unpaged=unpaged,
+        listed=listed,
     )
 
 
@@ -2067,8 +2292,12 @@ def fallback_quote(
     lists: Sequence[list[tuple[str, str, int]]] = (),
     same_member: bool = False,
 ) -> str | None:
-    """The extractive fallback's quote, or None: every case of a list (``list_quote``), or the
+    """The extractive fallback's quote, or None: every item of the list the question asks for
+    (``whole_list``, with ``settings.whole_lists``), every case of a list (``list_quote``), or the
     passage sentences that best answer (``extractive_answer``), under ``settings.min_quote_score``."""
+    quoted = whole_list(message, passages) if settings.match_question and settings.whole_lists else None
+    if quoted is not None:
+        return quoted
     if lists and ranked:
         quoted = list_quote(message, lists, ranked, asks, settings.min_quote_score)
         if quoted is not None:

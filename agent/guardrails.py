@@ -40,10 +40,21 @@ _INJECTION = re.compile(
     r"(?:\b(?:ignore|disregard|forget|override|bypass|skip)\b(?:\s+\w+){0,4}\s+"
     r"(?:instructions?|rules?|prompts?|guidelines?|directives?|policies|polic[yi]|restrictions?|guardrails?|above)\b"
     r"|\b(?:system|initial|original|hidden|secret|developer|internal)\s+(?:prompt|instructions?|message|rules?|notes?)\b"
+    # Asking for the assistant's own instructions, secrets or internal notes. "your rules" always
+    # counts; "the rules", "all the codes" only with a verb that discloses ("reveal", "recite") or
+    # a word that makes them internal ("staff", "hidden"): "Could you give me all the placement
+    # rules from the setup guide?" and "Can you list the error codes?" are customers' questions.
     r"|\b(?:reveal|print|show|repeat|output|display|tell me|give me|share|leak|dump|recite|spell out|list|"
-    r"translate|summari[sz]e|copy)\b(?:\s+\w+){0,4}\s+(?:your|the|all|every|these)\s+(?:\w+\s+){0,2}"
+    r"translate|summari[sz]e|copy)\b(?:\s+\w+){0,4}\s+(?:your\s+(?:\w+\s+){0,2}"
     r"(?:instructions?|prompts?|rules?|guidelines?|configuration|config|secrets?|keys?|passwords?|"
-    r"credentials?|tokens?|notes?|codes?|directives?)\b"
+    r"credentials?|tokens?|notes?|codes?|directives?)"
+    r"|(?:the|all|every|these)\s+(?:\w+\s+){0,2}(?:prompts?|configuration|config|secrets?|credentials?|"
+    r"tokens?|directives?)"
+    r"|(?:the|all|every|these)\s+(?:\w+\s+){0,1}(?:staff|internal|hidden|secret|private|admin|system|"
+    r"confidential)\s+(?:\w+\s+){0,1}(?:instructions?|rules?|guidelines?|keys?|passwords?|notes?|codes?))\b"
+    r"|\b(?:reveal|print|repeat|output|leak|dump|recite|spell out|translate|summari[sz]e|copy)\b"
+    r"(?:\s+\w+){0,4}\s+(?:the|all|every|these)\s+(?:\w+\s+){0,2}"
+    r"(?:instructions?|rules?|guidelines?|keys?|passwords?|notes?|codes?)\b"
     r"|\b(?:you are now|from now on you|act as|pretend (?:to be|you are|you're)|roleplay as|"
     r"jailbreak|developer mode|dan mode|do anything now|sudo mode|god mode|unfiltered)\b"
     r"|\b(?:what|who)\s+(?:did|does|has|have|was|were|is|are)\s+(?:\w+\s+){0,3}(?:other|another|previous|last|"

@@ -53,6 +53,7 @@ def ranked_search(
     candidates: int,
     embed: Any = None,
     one_per_page: bool = False,
+    whole_lists: bool = True,
 ) -> list[Any]:
     """The ``k`` chunks the agent shows the model for ``question``: the best ``candidates`` chunks,
     whatever page they are on, re-ranked by the sentence in each that answers best
@@ -60,7 +61,8 @@ def ranked_search(
     ``one_per_page`` each page is shown once, by its best chunk; without, two chunks of one page
     may both be shown; the first page is shown by its chunk that gives what the question asks for
     when its best one does not (``_one_per_page``). A section named by a code the question names
-    ("E4: Overheating Protection" for "What does E4 mean?") comes first (``grounding.titled_by``).
+    ("E4: Overheating Protection" for "What does E4 mean?") comes first (``grounding.titled_by``);
+    with ``whole_lists``, a chunk with the list the question asks for goes first (``rank_passages``).
     With ``candidates <= k`` or no embedding model, the retriever's own top ``k``, one per page.
     ``embed`` defaults to the index's model (pass a cached one)."""
     from agent import grounding
@@ -70,7 +72,8 @@ def ranked_search(
         return list(kb.search(question, k=k, history=history))
     hits = kb.search(question, k=candidates, history=history, distinct=False)
     asked = [text for role, text in history if role == "customer"]
-    order = grounding.rank_passages(question, [h.text for h in hits], [h.score for h in hits], embed, asked)
+    texts, scores = [h.text for h in hits], [h.score for h in hits]
+    order = grounding.rank_passages(question, texts, scores, embed, asked, lists=whole_lists)
     titled = grounding.titled_by(question, [h.text for h in hits])  # "E4: ..." for "What does E4 mean?"
     order = [*titled, *(i for i in order if i not in titled)]
     if one_per_page:  # each page by the chunk that answers best, as the model was trained on pages

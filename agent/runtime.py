@@ -345,6 +345,7 @@ class Agent:
             candidates=settings.candidates,
             embed=self._sentence_embed(),
             one_per_page=settings.one_per_page,
+            whole_lists=self.config.grounding.whole_lists,
         )
 
     @staticmethod

@@ -36,6 +36,9 @@ CACHED_MODEL = TEST_HOME / "models" / DEFAULT_MODEL
 SAMPLE = REPO / "agent" / "sample"
 # The sample's question sets with key facts (agent/sample/*.md says what each is), oldest first.
 QUESTION_SETS = ["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"]
+# Sets that test one behaviour: questions naming no model where the answer depends on it, and
+# questions asking for several items of a list.
+FOCUSED_SETS = ["ambiguous.jsonl", "lists.jsonl", "lists2.jsonl", "lists3.jsonl"]
 
 # ---------------------------------------------------------------------------------- data, results
 

@@ -26,7 +26,7 @@ import json
 import tempfile
 from typing import Any
 
-from benchmarks.common import QUESTION_SETS, RESULTS, SAMPLE, machine, table, write_result
+from benchmarks.common import FOCUSED_SETS, QUESTION_SETS, RESULTS, SAMPLE, machine, table, write_result
 from benchmarks.tuned_default import contains_all
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--results", default="round3_dev", help="A tuned_default results file (name).")
     parser.add_argument(
         "--questions",
-        choices=QUESTION_SETS,
+        choices=[*QUESTION_SETS, *FOCUSED_SETS],
         default="dev.jsonl",
     )
     parser.add_argument("--name", default="replay_check")

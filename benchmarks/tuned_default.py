@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    FOCUSED_SETS,
     QUESTION_SETS,
     RESULTS,
     SAMPLE,
@@ -59,6 +60,7 @@ QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the ch
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
 ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
 ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
+WHOLE_LISTS: bool | None = None  # --[no-]whole-lists: grounding.whole_lists for every arm
 
 
 def heldout() -> list[dict[str, Any]]:
@@ -86,6 +88,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.retrieval.one_per_page = ONE_PER_PAGE
     if ASK_WHICH is not None:
         config.grounding.ask_which = ASK_WHICH
+    if WHOLE_LISTS is not None:
+        config.grounding.whole_lists = WHOLE_LISTS
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -333,11 +337,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N questions of each kind (smoke run).")
     parser.add_argument(
         "--questions",
-        choices=[*QUESTION_SETS, "ambiguous.jsonl"],
+        choices=[*QUESTION_SETS, *FOCUSED_SETS],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
         "fresh.jsonl: written after it; fresh2.jsonl to fresh4.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
-        "model whose answer depends on it).",
+        "model whose answer depends on it; lists.jsonl to lists3.jsonl: questions asking for several items of a list).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")
     parser.add_argument(
@@ -354,6 +358,12 @@ def main() -> None:
         "--ask-which",
         action=argparse.BooleanOptionalAction,
         help="grounding.ask_which for every arm (--no-ask-which: a question naming no model is answered as usual).",
+    )
+    parser.add_argument(
+        "--whole-lists",
+        action=argparse.BooleanOptionalAction,
+        help="grounding.whole_lists for every arm (--no-whole-lists: a question asking for a list is "
+        "answered as any other).",
     )
     parser.add_argument(
         "--compute-type",
@@ -383,9 +393,9 @@ def main() -> None:
         help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH
+    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
-    ONE_PER_PAGE, ASK_WHICH = args.one_per_page, args.ask_which
+    ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS = args.one_per_page, args.ask_which, args.whole_lists
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if args.compute_type is not None:

@@ -156,6 +156,18 @@ def test_a_list_item_answers_and_a_no_the_pages_give_is_sent(agent: Agent) -> No
         assert "season:" not in reply.text, reply.text
 
 
+def test_a_question_asking_for_a_list_gets_every_item(agent: Agent) -> None:
+    """Session 38's browser check: "Which colors can the light ring show?" got two of the colour
+    table's four rows; "What payment methods do you accept?" got PayPal and what is not accepted."""
+    colours = agent.reply("e2e-list-colours", "Which colors can the light ring show?")
+    for colour in ("Blue", "Green", "Orange", "Red"):
+        assert colour in colours.text, colours.text
+    assert [c.doc_id for c in colours.citations] == ["led-indicators"]
+    paying = agent.reply("e2e-list-pay", "can you list every payment option you take?").text
+    for method in ("Visa", "PayPal", "Apple Pay", "Klarna"):
+        assert method in paying, paying
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

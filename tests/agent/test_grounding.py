@@ -2038,3 +2038,161 @@ def test_an_answer_saying_what_a_passage_clause_says_not_fails(sentence: str, co
         assert said == [
             "it says what the passage says not: Price adjustments do not apply to purchases from other retailers"
         ]
+
+
+LED_TABLE = (
+    "LED Indicators and Light Ring > Air Quality Colors (Light Ring)\n"
+    "The ring color shows the PM2.5 level the sensor measures:\n\n"
+    "| Ring color | Air quality | PM2.5 (µg/m³) |\n|---|---|---|\n| Blue | Good | 0–12 |\n"
+    "| Green | Fair | 13–35 |\n| Orange | Poor | 36–55 |\n| Red | Very poor | 56 and above |"
+)
+FILTER_TABLE = (  # as the index gives it: the breadcrumb ran into the table's heading row
+    "Filters and Filter Replacement > Which Filter Do I Need? | Filter | Fits | Price |\n|---|---|---|\n"
+    "| AF-300 Standard Filter | Aero 300 only | $39 |\n| AF-500 Standard Filter | Aero 500 only | $59 |\n"
+    "| AF-500P Pet & Odor Filter | Aero 500 only | $69 |"
+)
+PAYMENTS = BILLING.replace(
+    "- Apple Pay", "- Klarna: split orders of $100 or more into 4 payments\n- Apple Pay"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Which colors can the light ring show?", ("color",)),
+        ("What payment methods do you accept?", ("metho",)),
+        ("What are your support channels?", ("chann",)),
+        ("What do the different ring colors mean?", ("color",)),
+        ("can you list every payment option you take?", ()),
+        ("Before I file a claim, I'd like the full list of stuff your warranty does NOT cover.", ()),
+        (
+            "so there are some things the bot can't do, right? tell me all the situations where it hands over",
+            (),
+        ),
+        ("What does the orange ring mean?", None),  # one item, not a list
+        ("What time does live chat open?", None),  # "does" is no kind of item
+        ("Which email address do I write to?", None),  # one of them
+        ("It's showing me a list of backup codes now. How many should there be?", None),  # not asked for
+        ("Returning it, everything's in the box. Will you take anything off my refund?", None),
+        ("We have 3 purifiers. do I have to make the same schedule on each one?", None),
+        ("Should I vacuum it every 2 weeks?", None),
+        ("My Aero reads 40 all night which seems crazy", None),
+    ],
+)
+def test_a_question_asking_for_every_item_of_a_kind_is_read(question: str, kind: Any) -> None:
+    from agent.grounding import asks_for_list
+
+    assert asks_for_list(question) == kind
+
+
+def test_lists_are_read_from_tables_and_bullets_as_chunks_give_them() -> None:
+    from agent.grounding import passage_lists
+
+    ((names, rows),) = passage_lists(FILTER_TABLE)
+    assert names == ("Which Filter Do I Need?", "Filter")
+    assert rows[0] == "AF-300 Standard Filter: Fits Aero 300 only; Price $39."
+    ((names, items),) = passage_lists(PAYMENTS)
+    assert names[0] == "Accepted Payment Methods" and items[1:3] == [
+        "PayPal",
+        "Klarna: split orders of $100 or more into 4 payments",
+    ]
+    ((names, cases),) = passage_lists(CASES_LIST)  # four items the chunk ran onto one line
+    assert names[0] == "Coverage Period" and len(cases) == 4 and cases[2].startswith("Certified Refurbished")
+
+
+def test_a_question_asking_for_a_list_gets_the_whole_list() -> None:
+    """Session 38's browser check: "Which colors can the light ring show?" got two of the colour
+    table's four rows, the two closest to the question."""
+    from agent.grounding import whole_list
+
+    quoted = whole_list("Which colors can the light ring show?", [FILTER_TABLE, LED_TABLE])
+    assert quoted is not None and quoted.endswith("[2]")
+    assert all(f"{colour}: Air quality" in quoted for colour in ("Blue", "Green", "Orange", "Red"))
+    paying = whole_list("What payment methods do you accept?", [PAYMENTS])
+    assert paying == (
+        "Here is what our help pages say: Visa, Mastercard, American Express, and Discover; PayPal; "
+        "Klarna: split orders of $100 or more into 4 payments; Apple Pay and Google Pay. [1]"
+    )
+    # Words some items have and others do not choose among them.
+    fitting = whole_list("What filters fit the Aero 500?", [FILTER_TABLE])
+    assert (
+        fitting is not None
+        and "AF-300" not in fitting
+        and "AF-500 Standard" in fitting
+        and "AF-500P" in fitting
+    )
+    assert whole_list("What colors does the filter come in?", [FILTER_TABLE]) is None  # no list of colours
+    assert whole_list("What does the orange ring mean?", [LED_TABLE]) is None  # not a list question
+    assert (
+        whole_list(
+            "Which icons are there?",
+            [BILLING.replace("- Visa, Mastercard, American Express, and Discover\n", "")],
+        )
+        is None
+    )
+
+
+def test_a_chunk_with_the_list_asked_for_is_shown_first() -> None:
+    from agent.grounding import rank_passages
+    from tests.agent.test_grounding import _unit_embed
+
+    prose = "Filters and Filter Replacement > Which Filter Do I Need?\nFilters are not interchangeable between models."
+    order = rank_passages("Which filters do you sell?", [prose, FILTER_TABLE], [1.0, 0.5], _unit_embed)
+    assert order == [1, 0]
+    assert (
+        rank_passages("Are filters interchangeable?", [prose, FILTER_TABLE], [1.0, 0.5], _unit_embed)[0] == 0
+    )
+
+
+def _unit_embed(texts: list[str]) -> Any:
+    import numpy as np
+
+    return np.ones((len(texts), 4)) / 2.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "sent"),
+    [
+        ("We sell the AF-500 Standard Filter and the AF-500P Pet & Odor Filter for the Aero 500.", True),
+        ("The Aero 500 takes the AF-500 Standard Filter.", False),  # one of the two
+        ("The filters are:", False),  # a lead-in without its list
+    ],
+)
+def test_an_answer_to_a_list_question_must_name_every_item(make_agent, answer: str, sent: bool) -> None:
+    question = "Which filters fit the Aero 500?"
+    agent = make_agent(
+        ScriptedGenerator([answer]), docs={"filters": FILTER_TABLE}, grounding__evidence_sentences=0
+    )
+    reply = agent.reply("l1", question)
+    assert reply.grounding is not None
+    assert reply.grounding["action"] == ("sent" if sent else "extractive"), reply.grounding
+    if not sent:
+        assert "AF-500 Standard Filter: Fits Aero 500 only; Price $59." in reply.text
+        assert "AF-500P Pet & Odor Filter" in reply.text and "AF-300" not in reply.text
+
+
+def test_a_list_lead_in_alone_is_not_sent() -> None:
+    gate = SentenceGate(Sources(["Accepted Payment Methods: you can pay with PayPal or Visa."]))
+    assert gate.feed("You can pay with:", final=True) == 0
+    assert gate.failed == ["a list's lead-in without its list"]
+    held = SentenceGate(Sources(["Accepted Payment Methods: you can pay with PayPal or Visa."]))
+    assert held.feed("You can pay with: PayPal.", final=True) == len("You can pay with: PayPal.")
+
+
+def test_a_list_of_what_the_question_says_not_to_is_not_the_list_asked_for() -> None:
+    """A "Yes" list is no answer to "the full list of stuff your warranty does NOT cover"."""
+    from agent.grounding import whole_list
+
+    covered = (
+        "Warranty > What Is Covered\nDefects in materials and workmanship, for example:\n"
+        "- A fan motor that fails\n- A sensor that keeps showing E1\n- Buttons that do not work"
+    )
+    not_covered = (
+        "Warranty > What Is Not Covered\n- Filters, which are consumables\n- Damage from drops\n"
+        "- Cosmetic wear such as scratches"
+    )
+    question = "Before I file a claim, I'd like the full list of stuff your warranty does NOT cover."
+    quoted = whole_list(question, [covered, not_covered])
+    assert quoted is not None and "Damage from drops" in quoted and "fan motor" not in quoted
+    assert whole_list(question, [covered]) is None
+    assert whole_list("Can you list everything the warranty covers?", [covered]) is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.common import QUESTION_SETS
+from benchmarks.common import FOCUSED_SETS, QUESTION_SETS
 
 SAMPLE = Path(__file__).resolve().parents[2] / "agent" / "sample"
 KINDS = {"answerable", "unanswerable", "followup", "ambiguous"}
@@ -24,14 +24,14 @@ def normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.parametrize("name", [*QUESTION_SETS, "ambiguous.jsonl"])
+@pytest.mark.parametrize("name", [*QUESTION_SETS, *FOCUSED_SETS])
 def test_every_key_fact_is_on_its_gold_pages(name: str) -> None:
     for row in rows(name):
         assert row["kind"] in KINDS, row["id"]
         assert bool(row["answer_contains"]) is (row["kind"] != "unanswerable"), row["id"]
         for fact in row["answer_contains"]:
             for page in row["gold_doc_ids"]:
-                text = (SAMPLE / "docs" / f"{page}.md").read_text(encoding="utf-8").lower()
+                text = (SAMPLE / "docs" / f"{page}.md").read_text(encoding="utf-8").lower().replace("**", "")
                 assert fact in text, f"{row['id']}: {fact!r} not on {page}"
         assert set(row.get("changed") or []) <= set(row["answer_contains"]), row["id"]
 
@@ -60,6 +60,17 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     fresh4 = {normal(r["question"]) for r in rows("fresh4.jsonl")}
     assert len(fresh4) == len(rows("fresh4.jsonl")) == 40
     assert not fresh4 & (dev | held_out | fresh | fresh2 | fresh3 | ambiguous | trained)
+    lists = {normal(r["question"]) for r in rows("lists.jsonl")}
+    assert len(lists) == len(rows("lists.jsonl")) == 20
+    assert not lists & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | trained)
+    lists2 = {normal(r["question"]) for r in rows("lists2.jsonl")}
+    assert len(lists2) == len(rows("lists2.jsonl")) == 20
+    assert not lists2 & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | lists | trained)
+    lists3 = {normal(r["question"]) for r in rows("lists3.jsonl")}
+    assert len(lists3) == len(rows("lists3.jsonl")) == 20
+    assert not lists3 & (
+        dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | lists | lists2 | trained
+    )
 
 
 def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:
