@@ -1508,10 +1508,11 @@ class SentenceGate:
 
     def cut_by_client(self) -> None:
         """The client's own stop sequence ended the answer: it asked for a prefix, so the answer
-        is not held for what the question asks for (sentences already held are released)."""
-        if self._wanting and self.cleared == 0:
+        is not held for what the question asks for, nor for every item of a list (sentences already
+        held are released)."""
+        if (self._wanting or self._unlisted) and self.cleared == 0:
             self.cleared = self.checked
-        self._wanting = []
+        self._wanting, self._unlisted = [], []
 
     def feed(self, text: str, final: bool = False) -> int:
         if self.failed:

@@ -2171,6 +2171,13 @@ def test_an_answer_to_a_list_question_must_name_every_item(make_agent, answer: s
         assert "AF-500P Pet & Odor Filter" in reply.text and "AF-300" not in reply.text
 
 
+def test_a_client_stop_sequence_releases_a_list_answer_held_for_its_items() -> None:
+    gate = SentenceGate(Sources([FILTER_TABLE]), listed=[{"af300"}, {"af500"}])
+    assert gate.feed("The AF-300 Standard Filter fits the Aero 300. ") == 0  # held: the AF-500 not named yet
+    gate.cut_by_client()
+    assert gate.feed("The AF-300 Standard Filter fits the Aero 300.", final=True) > 0 and not gate.failed
+
+
 def test_a_list_lead_in_alone_is_not_sent() -> None:
     gate = SentenceGate(Sources(["Accepted Payment Methods: you can pay with PayPal or Visa."]))
     assert gate.feed("You can pay with:", final=True) == 0
