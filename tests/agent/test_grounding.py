@@ -2134,7 +2134,6 @@ def test_a_question_asking_for_a_list_gets_the_whole_list() -> None:
 
 def test_a_chunk_with_the_list_asked_for_is_shown_first() -> None:
     from agent.grounding import rank_passages
-    from tests.agent.test_grounding import _unit_embed
 
     prose = "Filters and Filter Replacement > Which Filter Do I Need?\nFilters are not interchangeable between models."
     order = rank_passages("Which filters do you sell?", [prose, FILTER_TABLE], [1.0, 0.5], _unit_embed)
