@@ -94,6 +94,14 @@ class RetrievalSettings:
     # sank the held-out one: the 135M model, shown two chunks of one topic, was thrown more often
     # than helped (docs/experiments/2026-12-04-table-chunks.md, 2026-12-05-one-chunk-a-page.md).
     one_per_page: bool = True
+    # With ``candidates``: the retriever's own best chunks, up to this many, are shown as well,
+    # after the k re-ranked ones, where the re-rank left them out, so the re-rank can add a chunk
+    # but not drop the one the retriever put first (often the first page's second chunk: "Refund
+    # Timing" after "The 30-Day Return Window"). With 2, the sample's fresh questions had every key
+    # fact in their passages 0.75 -> 0.85 of the time, but the shipped 135M model, shown a third
+    # passage, got no more answers right (docs/experiments/2026-12-07-keep-retrieved.md): for a
+    # model that reads more (``generation.backend: openai``), not for the default. 0: off.
+    keep_retrieved: int = 0
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 
     def __post_init__(self) -> None:
@@ -101,10 +109,10 @@ class RetrievalSettings:
             raise ConfigError(f"retrieval.k must be a whole number of 1 or more, not {self.k!r}")
         if not isinstance(self.one_per_page, bool):
             raise ConfigError(f"retrieval.one_per_page must be true or false, not {self.one_per_page!r}")
-        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 0:
-            raise ConfigError(
-                f"retrieval.candidates must be a whole number of 0 or more, not {self.candidates!r}"
-            )
+        for name in ("candidates", "keep_retrieved"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"retrieval.{name} must be a whole number of 0 or more, not {value!r}")
 
 
 @dataclass

@@ -54,6 +54,7 @@ def ranked_search(
     embed: Any = None,
     one_per_page: bool = False,
     whole_lists: bool = True,
+    keep_retrieved: int = 0,
 ) -> list[Any]:
     """The ``k`` chunks the agent shows the model for ``question``: the best ``candidates`` chunks,
     whatever page they are on, re-ranked by the sentence in each that answers best
@@ -63,6 +64,8 @@ def ranked_search(
     when its best one does not (``_one_per_page``). A section named by a code the question names
     ("E4: Overheating Protection" for "What does E4 mean?") comes first (``grounding.titled_by``);
     with ``whole_lists``, a chunk with the list the question asks for goes first (``rank_passages``).
+    ``keep_retrieved``: the retriever's own best chunks, up to that many, follow the ``k`` where
+    the re-rank left them out (so up to ``k + keep_retrieved`` chunks are shown).
     With ``candidates <= k`` or no embedding model, the retriever's own top ``k``, one per page.
     ``embed`` defaults to the index's model (pass a cached one)."""
     from agent import grounding
@@ -78,7 +81,9 @@ def ranked_search(
     order = [*titled, *(i for i in order if i not in titled)]
     if one_per_page:  # each page by the chunk that answers best, as the model was trained on pages
         order = _one_per_page(question, [h.doc_id for h in hits], [h.text for h in hits], order)
-    return [hits[i] for i in order[:k]]
+    shown = order[:k]
+    shown += [i for i in range(min(keep_retrieved, len(hits))) if i not in shown]
+    return [hits[i] for i in shown]
 
 
 def _one_per_page(question: str, pages: list[str], texts: list[str], order: list[int]) -> list[int]:

@@ -346,6 +346,7 @@ class Agent:
             embed=self._sentence_embed(),
             one_per_page=settings.one_per_page,
             whole_lists=self.config.grounding.whole_lists,
+            keep_retrieved=settings.keep_retrieved,
         )
 
     @staticmethod

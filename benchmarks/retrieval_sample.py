@@ -8,6 +8,8 @@ run, one index:
 
 - ``shipped``: the defaults (ten candidate chunks re-ranked by their best answering sentence,
   each page once);
+- ``keep_retrieved``: as shipped, with the retriever's own best two chunks shown beside the
+  re-ranked ones where the re-rank left them out (``keep_retrieved: 2``: up to four passages);
 - ``retriever``: the retriever's own top ``k``, one chunk a page (``candidates: 0``);
 - ``two_per_page``: the re-rank with two chunks of a page allowed (``one_per_page: false``);
 - ``openers_read``: the re-rank as shipped, but reading the sentences a page says about itself
@@ -43,6 +45,7 @@ from benchmarks.tuned_default import contains_all
 
 SETTINGS = {
     "shipped": {},
+    "keep_retrieved": {"keep_retrieved": 2},
     "retriever": {"candidates": 0},
     "two_per_page": {"one_per_page": False},
     "openers_read": {"read_page_openers": True},
@@ -98,6 +101,7 @@ class Sample:
                 candidates=setting.get("candidates", retrieval.candidates),
                 embed=self.embed,
                 one_per_page=setting.get("one_per_page", retrieval.one_per_page),
+                keep_retrieved=setting.get("keep_retrieved", retrieval.keep_retrieved),
             )
         return [h.text for h in hits]
 
@@ -106,13 +110,13 @@ def recall(sample: Sample, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Per setting: the share of ``items`` whose shown passages hold every key fact, and which."""
     out: dict[str, Any] = {}
     for name, setting in SETTINGS.items():
-        held = {
-            i["id"]: contains_all(" ".join(sample.shown(i, setting)), i["answer_contains"]) for i in items
-        }
+        shown = {i["id"]: sample.shown(i, setting) for i in items}
+        held = {i["id"]: contains_all(" ".join(shown[i["id"]]), i["answer_contains"]) for i in items}
         out[name] = {
             "recall": round(sum(held.values()) / len(held), 3),
             "held": sum(held.values()),
             "n": len(held),
+            "passages_shown": round(sum(map(len, shown.values())) / len(shown), 2),
             "missed": sorted(k for k, v in held.items() if not v),
         }
     return out
@@ -163,8 +167,17 @@ def main() -> None:
         base = part["retriever"]["recall"]
         for setting, figures in part.items():
             ratio = f"{figures['recall'] / base:.2f}x" if base else "-"
-            rows.append([name, setting, f"{figures['held']}/{figures['n']}", figures["recall"], ratio])
-    print(table(rows, ["questions", "setting", "held", "recall", "vs retriever"]))
+            rows.append(
+                [
+                    name,
+                    setting,
+                    f"{figures['held']}/{figures['n']}",
+                    figures["recall"],
+                    ratio,
+                    figures["passages_shown"],
+                ]
+            )
+    print(table(rows, ["questions", "setting", "held", "recall", "vs retriever", "passages shown"]))
     result["misses"] = {"results": args.results, **misses(stored, questions("heldout.jsonl"))}
     arms = [[arm, m["right"], m["reading_misses"], m["retrieval_misses"]]
             for arm, m in result["misses"].items() if arm != "results"]  # fmt: skip

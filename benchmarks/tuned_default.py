@@ -59,6 +59,7 @@ LIMIT: int | None = None  # --limit: the first N questions of each kind (a smoke
 QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the check was tuned on
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
 ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
+KEEP_RETRIEVED: int | None = None  # --keep-retrieved: retrieval.keep_retrieved for every arm
 ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
 WHOLE_LISTS: bool | None = None  # --[no-]whole-lists: grounding.whole_lists for every arm
 
@@ -86,6 +87,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.retrieval.candidates = CANDIDATES
     if ONE_PER_PAGE is not None:
         config.retrieval.one_per_page = ONE_PER_PAGE
+    if KEEP_RETRIEVED is not None:
+        config.retrieval.keep_retrieved = KEEP_RETRIEVED
     if ASK_WHICH is not None:
         config.grounding.ask_which = ASK_WHICH
     if WHOLE_LISTS is not None:
@@ -355,6 +358,12 @@ def main() -> None:
         help="retrieval.one_per_page for every arm (--no-one-per-page: two chunks of a page may be shown).",
     )
     parser.add_argument(
+        "--keep-retrieved",
+        type=int,
+        metavar="N",
+        help="retrieval.keep_retrieved for every arm (0: only the k re-ranked chunks are shown).",
+    )
+    parser.add_argument(
         "--ask-which",
         action=argparse.BooleanOptionalAction,
         help="grounding.ask_which for every arm (--no-ask-which: a question naming no model is answered as usual).",
@@ -393,11 +402,14 @@ def main() -> None:
         help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS
+    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS, KEEP_RETRIEVED
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
     ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS = args.one_per_page, args.ask_which, args.whole_lists
+    KEEP_RETRIEVED = args.keep_retrieved
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
+    if KEEP_RETRIEVED is not None and KEEP_RETRIEVED < 0:
+        parser.error("--keep-retrieved must be 0 or more")
     if args.compute_type is not None:
         from agent import compiled
 
@@ -428,7 +440,12 @@ def main() -> None:
         write_result(args.name, result, echo=False)
         record(args, result)
         return
-    result: dict[str, Any] = {"machine": machine(), "arms": arms, "candidates": CANDIDATES}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "arms": arms,
+        "candidates": CANDIDATES,
+        "keep_retrieved": KEEP_RETRIEVED,
+    }
     result["sample"] = run_sample(home_root, arms)
     if args.changed:
         result["changed"] = run_changed(home_root, arms)
@@ -449,6 +466,7 @@ def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         and not args.base_only
         and args.candidates is None
         and args.one_per_page is None
+        and args.keep_retrieved is None
         and args.compute_type is None
         and args.questions == "heldout.jsonl"
     ):

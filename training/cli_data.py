@@ -128,6 +128,7 @@ def _retriever(ctx: click.Context, config: AgentConfig) -> Retriever:
         k=settings.k,
         candidates=settings.candidates,
         one_per_page=settings.one_per_page,
+        keep_retrieved=settings.keep_retrieved,
     )
 
 

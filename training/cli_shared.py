@@ -89,5 +89,9 @@ def eval_retriever(config: AgentConfig, docs: Path | None) -> Retriever:
         return bm25_retriever(load_docs(docs), k=k)
     settings = config.retrieval
     return knowledge_retriever(
-        open_knowledge(config), k=k, candidates=settings.candidates, one_per_page=settings.one_per_page
+        open_knowledge(config),
+        k=k,
+        candidates=settings.candidates,
+        one_per_page=settings.one_per_page,
+        keep_retrieved=settings.keep_retrieved,
     )

@@ -56,7 +56,7 @@ def _windows(doc: Passage, size: int) -> list[Passage]:
 
 
 def knowledge_retriever(
-    kb: KnowledgeBase, k: int = 4, candidates: int = 0, one_per_page: bool = False
+    kb: KnowledgeBase, k: int = 4, candidates: int = 0, one_per_page: bool = False, keep_retrieved: int = 0
 ) -> Retriever:
     """A ``knowledge.KnowledgeBase`` as a retriever. With ``candidates > k`` it shows what the
     agent shows (``agent.knowledge.ranked_search``): evaluations and the gate then judge a model on
@@ -68,7 +68,14 @@ def knowledge_retriever(
 
     def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
         hits = ranked_search(
-            kb, question, list(history), k=k, candidates=candidates, embed=embed, one_per_page=one_per_page
+            kb,
+            question,
+            list(history),
+            k=k,
+            candidates=candidates,
+            embed=embed,
+            one_per_page=one_per_page,
+            keep_retrieved=keep_retrieved,
         )
         return [Passage(h.doc_id, h.source, h.text, h.title, float(h.score), h.chunk_id) for h in hits]
 

@@ -754,6 +754,68 @@ def test_a_quote_over_decline_bar_outside_its_range_is_a_config_error() -> None:
         RetrievalSettings(one_per_page="yes")  # type: ignore[arg-type]
 
 
+def test_the_retrievers_own_best_chunks_are_shown_beside_the_re_ranked_ones() -> None:
+    """The re-rank shows each page once, by the chunk whose sentence answers best. The retriever had
+    put the answer in the first page's second chunk ("Refund Timing"): ``keep_retrieved`` shows
+    its own best chunks after the re-ranked ``k``, so the re-rank can add a chunk but never drop
+    the retriever's first ones; with 0 only the re-ranked ``k`` are shown."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from agent.knowledge import ranked_search
+
+    chunks = [
+        ("returns", "Returns > The 30-Day Return Window\nYou can return a purifier within 30 days."),
+        ("returns", "Returns > Refund Timing\nRefunds reach your card in 5 to 7 business days."),
+        ("warranty", "Warranty > How to Make a Claim\nContact us with your card and serial number."),
+        ("billing", "Billing > Cards\nWe accept every major card."),
+    ]
+    hits = [SimpleNamespace(doc_id=d, text=t, score=1.0 - i / 10) for i, (d, t) in enumerate(chunks)]
+
+    class KB:
+        def search(self, question, *, k, history=(), distinct=True):
+            return hits[:k]
+
+    def embed(texts: list[str]) -> np.ndarray:  # a stand-in that prefers the wrong sentences
+        near = ("money", "purifier", "serial")
+        vectors = np.array([[1.0, 0.1] if any(w in t for w in near) else [0.1, 1.0] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    question = "How long until the money is back?"
+
+    def shown(keep: int) -> list[str]:
+        found = ranked_search(
+            KB(), question, [], k=2, candidates=4, embed=embed, one_per_page=True, keep_retrieved=keep
+        )
+        return [h.text.split("\n")[0] for h in found]
+
+    re_ranked = shown(0)
+    assert len(re_ranked) == 2 and "Returns > Refund Timing" not in re_ranked
+    kept = shown(2)
+    assert kept[:2] == re_ranked and set(kept[2:]) == {
+        "Returns > The 30-Day Return Window",
+        "Returns > Refund Timing",
+    } - set(re_ranked)
+    assert "Returns > Refund Timing" in kept
+    # Nothing is shown twice; without candidates the retriever's own k stand, nothing added.
+    assert len(set(shown(4))) == len(shown(4)) == 4
+    plain = ranked_search(KB(), question, [], k=2, candidates=0, embed=embed, keep_retrieved=2)
+    assert [h.doc_id for h in plain] == ["returns", "returns"]
+
+
+def test_keep_retrieved_must_be_a_whole_number() -> None:
+    from agent.config import RetrievalSettings
+    from agent.errors import ConfigError
+
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(
+            ConfigError, match=r"retrieval\.keep_retrieved must be a whole number of 0 or more"
+        ):
+            RetrievalSettings(keep_retrieved=bad)  # type: ignore[arg-type]
+    assert RetrievalSettings().keep_retrieved == 0  # off by default: no gain with the 135M model
+
+
 @pytest.mark.parametrize(
     "answer",
     [
