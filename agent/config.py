@@ -138,6 +138,11 @@ class GroundingSettings:
     # beside columns for the Aero 300 and the Aero 500) gets each one's value and "Which one do you
     # have?" instead of a guess (``agent.which``); the customer's answer gets that one's value.
     ask_which: bool = True
+    # An opening message that points at a thing it never names ("What are the services offered by
+    # this state library?") is asked back which one ("Which state library do you mean?") instead
+    # of answered for whatever page retrieval finds (``agent.referents``). "this purifier" (the
+    # persona's product) and "this morning" are not asked about.
+    ask_unnamed: bool = True
     min_support: float = 0.5  # share of a sentence's content words that must be in the sources
     # Figures must come from the passage sentences that best match the question (0: from any),
     # as the knowledge base's embedding model ranks them: "$69" is in the passages, but the row
@@ -210,7 +215,15 @@ class GroundingSettings:
             raise ConfigError(
                 f"grounding.min_quote_score must be between 0 and 2, not {self.min_quote_score}"
             )
-        for name in ("match_question", "bind_amounts", "focused_quotes", "trust_declines", "whole_lists"):
+        for name in (
+            "match_question",
+            "bind_amounts",
+            "focused_quotes",
+            "trust_declines",
+            "whole_lists",
+            "ask_which",
+            "ask_unnamed",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"grounding.{name} must be true or false, not {getattr(self, name)!r}")
         if not 0 <= self.quote_over_decline <= 2:

@@ -122,8 +122,10 @@ def read_cases(path: Path) -> list[EvalCase]:
         if label not in EXPECTED:
             raise DataError(f"unknown answerability {label!r}", path=str(path), line=number)
         contexts = row.get("contexts") or []
+        if not isinstance(contexts, list):  # before it is read: `"contexts": true` is not iterable
+            raise DataError("gold_doc_ids and contexts must be lists", path=str(path), line=number)
         gold = row.get("gold_doc_ids") or [c.get("doc_id") for c in contexts if isinstance(c, dict)]
-        if not isinstance(gold, list) or not isinstance(contexts, list):
+        if not isinstance(gold, list):
             raise DataError("gold_doc_ids and contexts must be lists", path=str(path), line=number)
         cases.append(
             EvalCase(

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, feedback_reasons, grounding, guardrails, shadow, verified, which
+from agent import escalation, feedback_reasons, grounding, guardrails, referents, shadow, verified, which
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -155,6 +155,10 @@ class Agent:
             return
 
         if (asked_back := self._which(conversation_id, message, conversation.turns, started)) is not None:
+            yield asked_back.text
+            yield asked_back
+            return
+        if (asked_back := self._unnamed(conversation_id, message, history, started)) is not None:
             yield asked_back.text
             yield asked_back
             return
@@ -622,6 +626,26 @@ class Agent:
             passages=passages,
             citations=[self._citation(passages[found.passage - 1], found.passage)],
             extra={"grounding": {**checked, "asked_which": list(found.values)}, "asked_which": pending},
+        )
+
+    def _unnamed(
+        self, conversation_id: str, message: str, history: list[tuple[str, str]], started: float
+    ) -> Reply | None:
+        """Asking back which thing an opening message means by "this state library"
+        (``agent.referents``); None: the turn goes on as usual."""
+        settings, persona = self.config.grounding, self.config.persona
+        if not (settings.enabled and settings.ask_unnamed):
+            return None
+        thing = referents.unnamed(message, [text for _, text in history], (persona.product, persona.company))
+        if thing is None:
+            return None
+        log.info("conversation %s: asked back which %s", conversation_id, thing)
+        unchecked = grounding.Grounding(passed=True, checked=False).to_dict()  # a question back: no claim
+        return self._log_reply(
+            conversation_id,
+            referents.ask_text(thing),
+            started,
+            extra={"grounding": {**unchecked, "asked_unnamed": thing}, "asked_unnamed": thing},
         )
 
     def _which_answer(

@@ -61,6 +61,7 @@ CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every ar
 ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
 KEEP_RETRIEVED: int | None = None  # --keep-retrieved: retrieval.keep_retrieved for every arm
 ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
+ASK_UNNAMED: bool | None = None  # --[no-]ask-unnamed: grounding.ask_unnamed for every arm
 WHOLE_LISTS: bool | None = None  # --[no-]whole-lists: grounding.whole_lists for every arm
 
 
@@ -91,6 +92,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.retrieval.keep_retrieved = KEEP_RETRIEVED
     if ASK_WHICH is not None:
         config.grounding.ask_which = ASK_WHICH
+    if ASK_UNNAMED is not None:
+        config.grounding.ask_unnamed = ASK_UNNAMED
     if WHOLE_LISTS is not None:
         config.grounding.whole_lists = WHOLE_LISTS
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
@@ -369,6 +372,12 @@ def main() -> None:
         help="grounding.ask_which for every arm (--no-ask-which: a question naming no model is answered as usual).",
     )
     parser.add_argument(
+        "--ask-unnamed",
+        action=argparse.BooleanOptionalAction,
+        help="grounding.ask_unnamed for every arm (--no-ask-unnamed: an opening message about "
+        '"this state library" is answered as usual).',
+    )
+    parser.add_argument(
         "--whole-lists",
         action=argparse.BooleanOptionalAction,
         help="grounding.whole_lists for every arm (--no-whole-lists: a question asking for a list is "
@@ -402,10 +411,10 @@ def main() -> None:
         help="Rerun only the MT-RAG part (N tasks per label) into the results file.",
     )
     args = parser.parse_args()
-    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS, KEEP_RETRIEVED
+    global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS, KEEP_RETRIEVED, ASK_UNNAMED
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
     ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS = args.one_per_page, args.ask_which, args.whole_lists
-    KEEP_RETRIEVED = args.keep_retrieved
+    KEEP_RETRIEVED, ASK_UNNAMED = args.keep_retrieved, args.ask_unnamed
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if KEEP_RETRIEVED is not None and KEEP_RETRIEVED < 0:

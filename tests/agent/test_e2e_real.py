@@ -202,6 +202,16 @@ def test_a_question_naming_no_model_is_asked_back_and_the_answer_gets_that_model
     assert "asked_which" not in (off.grounding or {})
 
 
+def test_an_opening_message_about_a_thing_it_never_names_is_asked_which(agent: Agent) -> None:
+    """ "this state library" in a first message: asked which, before retrieval, and logged; "this
+    purifier" is the persona's product, the customer's own, and is answered."""
+    asked = agent.reply("e2e-unnamed", "What are the services offered by this state library?")
+    assert asked.text.startswith("Which state library do you mean?") and not asked.citations
+    assert (asked.grounding or {}).get("asked_unnamed") == "state library"
+    own = agent.reply("e2e-unnamed-own", "How long is the warranty on this purifier?")
+    assert "asked_unnamed" not in (own.grounding or {}) and "2 years" in own.text, own.text
+
+
 @pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl", "fresh.jsonl"])
 def test_no_question_of_the_sample_sets_is_asked_which_model(parts: tuple, tmp_path: Path, name: str) -> None:
     """The rule's other side: none of the 197 questions written for the sample (each names its

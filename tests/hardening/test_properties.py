@@ -356,6 +356,7 @@ def test_knowledge_loaders_never_raise(scratch: Path, data: bytes) -> None:
 @given(_bytes)
 @example(b"\x80")  # found: UnicodeDecodeError out of the evaluation reader
 @example(b'{"turns":[null]}')  # found: AttributeError out of the evaluation reader
+@example(b'{"turns":[{"role":"customer","text":"x"}],"contexts":true}')  # found: TypeError (session 40)
 @example(b"[" * 5_000)
 def test_history_and_evaluation_readers_raise_only_data_errors(scratch: Path, data: bytes) -> None:
     from agent.commands import read_history

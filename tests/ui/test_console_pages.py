@@ -85,6 +85,12 @@ def test_review_shows_retrieved_passages_with_scores(agent: Any, reviewer: Any) 
     assert passages["score"].is_monotonic_decreasing
 
 
+def test_review_says_when_the_agent_asked_back_what_this_is(agent: Any, reviewer: Any) -> None:
+    chat(agent, "c-unnamed", "What are the services offered by this state library?")
+    at = open_review("c-unnamed", reviewer)
+    assert "asked back which state library" in texts(at), texts(at)
+
+
 def test_correction_is_saved(agent: Any, reviewer: Any) -> None:
     chat(agent, "c-fix", "How often should I replace the filter?")
     turn = agent.store.turns("c-fix")[1]

@@ -22,6 +22,8 @@ STATUS_BADGE = {"open": ":blue[open]", "escalated": ":orange[escalated]", "resol
 
 def grounding_note(verdict: dict[str, Any] | None) -> list[str]:
     """The answer check's outcome for the turn header: nothing when it was sent as generated."""
+    if verdict and verdict.get("asked_unnamed"):  # "Which state library do you mean?"
+        return [f":blue[asked back which {verdict['asked_unnamed']}]"]
     if not verdict or (verdict.get("passed") and verdict.get("action") == "sent"):
         return []
     if verdict.get("asked_which"):

@@ -1,0 +1,131 @@
+"""Asking back what "this" is: a first message that points at a thing it never names. Pure.
+
+"Does this animal have antlers?" or "What are the services offered by this state library?" as
+the opening message of a conversation points at something the customer has in front of them.
+Nothing in the conversation says which animal or which library it is. Retrieval then finds some
+animal's page, and the model answers for that animal. MT-RAG labels such questions
+UNDERSPECIFIED: the right reply asks which one is meant. The agent does that before it
+retrieves anything:
+
+    Which state library do you mean? Tell me its name and I'll look it up.
+
+Only the opening message counts. Later in a conversation, "this" usually points back at
+something said earlier, under another word ("caribou" ... "this animal"), and a word match cannot
+tell. The pointer must be "this" or "these" plus a common noun: "that" is too often a
+conjunction ("Is that normal?"). The thing is named when:
+
+- the phrase ends in a name or a model ("this Aero 500", "this Echo Dot"),
+- the message says something before it that it may point back at ("My Aero shows E3. What does
+  this error mean?", "My Aero 300 shows E3, what does this error mean?"),
+- the noun is the product itself ("this purifier", for a company that sells air purifiers), or
+- it is no thing at all ("this morning", "this way", "this amount of data"), or the company's own
+  ("this app", "this store").
+
+Only the sentence that asks counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_POINTER = re.compile(r"\b(?:this|these)\s+((?:[A-Za-z0-9][\w'’-]*\s*){1,4})", re.I)
+# Words after "this" that name no thing (a time, a way, an amount, the chat itself) or the company's
+# own ("this app", "this store").
+_NOT_A_THING = _words(
+    """year years month months week weeks weekend morning evening afternoon night tonight day days time
+    times moment point season summer winter spring fall autumn way ways case cases page site website
+    chat conversation question questions message one ones amount amounts number lot bit kind sort
+    type stuff thing things info information issue problem situation part step list coming past
+    monday tuesday wednesday thursday friday saturday sunday product products company brand business
+    app store shop service services"""
+)
+# Where the noun phrase ends: a function word, a verb's or an adverb's ending, a particle.
+_ENDS = _words(
+    """is was are were be been being has have had does do did can could will would should may might
+    must in on at of for to from with by about as than and or but if when while which who whom whose
+    what where why how it its they them their i me my we our you your he she his her a an the any
+    some every each all no not so very too also just only still that these those this there here
+    now then out up down off over back away around through into onto"""
+)
+# Verbs a question puts after its subject ("Does this filter fit?", "Does this chain operate in
+# India?"): a noun phrase ends before them. Without a tagger, the common ones.
+_VERBS = _words(
+    """fit fits work works come comes need needs take takes cost costs use uses run runs last lasts
+    mean means support supports include includes ship ships arrive arrives go goes get gets make
+    makes say says show shows help helps operate operates publish publishes offer offers require
+    requires allow allows cover covers charge charges contain contains apply applies happen happens
+    start starts stop stops turn turns connect connects matter matters count counts qualify
+    qualifies look looks feel feels sound sounds seem seems break breaks stay stays keep keeps hold
+    holds weigh weighs open opens close closes sell sells serve serves accept accepts provide
+    provides lend lends hunt live lives grow grows eat eats belong belongs exist exists play plays"""
+)
+_ASKING = re.compile(
+    r"\?\s*$|^\s*(?:tell|show|give|explain|describe|list|name|please)\b|\b(?:can|could|would) you\b", re.I
+)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _phrase(words: Sequence[str]) -> list[str]:
+    """The noun phrase that starts ``words``: up to a function word, a common verb ("this filter
+    fit"), an "-ly", "-ed" or "-ing" word ("this county recognized for ..."), or a particle ("talk
+    this through")."""
+    out: list[str] = []
+    for word in words:
+        low = word.lower().strip("'’")
+        if low in _ENDS or low in _VERBS or (len(low) > 4 and low.endswith(("ly", "ed", "ing"))):
+            break
+        out.append(word)
+    return out
+
+
+def _said_before(sentences_before: str, start: str) -> bool:
+    """Whether the message says something before the pointer that it may point back at: an earlier
+    sentence of more than a greeting ("My Aero shows E3. What does this error mean?"), or a name or
+    a figure earlier in the same sentence ("My Aero 300 shows E3, what does this error mean?")."""
+    if len(sentences_before.split()) > 3:
+        return True
+    words = start.split()
+    return any(any(c.isdigit() for c in w) or w[:1].isupper() for w in words[1:])
+
+
+def unnamed(message: str, earlier: Sequence[str], product: Iterable[str] = ()) -> str | None:
+    """The thing an opening ``message`` points at and never names ("this state library"), or None.
+    ``earlier``: the conversation's earlier turns (any: None). ``product``: words that name what
+    the company sells ("Halcyon Aero air purifier"): "this purifier" is the customer's own."""
+    if any(text.strip() for text in earlier):
+        return None
+    own = {_stem(w) for text in product for w in re.findall(r"[A-Za-z]+", text)}
+    said = _sentences(message)
+    for at, sentence in enumerate(said):
+        if not _ASKING.search(sentence):
+            continue
+        for found in _POINTER.finditer(sentence):
+            phrase = _phrase(found.group(1).split())
+            if not phrase or phrase[0].lower() in _NOT_A_THING:
+                continue
+            last = phrase[-1].strip("'’")
+            if any(c.isdigit() for c in last) or last[:1].isupper() or last.lower() in _NOT_A_THING:
+                continue  # "this Aero 500", "this Echo Dot": named
+            if _stem(last) in own or _said_before(" ".join(said[:at]), sentence[: found.start()]):
+                continue
+            return " ".join(phrase)
+    return None
+
+
+def ask_text(thing: str) -> str:
+    """The question back: "Which state library do you mean? Tell me its name and I'll look it up." """
+    return f"Which {thing} do you mean? Tell me its name and I'll look it up."

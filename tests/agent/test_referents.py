@@ -1,0 +1,98 @@
+"""Asking back what "this" is (``agent.referents``): an opening message that points at a thing it
+never names is asked which one, before anything is retrieved."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.generator import ScriptedGenerator
+from agent.referents import ask_text, unnamed
+
+PRODUCT = ("Halcyon Aero air purifier", "Halcyon Home")
+
+
+@pytest.mark.parametrize(
+    ("message", "thing"),
+    [
+        # MT-RAG's UNDERSPECIFIED opening questions.
+        ("What are the services offered by this state library?", "state library"),
+        (
+            "Does this animal have antlers, a similar body shape, and a coat color similar to caribou?",
+            "animal",
+        ),
+        ("Does this Fast food chain restaurant operate in India?", "Fast food chain restaurant"),
+        ("Is this California county recognized for its support to its Veterans?", "California county"),
+        ("Hi! Does this filter fit?", "filter"),  # a greeting says nothing to point back at
+        ("Can you tell me when these orders ship?", "orders"),
+    ],
+)
+def test_an_opening_message_pointing_at_a_thing_it_never_names_is_asked_which(
+    message: str, thing: str
+) -> None:
+    assert unnamed(message, [], PRODUCT) == thing
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Is this purifier covered by the warranty?",  # the persona's product: the customer's own
+        "Does this Aero 500 come in white?",  # named
+        "Can I get this Echo Dot to control it?",  # named
+        "My Aero shows E3. What does this error mean?",  # an earlier sentence it points back at
+        "My Aero 300 shows E3, what does this error mean?",  # a name earlier in the sentence
+        "Is this covered under warranty?",  # "this" alone, then a verb
+        "Can I order a filter this morning and get it Friday?",  # a time
+        "Can you deliver this coming Saturday?",
+        "Is that normal?",  # "that": too often a conjunction
+        "I'd like to talk this through with someone.",  # a particle, and no question
+        "My husband says these smart gadgets listen. Is the Aero recording us?",  # not in the asking sentence
+        "How do I reset the filter light?",
+        "Can you tell me how this app uses my data?",  # the company's own
+    ],
+)
+def test_a_message_that_names_its_thing_or_points_at_none_is_not_asked(message: str) -> None:
+    assert unnamed(message, [], PRODUCT) is None
+
+
+def test_only_the_opening_message_is_asked() -> None:
+    """Later, "this animal" points back at something said before under another word ("caribou")."""
+    question = "Does this animal have antlers?"
+    assert unnamed(question, ["Tell me about caribou.", "Caribou live in the Arctic."], PRODUCT) is None
+    assert unnamed(question, ["", " "], PRODUCT) == "animal"  # empty turns say nothing
+    assert (
+        ask_text("state library") == "Which state library do you mean? Tell me its name and I'll look it up."
+    )
+
+
+def test_the_agent_asks_back_before_it_retrieves_and_logs_it(make_agent) -> None:
+    generator = ScriptedGenerator(["The library lends books."])
+    agent = make_agent(generator)
+    searched: list[str] = []
+    search = agent.knowledge.search
+    agent.knowledge.search = lambda query, **kw: searched.append(query) or search(query, **kw)
+    reply = agent.reply("c1", "What are the services offered by this state library?")
+    assert reply.text == ask_text("state library")
+    assert searched == [] and not reply.citations and not reply.escalated
+    assert (
+        reply.grounding is not None
+        and reply.grounding["passed"]
+        and reply.grounding["asked_unnamed"] == "state library"
+    )
+    assert agent.store.get_turn(reply.turn_id).metadata["asked_unnamed"] == "state library"
+    # The customer's answer is a later turn: answered as usual.
+    later = agent.reply("c1", "Does this library lend e-books?")
+    assert "asked_unnamed" not in (later.grounding or {})
+    # Off: answered as usual.
+    agent.config.grounding.ask_unnamed = False
+    off = agent.reply("c2", "What are the services offered by this state library?")
+    assert "asked_unnamed" not in (off.grounding or {})
+
+
+def test_ask_unnamed_must_be_true_or_false() -> None:
+    from agent.config import GroundingSettings
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grounding\.ask_unnamed must be true or false"):
+        GroundingSettings(ask_unnamed="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"grounding\.ask_which must be true or false"):
+        GroundingSettings(ask_which=1)  # type: ignore[arg-type]
