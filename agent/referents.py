@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from agent.grounding import _stem, sentences
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -70,15 +72,6 @@ _ASKING = re.compile(
 )
 
 
-def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-
-
-def _stem(word: str) -> str:
-    word = word.lower()
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
 def _phrase(words: Sequence[str]) -> list[str]:
     """The noun phrase that starts ``words``: up to a function word, a common verb ("this filter
     fit"), an "-ly", "-ed" or "-ing" word ("this county recognized for ..."), or a particle ("talk
@@ -108,8 +101,8 @@ def unnamed(message: str, earlier: Sequence[str], product: Iterable[str] = ()) -
     the company sells ("Halcyon Aero air purifier"): "this purifier" is the customer's own."""
     if any(text.strip() for text in earlier):
         return None
-    own = {_stem(w) for text in product for w in re.findall(r"[A-Za-z]+", text)}
-    said = _sentences(message)
+    own = {_stem(w.lower()) for text in product for w in re.findall(r"[A-Za-z]+", text)}
+    said = [part.strip() for part in sentences(message)]
     for at, sentence in enumerate(said):
         if not _ASKING.search(sentence):
             continue
@@ -120,7 +113,7 @@ def unnamed(message: str, earlier: Sequence[str], product: Iterable[str] = ()) -
             last = phrase[-1].strip("'’")
             if any(c.isdigit() for c in last) or last[:1].isupper() or last.lower() in _NOT_A_THING:
                 continue  # "this Aero 500", "this Echo Dot": named
-            if _stem(last) in own or _said_before(" ".join(said[:at]), sentence[: found.start()]):
+            if _stem(last.lower()) in own or _said_before(" ".join(said[:at]), sentence[: found.start()]):
                 continue
             return " ".join(phrase)
     return None
