@@ -631,12 +631,15 @@ class Agent:
     def _unnamed(
         self, conversation_id: str, message: str, history: list[tuple[str, str]], started: float
     ) -> Reply | None:
-        """Asking back which thing an opening message means by "this state library"
-        (``agent.referents``); None: the turn goes on as usual."""
+        """Asking back which thing a message means by "this state library" (``agent.referents``:
+        an opening message, or a later one about something new); None: the turn goes on as usual."""
         settings, persona = self.config.grounding, self.config.persona
         if not (settings.enabled and settings.ask_unnamed):
             return None
-        thing = referents.unnamed(message, [text for _, text in history], (persona.product, persona.company))
+        earlier = [text for _, text in history]
+        thing = referents.unnamed(
+            message, earlier, (persona.product, persona.company), self._sentence_embed()
+        )
         if thing is None:
             return None
         log.info("conversation %s: asked back which %s", conversation_id, thing)

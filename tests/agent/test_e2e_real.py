@@ -212,6 +212,23 @@ def test_an_opening_message_about_a_thing_it_never_names_is_asked_which(agent: A
     assert "asked_unnamed" not in (own.grounding or {}) and "2 years" in own.text, own.text
 
 
+def test_a_later_message_about_something_new_is_asked_which_under_the_real_embeddings(parts: tuple) -> None:
+    """With the knowledge base's MiniLM: "this language" after a talk about the Aero's warranty is
+    a new topic and is asked which; "this filter" and "this fan" there point back at the purifier."""
+    from agent.referents import unnamed
+
+    kb, _generator = parts
+    product = ("Halcyon Aero air purifier", "Halcyon Home")
+    earlier = [
+        "How long is the warranty on the Aero 500?",
+        "Every new Aero has a 2-year limited warranty from the delivery date.",
+    ]
+    asked = unnamed("In which country is this language officially spoken?", earlier, product, kb.embed)
+    assert asked == "language"
+    for message in ("Does this filter fit the Aero 300 too?", "How loud is this fan on Turbo?"):
+        assert unnamed(message, earlier, product, kb.embed) is None, message
+
+
 @pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl", "fresh.jsonl"])
 def test_no_question_of_the_sample_sets_is_asked_which_model(parts: tuple, tmp_path: Path, name: str) -> None:
     """The rule's other side: none of the 197 questions written for the sample (each names its

@@ -1,12 +1,14 @@
-"""Asking back what "this" is (``agent.referents``): an opening message that points at a thing it
-never names is asked which one, before anything is retrieved."""
+"""Asking back what "this" is (``agent.referents``): a message that points at a thing it never
+names is asked which one, before anything is retrieved: an opening message, or a later one about
+something new."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from agent.generator import ScriptedGenerator
-from agent.referents import ask_text, unnamed
+from agent.referents import LATER_TOPIC, ask_text, unnamed
 
 PRODUCT = ("Halcyon Aero air purifier", "Halcyon Home")
 
@@ -54,11 +56,31 @@ def test_a_message_that_names_its_thing_or_points_at_none_is_not_asked(message: 
     assert unnamed(message, [], PRODUCT) is None
 
 
-def test_only_the_opening_message_is_asked() -> None:
-    """Later, "this animal" points back at something said before under another word ("caribou")."""
+def cosine(value: float):
+    """An embedding model under which the message's cosine with every earlier turn is ``value``:
+    the first text is the message, the rest are the earlier turns."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        other = [value, (1 - value**2) ** 0.5]
+        return np.array([[1.0, 0.0]] + [other] * (len(texts) - 1), dtype=np.float32)
+
+    return embed
+
+
+def test_a_later_message_is_asked_only_when_it_is_about_something_new() -> None:
+    """Later, "this animal" may point back at something said before under another word
+    ("caribou"): asked only when the message's meaning is far from every earlier turn's and no
+    word of the phrase was said."""
     question = "Does this animal have antlers?"
-    assert unnamed(question, ["Tell me about caribou.", "Caribou live in the Arctic."], PRODUCT) is None
+    earlier = ["Tell me about caribou.", "Caribou live in the Arctic."]
+    assert unnamed(question, earlier, PRODUCT) is None  # no embedding model: openings only
+    assert unnamed(question, earlier, PRODUCT, cosine(0.5)) is None  # the same topic: points back
+    assert unnamed(question, earlier, PRODUCT, cosine(LATER_TOPIC)) is None
+    assert unnamed(question, earlier, PRODUCT, cosine(0.05)) == "animal"  # a new topic
+    said = ["Which animal has the biggest antlers?", "The moose."]
+    assert unnamed(question, said, PRODUCT, cosine(0.05)) is None  # "animal" was said
     assert unnamed(question, ["", " "], PRODUCT) == "animal"  # empty turns say nothing
+    assert unnamed("Is this purifier quiet?", earlier, PRODUCT, cosine(0.05)) is None  # the product
     assert (
         ask_text("state library") == "Which state library do you mean? Tell me its name and I'll look it up."
     )
