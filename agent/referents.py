@@ -180,3 +180,13 @@ def _topic(message: str, before: Sequence[str], embed: Embed | None) -> float:
 def ask_text(thing: str) -> str:
     """The question back: "Which state library do you mean? Tell me its name and I'll look it up." """
     return f"Which {thing} do you mean? Tell me its name and I'll look it up."
+
+
+_ASKED = re.compile(r"^\s*Which (.+?) do you mean\? Tell me its name and I'll look it up\.\s*$")
+
+
+def asked(agent_text: str) -> str | None:
+    """The thing the agent asked about, when ``agent_text`` is ``ask_text``'s question, or None.
+    Read from the text, so a conversation sent whole (the OpenAI-compatible API) is read alike."""
+    found = _ASKED.match(agent_text)
+    return found.group(1) if found else None

@@ -163,6 +163,7 @@ class Agent:
             yield asked_back
             return
 
+        asked_as = self._asked_as(message, history)
         hits = self._retrieve(message, history)
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         best = max((h.relevance for h in hits), default=None)
@@ -193,10 +194,10 @@ class Agent:
         guard = self._guard(message, history, passages)
         if max_tokens is not None:
             limits["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
-        state: dict[str, Any] = {"gate": self._gate(message, history, passages), **limits}
+        state: dict[str, Any] = {"gate": self._gate(asked_as, history, passages), **limits}
         yield from self._generate(conversation_id, messages, guard, state)
         answer = state["text"]
-        if (closing := self._closing(message, passages, state)) is not None:
+        if (closing := self._closing(asked_as, passages, state)) is not None:
             answer = closing
             yield "\n" + answer if state.get("violation") and state.get("sent") else answer
         judged = state["grounding"]
@@ -650,6 +651,18 @@ class Agent:
             started,
             extra={"grounding": {**unchecked, "asked_unnamed": thing}, "asked_unnamed": thing},
         )
+
+    def _asked_as(self, message: str, history: list[tuple[str, str]]) -> str:
+        """What the answer check reads as the question: after "Which filter do you mean?", the
+        customer's first question with their answer ("How often do I replace this filter? the
+        AF-500P"), so the check knows a time is asked for; otherwise ``message``. Retrieval and the
+        model read the conversation as it is."""
+        if not (self.config.grounding.enabled and self.config.grounding.ask_unnamed) or len(history) < 2:
+            return message
+        (asker, question), (role, said) = history[-2], history[-1]
+        if asker == "customer" and role == "agent" and referents.asked(said) is not None:
+            return f"{question.rstrip()} {message.strip()}"
+        return message
 
     def _which_answer(
         self, conversation_id: str, message: str, pending: dict[str, Any], started: float

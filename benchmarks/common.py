@@ -36,9 +36,17 @@ CACHED_MODEL = TEST_HOME / "models" / DEFAULT_MODEL
 SAMPLE = REPO / "agent" / "sample"
 # The sample's question sets with key facts (agent/sample/*.md says what each is), oldest first.
 QUESTION_SETS = ["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"]
-# Sets that test one behaviour: questions naming no model where the answer depends on it, and
-# questions asking for several items of a list.
-FOCUSED_SETS = ["ambiguous.jsonl", "lists.jsonl", "lists2.jsonl", "lists3.jsonl"]
+# Sets that test one behaviour: questions naming no model where the answer depends on it,
+# questions asking for several items of a list, and the customer's answer to "Which filter do you
+# mean?".
+FOCUSED_SETS = [
+    "ambiguous.jsonl",
+    "lists.jsonl",
+    "lists2.jsonl",
+    "lists3.jsonl",
+    "askback.jsonl",
+    "askback2.jsonl",
+]
 
 # ---------------------------------------------------------------------------------- data, results
 

@@ -212,6 +212,17 @@ def test_an_opening_message_about_a_thing_it_never_names_is_asked_which(agent: A
     assert "asked_unnamed" not in (own.grounding or {}) and "2 years" in own.text, own.text
 
 
+def test_the_answer_to_the_question_back_gets_what_the_first_question_asked(agent: Agent) -> None:
+    """ "How long does this warranty last?" is asked back which warranty; "Certified Refurbished"
+    asks for no length of time by itself (read alone, this model's "This warranty is for certified
+    refurbished purifiers." passes), but the check reads it with the first question, so the reply
+    gives the length."""
+    back = agent.reply("e2e-askback", "How long does this warranty last?")
+    assert back.text.startswith("Which warranty do you mean?")
+    reply = agent.reply("e2e-askback", "Certified Refurbished")
+    assert "1 year" in reply.text, reply.text
+
+
 def test_a_later_message_about_something_new_is_asked_which_under_the_real_embeddings(parts: tuple) -> None:
     """With the knowledge base's MiniLM: "this language" after a talk about the Aero's warranty is
     a new topic and is asked which; "this filter" and "this fan" there point back at the purifier."""

@@ -118,3 +118,24 @@ def test_ask_unnamed_must_be_true_or_false() -> None:
         GroundingSettings(ask_unnamed="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"grounding\.ask_which must be true or false"):
         GroundingSettings(ask_which=1)  # type: ignore[arg-type]
+
+
+def test_the_answer_to_the_question_back_is_checked_against_the_first_question(make_agent) -> None:
+    """After "Which filter do you mean?", "HF-500" alone asks for nothing; the check reads it with
+    the first question ("How much does this filter cost? HF-500"), so an answer that gives no
+    price fails and the fallback quotes the price."""
+    from agent.referents import asked
+
+    assert asked(ask_text("filter")) == "filter" and asked("Which filter is yours?") is None
+    agent = make_agent(ScriptedGenerator(["The HF-500 filter is replaced every 6 months."] * 2))
+    back = agent.reply("c1", "How much does this filter cost?")
+    assert back.text == ask_text("filter")
+    reply = agent.reply("c1", "HF-500")
+    assert "$39" in reply.text and (reply.grounding or {}).get("action") == "extractive", reply.text
+    # Off: the answer is read alone, and asks for no price.
+    agent.config.grounding.ask_unnamed = False
+    agent.store.ensure_conversation("c2")
+    agent.store.add_turn("c2", "customer", "How much does this filter cost?")
+    agent.store.add_turn("c2", "agent", ask_text("filter"))
+    alone = agent.reply("c2", "HF-500")
+    assert alone.text == "The HF-500 filter is replaced every 6 months.", alone.text

@@ -73,6 +73,20 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     )
 
 
+@pytest.mark.parametrize("name", [n for n in FOCUSED_SETS if n.startswith("askback")])
+def test_each_askback_row_opens_with_a_message_the_agent_asks_back(name: str) -> None:
+    """The row's first two turns are what the agent does: the opening points at a thing it never
+    names, and the agent's turn is its question back; the key fact is in none of the turns."""
+    from agent.referents import ask_text, unnamed
+
+    for row in rows(name):
+        opening, back = (t["text"] for t in row["history"])
+        thing = unnamed(opening, [], ("Halcyon Aero air purifier", "Halcyon Home"))
+        assert thing is not None and back == ask_text(thing), row["id"]
+        said = normal(" ".join([opening, back, row["question"]]))
+        assert not any(normal(fact) in said for fact in row["answer_contains"]), row["id"]
+
+
 def test_the_ambiguous_set_names_no_model_where_the_answer_depends_on_it() -> None:
     from agent.which import named
 
