@@ -163,13 +163,17 @@ _UNIT_AFTER = (
     r"\s*(?:%|°|x\b|(?:business |working )?(?:days?|weeks?|months?|years?|hours?|minutes?|seconds?|"
     r"kg|lbs?|cm|mm|m|in|ft|db|w|kwh|m²|sq|am|pm|gb|ghz|mhz|v)\b)"
 )
-_MEMBER = re.compile(rf"\b([A-Za-z]{{2,}}|[A-Z])[- ]?\(?(\d{{1,4}})\)?(?!\d|[.,]\d)(?!{_UNIT_AFTER})")
+# A number may end in one capital letter that makes it another member: "AF-500P" is not "AF-500".
+_MEMBER = re.compile(
+    rf"\b([A-Za-z]{{2,}}|[A-Z])[- ]?\(?(\d{{1,4}}(?:[A-Z](?![A-Za-z0-9]))?)\)?(?!\d|[.,]\d)(?!{_UNIT_AFTER})"
+)
 
 
 def members(text: str) -> set[tuple[str, str]]:
     """(thing, number) pairs that name one member of a numbered family: "fan speed 2" -> {("speed",
-    "2")}, "the Aero 500" -> {("aero", "500")}, "E4" -> {("e", "4")}; a quantity is not one ("30
-    days", "4.8 kg"), nor a number after a function word ("within 30")."""
+    "2")}, "the Aero 500" -> {("aero", "500")}, "E4" -> {("e", "4")}, "AF-500P" -> {("af",
+    "500p")}; a quantity is not one ("30 days", "4.8 kg"), nor a number after a function word
+    ("within 30")."""
     out = set()
     for match in _MEMBER.finditer(text):
         word = match.group(1).lower()
@@ -177,7 +181,7 @@ def members(text: str) -> set[tuple[str, str]]:
             continue  # "up 2", "is 6": a short lower-case word is not a thing's name
         if len(word) > 2 and not content_words(word):
             continue
-        out.add((word, match.group(2)))
+        out.add((word, match.group(2).lower()))
     return out
 
 
@@ -193,6 +197,6 @@ def names_another_member(question: str, sentence: str) -> bool:
     named = members(sentence)
     for word, number in asked_for:
         others = {n for w, n in named if w == word and n != number}
-        if others and number not in numbers:
-            return True
+        if others and number not in numbers and (word, number) not in named:
+            return True  # "AF-500P" asked, "Filter AF-500 Standard" said: another member
     return False

@@ -78,9 +78,9 @@ _VERBS = _words(
 )
 # A later message is about something new when its meaning is this far from every earlier turn's
 # (cosine with the knowledge base's embedding model). Chosen on MT-RAG's training conversations:
-# their UNDERSPECIFIED "this" questions lie at 0.09-0.14, every other label's at 0.41 or more. In
-# the DSTC11 and sample conversations a later "this hotel" or "this fan" points back; one of
-# their 9,135 customer messages falls below it (0.13).
+# their later UNDERSPECIFIED "this" questions lie at 0.09, 0.11, 0.14 and 0.41, the one of another
+# label at 0.51. In the DSTC11 and sample conversations a later "this hotel" or "this fan" points
+# back; one of their 9,135 customer messages falls below it (0.13).
 LATER_TOPIC = 0.15
 # Texts -> L2-normalised vectors (``KnowledgeBase.embed``).
 Embed = Callable[[list[str]], object]
@@ -190,3 +190,15 @@ def asked(agent_text: str) -> str | None:
     Read from the text, so a conversation sent whole (the OpenAI-compatible API) is read alike."""
     found = _ASKED.match(agent_text)
     return found.group(1) if found else None
+
+
+def asked_as(message: str, history: Sequence[tuple[str, str]]) -> str:
+    """What the answer check reads as the question: after "Which filter do you mean?", the
+    customer's first question with their answer ("How much does this filter cost? the AF-500P"),
+    so the check knows a price is asked for; otherwise ``message``. ``history``: (role, text)."""
+    if len(history) < 2:
+        return message
+    (asker, question), (role, said) = history[-2], history[-1]
+    if asker == "customer" and role == "agent" and asked(said) is not None:
+        return f"{question.rstrip()} {message.strip()}"
+    return message

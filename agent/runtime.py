@@ -653,16 +653,12 @@ class Agent:
         )
 
     def _asked_as(self, message: str, history: list[tuple[str, str]]) -> str:
-        """What the answer check reads as the question: after "Which filter do you mean?", the
-        customer's first question with their answer ("How often do I replace this filter? the
-        AF-500P"), so the check knows a time is asked for; otherwise ``message``. Retrieval and the
-        model read the conversation as it is."""
-        if not (self.config.grounding.enabled and self.config.grounding.ask_unnamed) or len(history) < 2:
+        """What the answer check reads as the question (``referents.asked_as``): the customer's
+        answer to "Which filter do you mean?" with their first question. Retrieval and the model
+        read the conversation as it is."""
+        if not (self.config.grounding.enabled and self.config.grounding.ask_unnamed):
             return message
-        (asker, question), (role, said) = history[-2], history[-1]
-        if asker == "customer" and role == "agent" and referents.asked(said) is not None:
-            return f"{question.rstrip()} {message.strip()}"
-        return message
+        return referents.asked_as(message, history)
 
     def _which_answer(
         self, conversation_id: str, message: str, pending: dict[str, Any], started: float

@@ -78,7 +78,7 @@ def replay(
     ``settings`` (the defaults when None: ``agent.grounding.turn_gate`` and ``fallback_answer``).
     The stored rows keep the passages' text, not their titles. ``vocabulary``: every word of the
     documents the run searched (``sample_words``), as the agent's knowledge base gives it."""
-    from agent import grounding
+    from agent import grounding, referents
     from agent.config import GroundingSettings, Persona
     from agent.prompt import Passage
 
@@ -87,14 +87,16 @@ def replay(
         return row["answer"], "none"
     passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
     history = [(t["role"], t["text"]) for t in item.get("history", [])]
-    gate = grounding.turn_gate(item["question"], history, passages, settings, persona, embed, vocabulary)
+    # The customer's answer to the question back is checked with the first question, as the agent does.
+    question = referents.asked_as(item["question"], history) if settings.ask_unnamed else item["question"]
+    gate = grounding.turn_gate(question, history, passages, settings, persona, embed, vocabulary)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
     if gate.held_decline and gate.quote:
         return gate.quote, grounding.EXTRACTIVE
     if kept:
         return kept, grounding.SENT
     return grounding.fallback_answer(
-        item["question"],
+        question,
         row["passages"],
         settings,
         persona.company,

@@ -90,6 +90,26 @@ def test_replay_check_reads_grounding_overrides_and_rejects_bad_ones() -> None:
         grounding_settings(["match_question=maybe"])
 
 
+def test_replay_check_reads_the_answer_to_a_question_back_as_the_agent_does() -> None:
+    """The customer's "Turbo, on the Aero 300" after "Which mode do you mean?" is checked with the
+    first question ("How loud does this mode get?"), as ``Agent`` does: an answer without a noise
+    level fails and the quote gives it; with ``ask_unnamed`` off it is sent."""
+    from agent.config import GroundingSettings
+    from agent.referents import ask_text
+    from benchmarks.replay_check import replay
+
+    answer = "Turbo is meant for quickly clearing the air and is loud by design."
+    row = {"answer": answer, "passages": [answer, "Noise levels. Turbo: Aero 300 52 dB; Aero 500 56 dB."]}
+    history = [
+        {"role": "customer", "text": "How loud does this mode get?"},
+        {"role": "agent", "text": ask_text("mode")},
+    ]
+    item = {"question": "Turbo, on the Aero 300", "history": history}
+    text, action = replay(row, item, None)
+    assert "52 dB" in text and action == "extractive", text
+    assert replay(row, item, None, GroundingSettings(ask_unnamed=False)) == (answer, "sent")
+
+
 def test_retrieval_sample_tells_reading_misses_from_retrieval_misses() -> None:
     """A wrong answer whose passages held every key fact is a reading miss; one whose passages did
     not is a retrieval miss; questions the set does not have are left out."""

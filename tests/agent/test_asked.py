@@ -129,8 +129,13 @@ def test_a_name_the_passages_do_not_have(question: str, unknown: list[str]) -> N
             False,
         ),  # quantities
         ("Why is my purifier loud?", "Fan speed 4 is the loudest.", False),  # the question names no member
+        # A letter after the number makes another member: the AF-500P is not the AF-500.
+        ("How much does the AF-500P cost?", "Aero 500: Filter AF-500 Standard; Monthly price $8.99.", True),
+        ("How much does the AF-500P cost?", "Aero 500 AF-500 ($59) or AF-500P Pet & Odor ($69).", False),
+        ("How much is the AF-500?", "Aero 500: Filter AF-500P Pet & Odor; Monthly price $10.49.", False),
     ],
 )
 def test_a_sentence_about_another_member_of_what_was_asked(question: str, sentence: str, other: bool) -> None:
     assert names_another_member(question, sentence) is other
     assert ("speed", "2") in members("fan speed 2") and not members("within 30 days, 4.8 kg")
+    assert members("AF-500P and AF-500") == {("af", "500p"), ("af", "500")}
