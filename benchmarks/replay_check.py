@@ -22,7 +22,9 @@ base's embedding model, which ranks the passage sentences.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 from typing import Any
 
@@ -37,6 +39,7 @@ def embedding_model() -> Any:
     from agent.knowledge import open_knowledge
 
     home = tempfile.mkdtemp(prefix="replay-check-")
+    atexit.register(shutil.rmtree, home, True)  # an empty home, for the embedding model alone
     return grounding.CachedEmbed(open_knowledge(load_config(env={"SUPPORTLOOP_HOME": home})).embed)
 
 
