@@ -138,10 +138,11 @@ class GroundingSettings:
     # beside columns for the Aero 300 and the Aero 500) gets each one's value and "Which one do you
     # have?" instead of a guess (``agent.which``); the customer's answer gets that one's value.
     ask_which: bool = True
-    # An opening message that points at a thing it never names ("What are the services offered by
-    # this state library?") is asked back which one ("Which state library do you mean?") instead
-    # of answered for whatever page retrieval finds (``agent.referents``). "this purifier" (the
-    # persona's product) and "this morning" are not asked about.
+    # A message that points at a thing it never names ("What are the services offered by this state
+    # library?"), first in a conversation or later about something new, is asked back which one
+    # ("Which state library do you mean?") instead of answered for whatever page retrieval finds
+    # (``agent.referents``); "this purifier" (the persona's product) and "this morning" are not
+    # asked about. The customer's answer is checked against the first question with it.
     ask_unnamed: bool = True
     min_support: float = 0.5  # share of a sentence's content words that must be in the sources
     # Figures must come from the passage sentences that best match the question (0: from any),

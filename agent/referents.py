@@ -35,9 +35,9 @@ Only the sentence that asks counts.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from agent.grounding import _stem, sentences
+from agent.grounding import Embed, _stem, sentences
 
 
 def _words(text: str) -> frozenset[str]:
@@ -82,8 +82,6 @@ _VERBS = _words(
 # label at 0.51. In the DSTC11 and sample conversations a later "this hotel" or "this fan" points
 # back; one of their 9,135 customer messages falls below it (0.13).
 LATER_TOPIC = 0.15
-# Texts -> L2-normalised vectors (``KnowledgeBase.embed``).
-Embed = Callable[[list[str]], object]
 
 _ASKING = re.compile(
     r"\?\s*$|^\s*(?:tell|show|give|explain|describe|list|name|please)\b|\b(?:can|could|would) you\b", re.I
