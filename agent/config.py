@@ -139,7 +139,8 @@ class GroundingSettings:
     # have?" instead of a guess (``agent.which``); the customer's answer gets that one's value.
     ask_which: bool = True
     # A message that points at a thing it never names ("What are the services offered by this state
-    # library?"), first in a conversation or later about something new, is asked back which one
+    # library?"), first in a conversation or later about something new (also "the actor", a kind
+    # with a name of its own that no earlier turn said), is asked back which one
     # ("Which state library do you mean?") instead of answered for whatever page retrieval finds
     # (``agent.referents``); "this purifier" (the persona's product) and "this morning" are not
     # asked about. The customer's answer is checked against the first question with it.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.generator import ScriptedGenerator
-from agent.referents import LATER_TOPIC, ask_text, unnamed
+from agent.referents import LATER_KIND_TOPIC, LATER_TOPIC, ask_text, unnamed
 
 PRODUCT = ("Halcyon Aero air purifier", "Halcyon Home")
 
@@ -84,6 +84,33 @@ def test_a_later_message_is_asked_only_when_it_is_about_something_new() -> None:
     assert (
         ask_text("state library") == "Which state library do you mean? Tell me its name and I'll look it up."
     )
+
+
+def test_a_later_the_x_is_asked_only_for_a_kind_with_a_name_of_its_own() -> None:
+    """Later, "the X" mostly points back at the thing talked about ("Is the view nice?"): asked
+    only when X is a kind of named thing (a role, a place, a work, a creature), unsaid, and the
+    message is about something new."""
+    earlier = ["How do cells keep proteins apart?", "Membranes and transport proteins do it."]
+    new_topic = cosine(0.1)
+    assert unnamed("When was the famous basketball player born?", earlier, PRODUCT, new_topic) == (
+        "famous basketball player"
+    )
+    assert unnamed("What awards has the actor received?", earlier, PRODUCT, new_topic) == "actor"
+    assert unnamed("What events are hosted in the country's stadium?", earlier, PRODUCT, new_topic) == (
+        "country"
+    )
+    assert unnamed("When was the actor born?", earlier, PRODUCT) is None  # no embedding model
+    assert unnamed("When was the actor born?", earlier, PRODUCT, cosine(LATER_KIND_TOPIC)) is None
+    said = ["Who starred in Heat?", "Al Pacino, an actor, starred in it."]
+    assert unnamed("When was the actor born?", said, PRODUCT, new_topic) is None  # "actor" was said
+    for message in (
+        "Is the view nice?",  # an attribute of what was talked about, not a named kind
+        "What is the price?",
+        "Can the team call me back?",  # the company's own
+        "Who leads the Prime Minister's office?",  # a title names it
+    ):
+        assert unnamed(message, earlier, PRODUCT, new_topic) is None, message
+    assert unnamed("When was the actor born?", [], PRODUCT) is None  # an opening "the X": not asked
 
 
 def test_the_agent_asks_back_before_it_retrieves_and_logs_it(make_agent) -> None:
