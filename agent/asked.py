@@ -109,6 +109,32 @@ def gives(text: str, kinds: Iterable[str]) -> bool:
     return any(GIVES[kind].search(text) for kind in kinds)
 
 
+# A price that recurs: "Monthly price $8.99", "$8.99 a month", "$59/year".
+_RECURS = re.compile(
+    r"\b(?:monthly|yearly|annual|weekly)\b|[$€£]\s?\d+(?:\.\d+)?\s?(?:/\s?|per |an? |each )(?:mo|month|yr|year|week)\b"
+    r"|\bper (?:month|year|week)\b",
+    re.I,
+)
+# A question about a recurring charge says so: "How much is the filter subscription a month?"
+_ASKS_RECURRING = re.compile(
+    r"\b(?:month|months|monthly|year|yearly|annual|annually|week|weekly|subscriptions?|subscribe|plans?|"
+    r"memberships?|members?|billed|billing|recurring|renewals?|renew)\b",
+    re.I,
+)
+
+
+def recurring_price(text: str) -> bool:
+    """Whether every price ``text`` gives recurs ("Aero 500: Filter AF-500 Standard; Monthly price
+    $8.99"): read clause by clause, so "Price $59; Monthly price $8.99" gives a one-time price."""
+    priced = [c for c in re.split(r"[;\n]", text) if GIVES["price"].search(c)]
+    return bool(priced) and all(_RECURS.search(c) for c in priced)
+
+
+def asks_recurring(question: str) -> bool:
+    """Whether ``question`` asks about a recurring charge (a month, a subscription, a plan)."""
+    return bool(_ASKS_RECURRING.search(question))
+
+
 def missing(asks: Sequence[tuple[str, ...]], text: str) -> list[tuple[str, ...]]:
     """The items of ``asks`` that ``text`` does not give."""
     return [kinds for kinds in asks if not gives(text, kinds)]

@@ -2023,7 +2023,7 @@ def extractive_answer(
     ranked = [e for e in ranked if not e.text.endswith(":")]  # a list's lead-in says nothing alone
     if same_member:
         ranked = named_items(question, ranked)
-    ranked = giving(ranked, asks, max_sentences)
+    ranked = giving(one_time_prices(question, ranked, passages, asks), asks, max_sentences)
     if not ranked:
         return None
     top = focused(ranked[:max_sentences], asks) if focus and embed is not None else ranked[:max_sentences]
@@ -2083,6 +2083,40 @@ ASKED_QUOTE_SCORE = 0.55
 ASKED_DEPTH = 8  # a sentence that gives what was asked is looked for among this many of the best
 
 
+def one_time_prices(
+    question: str, ranked: Sequence[Evidence], passages: Sequence[str], asks: Sequence[tuple[str, ...]]
+) -> list[Evidence]:
+    """``ranked`` less the sentences whose every price recurs ("Aero 500: Filter AF-500 Standard;
+    Monthly price $8.99"), when the question asks for a price and says nothing of a recurring
+    charge, and one of the best ``ASKED_DEPTH`` gives a one-time price ("AF-500 Standard Filter:
+    ...; Price $59"): "What is the price of the AF-500?" asks what the filter costs, not its
+    subscription. A question that names a word of the recurring price's page title that the
+    other's lacks ("How much is Halcyon Care for the Aero 500?") asks for the recurring one."""
+    if not any("price" in kinds for kinds in asks) or asked.asks_recurring(question):
+        return list(ranked)
+    recurs = [
+        e for e in ranked[:ASKED_DEPTH] if asked.gives(e.text, ("price",)) and asked.recurring_price(e.text)
+    ]
+    once = [
+        e
+        for e in ranked[:ASKED_DEPTH]
+        if asked.gives(e.text, ("price",)) and not asked.recurring_price(e.text)
+    ]
+    if not recurs or not once:
+        return list(ranked)
+
+    def title(e: Evidence) -> set[str]:
+        return (
+            _stems(_heading(passages[e.passage - 1]).split(" > ")[0]) if e.passage <= len(passages) else set()
+        )
+
+    named = _stems(question)
+    own = set().union(*(title(e) for e in once))
+    if any((title(e) - own) & named for e in recurs):
+        return list(ranked)
+    return [e for e in ranked if not (asked.gives(e.text, ("price",)) and asked.recurring_price(e.text))]
+
+
 def giving(ranked: Sequence[Evidence], asks: Sequence[tuple[str, ...]], k: int = 2) -> list[Evidence]:
     """``ranked`` as it is when its best ``k`` sentences give what the question asks for (or it
     asks for no measurable thing); else those of its best ``ASKED_DEPTH`` that give some of it,
@@ -2126,6 +2160,7 @@ def quote_for_decline(
         return defined  # "What does E4 mean?" and the section "E4: ..." is shown: it answers
     if same_member:  # as ``extractive_answer`` reads it
         ranked = [e for e in ranked if not asked.names_another_member(message, e.text)]
+    ranked = one_time_prices(message, ranked, passages, asks)
     tries = [giving(ranked, asks)]
     if asks and tries[0] != (typed := _typed(ranked, asks)):
         tries.append(typed)  # the best sentences give it but fail the bars: those that give it

@@ -139,3 +139,40 @@ def test_a_sentence_about_another_member_of_what_was_asked(question: str, senten
     assert names_another_member(question, sentence) is other
     assert ("speed", "2") in members("fan speed 2") and not members("within 30 days, 4.8 kg")
     assert members("AF-500P and AF-500") == {("af", "500p"), ("af", "500")}
+
+
+@pytest.mark.parametrize(
+    ("text", "recurs"),
+    [
+        ("Aero 500: Filter AF-500 Standard; Monthly price $8.99.", True),
+        ("The plan is $8.99 a month.", True),
+        ("AF-500 Standard Filter: Fits Aero 500 only; Price $59.", False),
+        ("Price $59; Monthly price $8.99.", False),  # one of its prices is one-time
+        ("You are billed monthly on the same date you signed up.", False),  # no price at all
+    ],
+)
+def test_a_price_that_recurs(text: str, recurs: bool) -> None:
+    from agent.asked import recurring_price
+
+    assert recurring_price(text) is recurs
+
+
+def test_a_one_time_price_is_quoted_over_a_subscriptions_unless_the_question_asks_for_that() -> None:
+    """ "What is the price of the AF-500?" asks what the filter costs: the quote gives the filter
+    row's $59, not the subscription row that matches the question as well; a question about the
+    plan or its page's name keeps the subscription's price."""
+    from agent.asked import asked_kinds
+    from agent.grounding import extractive_answer
+
+    passages = [
+        "Halcyon Care Filter Subscription > Price\n"
+        "| Purifier | Filter | Monthly price |\n|---|---|---|\n| Aero 500 | AF-500 Standard | $8.99 |",
+        "Filters and Filter Replacement > Which Filter Do I Need?\n"
+        "| Filter | Fits | Price |\n|---|---|---|\n| AF-500 Standard Filter | Aero 500 only | $59 |",
+    ]
+    for question in ("What is the price of the AF-500 standard filter?", "How much does the AF-500 cost?"):
+        quote = extractive_answer(question, passages, max_sentences=1, asks=asked_kinds(question))
+        assert quote is not None and "$59" in quote and "$8.99" not in quote, question
+    for question in ("How much is the AF-500 a month?", "How much is Halcyon Care with the AF-500?"):
+        quote = extractive_answer(question, passages, max_sentences=1, asks=asked_kinds(question))
+        assert quote is not None and "$8.99" in quote, question
