@@ -1441,6 +1441,51 @@ def complete_prefix(text: str) -> int:
     return ends[-1] if ends else 0
 
 
+def passage_tables(passages: Sequence[str]) -> list[list[list[str]]]:
+    """Each Markdown table of ``passages`` with a header and at least two rows, as its rows'
+    cells (the header left out): the rows ``crossed_row`` reads."""
+    out: list[list[list[str]]] = []
+    for passage in passages:
+        block: list[str] = []
+        for raw in [*passage.splitlines(), ""]:
+            line = raw.strip()
+            if " > " in line and "|" in line and not line.startswith("|"):
+                line = line[line.index("|") :]  # the breadcrumb ran into the table's first row
+            if line.startswith("|"):
+                block.append(line)
+                continue
+            if len(block) > 2 and TABLE_RULE.match(block[1]):
+                rows = [_cells(row) for row in block[2:] if not TABLE_RULE.match(row)]
+                rows = [cells for cells in rows if len(cells) >= 2 and cells[0]]
+                if len(rows) >= 2:
+                    out.append(rows)
+            block = []
+    return out
+
+
+def crossed_row(question: str, sentence: str, tables: Sequence[list[list[str]]]) -> str | None:
+    """A table row whose label ``sentence`` names while it gives a word that only other rows
+    have, and none of that row's own, or None: "The light ring turns green when the air quality
+    is good" beside "| Blue | Good |" and "| Green | Fair |" gives green the blue row's meaning
+    (-> "Green"). Words, not figures (an amount from another row fails as unsupported already);
+    the sentence must name exactly one row, and a word the question says is the customer's."""
+    said = _word_stems(sentence)
+    asked_for = _stems(question)
+    for rows in tables:
+        labels = [_word_stems(cells[0]) for cells in rows]
+        values = [_word_stems(" ".join(cells[1:])) for cells in rows]
+        shared = set.intersection(*values) | set().union(*labels)  # the columns' own words
+        own = [v - shared for v in values]
+        named = [i for i, label in enumerate(labels) if label and label <= said]
+        if len(named) != 1:
+            continue
+        i = named[0]
+        others = set().union(*(own[j] for j in range(len(rows)) if j != i)) - own[i] - asked_for
+        if said & others and not said & own[i]:
+            return rows[i][0]
+    return None
+
+
 class SentenceGate:
     """Releases streamed text one checked sentence at a time.
 
@@ -1459,8 +1504,12 @@ class SentenceGate:
         lists: Sequence[list[tuple[str, str, int]]] = (),
         unpaged: Iterable[str] = (),
         listed: Sequence[set[str]] = (),
+        tables: Sequence[list[list[str]]] = (),
     ):
         self.sources = sources
+        # The passages' tables (``passage_tables``): a sentence that names one row and gives
+        # another row's word for it fails (``crossed_row``).
+        self.tables = list(tables)
         # The items of the list a question asks to have listed (``asked_list``, as ``item_names``
         # names them): the answer is held until it has named every one; one that never does is
         # not sent, and the fallback quotes the list whole ("What payment methods do you accept?").
@@ -1546,6 +1595,10 @@ class SentenceGate:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:
                     problems = [f"it reads a sentence about another one: {other}"]
+            if not problems and self.tables:
+                row = crossed_row(self.sources.question, sentence, self.tables)
+                if row is not None:
+                    problems = [f"it gives {row} a word of another row of its table"]
             if problems:
                 self.failed = problems
                 if self.unpaged:
@@ -2278,6 +2331,7 @@ def turn_gate(
         lists=lists,
         unpaged=unpaged,
         listed=listed,
+        tables=passage_tables([p.text for p in passages]) if settings.match_question else (),
     )
 
 

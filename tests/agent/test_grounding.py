@@ -2264,3 +2264,46 @@ def test_a_list_of_what_the_question_says_not_to_is_not_the_list_asked_for() -> 
     assert quoted is not None and "Damage from drops" in quoted and "fan motor" not in quoted
     assert whole_list(question, [covered]) is None
     assert whole_list("Can you list everything the warranty covers?", [covered]) is not None
+
+
+LIGHT_RING = """Light Ring Colors > What Each Color Means
+| Color | Air quality | PM2.5 (µg/m³) |
+|---|---|---|
+| Blue | Good | 0–12 |
+| Green | Fair | 13–35 |
+| Orange | Poor | 36–55 |
+| Red | Very poor | 56 and above |
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "row"),
+    [
+        ("The light ring turns green when the air quality is good.", "Green"),  # blue's meaning
+        ("Green means the air quality is fair.", None),  # its own row's
+        ("Green means fair air; blue means good air.", None),  # names two rows: each may have its own
+        ("The ring is red when the air is very poor.", None),
+        ("The light ring shows the air quality.", None),  # names no row
+    ],
+)
+def test_a_sentence_giving_one_row_of_a_table_another_rows_word_fails(answer: str, row: str | None) -> None:
+    from agent.grounding import crossed_row, passage_tables
+
+    tables = passage_tables([LIGHT_RING])
+    assert len(tables) == 1 and len(tables[0]) == 4
+    question = "What does it mean when the light ring turns green?"
+    assert crossed_row(question, answer, tables) == row
+    # A word the customer said is theirs: "Is green good?" answered "Green is good enough" is read
+    # by the other checks, not as a crossed row.
+    assert crossed_row("Is green good?", "Green is good enough.", tables) is None
+
+
+def test_the_agent_does_not_send_a_colour_with_another_colours_meaning(make_agent) -> None:
+    agent = make_agent(
+        ScriptedGenerator(["The light ring turns green when the air quality is good."]),
+        docs={"ring": LIGHT_RING},
+    )
+    reply = agent.reply("ring", "What does it mean when the light ring turns green?")
+    assert reply.grounding is not None and reply.grounding["action"] == "extractive", reply.grounding
+    assert "Fair" in reply.text and "turns green when" not in reply.text
+    assert any("Green" in u for u in reply.grounding["unsupported"])
