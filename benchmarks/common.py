@@ -35,7 +35,15 @@ TEST_HOME = REPO / ".cache" / "test-home"  # tests/conftest.py converts the defa
 CACHED_MODEL = TEST_HOME / "models" / DEFAULT_MODEL
 SAMPLE = REPO / "agent" / "sample"
 # The sample's question sets with key facts (agent/sample/*.md says what each is), oldest first.
-QUESTION_SETS = ["dev.jsonl", "heldout.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"]
+QUESTION_SETS = [
+    "dev.jsonl",
+    "heldout.jsonl",
+    "fresh.jsonl",
+    "fresh2.jsonl",
+    "fresh3.jsonl",
+    "fresh4.jsonl",
+    "fresh5.jsonl",
+]
 # Sets that test one behaviour: questions naming no model where the answer depends on it,
 # questions asking for several items of a list, and the customer's answer to "Which filter do you
 # mean?".

@@ -24,7 +24,7 @@ from the dev and held-out failures (three rules of session 35 were then written 
 ``agent/sample/fresh.md``). ``--questions fresh2.jsonl``: 40 questions written in session 35 by
 a helper who never read the check (since in sample for session 36's change: ``agent/sample/fresh2.md``).
 ``--questions fresh3.jsonl``: 40 more written in session 37 the same way (since in sample for session 38's
-changes); ``--questions fresh4.jsonl``: 40 more written in session 38, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
+changes); ``--questions fresh4.jsonl``: 40 more written in session 38; ``--questions fresh5.jsonl``: 40 more written in session 42, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -346,7 +346,7 @@ def main() -> None:
         choices=[*QUESTION_SETS, *FOCUSED_SETS],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it; fresh2.jsonl to fresh4.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
+        "fresh.jsonl: written after it; fresh2.jsonl to fresh5.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
         "model whose answer depends on it; lists.jsonl to lists3.jsonl: questions asking for several items of a list).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")

@@ -60,6 +60,9 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     fresh4 = {normal(r["question"]) for r in rows("fresh4.jsonl")}
     assert len(fresh4) == len(rows("fresh4.jsonl")) == 40
     assert not fresh4 & (dev | held_out | fresh | fresh2 | fresh3 | ambiguous | trained)
+    fresh5 = {normal(r["question"]) for r in rows("fresh5.jsonl")}
+    assert len(fresh5) == len(rows("fresh5.jsonl")) == 40
+    assert not fresh5 & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | trained)
     lists = {normal(r["question"]) for r in rows("lists.jsonl")}
     assert len(lists) == len(rows("lists.jsonl")) == 20
     assert not lists & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | trained)
