@@ -192,19 +192,28 @@ def unnamed(
                 return None  # a later message that may point back at something said
             return " ".join(phrase)
     if before:
-        return _unnamed_kind(message, before, said_earlier, embed)
+        return _unnamed_kind(message, before, said_earlier, own, embed)
     return None
 
 
+# A sentence that points back at what the conversation is about ("Is it safe for the bird?",
+# "Does it work in the city?"): its "the X" is someone or somewhere of the customer's own.
+_BACK = re.compile(r"\b(?:it|its|it's|they|them|their|theirs)\b", re.I)
+
+
 def _unnamed_kind(
-    message: str, before: Sequence[str], said_earlier: set[str], embed: Embed | None
+    message: str, before: Sequence[str], said_earlier: set[str], own: set[str], embed: Embed | None
 ) -> str | None:
     """A later message's "the X" where X is a kind of thing with a name of its own (``_KINDS``),
     no word of the phrase was said earlier, and the message is about something new (below
     ``LATER_KIND_TOPIC``): "What awards has the actor received?" after a talk about a song's
-    sample -> "actor"; "the country's stadium" -> "country"."""
+    sample -> "actor"; "the country's stadium" -> "country". Not in a sentence that points back
+    at the conversation's thing ("Is it safe for the bird?") or names the product ("Is the Aero
+    safe for the bird?"): the bird is the customer's own."""
     for sentence in sentences(message):
-        if not _ASKING.search(sentence):
+        if not _ASKING.search(sentence) or _BACK.search(sentence):
+            continue
+        if {_stem(w.lower()) for w in re.findall(r"[A-Za-z]+", sentence)} & own:
             continue
         for found in _THE.finditer(sentence):
             phrase = _phrase(found.group(1).split())

@@ -243,6 +243,7 @@ def test_a_later_message_about_something_new_is_asked_which_under_the_real_embed
     player = unnamed("When was the famous basketball player born?", earlier, product, kb.embed)
     assert player == "famous basketball player"
     assert unnamed("Is the filter easy to change?", earlier, product, kb.embed) is None
+    assert unnamed("Is it safe for the bird?", earlier, product, kb.embed) is None  # the customer's bird
 
 
 @pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl", "fresh.jsonl"])

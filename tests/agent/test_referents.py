@@ -108,6 +108,8 @@ def test_a_later_the_x_is_asked_only_for_a_kind_with_a_name_of_its_own() -> None
         "What is the price?",
         "Can the team call me back?",  # the company's own
         "Who leads the Prime Minister's office?",  # a title names it
+        "Is it safe for the bird?",  # "it" points back: the bird is the customer's own
+        "For the animals, is the Aero safe?",  # the product named: the animals are the customer's
     ):
         assert unnamed(message, earlier, PRODUCT, new_topic) is None, message
     assert unnamed("When was the actor born?", [], PRODUCT) is None  # an opening "the X": not asked
