@@ -274,6 +274,10 @@ def owned_cells(text: str) -> tuple[list[OwnedCell], str]:
     i = 0
     while i < len(lines):
         line = lines[i].strip()
+        if " > " in line and "|" in line and not line.startswith("|"):
+            # The breadcrumb ran into the table's header ("Filters > Which Filter? | Filter | ...")
+            free.append(line[: line.index("|")])
+            line = lines[i] = line[line.index("|") :]
         rule = lines[i + 1].strip() if i + 1 < len(lines) else ""
         if not (line.startswith("|") and TABLE_RULE.match(rule)):
             free.append(lines[i])

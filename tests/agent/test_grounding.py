@@ -2307,3 +2307,19 @@ def test_the_agent_does_not_send_a_colour_with_another_colours_meaning(make_agen
     assert reply.grounding is not None and reply.grounding["action"] == "extractive", reply.grounding
     assert "Fair" in reply.text and "turns green when" not in reply.text
     assert any("Green" in u for u in reply.grounding["unsupported"])
+
+
+def test_a_table_whose_header_follows_its_breadcrumb_still_owns_its_cells() -> None:
+    """The chunker can run a section's breadcrumb into its table's header line; the cells still
+    belong to their rows: "The AF-500 is $69" gives the AF-500P's price (seen in `make run`)."""
+    chunk = (
+        "Filters and Filter Replacement > Which Filter Do I Need? | Filter | Fits | Price |\n"
+        "|---|---|---|\n"
+        "| AF-500 Standard Filter | Aero 500 only | $59 |\n"
+        "| AF-500P Pet & Odor Filter | Aero 500 only | $69 |"
+    )
+    question = "How much is the AF-500 filter?"
+    sources = Sources([chunk], conversation=[question], question=question)
+    assert sources.unsupported("The AF-500 is $59.") == []
+    assert sources.unsupported("The AF-500P is $69.") == []
+    assert any("AF-500P" in problem for problem in sources.unsupported("The AF-500 is $69."))
