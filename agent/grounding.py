@@ -257,6 +257,15 @@ _MEMBER_CLAUSE = re.compile(r";\s+|\s+(?:whereas|while)\s+")
 _LABEL = re.compile(r"(?=.*[A-Za-z])(?=.*\d)")  # a thing's name has letters and digits: "Aero 300", "E4"
 
 
+def split_breadcrumb(line: str) -> tuple[str, str]:
+    """(breadcrumb, table row) of a chunk line where the chunker ran the section's breadcrumb into
+    its table's first row ("Filters > Which Filter Do I Need? | Filter | Fits | Price |"); else
+    ("", line). Every reader of the passages' tables cuts it the same way."""
+    if " > " in line and "|" in line and not line.startswith("|"):
+        return line[: line.index("|")], line[line.index("|") :]
+    return "", line
+
+
 @dataclass(frozen=True)
 class OwnedCell:
     """A table cell that belongs to a named thing: its column's header or its row's first cell
@@ -273,11 +282,10 @@ def owned_cells(text: str) -> tuple[list[OwnedCell], str]:
     lines, cells, free = text.splitlines(), [], []
     i = 0
     while i < len(lines):
-        line = lines[i].strip()
-        if " > " in line and "|" in line and not line.startswith("|"):
-            # The breadcrumb ran into the table's header ("Filters > Which Filter? | Filter | ...")
-            free.append(line[: line.index("|")])
-            line = lines[i] = line[line.index("|") :]
+        crumb, line = split_breadcrumb(lines[i].strip())
+        if crumb:
+            free.append(crumb)
+            lines[i] = line
         rule = lines[i + 1].strip() if i + 1 < len(lines) else ""
         if not (line.startswith("|") and TABLE_RULE.match(rule)):
             free.append(lines[i])
@@ -1317,8 +1325,8 @@ def passage_lists(passage: str) -> list[tuple[tuple[str, str], list[str]]]:
     reasons:"), its items the bullets' text."""
     title = _heading(passage).split(" > ")[-1]
     lines = [line.strip() for line in passage.splitlines()]
-    if lines and " > " in lines[0] and "|" in lines[0] and not lines[0].startswith("|"):
-        lines[0] = lines[0][lines[0].index("|") :]  # the breadcrumb ran into the table's first row
+    if lines:
+        lines[0] = split_breadcrumb(lines[0])[1]
     out: list[tuple[tuple[str, str], list[str]]] = []
     i = 0
     while i < len(lines):
@@ -1452,9 +1460,7 @@ def passage_tables(passages: Sequence[str]) -> list[list[list[str]]]:
     for passage in passages:
         block: list[str] = []
         for raw in [*passage.splitlines(), ""]:
-            line = raw.strip()
-            if " > " in line and "|" in line and not line.startswith("|"):
-                line = line[line.index("|") :]  # the breadcrumb ran into the table's first row
+            line = split_breadcrumb(raw.strip())[1]
             if line.startswith("|"):
                 block.append(line)
                 continue
@@ -1702,9 +1708,7 @@ def passage_sentences(passage: str) -> list[str]:
     elif len(lines) > 1 and not lines[0].rstrip().endswith((".", "!", "?", ":", "|")):
         lines[0] = ""  # the page's title
     for raw in [*lines, ""]:
-        line = raw.strip()
-        if " > " in line and "|" in line and not line.startswith("|"):
-            line = line[line.index("|") :]  # the breadcrumb ran into the table's first row
+        line = split_breadcrumb(raw.strip())[1]
         if line.startswith("|") or (table and TABLE_RULE.match(line)) or (line.count(" | ") >= 2):
             table.append(line)
             continue
@@ -2151,14 +2155,9 @@ def one_time_prices(
     other's lacks ("How much is Halcyon Care for the Aero 500?") asks for the recurring one."""
     if not any("price" in kinds for kinds in asks) or asked.asks_recurring(question):
         return list(ranked)
-    recurs = [
-        e for e in ranked[:ASKED_DEPTH] if asked.gives(e.text, ("price",)) and asked.recurring_price(e.text)
-    ]
-    once = [
-        e
-        for e in ranked[:ASKED_DEPTH]
-        if asked.gives(e.text, ("price",)) and not asked.recurring_price(e.text)
-    ]
+    recurring = {id(e) for e in ranked if asked.gives(e.text, ("price",)) and asked.recurring_price(e.text)}
+    recurs = [e for e in ranked[:ASKED_DEPTH] if id(e) in recurring]
+    once = [e for e in ranked[:ASKED_DEPTH] if id(e) not in recurring and asked.gives(e.text, ("price",))]
     if not recurs or not once:
         return list(ranked)
 
@@ -2171,7 +2170,7 @@ def one_time_prices(
     own = set().union(*(title(e) for e in once))
     if any((title(e) - own) & named for e in recurs):
         return list(ranked)
-    return [e for e in ranked if not (asked.gives(e.text, ("price",)) and asked.recurring_price(e.text))]
+    return [e for e in ranked if id(e) not in recurring]
 
 
 def giving(ranked: Sequence[Evidence], asks: Sequence[tuple[str, ...]], k: int = 2) -> list[Evidence]:
