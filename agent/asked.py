@@ -61,7 +61,10 @@ _ASKS = [
         ("price",),
     ),
     (r"\bhow (?:tall|high|wide|deep)\b|\bwhat(?:'s| is| are)\b[^.?]{0,30}\b(?:height|width|depth|dimensions)\b", ("length",)),
-    (r"\bhow long\b|\bhow many (?:days|weeks|months|years|hours|minutes)\b|\bhow soon\b", ("duration", "length", "clock")),
+    (r"\bhow long\b|\bhow many (?:days|weeks|months|years|hours|minutes)\b|\bhow soon\b"
+     # "What is the return window?": a window or a period is a length of time
+     r"|\bwhat(?:'s| is| are)(?: the| your| my)? (?:[a-z-]+ )?(?:return|refund|cancellation|trial|grace|warranty)"
+     r" (?:window|period)s?\b(?! (?:ends?|is over|closes?)\b)", ("duration", "length", "clock")),
     (r"\bhow many times\b", ("frequency",)),
     (r"\bhow often\b", ("frequency", "duration")),
     (r"\bwhat time\b|\bwhen (?:do|does) [^.?]{0,30}\b(?:open|close)\b", ("clock",)),

@@ -26,6 +26,9 @@ from agent.asked import (
         ("What does shipping to Canada cost?", ["price"]),
         ("Will it fit under my desk? How tall is it?", ["length"]),
         ("How long is the warranty?", ["duration"]),
+        ("What is the return window?", ["duration"]),  # a window or a period is a length of time
+        ("What happens when the return window ends?", []),
+        ("Can I put it near a window?", []),
         ("How often should I change the filter?", ["frequency"]),
         ("On Turbo, how many times an hour does it change the air?", ["frequency"]),
         ("what time does live chat open on saturdays?", ["clock"]),

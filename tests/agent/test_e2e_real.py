@@ -168,6 +168,22 @@ def test_a_question_asking_for_a_list_gets_every_item(agent: Agent) -> None:
         assert method in paying, paying
 
 
+def test_a_conversation_that_turns_to_something_else_is_not_answered_with_its_last_page(agent: Agent) -> None:
+    """Tried in the browser after "How much is the AF-500 filter?": "Is it safe for the bird?" got
+    the filter rows again, and "How long is the warranty?" got "The warranty for the AF-500
+    Standard Filter is 2 years" (a new purifier's 2 years; filters are not covered). "My Aero 500
+    shows E3." got the model's "I'm sorry, I don't have that information."."""
+    first = agent.reply("e2e-turn", "How much is the AF-500 filter?")
+    assert "$59" in first.text, first.text
+    bird = agent.reply("e2e-turn", "Is it safe for the bird?")
+    assert "$59" not in bird.text and "AF-500" not in bird.text, bird.text
+    warranty = agent.reply("e2e-turn", "How long is the warranty?")
+    assert "2 years" in warranty.text and "warranty" in {c.doc_id for c in warranty.citations}, warranty.text
+    assert not any("AF-500" in s and "2 years" in s for s in warranty.text.split(". ")), warranty.text
+    code = agent.reply("e2e-code-reported", "My Aero 500 shows E3.")
+    assert "error-codes" in {c.doc_id for c in code.citations} and "fan" in code.text.lower(), code.text
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

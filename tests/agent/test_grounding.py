@@ -1273,12 +1273,49 @@ def test_the_section_a_code_names_is_found_and_quoted_for_what_it_means() -> Non
         "hot, so it has shut off the fan to protect itself. [2]"
     )
     assert definition_quote("What is error E3?", ERROR_CODES) is not None
-    # Not a question about what the code means, or no section named by it: the usual quote.
-    assert definition_quote("How long should E4 cool down?", ERROR_CODES) is None
+    # No section named by the code: the usual quote.
     assert definition_quote("What does E9 mean?", ERROR_CODES) is None
     assert extractive_answer("What does E4 mean?", ERROR_CODES) == definition_quote(
         "What does E4 mean?", ERROR_CODES
     )
+
+
+def test_a_message_naming_a_code_gets_its_section_whole_with_what_to_do() -> None:
+    """ "My Aero 500 shows E3." got the model's "I'm sorry, I don't have that information.": the
+    best sentences by meaning were the LED page's "The Aero 500 shows the code, such as E4", which
+    is about another code, and the E3 section's own sentences scored under the quote's bar. A
+    message that names a code without asking what it means gets the code's section: what it is,
+    then its steps, numbered."""
+    from agent.config import GroundingSettings
+    from agent.grounding import definition_quote, fallback_answer
+
+    section = (
+        "Error Codes E1 to E6 > E3: Fan Motor Error\n\nThe fan has stalled or is not spinning at the expected "
+        "speed.\n\n1. Unplug the purifier.\n2. Look through the top grille for anything that has fallen in.\n"
+        "3. Wait 10 minutes, then plug it back in.\n\nIf E3 returns, stop using the purifier and contact support."
+    )
+    passages = [ERROR_CODES[0], section]
+    expected = (
+        "Here is what our help pages say: E3: Fan Motor Error. The fan has stalled or is not spinning at "
+        "the expected speed. 1. Unplug the purifier. 2. Look through the top grille for anything that has "
+        "fallen in. 3. Wait 10 minutes, then plug it back in. If E3 returns, stop using the purifier and "
+        "contact support. [2]"
+    )
+    assert definition_quote("My Aero 500 shows E3.", passages) == expected
+    assert definition_quote("How do I fix E3?", passages) == expected
+    # Asked what it means: the title and first sentence, as before.
+    assert definition_quote("What does E3 mean?", passages) == (
+        "Here is what our help pages say: E3: Fan Motor Error. The fan has stalled or is not spinning at "
+        "the expected speed. [2]"
+    )
+    # A question about the code that asks something else gets the section too: it has the answer.
+    assert definition_quote("How long should E4 cool down?", ERROR_CODES) == (
+        "Here is what our help pages say: E4: Overheating Protection. The inside of the purifier is too "
+        "hot, so it has shut off the fan to protect itself. 1. Unplug the purifier and let it cool for 30 "
+        "minutes. [2]"
+    )
+    text, action = fallback_answer("My Aero 500 shows E3.", passages, GroundingSettings(), "Halcyon Home")
+    assert (text, action) == (expected, "extractive")
 
 
 def test_a_code_said_to_mean_what_its_section_does_not_say_fails() -> None:
@@ -2323,3 +2360,97 @@ def test_a_table_whose_header_follows_its_breadcrumb_still_owns_its_cells() -> N
     assert sources.unsupported("The AF-500 is $59.") == []
     assert sources.unsupported("The AF-500P is $69.") == []
     assert any("AF-500P" in problem for problem in sources.unsupported("The AF-500 is $69."))
+
+
+FILTER_ROWS = (
+    "Filters and Filter Replacement > Which Filter Do I Need?\n\n| Filter | Fits | Price |\n|---|---|---|\n"
+    "| AF-500 Standard Filter | Aero 500 only | $59 |\n| AF-500P Pet & Odor Filter | Aero 500 only | $69 |"
+)
+FILTER_REPLY = "Here is what our help pages say: AF-500 Standard Filter: Fits Aero 500 only; Price $59. [1]"
+RETURN_SHIPPING = (
+    "Returns and Refunds > How to Return\n\nReturn shipping is free in the US and Canada. Drop the package at "
+    "any UPS location within 14 days of starting the return."
+)
+COVERAGE = (
+    "Warranty > Coverage Period\n\n- **New purifiers:** 2 years from the delivery date.\n"
+    "- **Certified Refurbished purifiers:** 1 year from the delivery date."
+)
+
+
+def test_a_quote_that_answers_the_earlier_question_is_not_sent_for_a_new_one() -> None:
+    """The ranking reads a follow-up with the message before it: "Is it safe for the bird?" after
+    the AF-500's price was quoted the filter rows a second time, and "Is it safe for my cat?" after
+    return shipping got "Return shipping is free". Such a quote has none of the message's words;
+    it says again what was said, or the message names what no page has: the agent declines."""
+    from agent.grounding import answers_earlier
+
+    replied = [FILTER_REPLY]
+    assert answers_earlier(FILTER_REPLY, "Is it safe for the bird?", replied, [FILTER_ROWS])
+    shipping = "Here is what our help pages say: Return shipping is free in the US and Canada. [1]"
+    cat = "Is it safe for my cat?"
+    assert answers_earlier(shipping, cat, ["We cover return shipping."], [RETURN_SHIPPING], {"cat"})
+    # Not said before and nothing unpaged: a follow-up in the customer's own words about the same
+    # thing ("what about the bigger model?") often shares no word with its answer.
+    assert not answers_earlier(shipping, cat, ["We cover return shipping."], [RETURN_SHIPPING])
+    # A first message, a message of asking words only, or a quote with the message's words (or
+    # its section's title with them: "shipping" for "Shipping Options and Costs") is not.
+    assert not answers_earlier(FILTER_REPLY, "Is it safe for the bird?", [], [FILTER_ROWS])
+    assert not answers_earlier(FILTER_REPLY, "How much is it?", replied, [FILTER_ROWS])
+    assert not answers_earlier(FILTER_REPLY, "And the AF-500?", replied, [FILTER_ROWS])
+    assert not answers_earlier(FILTER_REPLY, "Which filter is that again?", replied, [FILTER_ROWS])
+
+
+def test_the_fallback_declines_a_quote_that_answers_the_earlier_question() -> None:
+    import re
+    import zlib
+
+    import numpy as np
+
+    from agent.config import GroundingSettings, Persona
+    from agent.grounding import fallback_answer, turn_gate
+    from agent.prompt import Passage
+
+    def embed(texts: list[str]) -> np.ndarray:  # bag of words: the earlier question finds the rows
+        vectors = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9-]+", text.lower()):
+                vectors[row, zlib.crc32(word.encode()) % 64] += 1.0
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+    history = [("customer", "How much is the AF-500 filter?"), ("agent", FILTER_REPLY)]
+    passages = [Passage(doc_id="filters", source="", text=FILTER_ROWS)]
+    settings = GroundingSettings(min_quote_score=0)
+    bird = "Is it safe for the bird?"
+    gate = turn_gate(bird, history, passages, settings, Persona(), embed)
+    assert gate.replied == (FILTER_REPLY,) and gate.ranked
+    assert gate.quote is None  # the rows, quoted again, would answer the earlier question
+    text, action = fallback_answer(
+        bird, [FILTER_ROWS], settings, "Halcyon Home", ranked=gate.ranked, gate=gate
+    )
+    assert action == "declined" and text.startswith("I'm sorry"), text
+    # The same rows for a follow-up that names what they are about are quoted.
+    again = "Is the AF-500 filter safe for the bird?"
+    gate = turn_gate(again, history, passages, settings, Persona(), embed)
+    text, action = fallback_answer(
+        again, [FILTER_ROWS], settings, "Halcyon Home", ranked=gate.ranked, gate=gate
+    )
+    assert action == "extractive" and "$59" in text, text
+
+
+def test_a_figure_given_to_a_thing_the_conversation_named_needs_a_passage_about_that_kind() -> None:
+    """After the AF-500's price, "How long is the warranty?" got "The warranty for the AF-500
+    Standard Filter is 2 years from the delivery date.": the 2 years are a new purifier's, and
+    filters are consumables the warranty does not cover. The kind a model's name ends with
+    ("Filter") is the amount's subject as much as the question's own words are."""
+    history = ["How much is the AF-500 filter?", FILTER_REPLY]
+    question = "How long is the warranty?"
+    sources = Sources(
+        [question, *history, COVERAGE, FILTER_ROWS], conversation=[question, *history], question=question
+    )
+    assert sources.unsupported(
+        "The warranty for the AF-500 Standard Filter is 2 years from the delivery date."
+    ) == ["2 years (the passage gives it for something else than filter)"]
+    assert sources.unsupported("New purifiers are covered for 2 years from the delivery date.") == []
+    assert sources.unsupported("The Aero 500 has a 2-year warranty from the delivery date.") == []
+    # The filter's own figure, from the passage about filters, is the filter's.
+    assert sources.unsupported("The AF-500 Standard Filter is $59.") == []
