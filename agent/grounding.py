@@ -456,8 +456,13 @@ class Sources:
                     else:
                         self._affirmed.append(stems)
                 if found := values(sentence):
-                    self._valued.append((found, _word_stems(f"{sentence} {_heading(text)}")))
+                    self._valued.append((found, _word_stems(f"{sentence} {heading(text)}")))
             self._passages.append((values(text), _word_stems(text)))
+
+    def giving(self, value: str) -> list[set[str]]:
+        """The word stems (with their section's) of each passage sentence that states ``value``
+        (a ``values`` entry)."""
+        return [stems for found, stems in self._valued if value in found]
 
     def unsupported(self, sentence: str) -> list[str]:
         """What ``sentence`` states that the sources do not (empty: supported)."""
@@ -912,6 +917,12 @@ def says_no_to(question: str, sentence: str) -> bool:
         if _SAYS_NO.match(word.lower()):
             for after in _negated_items(words, sentence, i):  # what the "no" is about
                 if not _stems(after[0]) & wanted:
+                    # "Does it work with 5 GHz?" and "It cannot join a 5 GHz network": asked with a
+                    # verb that says little, the "no" is about the question when it names all
+                    # the question's other words.
+                    specific = wanted - {_stem(w) for w in _BROAD_VERBS}
+                    if wanted - specific and specific and specific <= _stems(" ".join(after)):
+                        return True
                     continue
                 # "Do not use the purifier if the cord is damaged" does not answer "Can I use an
                 # extension cord?": after a verb that says little, the next word must be asked too.
@@ -1336,7 +1347,7 @@ def passage_lists(passage: str) -> list[tuple[tuple[str, str], list[str]]]:
     ``passage_sentences`` reads them; a bulleted list by its section's title and the line that
     leads into it when that is a heading or ends with a colon ("**Filter icon**", "Common
     reasons:"), its items the bullets' text."""
-    title = _heading(passage).split(" > ")[-1]
+    title = heading(passage).split(" > ")[-1]
     lines = [line.strip() for line in passage.splitlines()]
     if lines:
         lines[0] = split_breadcrumb(lines[0])[1]
@@ -1509,6 +1520,66 @@ def crossed_row(question: str, sentence: str, tables: Sequence[list[list[str]]])
     return None
 
 
+def row_amounts(
+    sentence: str,
+    tables: Sequence[list[list[str]]],
+    sources: Sources,
+    titles: Sequence[str] = (),
+) -> list[str]:
+    """Amounts ``sentence`` gives a table row's thing that its row gives otherwise: the sentence
+    names one row of a table (by its first cell, or by a cell no other row has in its column:
+    ``_rows_named_by_a_cell``) and states an amount (``values``, less those the conversation
+    said) of a kind the row has a cell of, but none of the row's amounts of that kind. "Shipping
+    to Canada is free." beside the shipping table's "| Canada | Standard | 5–8 business days |
+    $12 flat |" read "free" from the returns page ("Return shipping is free in the US and
+    Canada"), which tied with the row for the amount's words (``Sources._misbound``); "Express
+    shipping is free on orders over $50" read the Standard row's. A sentence with a word that
+    neither the table nor its page's title (``titles``, one per table) has, and a passage
+    sentence giving the amount does, speaks of that: "Return shipping from Canada is free"."""
+    said = _word_stems(sentence)
+    stated = values(sentence) - sources.said_values
+    for number, rows in enumerate(tables if stated else ()):
+        labels = [_word_stems(cells[0]) for cells in rows]
+        by_label = [i for i, label in enumerate(labels) if label and label <= said]
+        by_cell = _rows_named_by_a_cell(rows, said)
+        named = [i for i in by_label if i in by_cell] if by_label and by_cell else by_cell or by_label
+        if len({rows[i][0] for i in named}) != 1 or (by_cell and len(named) != 1):
+            continue
+        title = titles[number] if number < len(titles) else ""
+        table_words = _word_stems(" ".join([title, *(cell for cells in rows for cell in cells)]))
+        rest = said - table_words
+        own = set().union(*(values(" ".join(rows[i][1:])) for i in named))
+        # Named by a cell: the row's cells that give no amount ("Contiguous US Express").
+        name = " ".join(c for c in rows[named[0]] if not values(c)) if by_cell else rows[named[0]][0]
+        off = []
+        for value in sorted(stated - own):
+            kind = _dimension(value.split(" ", 1)[1])
+            given = sorted(v for v in own if _dimension(v.split(" ", 1)[1]) == kind)
+            if given and not (rest and any(rest & stems for stems in sources.giving(value))):
+                off.append(f"{_shown(value)} (its table gives {name} {', '.join(map(_shown, given))})")
+        if off:
+            return off
+    return []
+
+
+def _rows_named_by_a_cell(rows: Sequence[list[str]], said: set[str]) -> list[int]:
+    """The rows of a table that ``said`` (a sentence's word stems) names by a cell after the first
+    that gives no amount and that no other row has in its column: "Express" in the shipping
+    table, whose first column says "Contiguous US" for both the Standard and the Express row."""
+    named = []
+    for i, cells in enumerate(rows):
+        for j, cell in enumerate(cells[1:], start=1):
+            stems = _word_stems(cell)
+            if not stems or values(cell) or not stems <= said:
+                continue
+            if all(
+                len(other) <= j or _word_stems(other[j]) != stems for k, other in enumerate(rows) if k != i
+            ):
+                named.append(i)
+                break
+    return named
+
+
 class SentenceGate:
     """Releases streamed text one checked sentence at a time.
 
@@ -1529,8 +1600,10 @@ class SentenceGate:
         listed: Sequence[set[str]] = (),
         tables: Sequence[list[list[str]]] = (),
         replied: Sequence[str] = (),
+        table_titles: Sequence[str] = (),
     ):
         self.sources = sources
+        self.table_titles = list(table_titles)  # each table's page title ("Shipping Options and Costs")
         # This conversation's earlier replies: a quote with none of the question's words that
         # says one of them again answers the earlier question and is not sent (``answers_earlier``).
         self.replied = tuple(replied)
@@ -1626,6 +1699,8 @@ class SentenceGate:
                 row = crossed_row(self.sources.question, sentence, self.tables)
                 if row is not None:
                     problems = [f"it gives {row} a word of another row of its table"]
+            if not problems and self.tables:
+                problems = row_amounts(sentence, self.tables, self.sources, self.table_titles)
             if problems:
                 self.failed = problems
                 if self.unpaged:
@@ -1806,7 +1881,7 @@ def procedure(passage: str) -> list[str]:
     ]
 
 
-def _heading(passage: str) -> str:
+def heading(passage: str) -> str:
     """The passage's section path ("Warranty > Coverage Period"), or its title line; else ""."""
     first = passage.split("\n", 1)[0].strip()
     if " > " in first:
@@ -1910,8 +1985,8 @@ def read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
     to quote."""
     out = []
     for number, passage in enumerate(passages, start=1):
-        heading = _heading(passage)
-        title = heading.split(" > ")[-1]
+        path = heading(passage)
+        title = path.split(" > ")[-1]
         for order, sentence in enumerate(passage_sentences(passage)):
             content = about_the_page(sentence.replace("**", "").strip())
             if content is None:
@@ -1923,7 +1998,7 @@ def read_sentences(passages: Sequence[str]) -> list[tuple[int, int, str, str]]:
                 if not title or clean.endswith((".", "!", "?")) or not re.search(r"[A-Za-z]{3}", clean):
                     continue
                 clean = f"{title}: {clean}"
-            out.append((number, order, clean, f"{heading}: {clean}" if heading else clean))
+            out.append((number, order, clean, f"{path}: {clean}" if path else clean))
     return out
 
 
@@ -1952,7 +2027,7 @@ def _rank_for(query: str, passages: Sequence[str], embed: Embed | None) -> list[
     import math
 
     wanted = _plain_stems(query)
-    headings = {number: _heading(passage) for number, passage in enumerate(passages, start=1)}
+    headings = {number: heading(passage) for number, passage in enumerate(passages, start=1)}
     # With the embedding model every sentence is a candidate ("how long does a recalibration
     # take?" -> "Calibration takes 15 minutes"); without it, one that shares a word stem with the
     # question.
@@ -2009,7 +2084,7 @@ def titled_by(question: str, passages: Sequence[str]) -> list[int]:
 def _section_term(passage: str) -> tuple[str, str]:
     """(code, title) of a passage whose section is named "<code>: <title>" ("E4", "Overheating
     Protection"); ("", "") for any other passage."""
-    term, _, title = _heading(passage).split(" > ")[-1].partition(": ")
+    term, _, title = heading(passage).split(" > ")[-1].partition(": ")
     return (term, title) if title and _TERM.fullmatch(term) else ("", "")
 
 
@@ -2201,7 +2276,7 @@ def one_time_prices(
 
     def title(e: Evidence) -> set[str]:
         return (
-            _stems(_heading(passages[e.passage - 1]).split(" > ")[0]) if e.passage <= len(passages) else set()
+            _stems(heading(passages[e.passage - 1]).split(" > ")[0]) if e.passage <= len(passages) else set()
         )
 
     named = _stems(question)
@@ -2269,7 +2344,7 @@ def quote_for_decline(
             wanted -= _stems(asked.asking_words(message))  # "how often": "every 2 weeks" answers it
         have: set[str] = set()
         for e in candidates[:2]:
-            have |= _stems(e.text) | _stems(_heading(passages[e.passage - 1]).split(" > ")[-1])
+            have |= _stems(e.text) | _stems(heading(passages[e.passage - 1]).split(" > ")[-1])
         cover = len(wanted & have) / len(wanted) if wanted else 0.0
         # A yes-or-no question is answered only by a sentence with its own words: "Is delivery to
         # Hawaii insured against theft?" is not answered by the Hawaii delivery row, however close.
@@ -2363,6 +2438,10 @@ def turn_gate(
         )
     replied = [text for role, text in history if role != "customer"]
     shown = [p.text for p in passages]
+    # The passages' tables (each with its page's title) for ``crossed_row`` and ``row_amounts``.
+    titled = (
+        [(heading(t), rows) for t in shown for rows in passage_tables([t])] if settings.match_question else []
+    )
     if quote is not None and answers_earlier(quote, message, replied, shown, unpaged):
         quote = None
     return SentenceGate(
@@ -2376,8 +2455,9 @@ def turn_gate(
         lists=lists,
         unpaged=unpaged,
         listed=listed,
-        tables=passage_tables([p.text for p in passages]) if settings.match_question else (),
+        tables=[rows for _, rows in titled],
         replied=replied,
+        table_titles=[title for title, _ in titled],
     )
 
 
@@ -2502,7 +2582,7 @@ def answers_earlier(
     asked = _stems(message) - _ASKING_STEMS
     body = _CITATION.sub("", strip_lead(quote))
     cited = {int(n) for n in re.findall(r"\[(\d{1,2})\]", quote) if 0 < int(n) <= len(passages)}
-    titles = " ".join(_heading(passages[n - 1]) for n in cited)
+    titles = " ".join(heading(passages[n - 1]) for n in cited)
     if not replied or not asked - _AMOUNT_VERBS or asked & _stems(f"{body} {titles}"):
         return False
     said = [" ".join(_CITATION.sub("", strip_lead(r)).lower().split()) for r in replied]

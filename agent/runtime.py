@@ -599,6 +599,12 @@ class Agent:
         found = which.best_split(message, ranked, known)
         if found is None:
             return None
+        page = passages[found.passage - 1]
+        others = [p.text for p in map(self._passage, self._retrieve(message, [])) if p.doc_id != page.doc_id]
+        elsewhere = grounding.rank_sentences(message, others, embed)
+        names = (self.config.persona.company, self.config.persona.product)
+        if which.about_another(message, found, elsewhere, known, grounding.heading(page.text), names):
+            return None  # "How much is express shipping?": the shipping table's, not the purifier's price
         if earlier is not None:  # "How heavy is it?" after "I have the Aero 500"
             if earlier not in found.values:
                 return None

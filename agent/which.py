@@ -199,6 +199,48 @@ def best_split(message: str, ranked: Sequence[Evidence], variants: Sequence[str]
     return None
 
 
+# Words that say what kind of amount is asked for, not what it is of ("How much does it cost?").
+_AMOUNT_WORDS = {
+    "cost",
+    "costs",
+    "price",
+    "prices",
+    "priced",
+    "charge",
+    "fee",
+    "pay",
+    "weigh",
+    "take",
+    "last",
+}
+ELSEWHERE_DEPTH = 8  # the best sentences of the other pages looked at for the message's own words
+
+
+def about_another(
+    message: str,
+    found: Split,
+    elsewhere: Sequence[Evidence],
+    variants: Sequence[str],
+    title: str = "",
+    own_names: Sequence[str] = (),
+) -> bool:
+    """Whether ``found`` gives the asked kind of value for something else than the message asks
+    about: the message's own words (less those that ask, "how much", the variants' names and
+    ``own_names``, the company's and the product's) are none of the split's or of its page's
+    ``title``, and one of the best sentences of the other pages (``elsewhere``:
+    the sentences of the pages retrieved for the message alone, less the split's page, best
+    first) has one. "How much is express shipping?" beside "Price: Aero 300 $199; Aero 500
+    $329" asks about the shipping table's Express row, not about the purifier. "How many watts
+    does it draw at most?" has words no other page's best sentences have, and is asked back."""
+    named = {w for name in [*variants, *own_names] for w in content_words(name)}
+    own = (
+        set(content_words(message)) - named - set(content_words(asked.asking_words(message))) - _AMOUNT_WORDS
+    )
+    if not own or own & set(content_words(" ".join([*found.values.values(), found.label, title]))):
+        return False
+    return any(own & set(content_words(e.text)) for e in elsewhere[:ELSEWHERE_DEPTH])
+
+
 def which_text(found: Split) -> str:
     """The reply that asks back: what each variant has, and the question."""
     names = [f"the {v}" for v in found.values]

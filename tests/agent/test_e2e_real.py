@@ -180,6 +180,8 @@ def test_a_conversation_that_turns_to_something_else_is_not_answered_with_its_la
     warranty = agent.reply("e2e-turn", "How long is the warranty?")
     assert "2 years" in warranty.text and "warranty" in {c.doc_id for c in warranty.citations}, warranty.text
     assert not any("AF-500" in s and "2 years" in s for s in warranty.text.split(". ")), warranty.text
+    canada = agent.reply("e2e-canada", "How much is shipping to Canada?")  # the model said "free"
+    assert "$12" in canada.text, canada.text
     code = agent.reply("e2e-code-reported", "My Aero 500 shows E3.")
     assert "error-codes" in {c.doc_id for c in code.citations} and "fan" in code.text.lower(), code.text
 
@@ -211,6 +213,10 @@ def test_a_question_naming_no_model_is_asked_back_and_the_answer_gets_that_model
     agent.reply("e2e-which-new", "What colors does it come in?")
     new = agent.reply("e2e-which-new", "I have the 500, does it have a timer?")  # a new question
     assert "which_answered" not in agent.store.get_turn(new.turn_id).metadata
+    # A price, but of the shipping table's Express row: answered, not asked which model.
+    express = agent.reply("e2e-which-express", "How much is express shipping?")
+    assert "asked_which" not in (express.grounding or {}) and "$329" not in express.text, express.text
+    assert "$14.95" in express.text, express.text
     said = agent.reply("e2e-which-named", "How loud is the Aero 500 on sleep mode?")
     assert "asked_which" not in (said.grounding or {})
     agent.config.grounding.ask_which = False

@@ -1434,6 +1434,12 @@ def test_a_list_lead_in_is_never_quoted_alone() -> None:
         ),
         # Not a yes-or-no question.
         ("How do I join a 5 GHz network?", "It cannot join a 5 GHz network.", False),
+        # Asked with a verb that says little ("work"), told no in another verb about all the rest
+        # (the chat got "Yes, the Aero connects to 2.4 GHz networks. It cannot join a 5 GHz network.").
+        ("Does it work with 5 GHz?", "It cannot join a 5 GHz network.", True),
+        ("Does it work with 2.4 GHz?", "It cannot join a 5 GHz network.", False),  # "2.4" is not "5"
+        ("Does it work with Alexa?", "It does not work with IFTTT.", False),
+        ("Can I put it in the bathroom?", "Do not place it near water.", False),
         # Asked about more than one, told one is the limit.
         (
             "I have a welcome code and one from a friend. Can I use both on the same order?",
@@ -2454,3 +2460,45 @@ def test_a_figure_given_to_a_thing_the_conversation_named_needs_a_passage_about_
     assert sources.unsupported("The Aero 500 has a 2-year warranty from the delivery date.") == []
     # The filter's own figure, from the passage about filters, is the filter's.
     assert sources.unsupported("The AF-500 Standard Filter is $59.") == []
+
+
+SHIPPING_TABLE = (
+    "Shipping and Delivery > Shipping Options and Costs\n\n| Destination | Method | Delivery time | Cost |\n"
+    "|---|---|---|---|\n| Contiguous US | Standard | 3–5 business days | Free on orders over $50, otherwise $5.95 |\n"
+    "| Contiguous US | Express | 1–2 business days | $14.95 |\n| Canada | Standard | 5–8 business days | $12 flat |"
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "problems"),
+    [
+        ("Shipping to Canada is free.", ["free (its table gives Canada $12)"]),
+        (
+            "Shipping to Canada takes 3-5 business days.",
+            ["3 business days (its table gives Canada 5 business days, 8 business days)"],
+        ),
+        ("Shipping to Canada costs $12 and takes 5 to 8 business days.", []),
+        # Named by a cell no other row has in its column: the Express row.
+        (
+            "Express shipping is free on orders over $50.",
+            [
+                "free (its table gives Contiguous US Express $14.95)",
+                "$50 (its table gives Contiguous US Express $14.95)",
+            ],
+        ),
+        ("Express shipping costs $14.95.", []),
+        # "Standard" is two rows' method, and the first column's "Contiguous US" two rows' too.
+        ("Standard shipping in the contiguous US is free on orders over $50.", []),
+        # Two rows named (Express and Canada's), or a word of another passage that gives the amount.
+        ("Express shipping to Canada is $12.", []),
+        ("Return shipping from Canada is free.", []),
+    ],
+)
+def test_an_amount_a_table_row_gives_otherwise_fails(sentence: str, problems: list[str]) -> None:
+    from agent.grounding import heading, passage_tables, row_amounts
+
+    returns = "Returns and Refunds > How to Start a Return\n\nReturn shipping is free in the US and Canada."
+    question = "How much is shipping?"
+    sources = Sources([question, SHIPPING_TABLE, returns], conversation=[question], question=question)
+    tables = passage_tables([SHIPPING_TABLE, returns])
+    assert row_amounts(sentence, tables, sources, [heading(SHIPPING_TABLE)]) == problems

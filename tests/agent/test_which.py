@@ -116,3 +116,33 @@ def test_the_model_named_earlier_is_the_one_asked_about() -> None:
     # When, why, where or how to: not a look-up of a model's value.
     assert best_split("ok and when does the new price kick in?", rows, VARIANTS) is None
     assert best_split("How do I pay the price?", rows, VARIANTS) is None
+
+
+def test_a_split_that_gives_the_asked_kind_for_something_else_is_not_asked_back() -> None:
+    """ "How much is express shipping?" was asked "It depends on the model. Price: Aero 300 $199;
+    Aero 500 $329. Which one do you have?": the price row gives a price, but the question is about
+    the shipping table's Express row, which the other pages' best sentences name."""
+    from agent.which import about_another
+
+    price = split(ranked("Price: Aero 300 $199; Aero 500 $329."), 0, VARIANTS)
+    assert price is not None
+    shipping = ranked("Contiguous US: Method Express; Delivery time 1–2 business days; Cost $14.95.")
+    names = ("Halcyon Home", "Halcyon Aero air purifier")
+    assert about_another("How much is express shipping?", price, shipping, VARIANTS, "", names)
+    # The message's words are the split's or its page's, or no other page has them: asked back.
+    assert not about_another("How much is it?", price, shipping, VARIANTS, "", names)
+    assert not about_another("How much does it cost?", price, shipping, VARIANTS, "", names)  # "Cost $14.95"
+    assert not about_another("What's the price of your purifier?", price, shipping, VARIANTS, "", names)
+    care = split(
+        ranked(
+            "Aero 300: Filter AF-300 Standard; Monthly price $5.99.",
+            "Aero 500: Filter AF-500; Monthly price $8.99.",
+        ),
+        0,
+        VARIANTS,
+    )
+    assert care is not None
+    title = "Halcyon Care Filter Subscription > Price"
+    care_elsewhere = ranked("Cancel Halcyon Care any time in Account > Subscriptions.")
+    assert not about_another("How much does Halcyon Care cost?", care, care_elsewhere, VARIANTS, title, names)
+    assert not about_another("How many watts does it draw?", price, shipping, VARIANTS, "", names)
