@@ -68,7 +68,9 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _FIGURE = re.compile(r"[A-Za-z]*-?\d+(?:[.,:]\d+)*[A-Za-z]*")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][A-Za-z]+(?:[- ][A-Z0-9][A-Za-z0-9]*)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+# A "?" or "!" before a lower-case word ends no sentence: "Tap **Forgot password?** on the sign-in
+# screen" is one (read as two, a quote began "on the sign-in screen and enter your email.").
+_SENTENCE_END = re.compile(r"(?<=\.)[\"')\]]*\s+|(?<=[!?])[\"')\]*]*\s+(?![a-z])|\n+")
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _LEAD_IN = re.compile(r":(?:\s*\[\d{1,2}\])*\s*$")  # "The payment options are:" (its list to follow)
 _LIST_MARKER = re.compile(r"(?:\d{1,2}[.)]|[-*\u2022])")

@@ -39,7 +39,7 @@ Only the sentence that asks counts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from agent.grounding import Embed, _stem, sentences
 
@@ -266,3 +266,70 @@ def asked_as(message: str, history: Sequence[tuple[str, str]]) -> str:
     if asker == "customer" and role == "agent" and asked(said) is not None:
         return f"{question.rstrip()} {message.strip()}"
     return message
+
+
+# "a new one", "another one": the customer wants another of the thing they just asked about.
+_ANOTHER_ONE = re.compile(
+    r"\b(?:an?\s+(?:new|replacement|spare|extra|second|fresh)\s+one|another\s+one)\b", re.I
+)
+# A thing an earlier message names: "the filter", "my pre-filter sleeve", "a replacement cover",
+# up to a word that says something of it ("my sleeve tore", "the filter is", "the cover on").
+_THING = re.compile(r"\b(?:the|my|a|an|this|your)\s+([a-z][\w-]*(?:\s+[a-z][\w-]*){0,2})", re.I)
+_THING_ENDS = re.compile(
+    r"^(?:is|are|was|were|has|have|had|does|do|did|will|can|won't|isn't|doesn't|keeps?|tore|broke|"
+    r"for|on|in|at|with|to|of|from|and|or|but|that|which|it|when|after|instead|than|[a-z]+ed)$",
+    re.I,
+)
+
+
+def one_meant(
+    message: str, history: Sequence[tuple[str, str]], vocabulary: Collection[str] | None = None
+) -> str:
+    """``message`` with "a new one" or "another one" naming the thing the message named before it,
+    else the first thing the customer's last message naming one named: "How much is a new one for the Aero 300?" after "Can I wash the
+    filter?" -> "How much is a new filter for the Aero 300?"; "can I buy just a new one of
+    those?" after "How do I clean the mesh sleeve on my Aero 300's filter?" -> "... a new mesh
+    sleeve ...". Read as it was written, retrieval and the answer check took "one" for the
+    purifier, and "The Aero 300 is priced at $199" was sent. "The new one" is left as it is: it
+    is as often the new email address or the replacement unit as another of the thing named.
+    Otherwise ``message``. ``history``: (role, text), oldest first."""
+    found = _ANOTHER_ONE.search(message)
+    if found is None:
+        return message
+    known = {w.lower() for w in vocabulary} if vocabulary is not None else None
+    if _things(message[: found.start()], known):
+        return message  # "wash the filter instead of buying a new one": the message says it
+    earlier = (_things(text, known) for role, text in reversed(history) if role == "customer")
+    thing = next((things[0] for things in earlier if things), None)
+    if thing is None:
+        return message
+    wording = found.group(0)
+    return message.replace(wording, re.sub(r"\bone\b", thing, wording, flags=re.I), 1)
+
+
+# Words after "a" or "the" that name no thing one could have another of ("a lot", "the same").
+_NOT_THINGS = frozenset(
+    (
+        *("lot", "bit", "few", "little", "while", "couple", "minute", "moment", "second", "day"),
+        *("week", "month", "year", "way", "time", "same", "question", "problem", "issue", "thing"),
+        *("things", "one", "other", "rest"),
+    )
+)
+
+
+def _things(text: str, known: Collection[str] | None = None) -> list[str]:
+    """The things ``text`` names after an article or a possessive, in order ("the filter"); with
+    ``known`` (the help pages' words), only those whose last word the pages have."""
+    found = (_thing_words(m.group(1)) for m in _THING.finditer(text))
+    return [
+        t
+        for t in found
+        if t and t.split()[0].lower() not in _NOT_THINGS and (known is None or t.split()[-1].lower() in known)
+    ]
+
+
+def _thing_words(phrase: str) -> str:
+    """The words of ``phrase`` up to the first that says something of the thing."""
+    words = phrase.split()
+    end = next((i for i, w in enumerate(words) if _THING_ENDS.match(w)), len(words))
+    return " ".join(words[:end])

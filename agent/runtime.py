@@ -163,8 +163,13 @@ class Agent:
             yield asked_back
             return
 
-        asked_as = self._asked_as(message, history)
-        hits = self._retrieve(message, history)
+        # "How much is a new one?" after "Can I wash the filter?" is read as "... a new filter?"
+        # (``referents.one_meant``) by retrieval, the model and the check; the log keeps the words.
+        read = (
+            referents.one_meant(message, history, self._words()) if self.config.grounding.enabled else message
+        )
+        asked_as = self._asked_as(read, history)
+        hits = self._retrieve(read, history)
         passages = [p for p in (self._passage(h) for h in hits) if p.text]
         best = max((h.relevance for h in hits), default=None)
         log.debug(
@@ -174,7 +179,7 @@ class Agent:
         embed = self._sentence_embed()
         if escalation.low_confidence(best, threshold) and passages and embed is not None:
             # A chunk is compared whole; the row or sentence in it that answers may be far closer.
-            closest = grounding.sentence_relevance(message, [p.text for p in passages], embed)
+            closest = grounding.sentence_relevance(read, [p.text for p in passages], embed)
             if closest is not None and closest >= threshold:
                 log.debug("conversation %s: a passage sentence is close (%.3f)", conversation_id, closest)
                 best = closest
@@ -190,7 +195,7 @@ class Agent:
             yield handoff
             return
 
-        messages = self._messages(message, passages, history, self.generator)
+        messages = self._messages(read, passages, history, self.generator)
         guard = self._guard(message, history, passages)
         if max_tokens is not None:
             limits["max_tokens"] = max(1, min(max_tokens, self.config.generation.max_new_tokens))
@@ -508,7 +513,6 @@ class Agent:
         """The sentence gate for this turn, or None when the check is off or has nothing to read."""
         if not self.config.grounding.enabled or not passages:
             return None
-        words = getattr(self.knowledge, "words", None)  # what the help pages name anywhere
         return grounding.turn_gate(
             message,
             history,
@@ -516,8 +520,13 @@ class Agent:
             self.config.grounding,
             self.config.persona,
             self._sentence_embed(),
-            vocabulary=words() if callable(words) else None,
+            vocabulary=self._words(),
         )
+
+    def _words(self) -> frozenset[str] | None:
+        """Every word the help pages have (``KnowledgeBase.words``), or None for another retriever."""
+        words = getattr(self.knowledge, "words", None)
+        return words() if callable(words) else None
 
     def _sentence_embed(self) -> grounding.CachedEmbed | None:
         """The knowledge base's embedding model, caching passage sentences across turns."""

@@ -91,7 +91,9 @@ def replay(
     passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
     history = [(t["role"], t["text"]) for t in item.get("history", [])]
     # The customer's answer to the question back is checked with the first question, as the agent does.
-    question = referents.asked_as(item["question"], history) if settings.ask_unnamed else item["question"]
+    # "a new one" is read as what the customer named before (``referents.one_meant``), as the agent does.
+    question = referents.one_meant(item["question"], history, vocabulary)
+    question = referents.asked_as(question, history) if settings.ask_unnamed else question
     gate = grounding.turn_gate(question, history, passages, settings, persona, embed, vocabulary)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
     if gate.held_decline and gate.quote:

@@ -180,6 +180,9 @@ def test_a_conversation_that_turns_to_something_else_is_not_answered_with_its_la
     warranty = agent.reply("e2e-turn", "How long is the warranty?")
     assert "2 years" in warranty.text and "warranty" in {c.doc_id for c in warranty.citations}, warranty.text
     assert not any("AF-500" in s and "2 years" in s for s in warranty.text.split(". ")), warranty.text
+    agent.reply("e2e-new-one", "Can I wash the filter?")
+    new_one = agent.reply("e2e-new-one", "How much is a new one for the Aero 300?")  # got "$199"
+    assert "$39" in new_one.text and "$199" not in new_one.text, new_one.text
     canada = agent.reply("e2e-canada", "How much is shipping to Canada?")  # the model said "free"
     assert "$12" in canada.text, canada.text
     code = agent.reply("e2e-code-reported", "My Aero 500 shows E3.")

@@ -2502,3 +2502,18 @@ def test_an_amount_a_table_row_gives_otherwise_fails(sentence: str, problems: li
     sources = Sources([question, SHIPPING_TABLE, returns], conversation=[question], question=question)
     tables = passage_tables([SHIPPING_TABLE, returns])
     assert row_amounts(sentence, tables, sources, [heading(SHIPPING_TABLE)]) == problems
+
+
+def test_a_question_mark_inside_a_sentence_does_not_end_it() -> None:
+    """ "I forgot my password" was quoted "on the sign-in screen and enter your email.": the
+    button's name "Forgot password?" had ended a sentence."""
+    from agent.grounding import sentences
+
+    text = "Accounts and Login > Forgot Your Password\n\nTap **Forgot password?** on the sign-in screen and enter your email."
+    assert passage_sentences(text) == ["Tap Forgot password? on the sign-in screen and enter your email."]
+    assert [s.strip() for s in sentences("Is it on? Yes! It is. ok then.")] == [
+        "Is it on?",
+        "Yes!",
+        "It is.",
+        "ok then.",
+    ]

@@ -168,3 +168,30 @@ def test_the_answer_to_the_question_back_is_checked_against_the_first_question(m
     agent.store.add_turn("c2", "agent", ask_text("filter"))
     alone = agent.reply("c2", "HF-500")
     assert alone.text == "The HF-500 filter is replaced every 6 months.", alone.text
+
+
+def test_a_new_one_is_read_as_the_thing_the_customer_named_before() -> None:
+    """ "How much is a new one for the Aero 300?" after "Can I wash the filter?" got "The Aero 300
+    is priced at $199": retrieval and the check read "one" as the purifier."""
+    from agent.referents import one_meant
+
+    filter_talk = [("customer", "Can I wash the filter?"), ("agent", "Never wash the main filter.")]
+    assert one_meant("How much is a new one for the Aero 300?", filter_talk) == (
+        "How much is a new filter for the Aero 300?"
+    )
+    assert one_meant("Can I buy another one?", filter_talk) == "Can I buy another filter?"
+    sleeve = [("customer", "How do I clean the mesh sleeve on my Aero 300's filter?"), ("agent", "...")]
+    assert (
+        one_meant("can I buy just a new one of those?", sleeve)
+        == "can I buy just a new mesh sleeve of those?"
+    )
+    broke = [("customer", "My pre-filter sleeve tore when I pulled it off."), ("agent", "...")]
+    assert one_meant("How much is a new one?", broke) == "How much is a new pre-filter sleeve?"
+    # Left as written: "the new one" (as often the new email address as another filter), a message
+    # that names the thing itself, a thing the pages never name, or nothing named before.
+    assert one_meant("When does the new one take over?", filter_talk) == "When does the new one take over?"
+    said = "can I just wash the filter instead of buying a new one?"
+    assert one_meant(said, [("customer", "My remote broke."), ("agent", "...")]) == said
+    smoke = [("customer", "we've had a lot of smoke this summer"), ("agent", "...")]
+    assert one_meant("How much is a new one?", smoke, {"filter", "smoke"}) == "How much is a new one?"
+    assert one_meant("How much is a new one?", []) == "How much is a new one?"
