@@ -70,8 +70,12 @@ _FIGURE = re.compile(r"[A-Za-z]*-?\d+(?:[.,:]\d+)*[A-Za-z]*")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][A-Za-z]+(?:[- ][A-Z0-9][A-Za-z0-9]*)*")
 # A "?" or "!" before a lower-case word ends no sentence: "Tap **Forgot password?** on the sign-in
 # screen" is one (read as two, a quote began "on the sign-in screen and enter your email.").
-_SENTENCE_END = re.compile(r"(?<=\.)[\"')\]]*\s+|(?<=[!?])[\"')\]*]*\s+(?![a-z])|\n+")
+# A closing quote, bracket or bold mark stays with its sentence ('"Turn on the bedroom purifier."').
+_SENTENCE_END = re.compile(
+    r"(?:(?<=\.)|(?<=\.[\"')\]]))\s+|(?:(?<=[!?])|(?<=[!?][\"')\]])|(?<=[!?]\*\*))\s+(?![a-z])|\n+"
+)
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
+_CLOSERS = "\"')]*"  # what may close a sentence after its full stop
 _LEAD_IN = re.compile(r":(?:\s*\[\d{1,2}\])*\s*$")  # "The payment options are:" (its list to follow)
 _LIST_MARKER = re.compile(r"(?:\d{1,2}[.)]|[-*\u2022])")
 _LEADING_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
@@ -2215,7 +2219,8 @@ def extractive_answer(
             numbered = " ".join(f"{i}. {step}" for i, step in enumerate(steps, start=1))
             return f"Here is what our help pages say: {numbered} [{e.passage}]"
     quoted = " ".join(
-        f"{e.text if e.text.endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]" for e in best
+        f"{e.text if e.text.rstrip(_CLOSERS).endswith(('.', '!', '?')) else e.text + '.'} [{e.passage}]"
+        for e in best
     )
     return f"Here is what our help pages say: {quoted}"
 

@@ -2517,3 +2517,20 @@ def test_a_question_mark_inside_a_sentence_does_not_end_it() -> None:
         "It is.",
         "ok then.",
     ]
+
+
+def test_a_closing_quote_stays_with_its_sentence() -> None:
+    """ "I want to buy an air purifier for my bedroom" was quoted '"Turn on the bedroom purifier.".
+    [2] "What's the air quality in the bedroom? [2]': the closing quote went with the space."""
+    from agent.grounding import sentences
+
+    said = 'Say "Turn on the bedroom purifier." Or ask "What\'s the air quality in the bedroom?" Done.'
+    assert sentences(said) == [
+        'Say "Turn on the bedroom purifier."',
+        'Or ask "What\'s the air quality in the bedroom?"',
+        "Done.",
+    ]
+    quoted = extractive_answer(
+        "What do I say to turn on the bedroom purifier?", [f"Voice > Commands\n\n{said}"]
+    )
+    assert quoted is not None and '"Turn on the bedroom purifier." [1]' in quoted, quoted
