@@ -107,6 +107,20 @@ def asking_words(question: str) -> str:
     return " ".join(m.group(0) for pattern, _ in _ASKED for m in pattern.finditer(question))
 
 
+# A length of time written as a compound before the noun it is of: "the 2-year warranty".
+_COMPOUND_SPAN = re.compile(
+    rf"\b{_AMOUNT}-(?:business-|working-)?(?:day|week|month|year|hour|minute)\s+([a-z][a-z-]*)", re.I
+)
+
+
+def without_others(text: str, question: str) -> str:
+    """``text`` less the lengths of time it gives, as a compound, to a noun ``question`` does not
+    name: for "What is the return window?", "defects are covered by the 2-year warranty" gives
+    no length of the return window ("30-day return window" would)."""
+    asked = {w[:5] for w in content_words(question)}
+    return _COMPOUND_SPAN.sub(lambda m: m.group(0) if m.group(1).lower()[:5] in asked else "", text)
+
+
 def gives(text: str, kinds: Iterable[str]) -> bool:
     """Whether ``text`` gives an answer of one of ``kinds``."""
     return any(GIVES[kind].search(text) for kind in kinds)

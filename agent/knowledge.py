@@ -102,7 +102,16 @@ def _one_per_page(question: str, pages: list[str], texts: list[str], order: list
     asks = [kinds for kinds in asked.asked_kinds(question) if kinds != ("count",)]
     if asks and first:
         page, best = next(iter(first.items()))
-        if asked.missing(asks, texts[best]):
-            giving = [j for j in order if pages[j] == page and not asked.missing(asks, texts[j])]
+
+        def gives(text: str) -> bool:
+            # Read without the chunk's title ("After 30 Days" is not an answer) and without a length
+            # of time given to something else ("the 2-year warranty", asked for the return window).
+            first_line, _, rest = text.partition("\n")
+            return not asked.missing(
+                asks, asked.without_others(rest if " > " in first_line else text, question)
+            )
+
+        if not gives(texts[best]):
+            giving = [j for j in order if pages[j] == page and gives(texts[j])]
             first[page] = giving[0] if giving else best
     return list(first.values())

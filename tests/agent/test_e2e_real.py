@@ -183,6 +183,8 @@ def test_a_conversation_that_turns_to_something_else_is_not_answered_with_its_la
     agent.reply("e2e-new-one", "Can I wash the filter?")
     new_one = agent.reply("e2e-new-one", "How much is a new one for the Aero 300?")  # got "$199"
     assert "$39" in new_one.text and "$199" not in new_one.text, new_one.text
+    window = agent.reply("e2e-window", "How long do I have to return it?")  # was shown "After 30 Days"
+    assert "30 days" in window.text and "2-year" not in window.text, window.text
     canada = agent.reply("e2e-canada", "How much is shipping to Canada?")  # the model said "free"
     assert "$12" in canada.text, canada.text
     code = agent.reply("e2e-code-reported", "My Aero 500 shows E3.")

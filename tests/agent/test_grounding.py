@@ -1159,6 +1159,34 @@ def test_one_per_page_shows_the_chunk_that_gives_what_was_asked() -> None:
     ) == [0, 2]
 
 
+def test_a_chunk_gives_what_was_asked_in_its_body_and_for_the_thing_asked_about() -> None:
+    """ "How long do I have to return it?" was shown the chunk titled "After 30 Days" ("After the
+    return window closes ..., but defects are covered by the 2-year warranty"): its title and the
+    warranty's two years counted as the length of time asked for, so the chunk that gives the 30
+    days was never shown."""
+    from agent import asked
+    from agent.knowledge import _one_per_page
+
+    after = (
+        "Returns and Refunds > After 30 Days\n\nAfter the return window closes we cannot accept returns, "
+        "but defects are covered by the 2-year warranty."
+    )
+    window = "Returns and Refunds > The 30-Day Return Window\n\nYou can return a purifier within 30 days of delivery."
+    pages, texts = ["returns", "returns", "care"], [after, window, "Halcyon Care > Price\n\nCancel any time."]
+    assert _one_per_page("How long do I have to return it?", pages, texts, [0, 2, 1]) == [1, 2]
+    assert _one_per_page("What is the return window?", pages, texts, [0, 2, 1]) == [1, 2]
+    # Asked about the warranty, its two years answer.
+    assert _one_per_page("How long is the warranty?", pages, texts, [0, 2, 1]) == [0, 2]
+    assert (
+        asked.without_others("covered by the 2-year warranty", "What is the return window?")
+        == "covered by the "
+    )
+    assert (
+        asked.without_others("the 30-day return window", "What is the return window?")
+        == "the 30-day return window"
+    )
+
+
 @pytest.mark.parametrize(
     ("answer", "passes"),
     [
