@@ -285,14 +285,16 @@ _THING_ENDS = re.compile(
 def one_meant(
     message: str, history: Sequence[tuple[str, str]], vocabulary: Collection[str] | None = None
 ) -> str:
-    """``message`` with "a new one" or "another one" naming the thing the message named before it,
-    else the first thing the customer's last message naming one named: "How much is a new one for the Aero 300?" after "Can I wash the
-    filter?" -> "How much is a new filter for the Aero 300?"; "can I buy just a new one of
-    those?" after "How do I clean the mesh sleeve on my Aero 300's filter?" -> "... a new mesh
-    sleeve ...". Read as it was written, retrieval and the answer check took "one" for the
-    purifier, and "The Aero 300 is priced at $199" was sent. "The new one" is left as it is: it
-    is as often the new email address or the replacement unit as another of the thing named.
-    Otherwise ``message``. ``history``: (role, text), oldest first."""
+    """``message`` with "a new one" or "another one" naming the first thing (one whose last word
+    the help pages have, ``vocabulary``) that the customer's latest message naming one named:
+    "How much is a new one for the Aero 300?" after "Can I wash the filter?" -> "How much is a
+    new filter for the Aero 300?"; "can I buy just a new one of those?" after "How do I clean
+    the mesh sleeve on my Aero 300's filter?" -> "... a new mesh sleeve ...". Read as it was
+    written, retrieval and the answer check took "one" for the purifier, and "The Aero 300 is
+    priced at $199" was sent. Left as it is: a message that names a thing before "a new one"
+    ("wash the filter instead of buying a new one"), and "the new one", which is as often the
+    new email address or the replacement unit as another of the thing named. ``history``:
+    (role, text), oldest first."""
     found = _ANOTHER_ONE.search(message)
     if found is None:
         return message
