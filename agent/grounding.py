@@ -363,6 +363,9 @@ class Sources:
     # is what the sentence names, else what ``question`` names; with neither, any column will do.
     question: str = ""
     bind_amounts: bool = True  # an amount from another statement fails (``_misbound``)
+    # Of a sentence's new content words (at least ``SINGLE_SOURCE_WORDS``), the share one passage
+    # sentence (with its section's title) must have; 0 turns it off (``_patched``).
+    single_source: float = 0.6
     _figures: set[str] = field(init=False)
     _quantities: set[str] = field(init=False)
     _words: set[str] = field(init=False)
@@ -389,6 +392,8 @@ class Sources:
     _denied: list[tuple[set[str], str]] = field(init=False)
     _affirmed: list[set[str]] = field(init=False)
     _excluded: list[set[str]] = field(init=False)  # what the question says "not" to (``ruled_out``)
+    _sentence_stems: list[set[str]] = field(init=False)  # each passage sentence's, with its title's
+    _passage_stems: set[str] = field(init=False)  # all of them
 
     def __post_init__(self) -> None:
         joined = "\n".join(self.texts)
@@ -444,6 +449,10 @@ class Sources:
         families = "|".join(re.escape(f) for f in sorted(self._families))
         next_member = re.compile(rf"\s+and\s+(?=(?:the\s+)?(?:{families})\s+\d)", re.I) if families else None
         self._valued = []  # each passage sentence's amounts with a unit, and its word stems
+        self._sentence_stems = [
+            _stems(f"{sentence} {heading(text)}") for text in known for sentence in passage_sentences(text)
+        ]
+        self._passage_stems = set().union(*self._sentence_stems)
         self._passages = []  # each passage's amounts and word stems
         for text in known:
             for sentence in passage_sentences(text):
@@ -513,9 +522,28 @@ class Sources:
             missing += self._misbound(text)
         if not missing and self.bind_amounts:
             missing += self._moved(text)
+        if not missing and self.single_source:
+            missing += self._patched(text)
         if self._evidence is not None and not missing:
             missing += self._off_evidence(text, words)
         return missing + names
+
+    def _patched(self, text: str) -> list[str]:
+        """A sentence pieced together from several passage sentences: of its content words that
+        the conversation did not say (at least ``SINGLE_SOURCE_WORDS``, and ``SINGLE_SOURCE_PAGE_WORDS``
+        of them the passages'), no one passage sentence, read with its section's title, has
+        ``single_source``. "Yes, the warranty applies to
+        purifiers bought from halcyonhome.com, the Halcyon Care Filter Subscription, and your
+        subscription for the rest of the original warranty period" takes its words from three
+        sentences of two pages; "The error code is a firmware update failure" from two."""
+        new = _word_stems(text) - _stems("\n".join(self.conversation))
+        # A sentence with few of the passages' words pieces nothing together ("Feel free to ask more.").
+        if len(new) < SINGLE_SOURCE_WORDS or len(new & self._passage_stems) < SINGLE_SOURCE_PAGE_WORDS:
+            return []
+        best = max(len(new & stems) for stems in self._sentence_stems)
+        if best / len(new) >= self.single_source:
+            return []
+        return [f"pieced together: at most {best}/{len(new)} of its words from one passage sentence"]
 
     def echoes(self, sentence: str) -> bool:
         """The sentence only says back what the conversation said ("The Aero 300 is dead and the
@@ -1950,6 +1978,8 @@ def _word_stems(text: str) -> set[str]:
 # not what it is about.
 _AMOUNT_VERBS = {_stem(w) for w in ("cost", "take", "last", "weigh", "charge", "pay", "price")}
 _HOW = re.compile(r"\bhow (long|often|soon|much|many|far|big|large|tall|high|heavy|loud)\b")
+SINGLE_SOURCE_WORDS = 3  # a sentence with fewer new content words is not read by ``_patched``
+SINGLE_SOURCE_PAGE_WORDS = 2  # ... nor one with fewer of them that the passages have
 MISBOUND_MARGIN = 1  # how many more shared word stems make another amount's sentence the one meant
 
 LEXICAL_WEIGHT = 0.3  # a shared rare word ("Hawaii", "E6") counts beside the embedding's similarity
