@@ -340,6 +340,12 @@ def _answer_text(bubble: Any) -> str:
     return str(markdown.first.inner_text()).strip() if markdown.count() else ""
 
 
+# The real model's answer to it passes the answer check and is shown as it is written. (Its answer
+# to QUESTION pieces the filter-replacement steps together, "1. Unplug the purifier and remove the
+# plastic bag from the filter.", and since session 43 the check replaces it with a quote at once.)
+STREAMED = "How often should I replace the filter?"
+
+
 @pytest.mark.slow
 def test_real_model_streams_in_the_browser(browser: Any, home: Path) -> None:
     """The real default model (SmolLM2-135M) over the keyword sample knowledge, 32 new tokens."""
@@ -355,7 +361,7 @@ def test_real_model_streams_in_the_browser(browser: Any, home: Path) -> None:
     url = next(server)
     try:
         page = browser.new_page()
-        ask(page, url, QUESTION)
+        ask(page, url, STREAMED)
         seen: list[str] = []
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not page.get_by_test_id("stFeedback").count():
