@@ -203,6 +203,12 @@ class GroundingSettings:
     # holds it is shown first, an answer is held until it has named every item, and the fallback
     # quotes the list whole instead of the two items closest to the question.
     whole_lists: bool = True
+    # A message typed as customers type ("whats the return window", "what does e4 mean", "can i use
+    # both codes") is read as the help pages would write it ("What's the return window?", "E4",
+    # "Can I ...?": ``agent.written``) by retrieval, the model and the check; the log keeps the
+    # customer's words. false: read as typed (the question rules then miss codes typed in lower
+    # case and yes-or-no questions with no "?").
+    read_as_written: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("extractive", "decline"):
@@ -225,6 +231,7 @@ class GroundingSettings:
             "whole_lists",
             "ask_which",
             "ask_unnamed",
+            "read_as_written",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"grounding.{name} must be true or false, not {getattr(self, name)!r}")

@@ -1088,6 +1088,13 @@ def unpaged_words(question: str, vocabulary: Iterable[str]) -> frozenset[str]:
     return frozenset(w for n in names for w in _name_words(n) if _stem(w) not in have)
 
 
+def unpaged_said(question: str, vocabulary: Iterable[str]) -> frozenset[str]:
+    """Every word of ``question`` that no page of the help pages has, a name or not: "how long does
+    shipping to puerto rico take" -> {"puerto", "rico"}, typed in lower case."""
+    have = _vocabulary_stems(frozenset(vocabulary))
+    return frozenset(w for w in _name_words(question) if _stem(w) not in have)
+
+
 @lru_cache(maxsize=4)
 def _vocabulary_stems(words: frozenset[str]) -> frozenset[str]:
     """The stems of a knowledge base's words, hyphenated ones also by their parts: once per
@@ -1631,6 +1638,7 @@ class SentenceGate:
         denied: str | None = None,
         lists: Sequence[list[tuple[str, str, int]]] = (),
         unpaged: Iterable[str] = (),
+        unpaged_said: Iterable[str] = (),
         listed: Sequence[set[str]] = (),
         tables: Sequence[list[list[str]]] = (),
         replied: Sequence[str] = (),
@@ -1652,6 +1660,7 @@ class SentenceGate:
         # for affirming a name made of them ("Yes, we ship to Puerto Rico") leaves the customer's
         # question about it unanswered, and the fallback says so (``not_found``).
         self.unpaged = frozenset(unpaged)
+        self.unpaged_said = frozenset(unpaged_said)  # every word of the question no page has
         self.not_found: tuple[str, ...] = ()
         # The passages' lists of labelled cases (``labelled_lists``): an amount read from one case
         # that the answer gives as the whole answer fails (``one_case``).
@@ -1737,9 +1746,13 @@ class SentenceGate:
                 problems = row_amounts(sentence, self.tables, self.sources, self.table_titles)
             if problems:
                 self.failed = problems
-                if self.unpaged:
+                if self.unpaged or self.unpaged_said:
+                    # A name the customer typed in lower case ("puerto rico") is not among
+                    # ``unpaged``; the answer that fails names it ("Yes, we ship to Puerto Rico").
                     self.not_found = tuple(
-                        n for n in self.sources.heard_names(sentence) if _name_words(n) & self.unpaged
+                        n
+                        for n in self.sources.heard_names(sentence)
+                        if _name_words(n) & (self.unpaged | self.unpaged_said)
                     )
                 break
             self.checked = stop
@@ -2240,7 +2253,8 @@ def extractive_answer(
     best = sorted(top, key=lambda e: (e.passage, e.order))
     if not any(e.shares_words for e in best):
         return None
-    if embed is not None and ranked[0].score < min_score:
+    titled = ranked[0].score >= TITLED_QUOTE_SCORE and titled_answer(question, ranked[0], passages, asks)
+    if embed is not None and ranked[0].score < min_score and not titled:
         return None
     for e in ranked[:max_sentences] if _HOW_TO.match(question) else ():
         steps = procedure(passages[e.passage - 1])
@@ -2253,6 +2267,26 @@ def extractive_answer(
         for e in best
     )
     return f"Here is what our help pages say: {quoted}"
+
+
+# A sentence that gives what was asked, in a section whose title names every word of the question
+# ("What is the return window?": "The 30-Day Return Window > You can return a purifier ... within
+# 30 days of delivery"), is quoted from this score, under ``min_quote_score``.
+TITLED_QUOTE_SCORE = 0.35
+
+
+def titled_answer(
+    question: str, e: Evidence, passages: Sequence[str], asks: Sequence[tuple[str, ...]]
+) -> bool:
+    """``e`` gives what the question asks for (``asks``: a measurable kind) and the title of its
+    section has every word stem of the question but those that only ask ("how long"): the section
+    is about the thing asked, and its sentence giving the asked kind answers however little its
+    words match the question's."""
+    if not asks or asked.missing(asks, e.text) or e.passage > len(passages):
+        return False
+    wanted = _stems(question)
+    title = _stems(heading(passages[e.passage - 1]).split(" > ")[-1])
+    return bool(wanted & title) and wanted - title <= _stems(asked.asking_words(question))
 
 
 QUOTE_GAP = 0.15  # another passage's sentence is quoted beside the best only this close (chosen on dev)
@@ -2432,9 +2466,11 @@ def turn_gate(
     asks: list[tuple[str, ...]] = []
     unknown: list[str] = []
     unpaged: frozenset[str] = frozenset()
+    unpaged_typed: frozenset[str] = frozenset()
     if settings.match_question:
         if vocabulary is not None:
             unpaged = unpaged_words(message, vocabulary)
+            unpaged_typed = unpaged_said(message, vocabulary)
         asks = asked.asked_kinds(message)
         shown = [*(p.text for p in passages), *(p.title or "" for p in passages)]
         unknown = asked.unknown_names(message, shown)
@@ -2491,6 +2527,7 @@ def turn_gate(
         denied=denied.text if denied is not None else None,
         lists=lists,
         unpaged=unpaged,
+        unpaged_said=unpaged_typed,
         listed=listed,
         tables=[rows for _, rows in titled],
         replied=replied,

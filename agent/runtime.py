@@ -28,7 +28,17 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent import escalation, feedback_reasons, grounding, guardrails, referents, shadow, verified, which
+from agent import (
+    escalation,
+    feedback_reasons,
+    grounding,
+    guardrails,
+    referents,
+    shadow,
+    verified,
+    which,
+    written,
+)
 from agent.citations import says_unknown, used_passages
 from agent.config import AgentConfig, load_config
 from agent.errors import GenerationError
@@ -154,6 +164,16 @@ class Agent:
             )
             return
 
+        # "whats the return window" is read as "What's the return window?" (``agent.written``), and
+        # so are the customer's earlier messages: by retrieval, the model and the check. The log
+        # keeps the customer's own words.
+        if self.config.grounding.read_as_written:
+            cased = self._cased()
+            message = written.as_written(message, cased)
+            history = [
+                (role, written.as_written(text, cased) if role == "customer" else text)
+                for role, text in history
+            ]
         if (asked_back := self._which(conversation_id, message, conversation.turns, started)) is not None:
             yield asked_back.text
             yield asked_back
@@ -528,6 +548,11 @@ class Agent:
         words = getattr(self.knowledge, "words", None)
         return words() if callable(words) else None
 
+    def _cased(self) -> dict[str, str] | None:
+        """The names the help pages write (``KnowledgeBase.cased``), or None for another retriever."""
+        cased = getattr(self.knowledge, "cased", None)
+        return cased() if callable(cased) else None
+
     def _sentence_embed(self) -> grounding.CachedEmbed | None:
         """The knowledge base's embedding model, caching passage sentences across turns."""
         embed = getattr(self.knowledge, "embed", None)
@@ -589,7 +614,7 @@ class Agent:
         if not (settings.enabled and settings.ask_which) or variants is None or embed is None:
             return None
         known = tuple(variants())
-        if len(known) < 2:
+        if len(known) < 2 or which.names_another(message, known):
             return None
         last = next((t for t in reversed(turns) if t.role == "agent"), None)
         pending = last.metadata.get("asked_which") if last is not None else None

@@ -159,6 +159,13 @@ def ask_which(
     return best_split(message, ranked, variants)
 
 
+def names_another(message: str, variants: Sequence[str]) -> list[str]:
+    """The names in ``message`` of the variants' family that are none of them: "How much is the
+    Aero 700?" beside the Aero 300 and Aero 500 -> ["Aero 700"]. Asked back which of the two, the
+    customer was offered models they did not ask about; the usual way declines, naming it."""
+    return asked.unknown_names(message, [f"the {variant}" for variant in variants])
+
+
 def named_already(message: str, conversation: Sequence[str], variants: Sequence[str]) -> bool:
     """Whether the message or one of the customer's earlier messages names a variant."""
     return bool(named(message, variants)) or any(named(t, variants) for t in conversation)

@@ -26,10 +26,11 @@ import atexit
 import json
 import shutil
 import tempfile
+from functools import lru_cache
 from typing import Any
 
 from benchmarks.common import FOCUSED_SETS, QUESTION_SETS, RESULTS, SAMPLE, machine, table, write_result
-from benchmarks.tuned_default import contains_all
+from benchmarks.tuned_default import add_typed_option, contains_all, typed_item
 
 
 def embedding_model() -> Any:
@@ -74,6 +75,14 @@ def sample_words() -> frozenset[str]:
     return words_of(path.read_text(encoding="utf-8") for path in sorted((SAMPLE / "docs").glob("*.md")))
 
 
+@lru_cache(maxsize=1)
+def sample_cased() -> dict[str, str]:
+    """The names the sample's documents write (``KnowledgeBase.cased``), as the agent reads them."""
+    from knowledge.base import cased_words
+
+    return cased_words(path.read_text(encoding="utf-8") for path in sorted((SAMPLE / "docs").glob("*.md")))
+
+
 def replay(
     row: dict[str, Any], item: dict[str, Any], embed: Any, settings: Any = None, vocabulary: Any = None
 ) -> tuple[str, str]:
@@ -81,7 +90,7 @@ def replay(
     ``settings`` (the defaults when None: ``agent.grounding.turn_gate`` and ``fallback_answer``).
     The stored rows keep the passages' text, not their titles. ``vocabulary``: every word of the
     documents the run searched (``sample_words``), as the agent's knowledge base gives it."""
-    from agent import grounding, referents
+    from agent import grounding, referents, written
     from agent.config import GroundingSettings, Persona
     from agent.prompt import Passage
 
@@ -89,10 +98,18 @@ def replay(
     if not row["passages"]:
         return row["answer"], "none"
     passages = [Passage(doc_id="", source="", text=text) for text in row["passages"]]
-    history = [(t["role"], t["text"]) for t in item.get("history", [])]
+
+    # The customer's messages are read as the pages would write them (``agent.written``), as the agent does.
+    def read(text: str) -> str:
+        return written.as_written(text, sample_cased()) if settings.read_as_written else text
+
+    history = [
+        (t["role"], read(t["text"]) if t["role"] == "customer" else t["text"])
+        for t in item.get("history", [])
+    ]
     # The customer's answer to the question back is checked with the first question, as the agent does.
     # "a new one" is read as what the customer named before (``referents.one_meant``), as the agent does.
-    question = referents.one_meant(item["question"], history, vocabulary)
+    question = referents.one_meant(read(item["question"]), history, vocabulary)
     question = referents.asked_as(question, history) if settings.ask_unnamed else question
     gate = grounding.turn_gate(question, history, passages, settings, persona, embed, vocabulary)
     kept = row["answer"][: gate.feed(row["answer"], final=True)].strip()
@@ -127,11 +144,12 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="Change one grounding setting for the replay (repeatable): match_question=false.",
     )
+    add_typed_option(parser)  # the stored answers stay the model's answers to the messages as written
     args = parser.parse_args()
     settings = grounding_settings(args.set)
     stored = json.loads((RESULTS / f"{args.results}.json").read_text(encoding="utf-8"))
     lines = (SAMPLE / args.questions).read_text(encoding="utf-8").splitlines()
-    items = {item["id"]: item for item in map(json.loads, lines)}
+    items = {item["id"]: typed_item(item, args.typed) for item in map(json.loads, lines)}
     arms = [arm for arm in stored["sample"] if not arm.endswith("_no_check")]
     from agent.evaluate import behaviour
 
@@ -141,6 +159,7 @@ def main() -> None:
         "results": args.results,
         "questions": args.questions,
         "set": args.set,
+        "typed": args.typed,
     }
     rows = []
     for arm in arms:

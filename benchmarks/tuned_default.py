@@ -63,10 +63,43 @@ KEEP_RETRIEVED: int | None = None  # --keep-retrieved: retrieval.keep_retrieved 
 ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
 ASK_UNNAMED: bool | None = None  # --[no-]ask-unnamed: grounding.ask_unnamed for every arm
 WHOLE_LISTS: bool | None = None  # --[no-]whole-lists: grounding.whole_lists for every arm
+READ_AS_WRITTEN: bool | None = None  # --[no-]read-as-written: grounding.read_as_written for every arm
+TYPED = "as-written"  # --typed: how the customer's messages are typed (``typed``)
+
+
+def typed(text: str, how: str) -> str:
+    """A customer message typed as ``how`` says: "as-written" (as the set has it) or "lower" (in
+    lower case, with no closing "?" or ".", as customers type in a chat: "what does e4 mean")."""
+    if how == "lower":
+        return text.lower().rstrip().rstrip("?.!").rstrip()
+    return text
+
+
+def add_typed_option(parser: argparse.ArgumentParser) -> None:
+    """``--typed``: how the sample's customer messages are typed (``typed``)."""
+    parser.add_argument(
+        "--typed",
+        choices=["as-written", "lower"],
+        default="as-written",
+        help="How the sample's customer messages are typed (lower: in lower case with no closing "
+        "'?', as customers type in a chat).",
+    )
+
+
+def typed_item(item: dict[str, Any], how: str) -> dict[str, Any]:
+    """A sample question item with the customer's messages (the question and the customer's turns
+    of its history) ``typed`` as ``how`` says."""
+    history = [
+        {**t, "text": typed(t["text"], how)} if t["role"] == "customer" else t
+        for t in item.get("history", [])
+    ]
+    return {**item, "question": typed(item["question"], how), "history": history}
 
 
 def heldout() -> list[dict[str, Any]]:
-    items = [json.loads(line) for line in (SAMPLE / QUESTIONS).read_text().splitlines() if line]
+    items = [
+        typed_item(json.loads(line), TYPED) for line in (SAMPLE / QUESTIONS).read_text().splitlines() if line
+    ]
     if LIMIT is None:
         return items
     kinds: dict[str, int] = {}
@@ -96,6 +129,8 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.grounding.ask_unnamed = ASK_UNNAMED
     if WHOLE_LISTS is not None:
         config.grounding.whole_lists = WHOLE_LISTS
+    if READ_AS_WRITTEN is not None:
+        config.grounding.read_as_written = READ_AS_WRITTEN
     config.retrieval.ingest_sample = False  # the arm's own documents, not the shipped sample
     from agent.knowledge import open_knowledge
 
@@ -384,6 +419,12 @@ def main() -> None:
         "answered as any other).",
     )
     parser.add_argument(
+        "--read-as-written",
+        action=argparse.BooleanOptionalAction,
+        help="grounding.read_as_written for every arm (default: the config's, on).",
+    )
+    add_typed_option(parser)
+    parser.add_argument(
         "--compute-type",
         choices=["int8", "float32"],
         help="The compiled engines' first compute type for every arm (default: int8, with float32 "
@@ -412,9 +453,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS, KEEP_RETRIEVED, ASK_UNNAMED
+    global READ_AS_WRITTEN, TYPED
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
     ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS = args.one_per_page, args.ask_which, args.whole_lists
     KEEP_RETRIEVED, ASK_UNNAMED = args.keep_retrieved, args.ask_unnamed
+    READ_AS_WRITTEN, TYPED = args.read_as_written, args.typed
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if KEEP_RETRIEVED is not None and KEEP_RETRIEVED < 0:
@@ -454,6 +497,8 @@ def main() -> None:
         "arms": arms,
         "candidates": CANDIDATES,
         "keep_retrieved": KEEP_RETRIEVED,
+        "typed": TYPED,
+        "read_as_written": READ_AS_WRITTEN,
     }
     result["sample"] = run_sample(home_root, arms)
     if args.changed:

@@ -70,6 +70,54 @@ def words_of(texts: Iterable[str]) -> frozenset[str]:
     )
 
 
+# A heading: a "#" line, or a line whose every word over three letters is capitalised.
+_TITLE_LINE = re.compile(r"\s*#|(?!.*(?<![\w'’-])[a-z][\w'’-]{3,})")
+# A word is read as a name when the pages write it capitalised this often, or it has a digit or a
+# capital past its first letter ("E4", "HEPA", "iPhone"): "Good" in "Air quality: Good" is not one.
+NAMED_TIMES = 3
+_SHAPED = re.compile(r"\d|\w[A-Z]")
+_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+
+
+def cased_words(texts: Iterable[str]) -> dict[str, str]:
+    """The names ``texts`` write, by their lower-cased form, each as it is written mid-sentence
+    ("aero" -> "Aero", "e4" -> "E4", "hepa" -> "HEPA"): a word never written lower-case, and
+    written capitalised after a lower-case word (a heading's words are not read), so a word that
+    only opens sentences ("Unplug") is not one. Its most common form wins. A word of one letter is
+    not one; nor one written so fewer than ``NAMED_TIMES`` times, unless it has a digit or a
+    capital past its first letter."""
+    lower: set[str] = set()
+    seen: dict[str, dict[str, int]] = {}
+    for text in texts:
+        for line in text.splitlines():
+            if _TITLE_LINE.match(line):
+                continue  # a heading's words are capitalised as a title ("Shipping Options and Costs")
+            _read_line(line, lower, seen)
+    return {
+        key: max(forms, key=lambda w: (forms[w], w))
+        for key, forms in seen.items()
+        if key not in lower
+        and len(key) > 1
+        and (sum(forms.values()) >= NAMED_TIMES or _SHAPED.search(" ".join(forms)))
+    }
+
+
+def _read_line(line: str, lower: set[str], seen: dict[str, dict[str, int]]) -> None:
+    """Count ``line``'s words into ``lower`` (written lower-case) and ``seen`` (capitalised after a
+    lower-case word: its forms and how often)."""
+    previous, end = "", 0
+    for match in _CASED_WORD.finditer(line):
+        word = match.group(0)
+        after_lower = previous == previous.lower() != "" and line[end : match.start()] in (" ", ", ")
+        previous, end = word, match.end()
+        if word == word.lower():
+            lower.add(word)
+            continue
+        if after_lower:
+            forms = seen.setdefault(word.lower(), {})
+            forms[word] = forms.get(word, 0) + 1
+
+
 class KnowledgeBase:
     """Product documents in a Chroma index, searchable with hybrid, conversation-aware retrieval."""
 
@@ -80,6 +128,7 @@ class KnowledgeBase:
         self._snapshot: Snapshot | None = None
         self._variants: tuple[str, ...] | None = None
         self._words: frozenset[str] | None = None
+        self._cased: dict[str, str] | None = None
         self._reranker: Any = None
         self._lock = threading.RLock()
 
@@ -339,16 +388,28 @@ class KnowledgeBase:
         it was shown leave out; computed once per version of the index."""
         with self._lock:
             if self._words is None:
-                self._words = words_of(
-                    text for _ids, texts, _metas in self.index.text_pages() for text in texts
-                )
+                self._words = words_of(self._texts())
             return self._words
+
+    def cased(self) -> dict[str, str]:
+        """The indexed documents' words that they only ever write with capitals, by their
+        lower-cased form ("aero" -> "Aero", "e4" -> "E4", ``cased_words``): how the agent reads a
+        message typed in lower case; computed once per version of the index."""
+        with self._lock:
+            if self._cased is None:
+                self._cased = cased_words(self._texts())
+            return self._cased
+
+    def _texts(self) -> Iterator[str]:
+        """Every indexed chunk's text."""
+        return (text for _ids, texts, _metas in self.index.text_pages() for text in texts)
 
     def _forget(self) -> None:
         """Drop what was computed from the index (its snapshot, variants and words); under the lock."""
         self._snapshot = None
         self._variants = None
         self._words = None
+        self._cased = None
 
     def entity_fields(self) -> tuple[tuple[str, ...], str]:
         """The metadata fields entity tracking uses, and where they come from: ``"configured"``

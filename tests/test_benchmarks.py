@@ -203,3 +203,27 @@ def test_answer_reader_labels_dstc11_by_sentence_and_leaves_held_out_conversatio
     assert ("Can I park my car there?", "Are pets allowed? No pets, sorry.", 0) in labelled
     assert ("How was the breakfast?", "The breakfast buffet was cold and stale.", 1) in labelled
     assert not any(p.label and "reception" in p.sentence for p in pairs)
+
+
+def test_replay_check_retypes_the_customers_messages_and_reads_them_as_the_agent_does() -> None:
+    """``--typed lower``: the question and the customer's earlier messages in lower case with no
+    closing "?", the agent's turns as they are; the replay reads them as written, as ``Agent``
+    does (``grounding.read_as_written``)."""
+    from agent.config import GroundingSettings
+    from benchmarks.replay_check import replay
+    from benchmarks.tuned_default import typed_item
+
+    history = [{"role": "customer", "text": "What's in the box?"}, {"role": "agent", "text": "The Aero."}]
+    item = {"question": "I've got two codes. Can I use both on the same order?", "history": history}
+    retyped = typed_item(item, "lower")
+    assert retyped["question"] == "i've got two codes. can i use both on the same order"
+    assert [t["text"] for t in retyped["history"]] == ["what's in the box", "The Aero."]
+    assert typed_item(item, "as-written") == item and item["question"].endswith("?")  # not changed in place
+    answer = "Yes, you can use both promo codes for the same order."
+    row = {"answer": answer, "passages": ["Only one promo code can be used per order, at checkout."]}
+    def embed(texts: list[str]) -> list[list[float]]:  # every sentence as close: the words decide
+        return [[1.0] for _ in texts]
+
+    text, action = replay(row, retyped, embed)
+    assert action == "extractive" and text.startswith("Here is what our help pages say: Only one"), text
+    assert replay(row, retyped, embed, GroundingSettings(read_as_written=False)) == (answer, "sent")

@@ -191,6 +191,21 @@ def test_a_conversation_that_turns_to_something_else_is_not_answered_with_its_la
     assert "error-codes" in {c.doc_id for c in code.citations} and "fan" in code.text.lower(), code.text
 
 
+def test_questions_typed_as_customers_type_are_answered_as_written_ones(agent: Agent) -> None:
+    """Typed in lower case with no "?": "what does e4 mean" had no code to find its section by,
+    and "What is the return window?" was declined (its 30-day sentence scored under the quote's
+    bar). "How much is the Aero 700?" was asked which of the Aero 300 and 500 the customer has."""
+    window = agent.reply("e2e-typed-1", "whats the return window")
+    assert "30 days" in window.text and "returns-and-refunds" in {c.doc_id for c in window.citations}, (
+        window.text
+    )
+    code = agent.reply("e2e-typed-2", "what does e4 mean")
+    assert "too hot" in code.text and "error-codes" in {c.doc_id for c in code.citations}, code.text
+    assert agent.store.turns("e2e-typed-2")[0].text == "what does e4 mean"  # logged as typed
+    other = agent.reply("e2e-typed-3", "how much is the aero 700")
+    assert "Aero 700" in other.text and "Which one" not in other.text and "$" not in other.text, other.text
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"

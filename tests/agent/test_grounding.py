@@ -2114,6 +2114,74 @@ def test_an_answer_affirming_a_name_no_page_has_falls_back_saying_so(make_agent)
     assert plain.reply("nf3", question).text.startswith("Here is what our help pages say: ")
 
 
+PROMO = (
+    "Billing and Payments > Promo Codes\n"
+    "Only one promo code can be used per order, and it must be entered at checkout. Codes cannot be "
+    "added to an order after it has been placed."
+)
+
+
+def test_a_message_typed_in_lower_case_with_no_question_mark_is_checked_as_written(make_agent) -> None:
+    """Customers type "ive got a welcome code ... can i use both on the same order" and "do you deliver to
+    puerto rico": read as typed, the message's last sentence was not a question (no "?"), so the
+    "Yes" the pages say no to was sent, and a name typed in lower case was not one, so the quote
+    did not say that nothing was found about it (``agent.written``, ``grounding.read_as_written``)."""
+    question = "ive got a welcome code from my email signup and another one from a friend. can i use both on the same order"
+    answer = "Yes, you can use both promo codes for the same order."
+    agent = make_agent(ScriptedGenerator([answer]), docs={"billing": PROMO})
+    agent.knowledge = PagedKnowledge({"billing": PROMO})
+    reply = agent.reply("typed1", question)
+    assert reply.text.startswith("Here is what our help pages say: Only one promo code"), reply.text
+    assert agent.store.turns("typed1")[0].text == question  # the log keeps the customer's words
+    as_typed = make_agent(
+        ScriptedGenerator([answer]), docs={"billing": PROMO}, grounding__read_as_written=False
+    )
+    as_typed.knowledge = PagedKnowledge({"billing": PROMO})
+    assert as_typed.reply("typed2", question).text == answer
+
+    shipping = make_agent(
+        ScriptedGenerator(["Standard delivery to Puerto Rico takes 6–10 business days."]),
+        docs={"shipping": SHIPPING},
+    )
+    shipping.knowledge = PagedKnowledge({"shipping": SHIPPING})
+    text = shipping.reply("typed3", "how long does standard delivery to puerto rico take").text
+    assert text.startswith("I'm sorry, I couldn't find anything about Puerto Rico in our help pages."), text
+
+
+RETURN_WINDOW = (
+    "Returns and Refunds > The 30-Day Return Window\n"
+    "You can return a purifier bought on halcyonhome.com within 30 days of delivery, for any reason. It "
+    "must include all parts: the purifier, the bottom cover, the filter, and the power adapter. The "
+    "original box is helpful but not required."
+)
+
+
+def test_a_sentence_giving_what_was_asked_under_a_title_naming_the_question_is_quoted() -> None:
+    """ "What is the return window?": the sentence with "within 30 days" scored 0.44 by meaning, under
+    the quote's bar (0.5), below three sentences about what to pack; the turn was declined. Its
+    section's title names every word the question has, and it gives the length of time asked."""
+    from agent.grounding import Evidence, extractive_answer, titled_answer
+
+    asks = [("duration", "length", "clock")]
+    ranked = [
+        Evidence(0.6, 1, 1, "It must include all parts: the purifier, the bottom cover, the filter, and the power adapter."),
+        Evidence(0.57, 1, 2, "The original box is helpful but not required."),
+        Evidence(0.44, 1, 0, "You can return a purifier bought on halcyonhome.com within 30 days of delivery, for any reason."),
+    ]  # fmt: skip
+    for question in ("What is the return window?", "How long is the return window?"):
+        quote = extractive_answer(
+            question, [RETURN_WINDOW], embed=lambda t: [], ranked=ranked, min_score=0.5, asks=asks
+        )
+        assert quote is not None and "within 30 days of delivery" in quote, question
+    assert titled_answer("What is the return window?", ranked[2], [RETURN_WINDOW], asks)
+    # The title does not name the question's other words; or the sentence does not give what is asked.
+    assert not titled_answer("What is the return window for filters?", ranked[2], [RETURN_WINDOW], asks)
+    assert not titled_answer("What is the return window?", ranked[0], [RETURN_WINDOW], asks)
+    too_low = [Evidence(0.3, 1, 0, ranked[2].text)]
+    assert extractive_answer("What is the return window?", [RETURN_WINDOW], embed=lambda t: [], ranked=too_low,
+                             min_score=0.5, asks=asks) is None  # fmt: skip
+
+
 def test_a_name_no_page_has_is_named_in_the_decline_when_nothing_is_quoted() -> None:
     from agent.config import GroundingSettings, Persona
     from agent.grounding import fallback_answer, turn_gate, unpaged_words

@@ -146,3 +146,14 @@ def test_a_split_that_gives_the_asked_kind_for_something_else_is_not_asked_back(
     care_elsewhere = ranked("Cancel Halcyon Care any time in Account > Subscriptions.")
     assert not about_another("How much does Halcyon Care cost?", care, care_elsewhere, VARIANTS, title, names)
     assert not about_another("How many watts does it draw?", price, shipping, VARIANTS, "", names)
+
+
+def test_a_model_of_the_family_that_is_neither_variant_is_not_asked_back() -> None:
+    """ "How much is the Aero 700?" was asked "Which one do you have: the Aero 300 or the Aero
+    500?" with both prices; it names a model no page has, and the usual way declines it."""
+    from agent.which import names_another
+
+    variants = ["Aero 300", "Aero 500"]
+    assert names_another("How much is the Aero 700?", variants) == ["Aero 700"]
+    assert names_another("How much is the Aero 300?", variants) == []
+    assert names_another("How much does it cost?", variants) == []

@@ -193,3 +193,24 @@ def test_words_are_every_word_the_documents_have_and_follow_the_index(make_kb, t
     (docs / "app.md").write_text("# App\n\nAdd the widget to your home screen.\n")
     kb.ingest([docs])
     assert "widget" in kb.words()
+
+
+def test_cased_names_are_the_words_the_documents_write_capitalised_and_follow_the_index(
+    make_kb, tmp_path: Path
+) -> None:
+    """``KnowledgeBase.cased``: how the agent reads "what does e6 mean" (``agent.written``)."""
+    docs = tmp_path / "cased"
+    docs.mkdir()
+    (docs / "safety.md").write_text(
+        "# Safety\n\n## Tip-Over\n\nThe Aero shows E6 when tilted. Set it upright.\n"
+    )
+    kb = make_kb()
+    kb.ingest([docs])
+    cased = kb.cased()
+    assert cased == {"e6": "E6"}  # "Aero" is written capitalised once: not read as a name yet
+    assert kb.cased() is cased  # computed once per version of the index
+    (docs / "app.md").write_text(
+        "# App\n\nPair the Aero with the app, name the Aero, then open the Aero settings.\n"
+    )
+    kb.ingest([docs])
+    assert kb.cased() == {"e6": "E6", "aero": "Aero"}
