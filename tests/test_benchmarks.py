@@ -221,6 +221,7 @@ def test_replay_check_retypes_the_customers_messages_and_reads_them_as_the_agent
     assert typed_item(item, "as-written") == item and item["question"].endswith("?")  # not changed in place
     answer = "Yes, you can use both promo codes for the same order."
     row = {"answer": answer, "passages": ["Only one promo code can be used per order, at checkout."]}
+
     def embed(texts: list[str]) -> list[list[float]]:  # every sentence as close: the words decide
         return [[1.0] for _ in texts]
 
