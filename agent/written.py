@@ -12,11 +12,12 @@ were), 19 right answers and 7 declines were lost. The agent reads the message as
 - a contraction typed without its apostrophe gets it ("whats" -> "what's", "dont" -> "don't");
   "i" is "I";
 - a word the help pages only ever write with capitals is written so ("aero" -> "Aero", "e4" ->
-  "E4", "ifttt" -> "IFTTT", ``cased_words``), and so is a code of a family the pages have ("e7"
-  -> "E7" beside "E1" to "E6", "af-700" -> "AF-700");
+  "E4", "hepa" -> "HEPA", ``knowledge.base.cased_words``), and so is a code of a family the pages
+  have ("e7" -> "E7" beside "E1" to "E6", "af-700" -> "AF-700");
 - the message opens with a capital;
-- a last sentence that asks (it opens with a question word or an auxiliary verb) and ends with no
-  mark gets a "?".
+- a last sentence that asks and ends with no mark gets a "?": it opens with a question word or an
+  auxiliary verb ("can i ..."), has one after a comma ("it came 10 days ago, can you still send
+  one"), ends in ", right", or opens with "ok if".
 
 A name no page has stays as typed ("puerto rico"): nothing says it is one.
 """
@@ -26,8 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-# Contractions that customers type without the apostrophe, and only as contractions ("cant",
-# "wont" and "ill" are words too rare in a support chat to keep; "id" and "its" are not here).
+# Contractions that customers type without the apostrophe. "cant" and "wont" are read as
+# contractions (as words they are too rare in a support chat to matter); "ill", "id", "its" and
+# "were" are words, and stay.
 _CONTRACTIONS = {
     **{w: w[:-1] + "'s" for w in ("whats", "hows", "wheres", "whens", "whos", "thats", "theres", "heres")},
     **{w: w[:-2] + "n't" for w in ("dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent")},
