@@ -1083,9 +1083,8 @@ def unpaged_words(question: str, vocabulary: Iterable[str]) -> frozenset[str]:
     """The words of the names in ``question`` that no page of the help pages has, in any form
     (``vocabulary``, ``KnowledgeBase.words``, compared by stem: "Saturdays" is on a page that says
     "Saturday"): "How long does shipping to Puerto Rico take?" -> {"puerto", "rico"}."""
-    have = _vocabulary_stems(frozenset(vocabulary))
     names = [n for n in _NAME.findall(question) if n not in _ALWAYS_NAMES]
-    return frozenset(w for n in names for w in _name_words(n) if _stem(w) not in have)
+    return unpaged_said(" ".join(names), vocabulary)
 
 
 def unpaged_said(question: str, vocabulary: Iterable[str]) -> frozenset[str]:
@@ -2253,8 +2252,11 @@ def extractive_answer(
     best = sorted(top, key=lambda e: (e.passage, e.order))
     if not any(e.shares_words for e in best):
         return None
-    titled = ranked[0].score >= TITLED_QUOTE_SCORE and titled_answer(question, ranked[0], passages, asks)
-    if embed is not None and ranked[0].score < min_score and not titled:
+    if (
+        embed is not None
+        and ranked[0].score < min_score
+        and not (ranked[0].score >= TITLED_QUOTE_SCORE and titled_answer(question, ranked[0], passages, asks))
+    ):
         return None
     for e in ranked[:max_sentences] if _HOW_TO.match(question) else ():
         steps = procedure(passages[e.passage - 1])
