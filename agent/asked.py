@@ -46,7 +46,50 @@ GIVES = {
     "phone": re.compile(r"(?<!\d)(?:\+?1[-. ])?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?!\d)"),
     "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"),
     "count": re.compile(rf"\b(?:\d+|{_COUNT_WORDS})\b", re.I),
+    # A version: "5.0", "iOS 15", "v2"; not an amount ("2.4 GHz", "$8.99", "4.8 kg").
+    "version": re.compile(
+        r"(?<![$€£\d.])\b\d+\.\d+(?:\.\d+)*\b(?!\s?(?:%|°|kg|lbs?|g|cm|mm|m|in|ft|db|w|kwh|ghz|mhz|v|microns?)\b)"
+        r"|\b(?:ios|ipados|android|macos|windows|version|v)\s?\d+\b",
+        re.I,
+    ),
 }  # fmt: skip
+
+# A price asked for in a named currency ("What does it cost in Canadian dollars?") is given only
+# by an amount in that currency: the pages' "$199" is not one. Each kind: the words that ask for
+# it, the amounts that give it, and what the grounding record calls it. A price in dollars, with
+# no country, is any price.
+_CURRENCIES = {
+    "price_cad": (
+        r"\bcanadian dollars?\b|\bcad\b|\bca?\$",
+        r"(?-i:\b(?:C|CA)\$)\s?\d|\d[\d.,]*\s?(?:CAD|Canadian dollars?)\b|\bCAD\s?\$?\s?\d",
+        "a price in Canadian dollars",
+    ),
+    "price_aud": (
+        r"\baustralian dollars?\b|\baud\b|\bau\$|(?-i:\bA\$)",
+        r"(?-i:\b(?:A|AU)\$)\s?\d|\d[\d.,]*\s?(?:AUD|Australian dollars?)\b|\bAUD\s?\$?\s?\d",
+        "a price in Australian dollars",
+    ),
+    "price_eur": (
+        r"\beuros?\b|\beur\b|€",
+        r"€\s?\d|\d[\d.,]*\s?(?:€|EUR\b|euros?\b)|\bEUR\s?\d",
+        "a price in euros",
+    ),
+    "price_gbp": (
+        r"\b(?:british )?pounds? sterling\b|\bgbp\b|£|\bin (?:british )?pounds\b|\bquid\b",
+        r"£\s?\d|\d[\d.,]*\s?(?:GBP|pounds? sterling)\b|\bGBP\s?\d",
+        "a price in pounds sterling",
+    ),
+    "price_jpy": (r"\b(?:japanese )?yen\b|\bjpy\b|¥", r"¥\s?\d|\d[\d.,]*\s?(?:JPY|yen)\b", "a price in yen"),
+    "price_mxn": (
+        r"\b(?:mexican )?pesos?\b|\bmxn\b",
+        r"\d[\d.,]*\s?(?:MXN|pesos?)\b|\bMXN\s?\$?\s?\d",
+        "a price in pesos",
+    ),
+    "price_inr": (r"\brupees?\b|\binr\b|₹", r"₹\s?\d|\d[\d.,]*\s?(?:INR|rupees?)\b", "a price in rupees"),
+}
+for _kind, (_, _given, _) in _CURRENCIES.items():
+    GIVES[_kind] = re.compile(_given, re.I)
+_CURRENCY_ASKED = [(kind, re.compile(asked, re.I)) for kind, (asked, _, _) in _CURRENCIES.items()]
 
 # What a question asks for: each pattern with the kinds that answer it (any one of them does).
 _ASKS = [
@@ -73,8 +116,20 @@ _ASKS = [
      r"|\bwhat(?:'s| is) (?:your|the) (?:support |customer care |helpline )?number\b", ("phone",)),
     (r"\b(?:what|which)(?:'s| is)? (?:the |your )?(?:[a-z]+ )?e-?mail(?: address)?\b|\be-?mail address\b", ("email",)),
     (r"\bhow many\b", ("count",)),
+    # "What's the version number of the newest firmware?", "What Bluetooth version is in it?":
+    # not "Which version am I on?" (the pages say where to look, not what it is)
+    (r"\bversion numbers?\b|\b(?:what|which)(?:'s| is| are)?(?: the)? (?:[a-z0-9.-]+ ){0,3}versions?\b"
+     r"|\b(?:oldest|newest|latest|current|minimum|earliest|lowest|highest) (?:[a-z0-9.-]+ ){0,2}versions?\b",
+     ("version",)),
 ]  # fmt: skip
 _ASKED = [(re.compile(pattern, re.I), kinds) for pattern, kinds in _ASKS]
+# A version asked of the customer's own purifier or app ("What firmware version am I on?"): the
+# pages say where to look, not what it is.
+_OWN_VERSION = re.compile(
+    r"\b(?:do i have|am i (?:on|running|using)|i'?m (?:on|running|using)|is (?:on|installed on) my|"
+    r"my (?:current )?(?:[a-z]+ )?version|which version (?:should|do|would|can) (?:i|we))\b",
+    re.I,
+)
 # Kinds that a "how many" question asking for them does not also ask as a bare count
 # ("how many decibels", "how many days").
 _SPECIFIC = frozenset({"area", "loudness", "duration", "frequency", "clock"})
@@ -83,7 +138,8 @@ _NAMES = {
     "price": "a price", "weight": "a weight", "length": "a length", "area": "a room size",
     "loudness": "a noise level", "duration": "a length of time", "clock": "a time of day",
     "percent": "a percentage", "frequency": "how often", "count": "a number",
-    "phone": "a phone number", "email": "an email address",
+    "phone": "a phone number", "email": "an email address", "version": "a version number",
+    **{kind: name for kind, (_, _, name) in _CURRENCIES.items()},
 }  # fmt: skip
 
 
@@ -94,10 +150,15 @@ def asked_kinds(question: str) -> list[tuple[str, ...]]:
     clock)]. Empty when it asks for no measurable thing ("Why is it loud?", "Can I return it?")."""
     out: list[tuple[str, ...]] = []
     for pattern, kinds in _ASKED:
+        if kinds == ("version",) and _OWN_VERSION.search(question):
+            continue
         if pattern.search(question) and not (
             kinds == ("count",) and any(_SPECIFIC.intersection(k) for k in out)
         ):
             out.append(kinds)
+    currency = next((kind for kind, pattern in _CURRENCY_ASKED if pattern.search(question)), None)
+    if currency is not None and ("price",) in out:
+        out[out.index(("price",))] = (currency,)  # "What does it cost in Canadian dollars?"
     return out
 
 
@@ -150,6 +211,19 @@ def recurring_price(text: str) -> bool:
 def asks_recurring(question: str) -> bool:
     """Whether ``question`` asks about a recurring charge (a month, a subscription, a plan)."""
     return bool(_ASKS_RECURRING.search(question))
+
+
+def in_currency(asks: Sequence[tuple[str, ...]]) -> list[str]:
+    """What the pages lack when nothing gives ``asks``' prices in a named currency: ["prices in
+    Canadian dollars"]; empty when ``asks`` names no currency."""
+    return [
+        _CURRENCIES[kinds[0]][2].replace("a price", "prices", 1) for kinds in asks if kinds[0] in _CURRENCIES
+    ]
+
+
+def in_any_currency(asks: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """``asks`` with a price in a named currency read as any price: what the pages give instead."""
+    return [("price",) if kinds[0] in _CURRENCIES else kinds for kinds in asks]
 
 
 def missing(asks: Sequence[tuple[str, ...]], text: str) -> list[tuple[str, ...]]:
@@ -242,4 +316,42 @@ def names_another_member(question: str, sentence: str) -> bool:
         others = {n for w, n in named if w == word and n != number}
         if others and number not in numbers and (word, number) not in named:
             return True  # "AF-500P" asked, "Filter AF-500 Standard" said: another member
+    return False
+
+
+# The words that number a setting or a step: "speed 2", "level 3", "step 4".
+_SETTINGS = frozenset({"speed", "setting", "level", "step", "stage", "gear", "tier", "channel", "position"})
+
+
+def misses_setting(question: str, sentence: str) -> bool:
+    """Whether ``question`` names a numbered setting or step in lower case ("fan speed 2", "step
+    3") whose number ``sentence`` never gives: "Press the Sleep button to run the fan at its
+    quietest setting (22 dB on the Aero 300)" is about another setting than "How many decibels
+    is the Aero 300 on fan speed 2?", though it names no other speed. Only a question that asks
+    for a measurable thing (``asked_kinds``): "Can I schedule it to run at speed 2?" is answered by
+    a sentence on schedules. A name ("Aero 300", "E4") is not a setting: a sentence about it often
+    does not repeat it."""
+    if not asked_kinds(question):
+        return False
+    settings = {match.group(2).lower() for match in _MEMBER.finditer(question) if match.group(1) in _SETTINGS}
+    numbers = {n.lower() for n in re.findall(r"\d+[A-Za-z]?", sentence)} | set(re.findall(r"\d+", sentence))
+    return bool(settings - numbers)
+
+
+# A quantity written as a compound before the noun it qualifies: "0.1-micron particles".
+_COMPOUND_QUANTITY = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)-([a-z]{3,})\b", re.I)
+
+
+def another_quantity(question: str, sentence: str) -> bool:
+    """Whether ``question``, asking for a measurable thing, qualifies it by a quantity written as a
+    compound ("What percentage of 0.1-micron particles does it catch?") that ``sentence`` gives
+    for another amount only ("at least 99.95% of particles down to 0.3 microns"): the sentence
+    is about another size. A sentence without the unit is not read this way."""
+    if not asked_kinds(question):
+        return False
+    for match in _COMPOUND_QUANTITY.finditer(question):
+        amount, unit = match.group(1), match.group(2).lower()[:5]
+        near = re.findall(rf"(\d+(?:\.\d+)?)[\s-]?{unit}", sentence, re.I)
+        if near and amount not in near:
+            return True
     return False

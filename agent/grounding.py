@@ -1737,6 +1737,10 @@ class SentenceGate:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:
                     problems = [f"it reads a sentence about another one: {other}"]
+            if not problems and self.same_member:
+                priced = another_priced(self.sources.question, sentence)
+                if priced is not None:
+                    problems = [f"it gives the price of another thing: {priced}"]
             if not problems and self.tables:
                 row = crossed_row(self.sources.question, sentence, self.tables)
                 if row is not None:
@@ -2212,6 +2216,120 @@ def rank_passages(
     return sorted(range(len(passages)), key=lambda i: (not listing[i], -total[i], i))
 
 
+# The thing a price question prices: "How much is a replacement cover?" -> "replacement cover";
+# "What does the Aero 300 cost in Canadian dollars?" -> "Aero 300".
+_PRICED_END = r"(?= (?:cost|costs|run|be|go|for|in|on|if|with|to|per|each|now|today|again|compared|versus|vs)\b|\s*[?.,!;]|$)"
+_PRICED = re.compile(
+    rf"\bhow much (?:is|are|was|would|will|does|do) (?:an? |the |one |another |each |your )?((?:[\w-]+ ){{0,3}}?[\w-]+){_PRICED_END}"
+    rf"|\bwhat (?:is|does|do|would|will) (?:an? |the |one |another |each |your )?((?:[\w-]+ ){{0,3}}?[\w-]+) cost\b"
+    rf"|\b(?:price|cost) (?:of|for) (?:an? |the |one |another |each |your )?((?:[\w-]+ ){{0,3}}?[\w-]+){_PRICED_END}",
+    re.I,
+)
+# Words of a priced thing that say which one, not what it is ("a replacement cover", "a new one").
+_PRICED_QUALIFIERS = {"replacement", "new", "spare", "extra", "second", "another", "single", "whole"}
+_PRONOUNS = {
+    "i",
+    "it",
+    "you",
+    "we",
+    "they",
+    "that",
+    "this",
+    "these",
+    "those",
+    "one",
+    "my",
+    "its",
+    "he",
+    "she",
+}
+
+
+# Words for the product itself, which a page's price row need not repeat ("the purifier": "Price:
+# Aero 300 $199"); a question pricing one of them names no particular thing.
+_GENERIC_THINGS = {
+    "purifier",
+    "purifiers",
+    "unit",
+    "units",
+    "device",
+    "devices",
+    "product",
+    "model",
+    "item",
+    "order",
+}
+
+
+def priced_thing(question: str, qualified: bool = False) -> list[str]:
+    """The words of the thing ``question`` asks the price of, its head last ("replacement cover"
+    -> ["cover"], "Halcyon Care membership" -> ["Halcyon", "Care", "membership"]); empty when it
+    asks no price, or of a pronoun ("How much does it cost?") or of the product itself ("How much
+    is the purifier?"). Numbers are left out, and, unless ``qualified``, the words that say which
+    one ("a replacement", "a new")."""
+    if not any(kinds[0].startswith("price") for kinds in asked.asked_kinds(question)):
+        return []
+    for match in _PRICED.finditer(question):
+        thing = next(g for g in match.groups() if g is not None)
+        words = thing.split()
+        if words[0].lower() in _PRONOUNS or words[0].lower() in {"much", "more", "less"}:
+            continue
+        named = [w for w in words if not w.isdigit() and w.lower() not in _PRICED_QUALIFIERS]
+        if named and _stems(named[-1]) and named[-1].lower() not in _GENERIC_THINGS:
+            return [w for w in words if not w.isdigit()] if qualified else named
+    return []
+
+
+def another_priced(question: str, sentence: str) -> str | None:
+    """What ``sentence`` gives the price of in the question's words for which one, when it is
+    another thing than the one asked about: "How much is a replacement cover?" answered "The
+    replacement sleeve is $9." -> "replacement sleeve". None when the sentence names the thing
+    asked about, gives no price, or does not say which one the question's way ("It is $9.")."""
+    words = priced_thing(question, qualified=True)
+    if not words or not asked.gives(sentence, ("price",)) or _stems(words[-1]) & _stems(sentence):
+        return None
+    for qualifier in (w.lower() for w in words[:-1] if w.lower() in _PRICED_QUALIFIERS):
+        said = re.search(rf"\b{qualifier}\s+([a-z][\w-]*)", sentence, re.I)
+        if said and _stems(said.group(1)):
+            return f"{qualifier} {said.group(1)}"
+    return None
+
+
+def prices_another_thing(question: str, sentence: str, passage: str) -> bool:
+    """Whether ``sentence`` gives a price of another thing than the one ``question`` asks the
+    price of: read with its passage's section path, it has not the thing's head word, nor, for a
+    thing of several words, all the others ("Halcyon Care" in "Halcyon Care Filter Subscription >
+    Price" names the membership). "If the sleeve tears, you can order a replacement sleeve ...
+    for $9" does not price the replacement cover asked for."""
+    thing = priced_thing(question)
+    if not thing or not asked.gives(sentence, ("price",)):
+        return False
+    have = _stems(f"{sentence} {heading(passage)}")
+    if _stems(thing[-1]) & have:
+        return False
+    others = _stems(" ".join(thing[:-1]))
+    return not (others and others <= have)
+
+
+def about_what_was_asked(
+    question: str, ranked: Sequence[Evidence], passages: Sequence[str]
+) -> list[Evidence]:
+    """``ranked`` less the sentences about another thing than the one asked about: another
+    member of a family the question names ("fan speed (1)" for speed 2, "E3" for E4), a
+    sentence that never numbers the setting asked about, another amount of a quantity the
+    question names ("0.3 microns" for 0.1-micron particles), or a price of another thing."""
+    return [
+        e
+        for e in ranked
+        if not asked.names_another_member(question, e.text)
+        and not asked.misses_setting(question, e.text)
+        and not asked.another_quantity(question, e.text)
+        and not (
+            0 < e.passage <= len(passages) and prices_another_thing(question, e.text, passages[e.passage - 1])
+        )
+    ]
+
+
 def extractive_answer(
     question: str,
     passages: Sequence[str],
@@ -2241,7 +2359,7 @@ def extractive_answer(
     if ranked is None:
         ranked = rank_sentences(question, passages, embed, context)
     if same_member:
-        ranked = [e for e in ranked if not asked.names_another_member(question, e.text)]
+        ranked = about_what_was_asked(question, ranked, passages)
     ranked = [e for e in ranked if not e.text.endswith(":")]  # a list's lead-in says nothing alone
     if same_member:
         ranked = named_items(question, ranked)
@@ -2401,7 +2519,7 @@ def quote_for_decline(
     if defined is not None and not (asks and asked.missing(asks, defined)):
         return defined  # "What does E4 mean?" and the section "E4: ..." is shown: it answers
     if same_member:  # as ``extractive_answer`` reads it
-        ranked = [e for e in ranked if not asked.names_another_member(message, e.text)]
+        ranked = about_what_was_asked(message, ranked, passages)
     ranked = one_time_prices(message, ranked, passages, asks)
     tries = [giving(ranked, asks)]
     if asks and tries[0] != (typed := _typed(ranked, asks)):
@@ -2575,6 +2693,21 @@ def fallback_answer(
             quoted = None
         if quoted is not None and gate is not None and gate.not_found:
             return not_found_quote(company, gate.not_found, quoted), EXTRACTIVE
+        if quoted is None and gate is not None and (currency := asked.in_currency(gate.asks)):
+            # "What does it cost in Canadian dollars?" and the pages give their prices in US
+            # dollars: it says so, then quotes those.
+            quoted = fallback_quote(
+                message,
+                passages,
+                settings,
+                ranked,
+                embed,
+                asked.in_any_currency(gate.asks),
+                gate.lists,
+                gate.same_member,
+            )
+            if quoted is not None:
+                return not_found_quote(company, currency, quoted), EXTRACTIVE
         if quoted is not None:
             return quoted, EXTRACTIVE
     return decline_text(company, about=gate.not_found if gate is not None else ()), DECLINED

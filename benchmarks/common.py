@@ -43,6 +43,7 @@ QUESTION_SETS = [
     "fresh3.jsonl",
     "fresh4.jsonl",
     "fresh5.jsonl",
+    "fresh6.jsonl",
 ]
 # Sets that test one behaviour: questions naming no model where the answer depends on it,
 # questions asking for several items of a list, and the customer's answer to "Which filter do you

@@ -24,7 +24,7 @@ from the dev and held-out failures (three rules of session 35 were then written 
 ``agent/sample/fresh.md``). ``--questions fresh2.jsonl``: 40 questions written in session 35 by
 a helper who never read the check (since in sample for session 36's change: ``agent/sample/fresh2.md``).
 ``--questions fresh3.jsonl``: 40 more written in session 37 the same way (since in sample for session 38's
-changes); ``--questions fresh4.jsonl``: 40 more written in session 38; ``--questions fresh5.jsonl``: 40 more written in session 42, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
+changes); ``--questions fresh4.jsonl``: 40 more written in session 38; ``--questions fresh5.jsonl``: 40 more written in session 42; ``--questions fresh6.jsonl``: 40 more written in session 45, the out-of-sample check now. ``--extra``: more adapters as arms of the same run (retrained candidates).
 ``--candidates``: ``retrieval.candidates`` for every arm (the re-ranking ablation).
 """
 
@@ -311,12 +311,22 @@ def related(question: str, pool: list[tuple[str, str]], k: int = 2) -> list[tupl
     return sorted(pool, key=lambda p: -len(words & set(re.findall(r"[a-z]{4,}", p[1].lower()))))[:k]
 
 
+def question_key(text: str) -> str:
+    """A question as ``ContextKnowledge`` looks it up: lower case, letters and digits only, so the
+    message as the agent reads it (``agent.written``: "whats the fee" -> "What's the fee?") finds
+    the passages of the message as typed."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("'", "").replace("’", "")))
+
+
 class ContextKnowledge:
     """Each question's own passages are what retrieval returns for it (MT-RAG's contexts);
-    ``embed``: the knowledge base's embedding model, which the answer check ranks sentences with."""
+    ``embed``: the knowledge base's embedding model, which the answer check ranks sentences with.
+    A question is looked up as ``question_key`` reads it: the agent searches with the message as
+    the help pages would write it, not as typed (sessions 44 and 45: looked up as typed, every
+    MT-RAG question typed in lower case or without "?" got no passages)."""
 
     def __init__(self, by_question: dict[str, list[tuple[str, str]]], embed: Any = None):
-        self.by_question = by_question
+        self.by_question = {question_key(q): passages for q, passages in by_question.items()}
         if embed is not None:
             self.embed = embed
 
@@ -326,7 +336,7 @@ class ContextKnowledge:
     def search(self, query: str, *, k: int = 4, history: Any = ()) -> list[Any]:
         from knowledge.types import Hit
 
-        found = self.by_question.get(query, [])[:k]
+        found = self.by_question.get(question_key(query), [])[:k]
         return [
             Hit(doc_id=d, source=d, text=t, score=1.0, chunk_id=f"{d}#{i}", relevance=1.0)
             for i, (d, t) in enumerate(found)
@@ -381,7 +391,7 @@ def main() -> None:
         choices=[*QUESTION_SETS, *FOCUSED_SETS],
         default="heldout.jsonl",
         help="The sample question set (dev.jsonl: the one the answer check was tuned on; "
-        "fresh.jsonl: written after it; fresh2.jsonl to fresh5.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
+        "fresh.jsonl: written after it; fresh2.jsonl to fresh6.jsonl: written later by someone who never read the check; ambiguous.jsonl: questions naming no "
         "model whose answer depends on it; lists.jsonl to lists3.jsonl: questions asking for several items of a list).",
     )
     parser.add_argument("--base-only", action="store_true", help="Only the base arm (smoke run).")

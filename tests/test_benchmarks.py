@@ -228,3 +228,20 @@ def test_replay_check_retypes_the_customers_messages_and_reads_them_as_the_agent
     text, action = replay(row, retyped, embed)
     assert action == "extractive" and text.startswith("Here is what our help pages say: Only one"), text
     assert replay(row, retyped, embed, GroundingSettings(read_as_written=False)) == (answer, "sent")
+
+
+def test_mtrag_passages_are_found_for_the_question_as_the_agent_reads_it() -> None:
+    """The agent searches with the message as the help pages would write it (``agent.written``):
+    "whats the fee for a wire" -> "What's the fee for a wire?". The MT-RAG harness must serve that
+    question its own passages; looked up as typed, it got none and the answer was a decline."""
+    from agent.written import as_written
+    from benchmarks.tuned_default import ContextKnowledge
+
+    typed = "whats the fee for a wire transfer"
+    knowledge = ContextKnowledge(
+        {typed: [("doc-1", "A wire transfer costs $25.")], "other": [("doc-2", "x")]}
+    )
+    read = as_written(typed, {})
+    assert read != typed
+    assert [hit.text for hit in knowledge.search(read)] == ["A wire transfer costs $25."]
+    assert knowledge.search("an unrelated question") == []

@@ -179,3 +179,112 @@ def test_a_one_time_price_is_quoted_over_a_subscriptions_unless_the_question_ask
     for question in ("How much is the AF-500 a month?", "How much is Halcyon Care with the AF-500?"):
         quote = extractive_answer(question, passages, max_sentences=1, asks=asked_kinds(question))
         assert quote is not None and "$8.99" in quote, question
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("What does the Aero 300 cost in Canadian dollars?", [("price_cad",)]),
+        ("What are the monthly prices in CAD?", [("price_cad",)]),
+        ("How much is the filter in euros?", [("price_eur",)]),
+        ("What does the Aero 500 cost in pounds?", [("price_gbp",)]),
+        ("How much does the Aero 500 weigh in pounds?", [("weight",)]),  # pounds of weight
+        ("How much is the Aero 300 in US dollars?", [("price",)]),  # dollars with no country: any price
+        ("What currency will I pay in? I'm in Calgary.", []),  # asks no price
+        ("What's the version number of the newest firmware?", [("version",)]),
+        ("What Bluetooth version is in the Aero?", [("version",)]),
+        ("What's the oldest iOS version the app runs on?", [("version",)]),
+        ("What firmware version am I on?", []),  # the pages say where to look, not what it is
+        ("Can I roll it back to the older firmware version?", []),
+    ],
+)
+def test_a_price_in_a_named_currency_and_a_version_are_kinds_of_their_own(
+    question: str, kinds: list[tuple[str, ...]]
+) -> None:
+    assert asked_kinds(question) == kinds
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "answers"),
+    [
+        ("What does the Aero 300 cost in Canadian dollars?", "Price: Aero 300 $199; Aero 500 $329.", False),
+        ("What does the Aero 300 cost in Canadian dollars?", "In Canada the Aero 300 is C$269.", True),
+        ("What does the Aero 300 cost in Canadian dollars?", "The Aero 300 is 269 CAD.", True),
+        (
+            "What does the Aero 300 cost in Canadian dollars?",
+            "Prices are in US dollars for US orders and Canadian dollars for Canadian orders.",
+            False,
+        ),  # names the currency, gives no price
+        ("How much is the filter in euros?", "The AF-300 is €39.", True),
+        ("How much is the filter in euros?", "The AF-300 is $39.", False),
+        ("What Bluetooth version is in the Aero?", "Bluetooth: Bluetooth Low Energy 5.0.", True),
+        ("What's the oldest iOS version the app runs on?", "The app needs iOS 15 or later.", True),
+        (
+            "What's the version number of the newest firmware?",
+            "Aero 300 serial numbers start with HA3-.",
+            False,
+        ),
+        (
+            "What's the version number of the newest firmware?",
+            "The Aero connects to 2.4 GHz networks.",
+            False,
+        ),
+        ("What's the version number of the newest firmware?", "The plan is $8.99 a month.", False),
+    ],
+)
+def test_an_answer_gives_a_price_in_the_currency_or_a_version_asked_for(
+    question: str, answer: str, answers: bool
+) -> None:
+    assert (missing(asked_kinds(question), answer) == []) is answers
+    assert describe(asked_kinds("How much is it in Canadian dollars?")) == "a price in Canadian dollars"
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "misses"),
+    [
+        (
+            "How many decibels is the Aero 300 on fan speed 2?",
+            "Press the Sleep button to run the fan at its quietest setting (22 dB on the Aero 300).",
+            True,
+        ),  # another setting, though it names no other speed
+        ("How many decibels is the Aero 300 on fan speed 2?", "Fan speeds: Sleep, 1, 2, 3, Turbo.", False),
+        ("How loud is it on level 3?", "Level 3: 44 dB.", False),
+        # A yes-or-no question is answered by a sentence on what it asks about.
+        ("Can I schedule it to run at speed 2 on weekdays?", "You can save up to 10 schedules.", False),
+        ("How much is the Aero 300?", "Price: $199.", False),  # a name is not a setting
+        ("How long is the warranty? I've had it 45 days.", "New purifiers: 2 years.", False),
+    ],
+)
+def test_a_sentence_that_never_numbers_the_setting_asked_about(
+    question: str, sentence: str, misses: bool
+) -> None:
+    from agent.asked import misses_setting
+
+    assert misses_setting(question, sentence) is misses
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "another"),
+    [
+        (
+            "What percentage of 0.1-micron particles does the H13 filter catch?",
+            "H13 HEPA: captures at least 99.95% of particles down to 0.3 microns.",
+            True,
+        ),
+        (
+            "What percentage of 0.3-micron particles does the H13 filter catch?",
+            "H13 HEPA: captures at least 99.95% of particles down to 0.3 microns.",
+            False,
+        ),
+        ("What percentage of 0.1-micron particles does it catch?", "It captures 99.95% of particles.", False),
+        # A yes-or-no question: "No, the window is 30 days" answers it.
+        ("Is there a 60-day return window?", "You can return it within 30 days.", False),
+        ("How long is the 30-day window counted from?", "Within 30 days of delivery.", False),
+    ],
+)
+def test_a_sentence_about_another_amount_of_a_quantity_the_question_names(
+    question: str, sentence: str, another: bool
+) -> None:
+    from agent.asked import another_quantity
+
+    assert another_quantity(question, sentence) is another

@@ -2664,3 +2664,82 @@ def test_a_sentence_pieced_together_from_several_passage_sentences_fails() -> No
     # Off (``single_source=0``), as before.
     off = Sources([question, warranty, care], conversation=[question], question=question, single_source=0)
     assert off.unsupported(pieced) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "thing"),
+    [
+        ("I cracked the bottom cover. How much is a replacement cover?", ["cover"]),
+        ("What does the Halcyon Care membership cost each month?", ["Halcyon", "Care", "membership"]),
+        ("What's the price of the AF-500P?", ["AF-500P"]),
+        ("How much is a refurbished Aero 500 compared with a new one?", ["refurbished", "Aero"]),
+        ("How much does it cost?", []),  # a pronoun
+        ("What's the price of your purifier?", []),  # the product itself: its price row need not say so
+        ("How much does the Aero 500 weigh?", []),  # asks no price
+    ],
+)
+def test_the_thing_a_price_question_prices(question: str, thing: list[str]) -> None:
+    from agent.grounding import priced_thing
+
+    assert priced_thing(question) == thing
+
+
+def test_a_quote_never_prices_another_thing_than_the_one_asked_about() -> None:
+    """ "How much is a replacement cover?" is not answered by the replacement sleeve's $9, though
+    it is the best match: with no sentence pricing a cover, the fallback has no quote. A sentence
+    whose section path names the thing prices it ("Halcyon Care Filter Subscription > Price")."""
+    from agent.asked import asked_kinds
+    from agent.grounding import about_what_was_asked, extractive_answer, rank_sentences
+
+    sleeve = (
+        "Cleaning and Maintenance > Pre-Filter Sleeve\nRemove the bottom cover and pull out the filter. "
+        "If the sleeve tears, you can order a replacement sleeve (PS-300 or PS-500) for $9."
+    )
+    question = "I cracked the bottom cover on my Aero 500. How much is a replacement cover?"
+    assert extractive_answer(question, [sleeve], asks=asked_kinds(question), same_member=False) is not None
+    assert extractive_answer(question, [sleeve], asks=asked_kinds(question), same_member=True) is None
+    care = (
+        "Halcyon Care Filter Subscription > Price\n"
+        "| Purifier | Filter | Monthly price |\n|---|---|---|\n| Aero 500 | AF-500 Standard | $8.99 |"
+    )
+    question = "What does the Halcyon Care membership cost each month?"
+    kept = about_what_was_asked(question, rank_sentences(question, [care]), [care])
+    assert [e.text for e in kept] == ["Aero 500: Filter AF-500 Standard; Monthly price $8.99."]
+
+
+def test_a_price_asked_in_another_currency_is_not_answered_with_the_pages_dollars(make_agent) -> None:
+    """The pages give the Aero 300's price in US dollars. Asked for it in Canadian dollars, the
+    model's "$199" does not give what was asked: the reply says the pages have no prices in
+    Canadian dollars, then quotes the price they do give, and offers a person."""
+    docs = {"specs": "Price: what does the Aero cost? The Aero 300 is $199 and the Aero 500 is $329."}
+    agent = make_agent(ScriptedGenerator(["The Aero 300 costs $199."]), docs=docs)
+    reply = agent.reply("g-cad", "What does the Aero 300 cost in Canadian dollars?")
+    assert reply.text.startswith("I'm sorry, I couldn't find anything about prices in Canadian dollars")
+    assert "$199" in reply.text and "support team" in reply.text
+    assert reply.grounding is not None and reply.grounding["passed"] is False
+    assert reply.grounding["unsupported"] == [
+        "it does not give what the question asks for: a price in Canadian dollars"
+    ]
+    asked_in_dollars = make_agent(ScriptedGenerator(["The Aero 300 costs $199."]), docs=docs).reply(
+        "g-usd", "What does the Aero 300 cost?"
+    )
+    assert asked_in_dollars.text == "The Aero 300 costs $199."
+
+
+def test_an_answer_that_prices_another_thing_is_not_sent(make_agent) -> None:
+    """ "The replacement sleeve is $9." is supported by the passage, but the customer asked what a
+    replacement cover costs: the answer is not sent, and with no sentence pricing a cover the
+    reply declines. An answer that names the thing, or says "it", is read as usual."""
+    from agent.grounding import another_priced
+
+    question = "I cracked the bottom cover. How much is a replacement cover?"
+    assert another_priced(question, "The replacement sleeve is $9.") == "replacement sleeve"
+    assert another_priced(question, "A replacement cover is $12.") is None
+    assert another_priced(question, "It is $9.") is None
+    assert another_priced("How much is the Aero 300?", "The Aero 300 is $199.") is None
+    docs = {"cleaning": "Remove the bottom cover to reach the sleeve. A replacement sleeve costs $9."}
+    agent = make_agent(ScriptedGenerator(["The replacement sleeve is $9."]), docs=docs)
+    reply = agent.reply("g-cover", question)
+    assert "$9" not in reply.text and "support team" in reply.text
+    assert reply.grounding is not None and reply.grounding["action"] == "declined"
+    assert reply.grounding["unsupported"] == ["it gives the price of another thing: replacement sleeve"]

@@ -63,6 +63,9 @@ def test_the_question_sets_are_apart_from_each_other_and_from_training() -> None
     fresh5 = {normal(r["question"]) for r in rows("fresh5.jsonl")}
     assert len(fresh5) == len(rows("fresh5.jsonl")) == 40
     assert not fresh5 & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | trained)
+    fresh6 = {normal(r["question"]) for r in rows("fresh6.jsonl")}
+    assert len(fresh6) == len(rows("fresh6.jsonl")) == 40
+    assert not fresh6 & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | fresh5 | ambiguous | trained)
     lists = {normal(r["question"]) for r in rows("lists.jsonl")}
     assert len(lists) == len(rows("lists.jsonl")) == 20
     assert not lists & (dev | held_out | fresh | fresh2 | fresh3 | fresh4 | ambiguous | trained)
