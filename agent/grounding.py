@@ -2216,8 +2216,8 @@ def rank_passages(
     return sorted(range(len(passages)), key=lambda i: (not listing[i], -total[i], i))
 
 
-# The thing a price question prices: "How much is a replacement cover?" -> "replacement cover";
-# "What does the Aero 300 cost in Canadian dollars?" -> "Aero 300".
+# The thing a price question prices: "How much is a replacement cover?" -> "a replacement cover";
+# "What does the Aero 300 cost in Canadian dollars?" -> "the Aero 300".
 _PRICED_END = r"(?= (?:cost|costs|run|be|go|for|in|on|if|with|to|per|each|now|today|again|compared|versus|vs)\b|\s*[?.,!;]|$)"
 _PRICED = re.compile(
     rf"\bhow much (?:is|are|was|would|will|does|do) (?:an? |the |one |another |each |your )?((?:[\w-]+ ){{0,3}}?[\w-]+){_PRICED_END}"
@@ -2227,38 +2227,16 @@ _PRICED = re.compile(
 )
 # Words of a priced thing that say which one, not what it is ("a replacement cover", "a new one").
 _PRICED_QUALIFIERS = {"replacement", "new", "spare", "extra", "second", "another", "single", "whole"}
-_PRONOUNS = {
-    "i",
-    "it",
-    "you",
-    "we",
-    "they",
-    "that",
-    "this",
-    "these",
-    "those",
-    "one",
-    "my",
-    "its",
-    "he",
-    "she",
-}
+_PRONOUNS = frozenset(
+    ("i", "it", "you", "we", "they", "that", "this", "these", "those", "one", "my", "its", "he", "she")
+)
 
 
 # Words for the product itself, which a page's price row need not repeat ("the purifier": "Price:
 # Aero 300 $199"); a question pricing one of them names no particular thing.
-_GENERIC_THINGS = {
-    "purifier",
-    "purifiers",
-    "unit",
-    "units",
-    "device",
-    "devices",
-    "product",
-    "model",
-    "item",
-    "order",
-}
+_GENERIC_THINGS = frozenset(
+    ("purifier", "purifiers", "unit", "units", "device", "devices", "product", "model", "item", "order")
+)
 
 
 def priced_thing(question: str, qualified: bool = False) -> list[str]:

@@ -195,6 +195,7 @@ def test_a_one_time_price_is_quoted_over_a_subscriptions_unless_the_question_ask
         ("What Bluetooth version is in the Aero?", [("version",)]),
         ("What's the oldest iOS version the app runs on?", [("version",)]),
         ("What firmware version am I on?", []),  # the pages say where to look, not what it is
+        ("Which version of the Aero should I get for my bedroom?", []),  # a model, not a version
         ("Can I roll it back to the older firmware version?", []),
     ],
 )
