@@ -206,6 +206,24 @@ def test_questions_typed_as_customers_type_are_answered_as_written_ones(agent: A
     assert "Aero 700" in other.text and "Which one" not in other.text and "$" not in other.text, other.text
 
 
+def test_a_price_in_another_currency_and_a_version_number_are_not_answered_with_neighbouring_facts(
+    agent: Agent,
+) -> None:
+    """The pages price the Aero in US dollars and give no firmware version numbers. "$199" is not a
+    price in Canadian dollars: the reply says the pages have none before it quotes theirs, or it
+    declines. A serial number's "HA3-" is not a version number."""
+    cad = agent.reply("e2e-cad", "What does the Aero 300 cost in Canadian dollars?")
+    found_none = "I'm sorry, I couldn't find anything about prices in Canadian dollars in our help pages."
+    assert cad.text.startswith(found_none) or "$" not in cad.text, cad.text
+    assert cad.grounding is not None and cad.grounding["action"] in ("extractive", "declined", "sent"), (
+        cad.grounding
+    )
+    if cad.grounding["action"] == "sent":
+        assert "don't have that information" in cad.text, cad.text  # the model's own decline
+    version = agent.reply("e2e-version", "What's the version number of the newest Aero firmware?")
+    assert "HA3" not in version.text and "HA5" not in version.text, version.text
+
+
 def test_request_for_a_person_and_unknown_topic_hand_off(agent: Agent) -> None:
     assert (
         agent.reply("e2e-2", "I'd like to speak with a real person").escalation_reason == "customer_request"
