@@ -123,12 +123,13 @@ _ASKS = [
      ("version",)),
 ]  # fmt: skip
 _ASKED = [(re.compile(pattern, re.I), kinds) for pattern, kinds in _ASKS]
-# A version asked of the customer's own purifier or app ("What firmware version am I on?"): the
-# pages say where to look, not what it is. Nor is a version to choose one: "Which version of the
+# A version asked of the customer's own purifier or app ("What firmware version am I on?", "how
+# do I check what firmware version I have"): the pages say where to look, not what it is. Nor is a version to choose one: "Which version of the
 # Aero should I get?" asks for a model.
 _OWN_VERSION = re.compile(
     r"\b(?:do i have|am i (?:on|running|using)|i'?m (?:on|running|using)|is (?:on|installed on) my|"
-    r"my (?:current )?(?:[a-z]+ )?version)\b"
+    r"my (?:current )?(?:[a-z]+ )?version|versions? (?:i|we) (?:have|am on|run|got)|"
+    r"how (?:do|can|would|will) (?:i|we) (?:check|find|see|tell|know))\b"
     r"|\bversions?\b[^.?]*\b(?:should|would|recommend|better|best|suits?|right for|buy|choose|get)\b",
     re.I,
 )

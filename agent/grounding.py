@@ -2232,6 +2232,13 @@ _PRONOUNS = frozenset(
 )
 
 
+_POSSESSIVES = frozenset(("their", "our", "your", "his", "her", "its", "my"))
+# The words for a price itself: "the entrance fee" prices the entrance.
+_PRICE_WORDS = frozenset(
+    ("price", "prices", "cost", "costs", "fee", "fees", "charge", "charges", "rate", "fare")
+)
+
+
 # Words for the product itself, which a page's price row need not repeat ("the purifier": "Price:
 # Aero 300 $199"); a question pricing one of them names no particular thing.
 _GENERIC_THINGS = frozenset(
@@ -2241,20 +2248,23 @@ _GENERIC_THINGS = frozenset(
 
 def priced_thing(question: str, qualified: bool = False) -> list[str]:
     """The words of the thing ``question`` asks the price of, its head last ("replacement cover"
-    -> ["cover"], "Halcyon Care membership" -> ["Halcyon", "Care", "membership"]); empty when it
-    asks no price, or of a pronoun ("How much does it cost?") or of the product itself ("How much
-    is the purifier?"). Numbers are left out, and, unless ``qualified``, the words that say which
-    one ("a replacement", "a new")."""
+    -> ["cover"], "Halcyon Care membership" -> ["Halcyon", "Care", "membership"], "their entrance
+    fee" -> ["entrance"]); empty when it asks no price, or of a pronoun ("How much does it
+    cost?") or of the product itself ("How much is the purifier?"). It ends at "and" or "or"
+    ("the ticket and departure time" -> ["ticket"]). Left out: numbers, possessives, the words
+    for a price itself ("fee", "price"), and, unless ``qualified``, the words that say which one
+    ("a replacement", "a new")."""
     if not any(kinds[0].startswith("price") for kinds in asked.asked_kinds(question)):
         return []
     for match in _PRICED.finditer(question):
         thing = next(g for g in match.groups() if g is not None)
-        words = thing.split()
+        words = re.split(r"\s+(?:and|or|plus|as well as)\s+", thing, flags=re.I)[0].split()
         if words[0].lower() in _PRONOUNS or words[0].lower() in {"much", "more", "less"}:
             continue
-        named = [w for w in words if not w.isdigit() and w.lower() not in _PRICED_QUALIFIERS]
-        if named and _stems(named[-1]) and named[-1].lower() not in _GENERIC_THINGS:
-            return [w for w in words if not w.isdigit()] if qualified else named
+        words = [w for w in words if not w.isdigit() and w.lower() not in _POSSESSIVES | _PRICE_WORDS]
+        named = [w for w in words if w.lower() not in _PRICED_QUALIFIERS]
+        if named and _stems(named[-1]) and named[-1].lower() not in _GENERIC_THINGS | _PRONOUNS:
+            return words if qualified else named
     return []
 
 

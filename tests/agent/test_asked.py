@@ -196,6 +196,7 @@ def test_a_one_time_price_is_quoted_over_a_subscriptions_unless_the_question_ask
         ("What's the oldest iOS version the app runs on?", [("version",)]),
         ("What firmware version am I on?", []),  # the pages say where to look, not what it is
         ("Which version of the Aero should I get for my bedroom?", []),  # a model, not a version
+        ("how do I check what firmware version I have", []),  # where to look
         ("Can I roll it back to the older firmware version?", []),
     ],
 )

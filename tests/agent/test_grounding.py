@@ -2674,6 +2674,10 @@ def test_a_sentence_pieced_together_from_several_passage_sentences_fails() -> No
         ("What's the price of the AF-500P?", ["AF-500P"]),
         ("How much is a refurbished Aero 500 compared with a new one?", ["refurbished", "Aero"]),
         ("How much does it cost?", []),  # a pronoun
+        ("How much is a new one? I have the 500", []),  # "one" is the thing the conversation named
+        ("How much is their entrance fee?", ["entrance"]),  # a fee is the price itself
+        ("How much is the price for that?", []),
+        ("What is the price of the ticket and departure time?", ["ticket"]),
         ("What's the price of your purifier?", []),  # the product itself: its price row need not say so
         ("How much does the Aero 500 weigh?", []),  # asks no price
     ],
