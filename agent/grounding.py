@@ -2283,6 +2283,38 @@ def another_priced(question: str, sentence: str) -> str | None:
     return None
 
 
+def priced_phrase(question: str) -> str | None:
+    """The thing ``question`` asks the price of, in its own words and with its article, for a
+    reply that says its price was not found: "How much is a replacement cover?" -> "a
+    replacement cover"; "How much is their entrance fee?" -> "their entrance fee". None when it
+    names no thing (``priced_thing``)."""
+    if not priced_thing(question):
+        return None
+    for match in _PRICED.finditer(question):
+        thing = next(g for g in match.groups() if g is not None)
+        thing = re.split(r"\s+(?:and|or|plus|as well as)\s+", thing, flags=re.I)[0]
+        if not priced_thing(f"How much is {thing}?"):
+            continue
+        article = re.search(rf"\b(an?|the|your|another|each)\s+{re.escape(thing)}\b", question, re.I)
+        return f"{article.group(1).lower()} {thing}" if article else thing
+    return None
+
+
+def unpriced(question: str, ranked: Sequence[Evidence] | None, passages: Sequence[str]) -> str | None:
+    """The thing ``question`` asks the price of (``priced_phrase``) when no sentence of
+    ``ranked`` gives a price and names it: the decline says its price was not found ("I'm sorry,
+    I couldn't find a price for a replacement cover in our help pages.")."""
+    phrase = priced_phrase(question)
+    if phrase is None:
+        return None
+    for e in ranked if ranked is not None else rank_sentences(question, passages):
+        if asked.gives(e.text, ("price",)) and not (
+            0 < e.passage <= len(passages) and prices_another_thing(question, e.text, passages[e.passage - 1])
+        ):
+            return None
+    return phrase
+
+
 def prices_another_thing(question: str, sentence: str, passage: str) -> bool:
     """Whether ``sentence`` gives a price of another thing than the one ``question`` asks the
     price of: read with its passage's section path, it has not the thing's head word, nor, for a
@@ -2698,6 +2730,10 @@ def fallback_answer(
                 return not_found_quote(company, currency, quoted), EXTRACTIVE
         if quoted is not None:
             return quoted, EXTRACTIVE
+    if gate is not None and not gate.not_found and gate.same_member:
+        thing = unpriced(message, gate.ranked, passages)
+        if thing is not None:  # "How much is a replacement cover?": its price is what is missing
+            return decline_text(company, unpriced=thing), DECLINED
     return decline_text(company, about=gate.not_found if gate is not None else ()), DECLINED
 
 
@@ -2799,9 +2835,12 @@ def _offer(company: str) -> str:
     return f"{_OFFER}{company} support team if you'd like."
 
 
-def decline_text(company: str, about: Sequence[str] = ()) -> str:
-    """The decline that offers a person; ``about``: names the help pages do not have."""
+def decline_text(company: str, about: Sequence[str] = (), unpriced: str | None = None) -> str:
+    """The decline that offers a person; ``about``: names the help pages do not have;
+    ``unpriced``: a thing whose price they do not give."""
     lead = "I'm sorry, I don't have that information."
     if about:
         lead = f"{_NOT_FOUND}{' or '.join(about)}{_IN_PAGES}"
+    elif unpriced:
+        lead = f"I'm sorry, I couldn't find a price for {unpriced}{_IN_PAGES}"
     return f"{lead}{_offer(company)}"

@@ -2745,5 +2745,31 @@ def test_an_answer_that_prices_another_thing_is_not_sent(make_agent) -> None:
     agent = make_agent(ScriptedGenerator(["The replacement sleeve is $9."]), docs=docs)
     reply = agent.reply("g-cover", question)
     assert "$9" not in reply.text and "support team" in reply.text
+    assert reply.text.startswith(
+        "I'm sorry, I couldn't find a price for a replacement cover in our help pages."
+    )
     assert reply.grounding is not None and reply.grounding["action"] == "declined"
     assert reply.grounding["unsupported"] == ["it gives the price of another thing: replacement sleeve"]
+
+
+@pytest.mark.parametrize(
+    ("question", "phrase"),
+    [
+        ("I cracked the bottom cover. How much is a replacement cover?", "a replacement cover"),
+        ("How much is their entrance fee?", "their entrance fee"),
+        ("What is the price of the ticket and departure time?", "the ticket"),
+        ("How much does Halcyon Care cost?", "Halcyon Care"),
+        ("How much does it cost?", None),
+        ("What's the price of your purifier?", None),
+    ],
+)
+def test_a_decline_names_the_thing_whose_price_the_pages_do_not_give(
+    question: str, phrase: str | None
+) -> None:
+    from agent.grounding import decline_text, priced_phrase
+
+    assert priced_phrase(question) == phrase
+    assert decline_text("Halcyon Home", unpriced="gift wrapping") == (
+        "I'm sorry, I couldn't find a price for gift wrapping in our help pages. "
+        "I can connect you with a member of the Halcyon Home support team if you'd like."
+    )
