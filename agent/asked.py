@@ -342,6 +342,7 @@ def misses_setting(question: str, sentence: str) -> bool:
 
 
 # A quantity written as a compound before the noun it qualifies: "0.1-micron particles".
+_TIME_UNITS = frozenset(("day", "week", "month", "year", "hour", "minut", "secon"))
 _COMPOUND_QUANTITY = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)-([a-z]{3,})\b", re.I)
 
 
@@ -349,11 +350,15 @@ def another_quantity(question: str, sentence: str) -> bool:
     """Whether ``question``, asking for a measurable thing, qualifies it by a quantity written as a
     compound ("What percentage of 0.1-micron particles does it catch?") that ``sentence`` gives
     for another amount only ("at least 99.95% of particles down to 0.3 microns"): the sentence
-    is about another size. A sentence without the unit is not read this way."""
+    is about another size. A sentence without the unit is not read this way, nor a length of
+    time: "the 2-year warranty" names a policy, and "How long is the 2-year warranty for
+    refurbished units?" is answered by their "1 year"."""
     if not asked_kinds(question):
         return False
     for match in _COMPOUND_QUANTITY.finditer(question):
         amount, unit = match.group(1), match.group(2).lower()[:5]
+        if unit.rstrip("s") in _TIME_UNITS:
+            continue
         near = re.findall(rf"(\d+(?:\.\d+)?)[\s-]?{unit}", sentence, re.I)
         if near and amount not in near:
             return True

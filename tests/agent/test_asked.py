@@ -282,6 +282,8 @@ def test_a_sentence_that_never_numbers_the_setting_asked_about(
         # A yes-or-no question: "No, the window is 30 days" answers it.
         ("Is there a 60-day return window?", "You can return it within 30 days.", False),
         ("How long is the 30-day window counted from?", "Within 30 days of delivery.", False),
+        # A length of time names a policy: the refurbished units' "1 year" answers this one.
+        ("How long is the 2-year warranty for refurbished units?", "Refurbished purifiers: 1 year.", False),
     ],
 )
 def test_a_sentence_about_another_amount_of_a_quantity_the_question_names(
