@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from agent.citations import content_words
 
@@ -151,6 +152,12 @@ def asked_kinds(question: str) -> list[tuple[str, ...]]:
     first: "Which filter does the Aero 300 take and what does it cost?" -> [(price,)]; "How long
     does shipping to Hawaii take, and what does it cost?" -> [(price,), (duration, length,
     clock)]. Empty when it asks for no measurable thing ("Why is it loud?", "Can I return it?")."""
+    return list(_asked_kinds(question))
+
+
+@lru_cache(maxsize=256)
+def _asked_kinds(question: str) -> tuple[tuple[str, ...], ...]:
+    """``asked_kinds``, read once per question: the check asks sentence by sentence."""
     out: list[tuple[str, ...]] = []
     for pattern, kinds in _ASKED:
         if kinds == ("version",) and _OWN_VERSION.search(question):
@@ -162,7 +169,7 @@ def asked_kinds(question: str) -> list[tuple[str, ...]]:
     currency = next((kind for kind, pattern in _CURRENCY_ASKED if pattern.search(question)), None)
     if currency is not None and ("price",) in out:
         out[out.index(("price",))] = (currency,)  # "What does it cost in Canadian dollars?"
-    return out
+    return tuple(out)
 
 
 def asking_words(question: str) -> str:

@@ -2246,6 +2246,27 @@ _GENERIC_THINGS = frozenset(
 )
 
 
+@lru_cache(maxsize=256)
+def _priced(question: str) -> tuple[str, tuple[str, ...]] | None:
+    """The thing ``question`` asks the price of: its words as the question has them (cut at "and"
+    or "or") and those that name it (numbers, possessives and the words for a price itself left
+    out); None when it asks no price or names no thing. Read once per question: the check asks
+    for it sentence by sentence."""
+    if not any(kinds[0].startswith("price") for kinds in asked.asked_kinds(question)):
+        return None
+    for match in _PRICED.finditer(question):
+        thing = next(g for g in match.groups() if g is not None)
+        span = re.split(r"\s+(?:and|or|plus|as well as)\s+", thing, flags=re.I)[0]
+        words = span.split()
+        if words[0].lower() in _PRONOUNS or words[0].lower() in {"much", "more", "less"}:
+            continue
+        words = [w for w in words if not w.isdigit() and w.lower() not in _POSSESSIVES | _PRICE_WORDS]
+        named = [w for w in words if w.lower() not in _PRICED_QUALIFIERS]
+        if named and _stems(named[-1]) and named[-1].lower() not in _GENERIC_THINGS | _PRONOUNS:
+            return span, tuple(words)
+    return None
+
+
 def priced_thing(question: str, qualified: bool = False) -> list[str]:
     """The words of the thing ``question`` asks the price of, its head last ("replacement cover"
     -> ["cover"], "Halcyon Care membership" -> ["Halcyon", "Care", "membership"], "their entrance
@@ -2254,18 +2275,10 @@ def priced_thing(question: str, qualified: bool = False) -> list[str]:
     ("the ticket and departure time" -> ["ticket"]). Left out: numbers, possessives, the words
     for a price itself ("fee", "price"), and, unless ``qualified``, the words that say which one
     ("a replacement", "a new")."""
-    if not any(kinds[0].startswith("price") for kinds in asked.asked_kinds(question)):
+    found = _priced(question)
+    if found is None:
         return []
-    for match in _PRICED.finditer(question):
-        thing = next(g for g in match.groups() if g is not None)
-        words = re.split(r"\s+(?:and|or|plus|as well as)\s+", thing, flags=re.I)[0].split()
-        if words[0].lower() in _PRONOUNS or words[0].lower() in {"much", "more", "less"}:
-            continue
-        words = [w for w in words if not w.isdigit() and w.lower() not in _POSSESSIVES | _PRICE_WORDS]
-        named = [w for w in words if w.lower() not in _PRICED_QUALIFIERS]
-        if named and _stems(named[-1]) and named[-1].lower() not in _GENERIC_THINGS | _PRONOUNS:
-            return words if qualified else named
-    return []
+    return [w for w in found[1] if qualified or w.lower() not in _PRICED_QUALIFIERS]
 
 
 def another_priced(question: str, sentence: str) -> str | None:
@@ -2288,16 +2301,12 @@ def priced_phrase(question: str) -> str | None:
     reply that says its price was not found: "How much is a replacement cover?" -> "a
     replacement cover"; "How much is their entrance fee?" -> "their entrance fee". None when it
     names no thing (``priced_thing``)."""
-    if not priced_thing(question):
+    found = _priced(question)
+    if found is None:
         return None
-    for match in _PRICED.finditer(question):
-        thing = next(g for g in match.groups() if g is not None)
-        thing = re.split(r"\s+(?:and|or|plus|as well as)\s+", thing, flags=re.I)[0]
-        if not priced_thing(f"How much is {thing}?"):
-            continue
-        article = re.search(rf"\b(an?|the|your|another|each)\s+{re.escape(thing)}\b", question, re.I)
-        return f"{article.group(1).lower()} {thing}" if article else thing
-    return None
+    thing = found[0]
+    article = re.search(rf"\b(an?|the|your|another|each)\s+{re.escape(thing)}\b", question, re.I)
+    return f"{article.group(1).lower()} {thing}" if article else thing
 
 
 def unpriced(question: str, ranked: Sequence[Evidence] | None, passages: Sequence[str]) -> str | None:
