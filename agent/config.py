@@ -102,6 +102,11 @@ class RetrievalSettings:
     # passage, got no more answers right (docs/experiments/2026-12-07-keep-retrieved.md): for a
     # model that reads more (``generation.backend: openai``), not for the default. 0: off.
     keep_retrieved: int = 0
+    # What scores the candidate chunks' sentences when they are re-ranked (``agent.ranker``): a
+    # LoRA adapter on the embedding model, tuned on past conversations by `supportloop train
+    # ranker`. auto: the one that comes with the production model (the shipped default has one);
+    # none: the index's own embedding model; or a ranker directory.
+    ranker: str = "auto"
     ingest_sample: bool = True  # first chat/ask/ui on an empty index ingests the shipped sample
 
     def __post_init__(self) -> None:
@@ -109,6 +114,10 @@ class RetrievalSettings:
             raise ConfigError(f"retrieval.k must be a whole number of 1 or more, not {self.k!r}")
         if not isinstance(self.one_per_page, bool):
             raise ConfigError(f"retrieval.one_per_page must be true or false, not {self.one_per_page!r}")
+        if not isinstance(self.ranker, str) or not self.ranker.strip():
+            raise ConfigError(
+                f"retrieval.ranker must be auto, none or a ranker directory, not {self.ranker!r}"
+            )
         for name in ("candidates", "keep_retrieved"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

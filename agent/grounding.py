@@ -1737,6 +1737,10 @@ class SentenceGate:
                 other = read_from_another(self.sources.question, sentence, self.ranked)
                 if other is not None:
                     problems = [f"it reads a sentence about another one: {other}"]
+            if not problems and self.same_member and self.ranked:
+                off = off_setting(self.sources.question, sentence, self.ranked)
+                if off is not None:
+                    problems = [f"it reads a figure from a sentence about another setting: {off}"]
             if not problems and self.same_member:
                 priced = another_priced(self.sources.question, sentence)
                 if priced is not None:
@@ -2322,6 +2326,26 @@ def unpriced(question: str, ranked: Sequence[Evidence] | None, passages: Sequenc
         ):
             return None
     return phrase
+
+
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def off_setting(question: str, sentence: str, ranked: Sequence[Evidence]) -> str | None:
+    """The passage sentence a figure of ``sentence`` was read from, when ``question`` names a
+    numbered setting ("on speed 3", ``asked.misses_setting``) that no passage sentence giving the
+    figure gives: "It uses about 1 W", read from the sentence on standby power, does not answer
+    "How many watts does the Aero 500 draw when it's running on speed 3?". A figure the question
+    typed ("500", "3") is not read; one that a passage sentence gives with the setting is fine."""
+    if not asked.misses_setting(question, ""):
+        return None
+    typed = set(_BARE_NUMBER.findall(question))
+    for figure in dict.fromkeys(f for f in _BARE_NUMBER.findall(sentence) if f not in typed):
+        given = re.compile(rf"(?<![\d.]){re.escape(figure)}(?!\d|\.\d)")
+        sources = [e.text for e in ranked if given.search(e.text)]
+        if sources and all(asked.misses_setting(question, text) for text in sources):
+            return sources[0]
+    return None
 
 
 def prices_another_thing(question: str, sentence: str, passage: str) -> bool:

@@ -85,6 +85,10 @@ class Agent:
         self.knowledge = knowledge
         self.store = store or LogStore.from_config(self.config)
         self.verified = verified.VerifiedIndex(self.store, getattr(knowledge, "embed", None))
+        if self.config.retrieval.ranker not in ("auto", "none"):  # a named ranker: checked up front
+            from agent.ranker import check_ranker
+
+            check_ranker(self.config.retrieval.ranker)
         self._cancels: dict[str, threading.Event] = {}
         self._cancels_lock = threading.Lock()
 
@@ -373,7 +377,7 @@ class Agent:
             history,
             k=settings.k,
             candidates=settings.candidates,
-            embed=self._sentence_embed(),
+            embed=self._ranker_embed(),
             one_per_page=settings.one_per_page,
             whole_lists=self.config.grounding.whole_lists,
             keep_retrieved=settings.keep_retrieved,
@@ -552,6 +556,23 @@ class Agent:
         """The names the help pages write (``KnowledgeBase.cased``), or None for another retriever."""
         cased = getattr(self.knowledge, "cased", None)
         return cased() if callable(cased) else None
+
+    def _ranker_embed(self) -> grounding.CachedEmbed | None:
+        """What re-ranks the candidate chunks: the production model's ranker (``agent.ranker``), or
+        the knowledge base's embedding model when there is none."""
+        from agent.ranker import load_ranker, ranker_for
+
+        key = (
+            self.config.retrieval.ranker,
+            getattr(self.generator, "version", None),
+            getattr(self.generator, "adapter", None),
+        )
+        cached = getattr(self, "_cached_ranker", None)
+        if cached is None or cached[0] != key:  # resolved once per model served, not per turn
+            path = ranker_for(*key)
+            cached = (key, grounding.CachedEmbed(load_ranker(str(path))) if path is not None else None)
+            self._cached_ranker = cached
+        return cached[1] if cached[1] is not None else self._sentence_embed()
 
     def _sentence_embed(self) -> grounding.CachedEmbed | None:
         """The knowledge base's embedding model, caching passage sentences across turns."""

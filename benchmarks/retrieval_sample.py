@@ -7,7 +7,9 @@ questions whose shown passages hold every key fact. Three retrieval settings sid
 run, one index:
 
 - ``shipped``: the defaults (ten candidate chunks re-ranked by their best answering sentence,
-  each page once);
+  scored by the shipped ranker, each page once);
+- ``index_model``: as shipped, with the sentences scored by the index's own embedding model
+  instead of the ranker (``ranker: none``, the default before session 46);
 - ``keep_retrieved``: as shipped, with the retriever's own best two chunks shown beside the
   re-ranked ones where the re-rank left them out (``keep_retrieved: 2``: up to four passages);
 - ``retriever``: the retriever's own top ``k``, one chunk a page (``candidates: 0``);
@@ -45,6 +47,7 @@ from benchmarks.tuned_default import contains_all
 
 SETTINGS = {
     "shipped": {},
+    "index_model": {"ranker": "none"},
     "keep_retrieved": {"keep_retrieved": 2},
     "retriever": {"candidates": 0},
     "two_per_page": {"one_per_page": False},
@@ -86,6 +89,11 @@ class Sample:
         if self.knowledge.count() == 0:
             self.knowledge.ingest([SAMPLE / "docs"])
         self.embed = grounding.CachedEmbed(self.knowledge.embed)
+        from agent.ranker import SHIPPED_RANKER, load_ranker
+
+        # The shipped default's ranker (``agent.ranker``), where the package has one.
+        shipped = SHIPPED_RANKER.is_dir()
+        self.ranker = grounding.CachedEmbed(load_ranker(str(SHIPPED_RANKER))) if shipped else self.embed
 
     def shown(self, item: dict[str, Any], setting: dict[str, Any]) -> list[str]:
         """The passages the agent shows the model for ``item`` under ``setting``."""
@@ -99,7 +107,7 @@ class Sample:
                 [(t["role"], t["text"]) for t in item.get("history", [])],
                 k=retrieval.k,
                 candidates=setting.get("candidates", retrieval.candidates),
-                embed=self.embed,
+                embed=self.embed if setting.get("ranker") == "none" else self.ranker,
                 one_per_page=setting.get("one_per_page", retrieval.one_per_page),
                 keep_retrieved=setting.get("keep_retrieved", retrieval.keep_retrieved),
             )

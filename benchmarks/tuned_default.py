@@ -60,6 +60,9 @@ QUESTIONS = "heldout.jsonl"  # --questions dev.jsonl: the development set the ch
 CANDIDATES: int | None = None  # --candidates: retrieval.candidates for every arm (None: the default)
 ONE_PER_PAGE: bool | None = None  # --[no-]one-per-page: retrieval.one_per_page for every arm
 KEEP_RETRIEVED: int | None = None  # --keep-retrieved: retrieval.keep_retrieved for every arm
+# --ranker: retrieval.ranker for every arm (None: the shipped ranker, so every arm is shown the
+# chunks the shipped default is shown; "none": the index's own model, the ablation)
+RANKER: str | None = None
 ASK_WHICH: bool | None = None  # --[no-]ask-which: grounding.ask_which for every arm
 ASK_UNNAMED: bool | None = None  # --[no-]ask-unnamed: grounding.ask_unnamed for every arm
 WHOLE_LISTS: bool | None = None  # --[no-]whole-lists: grounding.whole_lists for every arm
@@ -123,6 +126,7 @@ def make_agent(home: Path, model: str, docs: Path, grounding: bool, **generation
         config.retrieval.one_per_page = ONE_PER_PAGE
     if KEEP_RETRIEVED is not None:
         config.retrieval.keep_retrieved = KEEP_RETRIEVED
+    config.retrieval.ranker = RANKER or shipped_ranker()
     if ASK_WHICH is not None:
         config.grounding.ask_which = ASK_WHICH
     if ASK_UNNAMED is not None:
@@ -406,6 +410,11 @@ def main() -> None:
         help="retrieval.one_per_page for every arm (--no-one-per-page: two chunks of a page may be shown).",
     )
     parser.add_argument(
+        "--ranker",
+        metavar="DIR|none",
+        help="retrieval.ranker for every arm (default: the shipped ranker; none: the index's own model).",
+    )
+    parser.add_argument(
         "--keep-retrieved",
         type=int,
         metavar="N",
@@ -463,11 +472,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     global LIMIT, QUESTIONS, CANDIDATES, ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS, KEEP_RETRIEVED, ASK_UNNAMED
-    global READ_AS_WRITTEN, TYPED
+    global READ_AS_WRITTEN, TYPED, RANKER
     LIMIT, QUESTIONS, CANDIDATES = args.limit, args.questions, args.candidates
     ONE_PER_PAGE, ASK_WHICH, WHOLE_LISTS = args.one_per_page, args.ask_which, args.whole_lists
     KEEP_RETRIEVED, ASK_UNNAMED = args.keep_retrieved, args.ask_unnamed
-    READ_AS_WRITTEN, TYPED = args.read_as_written, args.typed
+    READ_AS_WRITTEN, TYPED, RANKER = args.read_as_written, args.typed, args.ranker
     if CANDIDATES is not None and CANDIDATES < 0:
         parser.error("--candidates must be 0 or more")
     if KEEP_RETRIEVED is not None and KEEP_RETRIEVED < 0:
@@ -507,6 +516,7 @@ def main() -> None:
         "arms": arms,
         "candidates": CANDIDATES,
         "keep_retrieved": KEEP_RETRIEVED,
+        "ranker": RANKER or "shipped",
         "typed": TYPED,
         "read_as_written": READ_AS_WRITTEN,
     }
@@ -523,6 +533,13 @@ def main() -> None:
     record(args, result)
 
 
+def shipped_ranker() -> str:
+    """The shipped ranker's directory, for every arm alike ("none" where the package has none)."""
+    from agent.ranker import SHIPPED_RANKER
+
+    return str(SHIPPED_RANKER) if SHIPPED_RANKER.is_dir() else "none"
+
+
 def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if (
         args.record
@@ -531,6 +548,7 @@ def record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         and args.candidates is None
         and args.one_per_page is None
         and args.keep_retrieved is None
+        and args.ranker is None
         and args.compute_type is None
         and args.questions == "heldout.jsonl"
     ):

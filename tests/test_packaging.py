@@ -91,3 +91,7 @@ def test_pip_install_in_a_fresh_virtualenv_answers_offline(tmp_path: Path) -> No
         ["python", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "Hi, I am [PERSON]"
+    # The shipped default's ranker is in the package, whole.
+    probe = "from agent.ranker import SHIPPED_RANKER, check_ranker; print(check_ranker(SHIPPED_RANKER))"
+    done = subprocess.run(["python", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and str(venv) in done.stdout, done.stderr[-2000:]

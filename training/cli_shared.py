@@ -87,6 +87,8 @@ def eval_retriever(config: AgentConfig, docs: Path | None) -> Retriever:
     k = config.retrieval.k
     if docs is not None:
         return bm25_retriever(load_docs(docs), k=k)
+    from agent.ranker import production_ranker
+
     settings = config.retrieval
     return knowledge_retriever(
         open_knowledge(config),
@@ -94,4 +96,5 @@ def eval_retriever(config: AgentConfig, docs: Path | None) -> Retriever:
         candidates=settings.candidates,
         one_per_page=settings.one_per_page,
         keep_retrieved=settings.keep_retrieved,
+        ranker=production_ranker(config),
     )

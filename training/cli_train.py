@@ -324,3 +324,88 @@ def train_round(
     click.echo(f"report: {result.report_md}", err=as_json)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+
+
+@train.command("ranker")
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Past conversations (repeatable): JSON Lines with turns or messages, or CSV.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the ranker goes (default: <home>/models/rankers/ranker-<time>); must not exist yet.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--learning-rate", type=float, default=2e-4, show_default=True)
+@click.option("--lora-r", type=int, default=16, show_default=True, help="LoRA rank.")
+@click.option(
+    "--validation",
+    type=float,
+    default=0.15,
+    show_default=True,
+    help="Share of conversations kept out of training and measured on.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on the last line.")
+@click.pass_context
+def train_ranker_command(
+    ctx: click.Context,
+    data_files: tuple[Path, ...],
+    out: Path | None,
+    seed: int,
+    epochs: int,
+    learning_rate: float,
+    lora_r: int,
+    validation: float,
+    as_json: bool,
+) -> None:
+    """The ranker that picks the chunks the model is shown, tuned on past conversations (LoRA)."""
+    import time
+
+    from rich.console import Console
+
+    from agent.knowledge import open_knowledge
+    from training.ranker import train_ranker
+
+    config = config_of(ctx)
+    out = out or Path(config.home) / "models" / "rankers" / time.strftime("ranker-%Y%m%d-%H%M%S")
+    manifest = train_ranker(
+        list(data_files),
+        open_knowledge(config),
+        out,
+        seed=seed,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        lora_r=lora_r,
+        validation=validation,
+        k=config.retrieval.k,
+        candidates=max(config.retrieval.candidates, config.retrieval.k + 1),
+        progress=not as_json,
+    )
+    console = Console(highlight=False, stderr=as_json)
+    data, metrics = manifest["data"], manifest["metrics"]
+    console.print(
+        f"ranker trained on {data['train_pairs']} message/chunk pairs from {data['conversations_read']} "
+        f"conversations in {manifest['train']['seconds']} s",
+        markup=False,
+        soft_wrap=True,
+    )
+    if metrics.get("validation_pairs"):
+        console.print(
+            f"answering chunk among the {metrics['k']} shown, {metrics['validation_pairs']} held-out messages: "
+            f"index model {metrics['shown_recall_index_model']}, ranker {metrics['shown_recall_ranker']}",
+            markup=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"ranker: {out}\nuse it: set retrieval.ranker to that path (SUPPORTLOOP_RETRIEVAL__RANKER={out})",
+        markup=False,
+        soft_wrap=True,
+    )
+    if as_json:
+        click.echo(json.dumps({"ranker": str(out), **manifest}, ensure_ascii=False))

@@ -15,6 +15,8 @@ from agent.prompt import Passage
 from training.data import Retriever, focus_passage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from knowledge import KnowledgeBase
 
 
@@ -56,15 +58,25 @@ def _windows(doc: Passage, size: int) -> list[Passage]:
 
 
 def knowledge_retriever(
-    kb: KnowledgeBase, k: int = 4, candidates: int = 0, one_per_page: bool = False, keep_retrieved: int = 0
+    kb: KnowledgeBase,
+    k: int = 4,
+    candidates: int = 0,
+    one_per_page: bool = False,
+    keep_retrieved: int = 0,
+    ranker: Path | None = None,
 ) -> Retriever:
     """A ``knowledge.KnowledgeBase`` as a retriever. With ``candidates > k`` it shows what the
-    agent shows (``agent.knowledge.ranked_search``): evaluations and the gate then judge a model on
-    the passages it will be served with."""
+    agent shows (``agent.knowledge.ranked_search``, re-ranked by ``ranker`` when given, as
+    ``agent.ranker`` serves it): evaluations and the gate then judge a model on the passages it
+    will be served with."""
     from agent.grounding import CachedEmbed
     from agent.knowledge import ranked_search
 
     embed = CachedEmbed(kb.embed) if candidates > k and getattr(kb, "embed", None) is not None else None
+    if ranker is not None and candidates > k:
+        from agent.ranker import load_ranker
+
+        embed = CachedEmbed(load_ranker(str(ranker)))
 
     def retrieve(question: str, history: Sequence[tuple[str, str]]) -> list[Passage]:
         hits = ranked_search(

@@ -2773,3 +2773,26 @@ def test_a_decline_names_the_thing_whose_price_the_pages_do_not_give(
         "I'm sorry, I couldn't find a price for gift wrapping in our help pages. "
         "I can connect you with a member of the Halcyon Home support team if you'd like."
     )
+
+
+def test_a_figure_read_from_a_sentence_about_another_setting_fails() -> None:
+    from agent.grounding import Evidence, off_setting
+
+    question = "How many watts does the Aero 500 draw when it's running on speed 3?"
+    standby = (
+        "When the purifier is switched off but still plugged in, it uses less than 1 W "
+        "(0.8 W for the Aero 300 and 0.9 W for the Aero 500), which keeps the Wi-Fi connection working."
+    )
+    daily = "Running an Aero 300 on speed 1 for 24 hours uses about 0.1 kWh, and an Aero 500 about 0.15 kWh."
+    ranked = [Evidence(0.6, 1, 0, daily), Evidence(0.5, 2, 0, standby)]
+    # "1" is given only by sentences about standby and about speed 1
+    assert off_setting(question, "The Aero 500 runs on speed 3 and uses about 1 W.", ranked) in {
+        daily,
+        standby,
+    }
+    # The figures the question typed are not read; a sentence giving the setting supports its figure.
+    assert off_setting(question, "The Aero 500 on speed 3 draws power.", ranked) is None
+    on_three = Evidence(0.7, 1, 1, "On speed 3 the Aero 500 draws 24 W.")
+    assert off_setting(question, "It draws 24 W on speed 3.", [on_three, *ranked]) is None
+    # A question that names no numbered setting is not read this way.
+    assert off_setting("How much power does it use in standby?", "It uses less than 1 W.", ranked) is None
