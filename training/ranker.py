@@ -164,6 +164,8 @@ def train_ranker(
             f"a ranker needs {MIN_PAIRS} or more (more conversations, or the documents they answer from)"
         )
     train, held = split_pairs(pairs, validation, seed)
+    if not train:
+        raise DataError(f"--validation {validation} leaves no conversation to train on; lower it")
 
     started = time.perf_counter()
     model = _fit(

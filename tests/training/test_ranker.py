@@ -98,7 +98,7 @@ def test_each_answered_message_is_paired_with_the_chunk_its_answer_came_from(tmp
     assert len(train) + len(held) == len(pairs)
 
 
-def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, monkeypatch) -> None:
     good = _write(tmp_path / "c.jsonl", [_conversation(1, "warranty?", "The warranty lasts 2 years.")])
     out = tmp_path / "ranker"
     with pytest.raises(DataError, match="--validation"):
@@ -111,6 +111,10 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
         train_ranker([bad], FakeKB(), out)
     with pytest.raises(DataError, match="only 1 customer messages"):
         train_ranker([good], FakeKB(), out)
+    few = _write(tmp_path / "few.jsonl", [_conversation(0, "warranty?", "The warranty lasts 2 years.")] * 2)
+    monkeypatch.setattr(training_ranker, "MIN_PAIRS", 2)
+    with pytest.raises(DataError, match="leaves no conversation to train on"):
+        train_ranker([few], FakeKB(), out, validation=0.9)
     trl = _write(tmp_path / "trl.jsonl", [{"prompt": "a", "completion": "b"}])
     with pytest.raises(DataError, match="not on prepared TRL rows"):
         train_ranker([trl], FakeKB(), out)
@@ -120,7 +124,13 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
     with pytest.raises(DataError, match="already exists"):
         train_ranker([good], FakeKB(), taken)
     assert not out.exists() and (taken / "keep.txt").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "c.jsonl", "taken", "trl.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.jsonl",
+        "c.jsonl",
+        "few.jsonl",
+        "taken",
+        "trl.jsonl",
+    ]
 
 
 @pytest.mark.slow
