@@ -122,10 +122,11 @@ def shown_recall(pairs: Sequence[Pair], kb: Any, embed: Any, k: int, candidates:
 
 
 def _digest(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()
+    """The data's digest as mixes record it (``training.mix.digest``); several files: of their digests."""
+    from training.mix import digest
+
+    digests = [digest(Path(p)) for p in paths]
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def train_ranker(

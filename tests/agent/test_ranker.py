@@ -86,7 +86,7 @@ def test_an_agent_named_a_missing_ranker_refuses_to_start_and_writes_nothing(mak
         assert store.list_conversations() == []
 
 
-def test_the_agent_re_ranks_with_the_ranker_and_keeps_the_index_model_for_the_check(
+def test_the_agent_re_ranks_with_the_named_ranker_and_with_the_index_model_under_none(
     make_agent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agent.generator import ScriptedGenerator
@@ -103,7 +103,10 @@ def test_the_agent_re_ranks_with_the_ranker_and_keeps_the_index_model_for_the_ch
     monkeypatch.setattr(ranker, "load_ranker", fake_ranker)
     own = _ranker_dir(tmp_path / "own")
     agent = make_agent(ScriptedGenerator(["The warranty lasts 2 years [1]."]), retrieval__ranker=str(own))
-    assert agent._ranker_embed() is not agent._sentence_embed()
+    rerank = agent._ranker_embed()
+    assert rerank is not agent._sentence_embed() and agent._ranker_embed() is rerank  # resolved once
+    rerank(["The warranty lasts 2 years."])
+    assert calls == [["The warranty lasts 2 years."]]  # the ranker's encoder, not the index's
     none = make_agent(ScriptedGenerator(["x"]), retrieval__ranker="none")
     assert none._ranker_embed() is none._sentence_embed()
 
